@@ -1,0 +1,5 @@
+import sys
+
+from bkdsl.cli import main
+
+sys.exit(main())

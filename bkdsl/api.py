@@ -1,0 +1,180 @@
+"""The embedding API: the pipeline as plain functions.
+
+``parse → resolve → verify → lower``; each stage returns diagnostics as values. ``compile_*`` raise
+:class:`~bkdsl.diagnostics.BkErrors` when there are errors (the CLI renders them instead), while
+``check_*`` return the list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span
+from bkdsl.semantics import ir as I
+from bkdsl.semantics.values import CallValue, Ref
+
+
+@dataclass
+class Signature:
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class Compiled:
+    """The result of compiling a spec."""
+
+    file: str
+    ir: I.Program
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str] = field(default_factory=dict)
+    _module: Any = None
+
+    # -- the main model ------------------------------------------------------------------------
+    @property
+    def main_model(self) -> str | None:
+        t = next(iter(self.ir.trains.values()), None)
+        if t is not None:
+            m = t.get("model")
+            name = m.name if isinstance(m, CallValue) else getattr(m, "path", None)
+            if name in self.ir.models or name in self.ir.blocks:
+                return name
+        return next(iter(self.ir.models), None)
+
+    @property
+    def module(self):
+        """The GraphModule of the main model (the train block's model, else the first model)."""
+        if self._module is None:
+            name = self.main_model
+            if name is None:
+                return None
+            t = next(iter(self.ir.trains.values()), None)
+            call = t.get("model") if t is not None else None
+            self._module = self.build_model(call if call is not None else Ref(name))
+        return self._module
+
+    @property
+    def report(self) -> str:
+        from bkdsl.report import render_report
+
+        return render_report(self)
+
+    # -- the runner's contract ----------------------------------------------------------------
+    def train_block(self, name: str | None = None) -> I.TrainIR:
+        if not self.ir.trains:
+            raise BkError("E0609", f"{self.file} has no train block", help="add `train NAME { model = ..., ... }`")
+        if name is None:
+            return next(iter(self.ir.trains.values()))
+        if name not in self.ir.trains:
+            raise BkError("E0609", f"no train block `{name}`; have: {', '.join(self.ir.trains)}")
+        return self.ir.trains[name]
+
+    def data_block(self, name: str) -> I.DataIR:
+        if isinstance(name, Ref):
+            name = name.path
+        scope = self.ir._scope  # type: ignore[attr-defined]
+        b = scope.lookup(name)
+        if b is None or b.kind != "data":
+            raise BkError("E0609", f"no data declaration `{name}`")
+        return b.value
+
+    def model_ir(self, call: Any) -> I.BlockIR:
+        from bkdsl.semantics.resolve import elaborate_model_call
+
+        return elaborate_model_call(call, self.ir._scope, None)  # type: ignore[attr-defined]
+
+    def build_model(self, call: Any):
+        """A fresh ``torch.fx.GraphModule`` for ``mtl(d_z = 2)`` (CallValue) or ``mtl`` (Ref)."""
+        from bkdsl.lower.fx import lower_block
+
+        ir = self.model_ir(call)
+        return lower_block(ir, self.manifolds())
+
+    def model_signature(self, call: Any) -> Signature:
+        ir = self.model_ir(call)
+        return Signature(dict(ir.inputs), {k: ir.node(v).type for k, v in ir.outputs.items()})
+
+    def manifolds(self) -> dict[str, Any]:
+        return {k: d.component for k, d in self.ir.decls.items() if d.kind == "manifold"}
+
+    def build_loss(self, call: Any, units: dict[str, Any] | None = None):
+        """A callable ``(outputs, batch) -> (total, terms)`` for ``mtl(alpha = 1e-3 fm^-3)``."""
+        from bkdsl.lower.loss import LossProgram
+
+        name = call.name if isinstance(call, CallValue) else call.path
+        scope = self.ir._scope  # type: ignore[attr-defined]
+        b = scope.lookup(name)
+        if b is None or b.kind != "loss":
+            raise BkError("E0101", f"unknown loss `{name}`")
+        return LossProgram(b.value, call if isinstance(call, CallValue) else None, units)
+
+    def build_metric(self, call: CallValue, units: dict[str, Any] | None = None):
+        """``mae(E) in MeV`` → callable ``(outputs, batch) -> float`` in the metric's unit (the batch must
+        hold physical, de-normalised values in ``units``)."""
+        from bkdsl.lower.metrics import MetricProgram
+
+        return MetricProgram(call, units or {}, self.ir._scope)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------- entry points
+def _pipeline(text: str, file: str, overrides: dict[str, str] | None) -> Compiled:
+    from bkdsl.semantics.resolve import Loader, resolve
+    from bkdsl.syntax.parser import parse
+    from bkdsl.verify import verify
+
+    loader = Loader()
+    loader.sources[file] = text
+    module, diags = parse(text, file)
+    if module is None:
+        return Compiled(file, I.Program(file), diags, loader.sources)
+    if overrides:
+        from bkdsl.overrides import apply_overrides
+
+        odiags = apply_overrides(module, overrides, loader.sources)
+        if odiags:
+            return Compiled(file, I.Program(file), odiags, loader.sources)
+    prog, rdiags = resolve(module, loader)
+    diags = loader.diagnostics + rdiags
+    if not any(d.is_error for d in diags):
+        diags += verify(prog)
+    return Compiled(file, prog, diags, loader.sources)
+
+
+def _guarded(fn, *args) -> Compiled:
+    try:
+        return fn(*args)
+    except BkError as e:  # an error raised outside a statement (e.g. while loading)
+        file = args[1] if len(args) > 1 else "<string>"
+        return Compiled(file, I.Program(file), [e.diagnostic], {})
+
+
+def check_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None) -> list[Diagnostic]:
+    return _guarded(_pipeline, text, name, overrides).diagnostics
+
+
+def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> list[Diagnostic]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return [Diagnostic("E0002", f"cannot read {p}: {e.__class__.__name__}", Span(str(p), 1, 1, 1, 1),
+                           help="check the path")]
+    return check_source(text, str(path), overrides)
+
+
+def compile_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None) -> Compiled:
+    c = _guarded(_pipeline, text, name, overrides)
+    if any(d.is_error for d in c.diagnostics):
+        raise BkErrors(c.diagnostics, c.sources)
+    return c
+
+
+def compile_file(path: str | Path, overrides: dict[str, str] | None = None) -> Compiled:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BkErrors([Diagnostic("E0002", f"cannot read {p}: {e.__class__.__name__}", Span(str(p), 1, 1, 1, 1))])
+    return compile_source(text, str(path), overrides)

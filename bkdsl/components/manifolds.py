@@ -1,0 +1,184 @@
+"""Manifold components (geoopt) and the manifold-typed functional ops on them.
+
+``manifold ball = poincare(c = 1.0)`` declares a ``geoopt.PoincareBall`` of curvature −c. Values typed
+``on ball`` must be produced by ops that return points of ``ball`` (``expmap0``, ``mobius_add``,
+``hyperbolic_moe``, …); Euclidean ops refuse them with a hint to take ``logmap0`` first (E0402).
+The numerical guards near the boundary live in bkdsl/nn/poincare.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geoopt
+from pydantic import BaseModel, ConfigDict, Field
+
+from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.nn import poincare
+from bkdsl.diagnostics import BkError
+from bkdsl.semantics.types import ValueType, broadcast
+
+
+class _Curv(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    c: float = Field(1.0, gt=0, description="curvature magnitude c > 0 (the ball has curvature −c)")
+
+
+class _Manifold(Component):
+    kind = "manifold"
+
+    def geoopt(self) -> geoopt.Manifold:  # pragma: no cover - each subclass defines it
+        raise NotImplementedError
+
+
+@component("poincare", kind="manifold")
+class Poincare(_Manifold):
+    """The Poincaré ball 𝔻ⁿ_c = {x : c‖x‖² < 1} with metric λ_x² g_E, λ_x = 2 / (1 − c‖x‖²)."""
+
+    Params = _Curv
+    guarantees = frozenset({"hyperbolic"})
+
+    def geoopt(self) -> geoopt.Manifold:
+        return geoopt.PoincareBall(c=self.params.c)
+
+
+class _LorentzP(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: float = Field(1.0, gt=0, description="the hyperboloid −x₀² + ‖x‖² = −k")
+
+
+@component("lorentz", kind="manifold")
+class Lorentz(_Manifold):
+    """The hyperboloid (Lorentz) model — numerically safer than the ball far from the origin."""
+
+    Params = _LorentzP
+    guarantees = frozenset({"hyperbolic"})
+
+    def geoopt(self) -> geoopt.Manifold:
+        return geoopt.Lorentz(k=self.params.k)
+
+
+@component("stiefel", kind="manifold")
+class Stiefel(_Manifold):
+    """Matrices with orthonormal columns, WᵀW = I (canonical metric). Maps by such W are isometries."""
+
+    def geoopt(self) -> geoopt.Manifold:
+        return geoopt.Stiefel()
+
+
+@component("sphere", kind="manifold")
+class Sphere(_Manifold):
+    """The unit sphere ‖x‖ = 1."""
+
+    def geoopt(self) -> geoopt.Manifold:
+        return geoopt.Sphere()
+
+
+@component("euclidean", kind="manifold")
+class Euclid(_Manifold):
+    def geoopt(self) -> geoopt.Manifold:
+        return geoopt.Euclidean()
+
+
+# ------------------------------------------------------------------------------ ops on the ball
+class _OnBall(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    manifold: Any = Field(None, description="a `manifold` declaration (poincare); inferred from the input when omitted")
+
+
+def _ball(comp: Component, name: str, ctx: InferCtx) -> Component:
+    if not isinstance(comp, Poincare):
+        raise BkError("E0402", f"`{name}` needs a Poincaré ball, got `{getattr(comp, 'decl_name', None) or comp}`",
+                      span=ctx.span, help="declare `manifold ball = poincare(c = 1.0)`")
+    return comp
+
+
+class _BallOp(Component):
+    kind = "function"
+    Params = _OnBall
+    accepts = "any"
+    c: float = 1.0
+    manifold_name: str | None = None
+
+    def resolve_ball(self, ins: list[ValueType], ctx: InferCtx) -> str:
+        m = self.params.manifold
+        if m is not None:
+            comp = _ball(m, self.name, ctx)
+            name = comp.decl_name
+        else:
+            name = next((t.manifold for t in ins if t.manifold), None)
+            if name is None:
+                raise BkError("E0402", f"`{self.name}` needs to know the ball: no input lives on a manifold",
+                              span=ctx.span, help=f"write `{self.name}(ball, ...)`")
+            comp = _ball(ctx.manifolds[name], self.name, ctx)
+        self.c = comp.params.c
+        self.manifold_name = name
+        return name
+
+    def call_kwargs(self) -> dict[str, Any]:
+        return {"c": self.c}
+
+
+@component("expmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
+class ExpMap0(_BallOp):
+    """exp₀(v) = tanh(√c‖v‖) v / (√c‖v‖): a tangent vector at 0 → a point of the ball."""
+
+    def infer(self, ins, ctx):
+        if ins[0].manifold is not None:
+            raise BkError("E0402", f"`expmap0` maps a Euclidean (tangent) vector; the value is already on "
+                                   f"`{ins[0].manifold}`", span=ctx.span)
+        name = self.resolve_ball(ins, ctx)
+        return ins[0].with_(manifold=name)
+
+    function = staticmethod(poincare.expmap0)
+
+
+@component("logmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
+class LogMap0(_BallOp):
+    """log₀(y) = artanh(√c‖y‖) y / (√c‖y‖): a point of the ball → the tangent space at 0 (Euclidean)."""
+
+    def infer(self, ins, ctx):
+        name = self.resolve_ball(ins, ctx)
+        if ins[0].manifold != name:
+            raise BkError("E0402", f"`logmap0` expects a value on `{name}`, got "
+                                   f"{'a Euclidean value' if ins[0].manifold is None else ins[0].manifold}",
+                          span=ctx.span)
+        return ins[0].with_(manifold=None)
+
+    function = staticmethod(poincare.logmap0)
+
+
+@component("mobius_add", kind="function", inputs=("x", "y"), positional=("x", "y", "manifold"))
+class MobiusAdd(_BallOp):
+    """x ⊕_c y = ((1 + 2c⟨x,y⟩ + c‖y‖²)x + (1 − c‖x‖²)y) / (1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖²)."""
+
+    def infer(self, ins, ctx):
+        name = self.resolve_ball(ins, ctx)
+        for nm, t in zip(self.inputs, ins):
+            if t.manifold != name:
+                raise BkError("E0402", f"`mobius_add` needs both operands on `{name}`; `{nm}` is "
+                                       f"{'Euclidean' if t.manifold is None else 'on ' + t.manifold}",
+                              span=ctx.span, help=f"map it with `expmap0({name}, {nm})` first")
+        shape = broadcast(ins[0], ins[1], ctx.uni, ctx.span, "`mobius_add`")
+        return ins[0].with_(shape=shape, manifold=name)
+
+    function = staticmethod(poincare.mobius_add)
+
+
+@component("poincare_dist", kind="function", inputs=("x", "y"), positional=("x", "y", "manifold"))
+class PoincareDist(_BallOp):
+    """d_c(x, y) = (2/√c) artanh(√c ‖(−x) ⊕_c y‖)."""
+
+    def infer(self, ins, ctx):
+        name = self.resolve_ball(ins, ctx)
+        for t in ins:
+            if t.manifold != name:
+                raise BkError("E0402", f"`poincare_dist` needs points on `{name}`", span=ctx.span)
+        shape = broadcast(ins[0], ins[1], ctx.uni, ctx.span, "`poincare_dist`")
+        return ValueType(shape[:-1] if shape else shape, "float", None, None)
+
+    function = staticmethod(poincare.dist)
+
+
+def proof_hyperbolic(comp: Component) -> Proof:
+    return Proof(True, "analytic", f"`{comp.name}` returns points of the ball by construction (exp₀ / Möbius ops)")

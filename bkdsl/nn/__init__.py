@@ -1,0 +1,1 @@
+"""Reference neural-network building blocks in plain PyTorch (the specification of every kernel)."""

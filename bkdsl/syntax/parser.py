@@ -1,0 +1,357 @@
+"""Text → AST: the Lark parser and the one small Transformer that builds :mod:`bkdsl.syntax.ast`.
+
+``parse(text, file) -> (Module | None, list[Diagnostic])`` never raises for bad input: Lark's
+unexpected-token and unexpected-character errors become E0001 diagnostics with the position and what
+was expected.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from bkdsl.diagnostics import Diagnostic, Span
+from bkdsl.syntax import ast as A
+
+GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "bk.lark"
+
+
+class _DropNewlinesInBrackets:
+    """Post-lexer: inside ``( )`` and ``[ ]`` a newline is white space (multi-line calls and lists)."""
+
+    always_accept = ("_NEWLINE",)
+
+    def process(self, stream):
+        depth = 0
+        for tok in stream:
+            t = tok.type
+            if t in ("LPAR", "LSQB"):
+                depth += 1
+            elif t in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif t == "_NEWLINE" and depth > 0:
+                continue
+            yield tok
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                postlex=_DropNewlinesInBrackets(), propagate_positions=True, maybe_placeholders=True,
+                cache=False)
+
+
+def _span(file: str, meta_or_tok) -> Span:
+    m = meta_or_tok
+    if isinstance(m, Token):
+        return Span(file, m.line or 1, m.column or 1, m.end_line or m.line or 1, m.end_column or (m.column or 1) + 1)
+    if getattr(m, "empty", False):
+        return Span(file, 1, 1, 1, 1)
+    return Span(file, m.line, m.column, m.end_line, m.end_column)
+
+
+def _number(text: str) -> float | int:
+    t = text.lower()
+    if any(c in t for c in ".e"):
+        return float(text)
+    return int(text)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # ---- module
+    def start(self, meta, children):
+        return [c for c in children if c is not None and not isinstance(c, Token)]
+
+    def dotted(self, meta, children):
+        return ".".join(str(c) for c in children)
+
+    def import_stmt(self, meta, ch):
+        mod, alias = ch[0], ch[1]
+        is_path = isinstance(mod, Token) and mod.type == "STRING"
+        modname = _unquote(mod) if is_path else str(mod)
+        return A.Import(modname, is_path, str(alias) if alias is not None else None, self._s(meta))
+
+    def from_import(self, meta, ch):
+        mod = ch[0]
+        is_path = isinstance(mod, Token) and mod.type == "STRING"
+        return A.FromImport(_unquote(mod) if is_path else str(mod), is_path, [str(c) for c in ch[1:]], self._s(meta))
+
+    def const_decl(self, meta, ch):
+        return A.Const(str(ch[0]), ch[1], self._s(meta))
+
+    def key(self, meta, ch):
+        return str(ch[0])
+
+    def decl_kind(self, meta, ch):
+        return str(ch[0])
+
+    block_kind = dtype = decl_kind
+
+    def component_decl(self, meta, ch):
+        kind, name, formals, value, claims = ch
+        return A.ComponentDecl(str(kind), str(name), formals, value, claims or [], self._s(meta),
+                               _span(self.file, name))
+
+    def claims(self, meta, ch):
+        return [A.Claim(str(c), _span(self.file, c)) for c in ch]
+
+    def formals(self, meta, ch):
+        return [c for c in ch if c is not None]
+
+    def formal(self, meta, ch):
+        name, tname, default = ch
+        return A.Formal(str(name), str(tname) if tname is not None else None, default, self._s(meta))
+
+    def block_def(self, meta, ch):
+        kind, name, formals, claims = ch[0], ch[1], ch[2], ch[3]
+        body = [c for c in ch[4:] if c is not None]
+        return A.Block(str(kind) == "model", str(name), formals, claims or [], body, self._s(meta),
+                       _span(self.file, name))
+
+    def input_decl(self, meta, ch):
+        return A.Input(str(ch[0]), ch[1], self._s(meta))
+
+    def param_decl(self, meta, ch):
+        return A.Param(str(ch[0]), ch[1], ch[2], self._s(meta))
+
+    def output_stmt(self, meta, ch):
+        name, value = ch
+        return A.Output(str(name) if name is not None else None, value, self._s(meta))
+
+    def assign(self, meta, ch):
+        return A.Assign(str(ch[0]), ch[1], self._s(meta))
+
+    def vtype(self, meta, ch):
+        shape, dtype, manifold, unit = None, None, None, None
+        for c in ch:
+            if c is None:
+                continue
+            if isinstance(c, list):
+                shape = c
+            elif isinstance(c, str):
+                dtype = c
+            elif isinstance(c, tuple) and c[0] == "on":
+                manifold = c[1]
+            elif isinstance(c, tuple) and c[0] == "in":
+                unit = c[1]
+        return A.TypeExpr(shape, dtype, manifold, unit, self._s(meta))
+
+    def shape(self, meta, ch):
+        return [c for c in ch if c is not None]
+
+    def dim_name(self, meta, ch):
+        return A.DimExpr(None, str(ch[0]), span=self._s(meta))
+
+    def dim_int(self, meta, ch):
+        return A.DimExpr(None, int(ch[0]), span=self._s(meta))
+
+    def _dim_op(op):  # noqa: N805 - a tiny factory for the four dim operators
+        def f(self, meta, ch):
+            return A.DimExpr(op, None, ch[0], ch[1], span=self._s(meta))
+        return f
+
+    dim_add, dim_sub, dim_mul, dim_div = _dim_op("+"), _dim_op("-"), _dim_op("*"), _dim_op("/")
+
+    def on_manifold(self, meta, ch):
+        return ("on", str(ch[0]))
+
+    def in_unit(self, meta, ch):
+        return ("in", str(ch[0]))
+
+    def data_decl(self, meta, ch):
+        return A.Data(str(ch[0]), ch[1], self._s(meta))
+
+    def train_decl(self, meta, ch):
+        return A.Train(str(ch[0]), [c for c in ch[1:] if c is not None], self._s(meta))
+
+    def train_entry(self, meta, ch):
+        return A.TrainEntry(str(ch[0]), ch[1], self._s(meta))
+
+    # ---- expressions
+    def maybe_in(self, meta, ch):
+        expr, unit = ch
+        if unit is None:
+            return expr
+        return A.InUnit(expr, unit[1], self._s(meta))
+
+    def _bin(op):  # noqa: N805
+        def f(self, meta, ch):
+            return A.BinOp(op, ch[0], ch[1], self._s(meta))
+        return f
+
+    add, sub, mul, div, pow = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("^")
+
+    def neg(self, meta, ch):
+        return A.Neg(ch[0], self._s(meta))
+
+    def call(self, meta, ch):
+        func, args = ch
+        pos, kws = [], []
+        for a in args or []:
+            (kws if isinstance(a, A.Kwarg) else pos).append(a)
+        return A.Call(func, pos, kws, self._s(meta))
+
+    def arguments(self, meta, ch):
+        return list(ch)
+
+    def kwarg(self, meta, ch):
+        return A.Kwarg(str(ch[0]), ch[1], self._s(meta))
+
+    def index(self, meta, ch):
+        return A.Index(ch[0], ch[1], self._s(meta))
+
+    def index_list(self, meta, ch):
+        return list(ch)
+
+    def slice(self, meta, ch):
+        return A.Slice(ch[0], ch[1], self._s(meta))
+
+    def ellipsis(self, meta, ch):
+        return A.EllipsisIdx(self._s(meta))
+
+    def attr(self, meta, ch):
+        return A.Attr(ch[0], str(ch[1]), self._s(meta))
+
+    def number(self, meta, ch):
+        return A.Num(_number(str(ch[0])), str(ch[0]), self._s(meta))
+
+    def quantity(self, meta, ch):
+        num = A.Num(_number(str(ch[0])), str(ch[0]), _span(self.file, ch[0]))
+        return A.Quantity(num, str(ch[1]), self._s(meta))
+
+    def imag(self, meta, ch):
+        t = str(ch[0])
+        return A.Imag(complex(0, float(t[:-1])), t, self._s(meta))
+
+    def string(self, meta, ch):
+        return A.Str(_unquote(ch[0]), self._s(meta))
+
+    def true(self, meta, ch):
+        return A.Bool(True, self._s(meta))
+
+    def false(self, meta, ch):
+        return A.Bool(False, self._s(meta))
+
+    def name(self, meta, ch):
+        return A.Name(str(ch[0]), self._s(meta))
+
+    def list(self, meta, ch):
+        return A.ListExpr([c for c in ch if c is not None], self._s(meta))
+
+    def list_quantity(self, meta, ch):
+        items, unit = [c for c in ch[:-1] if c is not None], ch[-1]
+        lst = A.ListExpr(items, self._s(meta))
+        return A.Quantity(lst, str(unit), self._s(meta))
+
+
+def _unquote(tok) -> str:
+    s = str(tok)[1:-1]
+    return s.encode("utf-8").decode("unicode_escape") if "\\" in s else s
+
+
+_PRETTY = {
+    "_NEWLINE": "end of line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
+    "EQUAL": "`=`", "COMMA": "`,`", "COLON": "`:`", "UNIT": "a unit", "DTYPE": "a dtype",
+    "DECL_KIND": "a declaration", "BLOCK_KIND": "`block` or `model`", "$END": "end of file",
+    "SEMICOLON": "`;`", "INT": "an integer", "IMAG": "an imaginary number",
+}
+
+
+def _expected(names) -> str:
+    pretty = sorted({_PRETTY.get(n, f"`{n.lower()}`" if n.isalpha() and n.isupper() and len(n) > 3 else _PRETTY.get(n, n))
+                     for n in names if not n.startswith("__")})
+    if len(pretty) > 6:
+        pretty = pretty[:6] + ["…"]
+    return ", ".join(pretty)
+
+
+def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diagnostic]]:
+    """Parse bk source text. Returns the module (or None) and the syntax diagnostics."""
+    comments: list[A.Comment] = []
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        return None, [_syntax_diag(e, text, file)]
+    for tok in _comment_tokens(text):
+        comments.append(tok)
+    try:
+        stmts = _ToAst(file).transform(tree)
+    except Exception as e:  # lark wraps transformer errors; a failure here is our bug
+        from lark.exceptions import VisitError
+
+        if isinstance(e, VisitError) and e.orig_exc is not None:
+            raise e.orig_exc
+        raise
+    return A.Module(file, stmts, comments), []
+
+
+def _comment_tokens(text: str) -> list[A.Comment]:
+    """Comments with positions, found by the lexer's own rules (a '#' outside strings)."""
+    out = []
+    for ln, line in enumerate(text.splitlines(), start=1):
+        in_str = False
+        esc = False
+        for col, ch in enumerate(line, start=1):
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "#":
+                out.append(A.Comment(line[col - 1:].rstrip(), ln, col))
+                break
+    return out
+
+
+def _syntax_diag(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    line = getattr(e, "line", 1) or 1
+    col = getattr(e, "column", 1) or 1
+    if isinstance(e, UnexpectedCharacters):
+        ch = text.splitlines()[line - 1][col - 1] if line - 1 < len(text.splitlines()) else "?"
+        msg = f"unexpected character `{ch}`"
+        exp = _expected(e.allowed or [])
+        label = "not valid here"
+        help = f"expected {exp}" if exp else None
+        end = col + 1
+    elif isinstance(e, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        msg = "unexpected end of file"
+        label = "the file ends here"
+        exp = _expected(e.expected or [])
+        help = f"expected {exp}; is a `}}` or `)` missing?" if exp else "is a `}` or `)` missing?"
+        end = col + 1
+    else:
+        assert isinstance(e, UnexpectedToken)
+        tok = e.token
+        if tok.type == "$END":
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+            msg = "unexpected end of file"
+            end = col + 1
+        else:
+            shown = "end of line" if tok.type == "_NEWLINE" else f"`{tok}`"
+            msg = f"unexpected {shown}"
+            end = col + max(1, len(str(tok).splitlines()[0]) if str(tok) and tok.type != "_NEWLINE" else 1)
+        label = "not valid here"
+        exp = _expected(e.expected or e.accepts or [])
+        help = f"expected {exp}" if exp else None
+    return Diagnostic("E0001", msg, Span(file, line, col, line, end), label=label, help=help)
