@@ -74,7 +74,6 @@ CODES: dict[str, str] = {
     "E0403": "dtype mismatch",
     "E0404": "unbound symbolic dimension",
     "E0501": "cyclic dataflow",
-    "E0502": "value used before it is defined",
     "E0503": "block or model has no output",
     "E0601": "data field missing",
     "E0602": "data field has the wrong shape",

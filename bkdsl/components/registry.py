@@ -23,7 +23,7 @@ Users extend the language from Python without touching the compiler::
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,6 +33,8 @@ from bkdsl.semantics.types import DimUnifier, ValueType
 
 KINDS = ("manifold", "propagator", "binding", "integrator", "loss", "layer", "function", "hamiltonian",
          "measure", "data", "optimizer", "schedule", "metric", "selector", "augment", "solver", "potential")
+
+NON_METRIC = tuple(k for k in KINDS if k != "metric")  # what a name means inside blocks and declarations
 
 # The properties a spec may claim (``: unitary, reversible``) and what each means.
 PROPERTIES = {
@@ -70,6 +72,7 @@ class InferCtx:
     uni: DimUnifier
     span: Span | None
     manifolds: dict[str, "Component"]
+    arg_names: list[str] = field(default_factory=list)  # the spec's names of the inputs, where known
 
     def error(self, code: str, msg: str, help: str | None = None) -> BkError:
         return BkError(code, msg, span=self.span, help=help)
@@ -124,7 +127,8 @@ class Component:
     def check_manifolds(self, ins: list[ValueType], ctx: InferCtx) -> None:
         if self.accepts != "euclidean":
             return
-        for nm, t in zip(self.inputs, ins):
+        names = [a or b for a, b in zip(ctx.arg_names, self.inputs)] if ctx.arg_names else list(self.inputs)
+        for nm, t in zip(names, ins):
             if t.manifold is not None:
                 raise BkError(
                     "E0402",
@@ -164,7 +168,9 @@ def _param_help(cls: type[Component], loc: str) -> str:
     return f"see `bkdsl doc {cls.name}` or docs/components.md"
 
 
-_REGISTRY: dict[str, type[Component]] = {}
+# name → kind → class. A name may serve two roles (``mae`` as a differentiable loss term and as an
+# accumulating metric); within one kind a name belongs to one class.
+_REGISTRY: dict[str, dict[str, type[Component]]] = {}
 _LOADED = False
 
 # Modules whose import registers the built-in components.
@@ -180,21 +186,29 @@ BUILTIN_MODULES = [
 
 
 def component(name: str, *, kind: str = "layer", inputs: tuple[str, ...] | None = None,
-              positional: tuple[str, ...] | None = None) -> Callable[[type[Component]], type[Component]]:
-    """Register a :class:`Component` subclass under ``name`` (decorator)."""
+              positional: tuple[str, ...] | None = None, replace: bool = False,
+              ) -> Callable[[type[Component]], type[Component]]:
+    """Register a :class:`Component` subclass under ``name`` (decorator).
+
+    A name belongs to one class: registering another class under a taken name is an error unless
+    ``replace=True`` (a user deliberately overriding a built-in)."""
     if kind not in KINDS:
         raise ValueError(f"unknown component kind {kind!r}; one of {KINDS}")
 
     def deco(cls: type[Component]) -> type[Component]:
         if not issubclass(cls, Component):
             raise TypeError("@component expects a subclass of bkdsl.Component")
+        prev = _REGISTRY.get(name, {}).get(kind)
+        if prev is not None and not replace and (prev.__module__, prev.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"component name {name!r} is already registered by {prev.__module__}.{prev.__qualname__}; "
+                             "pass replace=True to override it")
         cls.name = name
         cls.kind = kind
         if inputs is not None:
             cls.inputs = tuple(inputs)
         if positional is not None:
             cls.positional = tuple(positional)
-        _REGISTRY[name] = cls
+        _REGISTRY.setdefault(name, {})[kind] = cls
         return cls
 
     return deco
@@ -213,11 +227,32 @@ def _load_builtins() -> None:
                 raise
 
 
-def lookup(name: str) -> type[Component] | None:
+# Without a kind, a name that has several roles resolves to the first of these.
+_ROLE_ORDER = ("metric",)
+
+
+def lookup(name: str, kind: str | tuple[str, ...] | None = None) -> type[Component] | None:
+    """The component registered as ``name`` (of ``kind``, or one of several kinds, when given)."""
     _load_builtins()
-    return _REGISTRY.get(name)
+    roles = _REGISTRY.get(name)
+    if not roles:
+        return None
+    if kind is not None:
+        for k in (kind,) if isinstance(kind, str) else kind:
+            if k in roles:
+                return roles[k]
+        return None
+    for k in _ROLE_ORDER:
+        if k in roles:
+            return roles[k]
+    return next(iter(roles.values()))
 
 
 def all_components() -> dict[str, type[Component]]:
+    """name → class (a name with several roles is listed under ``name`` and ``name:kind``)."""
     _load_builtins()
-    return dict(_REGISTRY)
+    out: dict[str, type[Component]] = {}
+    for name, roles in _REGISTRY.items():
+        for k, cls in roles.items():
+            out[name if name not in out else f"{name}:{k}"] = cls
+    return out

@@ -29,11 +29,15 @@ class Emitter:
 
     def __init__(self, root: torch.nn.Module, graph: fx.Graph, base: str):
         self.root, self.graph, self.base = root, graph, base
-        self._k = 0
+        self._used: set[str] = set()
 
     def _name(self, suffix: str) -> str:
-        self._k += 1
-        return f"{self.base}_{suffix}" if self._k == 1 else f"{self.base}_{suffix}{self._k}"
+        name, k = f"{self.base}_{suffix}", 1
+        while name in self._used:
+            k += 1
+            name = f"{self.base}_{suffix}{k}"
+        self._used.add(name)
+        return name
 
     def call_module(self, module: torch.nn.Module, args: tuple, suffix: str = "mod") -> fx.Node:
         name = self._name(suffix)
@@ -144,6 +148,3 @@ def example_inputs(block: I.BlockIR, sizes: dict[str, int] | None = None, device
             out[name] = x
     return out
 
-
-def _int_input_range(t: ValueType) -> int:
-    return 2

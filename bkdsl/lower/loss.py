@@ -122,10 +122,10 @@ class LossInterpreter:
         from bkdsl.semantics.resolve import ConstEval, _call_name, instantiate, unknown_component
 
         name = _call_name(e.func) or "?"
-        cls = registry.lookup(name)
+        cls = registry.lookup(name, "loss") or registry.lookup(name)
         if cls is None:
             raise unknown_component(name, e.func.span or e.span)
-        if cls.kind not in ("loss", "metric"):
+        if cls.kind != "loss":
             raise BkError("E0105", f"`{name}` is a {cls.kind}; a loss is built from loss terms", span=e.span)
         fields = [a for a in e.args if isinstance(a, A.Name) and self._is_field(a)]
         rest = [a for a in e.args if a not in fields]

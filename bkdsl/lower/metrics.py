@@ -19,8 +19,8 @@ class MetricProgram:
     def __init__(self, call: CallValue, units: dict[str, Any], scope=None):
         from bkdsl.semantics.resolve import ConstEval, instantiate
 
-        cls = registry.lookup(call.name)
-        if cls is None or cls.kind not in ("loss", "metric"):
+        cls = registry.lookup(call.name, "loss")
+        if cls is None:
             raise BkError("E0104", f"unknown metric `{call.name}`", span=call.span)
         fields = [a.path for a in call.args if isinstance(a, Ref)]
         rest = [a for a in call.args if not isinstance(a, Ref)]

@@ -308,9 +308,9 @@ def lookup_component(name: str, func_ast, scope: Scope) -> type[Component] | Non
         ns, _, attr = name.partition(".")
         b = scope.lookup(ns)
         if b is not None and b.kind == "namespace":
-            return registry.lookup(attr)
+            return registry.lookup(attr, registry.NON_METRIC)
         return None
-    return registry.lookup(name)
+    return registry.lookup(name, registry.NON_METRIC)
 
 
 def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], span: Span | None,
@@ -758,8 +758,8 @@ class _BlockBuilder:
                 return self.cfg[e.id]
             b = self.scope.lookup(e.id)
             if b is None:
-                if registry.lookup(e.id) is not None:
-                    return registry.lookup(e.id)
+                if registry.lookup(e.id, registry.NON_METRIC) is not None:
+                    return registry.lookup(e.id, registry.NON_METRIC)
                 if e.id == "repeat":
                     return "repeat"
                 raise unknown_name(e.id, e.span, self.scope, {**env, **self.cfg})
@@ -940,6 +940,7 @@ class _BlockBuilder:
         else:
             comp = cls.from_args(bound, span=span)
         ctx = self.ctx(span)
+        ctx.arg_names = [_source_name(a) for a in e.args[:len(ins)]] + [""] * max(0, len(ins) - len(e.args))
         in_types = [d.type for d in ins]
         comp.in_types = in_types
         out = comp.infer(in_types, ctx)
@@ -959,6 +960,11 @@ def _ev_lit(self, e: _Lit):  # ConstEval support for already-evaluated values
 
 
 ConstEval.ev__Lit = _ev_lit  # type: ignore[attr-defined]
+
+
+def _source_name(a) -> str:
+    """The spec's text for an argument when it is a plain name (for messages)."""
+    return a.id if isinstance(a, A.Name) else ""
 
 
 def _input_position(body: list, i: int) -> int:

@@ -34,13 +34,23 @@ def parse_unit(text: str, span: Span | None = None) -> pint.Unit:
 
 
 def unit_str(u: Any) -> str:
-    """Compact, spec-style text of a unit (``fm^-3``)."""
+    """Spec-style text of a unit: symbols joined by ``*``, powers with ``^`` (``fm^-3``, ``MeV*fm^1.5``)."""
     if isinstance(u, pint.Quantity):
         u = u.units
-    if u == DIMENSIONLESS:
+    if not isinstance(u, pint.Unit):
+        try:
+            u = ureg.Unit(u)
+        except Exception:  # a dimensionality container, not a unit: show it as pint does
+            return str(u)
+    items = sorted(u._units.items(), key=lambda kv: (kv[1] < 0, kv[0]))
+    if not items:
         return "1"
-    s = f"{u:~C}"  # compact: fm**-3 -> 'fm**-3' with ~ abbreviations
-    return s.replace("**", "^")
+    parts = []
+    for name, p in items:
+        sym = ureg.get_symbol(name)
+        p = int(p) if float(p).is_integer() else p
+        parts.append(sym if p == 1 else f"{sym}^{p}")
+    return "*".join(parts)
 
 
 def _converter(unit: str):

@@ -1,0 +1,230 @@
+"""BK-Core "Phase 8" components: the Green-function propagator, scattering-aware attention and the
+routerless hyperbolic mixture of experts (source 000 §1–§2).
+
+Their references live in bkdsl/nn (resolvent.py, scattering_attention.py, hyperbolic_moe.py) and
+dispatch to the fused Triton kernels on CUDA (bkdsl/kernels). Modules that carry statistics worth
+logging during training expose ``training_report() -> dict[str, float]``; the runner records them.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.diagnostics import BkError
+from bkdsl.nn.hyperbolic_moe import HyperbolicMoE
+from bkdsl.nn.resolvent import resolvent_diag
+from bkdsl.nn.scattering_attention import ScatteringAttention
+from bkdsl.semantics.types import ValueType
+
+
+def _hidden(ins: list[ValueType], ctx: InferCtx, name: str) -> tuple[Any, Any, int]:
+    t = ins[0]
+    if t.rank != 3 or t.dtype != "float":
+        raise BkError("E0401", f"`{name}` expects a float hidden state [B, N, d], got {t.show()}", span=ctx.span)
+    d = ctx.uni.find(t.shape[2])
+    if not isinstance(d, int):
+        raise BkError("E0404", f"`{name}` needs the hidden size known at compile time, got {t.show()}", span=ctx.span)
+    return t.shape[0], t.shape[1], d
+
+
+# ------------------------------------------------------------------------------ the propagator
+class TridiagonalHamiltonian(torch.nn.Module):
+    """H(h) from the hidden state: potential a_i = w_aᵀh_i + c_a on the diagonal, hopping
+    b_i = t₀ + w_bᵀ(h_i + h_{i+1})/2 on the off-diagonals (symmetric)."""
+
+    def __init__(self, d: int, t0: float):
+        super().__init__()
+        self.potential = torch.nn.Linear(d, 1)
+        self.hopping = torch.nn.Linear(d, 1)
+        self.t0 = t0
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.potential(h).squeeze(-1)
+        b = self.t0 + self.hopping(0.5 * (h[:, 1:] + h[:, :-1])).squeeze(-1)
+        return a.float(), b.float()
+
+
+class GreenFunction(torch.nn.Module):
+    """G_ii = diag((H(h) − zI)⁻¹), O(N) (the whole propagator as one module, for direct use)."""
+
+    def __init__(self, d: int, z: complex, t0: float):
+        super().__init__()
+        self.hamiltonian = TridiagonalHamiltonian(d, t0)
+        self.z = z
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a, b = self.hamiltonian(h)
+        return resolvent_diag(a, b, self.z)
+
+
+class _BkP(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    z: complex = Field(0.1j, description="spectral parameter z with Im z > 0 (e.g. 0.1i)")
+    hopping: float = Field(1.0, description="bare hopping t₀ of the tridiagonal Hamiltonian")
+
+    @field_validator("z", mode="before")
+    @classmethod
+    def _z(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, complex)):
+            raise ValueError("z must be a complex number such as 0.1i")
+        return complex(v)
+
+
+@component("bk_resolvent", kind="propagator", inputs=("h",))
+class BkResolvent(Component):
+    """The BK-Core propagator: G_ii = diag((H − zI)⁻¹) of a tridiagonal H built from the hidden state,
+    computed in O(N) by the continued-fraction (ratio) recursion; complex [B, N]."""
+
+    Params = _BkP
+
+    @classmethod
+    def from_args(cls, kwargs, span=None, decl_name=None):
+        z = kwargs.get("z")
+        if isinstance(z, (int, float, complex)) and not isinstance(z, bool) and not complex(z).imag > 0:
+            raise BkError("E0304", f"`bk_resolvent` needs Im z > 0 (the retarded resolvent), got z = {complex(z)}",
+                          span=span, help="use a small positive imaginary part, e.g. `z = 0.1i`")
+        return super().from_args(kwargs, span, decl_name)
+
+    def infer(self, ins, ctx):
+        self.check_manifolds(ins, ctx)
+        b, n, self.d = _hidden(ins, ctx, self.name)
+        return ValueType((b, n), "complex", None, None)
+
+    def build(self):
+        return GreenFunction(self.d, self.params.z, self.params.hopping)
+
+    def lower(self, emit, args):
+        """Two graph nodes: the Hamiltonian's projections (a submodule) and the resolvent diagonal
+        (a call of the kernel dispatcher; `bkdsl.lower.fusion` swaps in torch.ops.bkdsl.resolvent_diag)."""
+        ab = emit.call_module(TridiagonalHamiltonian(self.d, self.params.hopping), args, "hamiltonian")
+        a = emit.call_function(operator.getitem, (ab, 0), suffix="potential")
+        b = emit.call_function(operator.getitem, (ab, 1), suffix="hopping")
+        return emit.graph.create_node("call_function", resolvent_diag, (a, b), {"z": self.params.z},
+                                      name=emit.base)
+
+
+class GreenFeatures(torch.nn.Module):
+    """[Re G, Im G] → d features (how the propagator's output re-enters the residual stream)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(2, d)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.stack((g.real, g.imag), dim=-1).to(self.proj.weight.dtype))
+
+
+class _GfP(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(gt=0, description="output feature size")
+
+
+@component("green_features", kind="layer", inputs=("g",), positional=("g", "dim"))
+class GreenFeaturesC(Component):
+    """Linear features of the Green function: complex [B, N] → float [B, N, dim]."""
+
+    Params = _GfP
+
+    def infer(self, ins, ctx):
+        t = ins[0]
+        if t.dtype != "complex" or t.rank != 2:
+            raise BkError("E0401", f"`green_features` expects complex [B, N] (a propagator's output), got {t.show()}",
+                          span=ctx.span)
+        return ValueType(t.shape + (self.params.dim,), "float", None, None)
+
+    def build(self):
+        return GreenFeatures(self.params.dim)
+
+
+# ------------------------------------------------------------------------------ attention
+class ScatteringAttentionLayer(ScatteringAttention):
+    def training_report(self) -> dict[str, float]:
+        return {"attention_blocks_skipped": float(self.skipped_fraction),
+                "attention_tokens_active": float(self.active_fraction)}
+
+
+class _SaP(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    heads: int = Field(gt=0)
+    tau: float = Field(gt=0, description="threshold on S_i·S_j, S_i = |G_ii| / mean_j |G_jj|")
+    block: int = Field(64, gt=0, description="block size of the block-sparse attention")
+    causal: bool = True
+
+
+@component("scattering_attention", kind="layer", inputs=("h", "density"))
+class ScatteringAttentionC(Component):
+    """Attention pruned by the scattering score of G: a query block attends a key block only when
+    σ_I·σ_J > τ (σ = block max of S); tokens with S_i·m_I ≤ τ take the identity path (output 0)."""
+
+    Params = _SaP
+
+    def infer(self, ins, ctx):
+        self.check_manifolds(ins, ctx)
+        b, n, self.d = _hidden(ins, ctx, self.name)
+        g = ins[1]
+        if g.dtype != "complex" or g.rank != 2:
+            raise BkError("E0401", f"`scattering_attention`'s density must be the Green function, complex [B, N]; "
+                                   f"got {g.show()}", span=ctx.span)
+        ctx.uni.unify(g.shape[0], b, ctx.span, "`scattering_attention` (batch)")
+        ctx.uni.unify(g.shape[1], n, ctx.span, "`scattering_attention` (sequence)")
+        if self.d % self.params.heads:
+            raise BkError("E0201", f"hidden size {self.d} is not divisible by heads = {self.params.heads}", span=ctx.span)
+        return ins[0]
+
+    def build(self):
+        p = self.params
+        return ScatteringAttentionLayer(self.d, p.heads, p.tau, p.block, p.causal)
+
+
+# ------------------------------------------------------------------------------ hyperbolic MoE
+class HyperbolicMoELayer(HyperbolicMoE):
+    def training_report(self) -> dict[str, float]:
+        load = self.load.float()
+        if load.sum() <= 0:
+            return {}
+        return {"moe_load_max": float(load.max()), "moe_load_min": float(load.min())}
+
+
+class _MoEP(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    experts: int = Field(gt=0)
+    top_k: int = Field(1, gt=0)
+    hidden: int | None = Field(None, gt=0)
+    manifold: Any = Field(None, description="the ball (inferred from the input when omitted)")
+
+
+@component("hyperbolic_moe", kind="layer", inputs=("x",))
+class HyperbolicMoEC(Component):
+    """Routerless experts: token x goes to the expert(s) whose centroid μ_e (a geoopt ManifoldParameter)
+    is nearest in Poincaré distance, gate exp(−d(x, μ_e)); output on the same ball."""
+
+    Params = _MoEP
+    accepts = "any"
+
+    def infer(self, ins, ctx):
+        t = ins[0]
+        from bkdsl.components.manifolds import Poincare
+
+        if t.manifold is None or not isinstance(ctx.manifolds.get(t.manifold), Poincare):
+            raise BkError("E0402", "`hyperbolic_moe` routes points of a Poincaré ball; the input is "
+                                   f"{'Euclidean' if t.manifold is None else 'on ' + t.manifold}", span=ctx.span,
+                          help="map it with `expmap0(ball, x)` first")
+        if self.params.top_k > self.params.experts:
+            raise BkError("E0201", f"top_k = {self.params.top_k} exceeds experts = {self.params.experts}", span=ctx.span)
+        self.c = ctx.manifolds[t.manifold].params.c
+        self.d = ctx.uni.find(t.shape[-1])
+        return t
+
+    def build(self):
+        p = self.params
+        return HyperbolicMoELayer(self.d, p.experts, p.top_k, p.hidden, self.c)
+
+    def prove(self, prop: str) -> Proof | None:
+        if prop == "hyperbolic":
+            return Proof(True, "analytic", "the output is exp₀ of the mixed tangent vectors: a point of the ball")
+        return super().prove(prop)
