@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Scattering attention on the GPU (H200): GPU-size correctness of forward and gradients against the
+# reference, then the benchmark against FlexAttention and SDPA (bench/scattering_attention.py).
+#
+#   bash bench/gpu_k2.sh            # writes bench/results/<date>-scattering_attention.json
+#   OUT=/some/dir bash bench/gpu_k2.sh
+#
+# Needs only torch + triton: bkdsl need not be installed. The three files the benchmark imports are
+# staged as a minimal `bkdsl` package (kernels/ installs as bkdsl.kernels), so the rest of the tree and
+# its dependencies (lark, pint, geoopt, ...) are not needed on the GPU machine.
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+unset TRITON_INTERPRET
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STAGE=$(mktemp -d)
+mkdir -p "$STAGE/bkdsl/nn" "$STAGE/bkdsl/kernels"
+touch "$STAGE/bkdsl/__init__.py" "$STAGE/bkdsl/nn/__init__.py" "$STAGE/bkdsl/kernels/__init__.py"
+cp "$ROOT/bkdsl/nn/scattering_attention.py" "$STAGE/bkdsl/nn/"
+cp "$ROOT/kernels/dispatch.py" "$ROOT/kernels/scattering_attention.py" "$STAGE/bkdsl/kernels/"
+export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true
+"$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name())'
+set -o pipefail
+"$PY" "$ROOT/bench/scattering_attention.py" --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_k2.log"

@@ -1,0 +1,442 @@
+"""Benchmark: scattering-gated block-sparse attention vs FlexAttention and dense SDPA (BENCHMARKS.md).
+
+    python bench/scattering_attention.py --out bench/results        # on the GPU (bench/gpu_k2.sh)
+    TRITON_INTERPRET=1 python bench/scattering_attention.py --smoke  # CPU: checks the script, no timing
+
+Method: measure the two ceilings (bf16 matmul, device copy); build S so that exactly the intended
+fraction of 128-block pairs is kept; check ours against the reference (fp32, computed head-chunk by
+head-chunk) on fresh random inputs at full size, forward and gradients; then time every contender in
+this process on the same inputs with ``triton.testing.do_bench`` (median, L2 flushed between runs).
+
+FLOPs on the kept blocks: forward 4·B·H·D·(kept token pairs); forward+backward 3.5× that (backward =
+2.5 forward: five matmuls against two). Dense SDPA: the same with all N² pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bkdsl.kernels.scattering_attention import (
+    Launch,
+    Tiles,
+    block_plan,
+    bwd_dkdv,
+    bwd_dq,
+    bwd_preprocess,
+    default_tiles,
+    override_tiles,
+    scattering_attention_forward,
+    scattering_attention_triton,
+)
+from bkdsl.nn.scattering_attention import block_sparsity_stats, scattering_attention_reference
+
+TAU = 1.0
+LOG = print
+
+
+def banded_score(bsz: int, n: int, block: int, fraction: float, gen: torch.Generator, device) -> torch.Tensor:
+    """S whose block scores keep exactly ``fraction`` of the (I, J) pairs under σ_I·σ_J > τ = 1.
+
+    Three levels of σ, randomly placed: n_a blocks at 2, n_c at 0.75, the rest at 0.25. Kept pairs
+    are high·high and high·mid (2·0.75 = 1.5 > 1; 0.75² and 2·0.25 are < 1):
+    n_a² + 2·n_a·n_c = fraction·nB². For fraction 1/2, n_a = nB/2 and n_c = nB/4.
+    fraction 1: every σ = 1.5 (all pairs kept, every token active: S ≥ 0.9, m = 1.5).
+    Tokens: S_i = σ_I·u, u ~ U(0.6, 1), one token per block at exactly σ_I.
+    """
+    nb = n // block
+    if fraction == 1.0:
+        sigma = torch.full((bsz, nb), 1.5)
+    else:
+        assert fraction == 0.5 and nb % 4 == 0, "constructed for 1/2 and nB divisible by 4"
+        n_a, n_c = nb // 2, nb // 4
+        levels = torch.tensor([2.0] * n_a + [0.75] * n_c + [0.25] * (nb - n_a - n_c))
+        sigma = torch.stack([levels[torch.randperm(nb, generator=gen)] for _ in range(bsz)])
+    u = 0.6 + 0.4 * torch.rand(bsz, nb, block, generator=gen)
+    top = torch.randint(0, block, (bsz, nb), generator=gen)
+    u.scatter_(2, top[..., None], 1.0)
+    return (sigma[..., None] * u).reshape(bsz, n).to(device)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def reference_chunked(q, k, v, s, do, causal, heads_per_chunk):
+    """Reference o and (dq, dk, dv) in fp32, a few heads at a time (O(N²) memory per chunk)."""
+    outs, grads = [], [[], [], []]
+    for h0 in range(0, q.shape[1], heads_per_chunk):
+        sl = slice(h0, h0 + heads_per_chunk)
+        qc, kc, vc = (x[:, sl].detach().float().requires_grad_() for x in (q, k, v))
+        o = scattering_attention_reference(qc, kc, vc, s, TAU, 128, causal)
+        g = torch.autograd.grad(o, (qc, kc, vc), do[:, sl].float())
+        outs.append(o.detach())
+        for acc, gi in zip(grads, g):
+            acc.append(gi)
+        del o, g
+    return torch.cat(outs, 1), [torch.cat(g, 1) for g in grads]
+
+
+def check(q, k, v, s, causal, heads_per_chunk) -> dict:
+    """Ours (the custom op, autograd) against the reference: relative errors, written-everywhere checks."""
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    o = scattering_attention_triton(qg, kg, vg, s, TAU, 128, causal)
+    do = torch.randn_like(o)
+    o.backward(do)
+    ref_o, ref_g = reference_chunked(q, k, v, s, do, causal, heads_per_chunk)
+    res = {
+        "o": rel_err(o, ref_o),
+        "dq": rel_err(qg.grad, ref_g[0]),
+        "dk": rel_err(kg.grad, ref_g[1]),
+        "dv": rel_err(vg.grad, ref_g[2]),
+        "finite": bool(all(torch.isfinite(t).all() for t in (o, qg.grad, kg.grad, vg.grad))),
+        "inactive_rows_exactly_zero": bool((o[ref_o.abs().amax(-1) == 0] == 0).all()),
+    }
+    res["ok"] = res["finite"] and res["inactive_rows_exactly_zero"] and max(
+        res[x] for x in ("o", "dq", "dk", "dv")
+    ) < 2e-2
+    return res
+
+
+def ceilings() -> dict:
+    from triton.testing import do_bench
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    t_mm = do_bench(lambda: a @ b, return_mode="median")
+    x = torch.randn(2**28, device="cuda")  # 1 GiB
+    y = torch.empty_like(x)
+    t_cp = do_bench(lambda: y.copy_(x), return_mode="median")
+    return {"bf16_matmul_tflops": 2 * 8192**3 / t_mm / 1e9, "copy_tb_s": 2 * x.numel() * 4 / t_cp / 1e9}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, no timing (CPU interpreter)")
+    ap.add_argument("--no-causal", action="store_true")
+    ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--budget-s", type=float, default=380.0, help="skip later parts past this wall time")
+    args = ap.parse_args()
+
+    cuda = torch.cuda.is_available() and not args.smoke
+    dev = "cuda" if cuda else "cpu"
+    bsz, heads, n, d = (2, 16, 8192, 128) if not args.smoke else (1, 2, 512, 32)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    block = 128
+    t_start = time.time()
+    result: dict = {
+        "name": "scattering_attention",
+        "date": _dt.date.today().isoformat(),
+        "gpu": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "triton": __import__("triton").__version__,
+        "python": sys.version.split()[0],
+        "sizes": {"B": bsz, "H": heads, "N": n, "D": d, "block": block, "dtype": str(dtype), "tau": TAU},
+        "flop_convention": "fwd 4·B·H·D·kept_pairs; fwd+bwd 3.5x fwd",
+        "default_tiles": default_tiles(block, d)._asdict(),  # before the sweep
+        "scenarios": [],
+    }
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        result["ceilings"] = ceilings()
+        LOG(f"ceilings: {result['ceilings']}")
+
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention) if cuda else flex_attention
+    nb = n // block
+    sig_buf = torch.zeros(bsz, nb, device=dev)  # one buffer, so flex compiles each mask_mod once
+
+    def rule(b, h, q_idx, kv_idx):
+        return sig_buf[b, q_idx // block] * sig_buf[b, kv_idx // block] > TAU
+
+    def rule_causal(b, h, q_idx, kv_idx):
+        return rule(b, h, q_idx, kv_idx) & (q_idx >= kv_idx)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{result['date']}-scattering_attention{'-smoke' if args.smoke else ''}.json"
+
+    def save() -> None:
+        result["wall_s"] = time.time() - t_start
+        path.write_text(json.dumps(result, indent=2))
+
+    def elapsed() -> float:
+        return time.time() - t_start
+
+    gen = torch.Generator().manual_seed(int(time.time()))
+    result["extra_checks"] = extra_checks(dev, gen, small=not cuda)
+    save()
+
+    def bench(fn, grads=None):
+        from triton.testing import do_bench
+
+        try:
+            return do_bench(fn, warmup=50, rep=300, grad_to_none=grads, return_mode="median")
+        except Exception as e:  # a contender that cannot run here is reported, not fatal
+            LOG(f"   failed: {type(e).__name__}: {str(e)[:300]}")
+            return float("nan")
+
+    chosen = default_tiles(block, d)
+    if cuda and not args.no_sweep:
+        LOG("== tile sweep on the full-50% inputs")
+        s = banded_score(bsz, n, block, 0.5, gen, dev)
+        q, k, v, do = (torch.randn(bsz, heads, n, d, device=dev, dtype=dtype) for _ in range(4))
+        result["sweep"], chosen = sweep(q, k, v, s, do, False, bench, t_start + 0.45 * args.budget_s)
+        LOG(f"   chosen tiles: {chosen}")
+        del q, k, v, do
+    result["tiles_used"] = chosen._asdict()
+    save()
+
+    scenarios = [(0.5, False), (1.0, False)] + ([] if args.no_causal else [(0.5, True), (1.0, True)])
+    for fraction, causal in scenarios:
+        name = f"{'causal' if causal else 'full'}-{int(fraction * 100)}%"
+        if elapsed() > args.budget_s * (0.65 if causal else 0.8):
+            LOG(f"== {name}: skipped (wall-time budget)")
+            result.setdefault("skipped", []).append(name)
+            continue
+        with override_tiles(block, d, chosen):
+            sc = scenario(name, fraction, causal, bsz, heads, n, d, block, dtype, dev, gen, cuda, flex,
+                          create_block_mask, sig_buf, rule_causal if causal else rule, bench, result)
+        result["scenarios"].append(sc)
+        save()
+        if cuda:
+            torch.cuda.empty_cache()
+
+    save()
+    LOG(f"wrote {path}")
+    summary(result)
+    ok = all(sc["check"]["ok"] for sc in result["scenarios"]) and all(c["ok"] for c in result["extra_checks"])
+    return 0 if ok else 1
+
+
+def extra_checks(dev, gen, small: bool) -> list[dict]:
+    """Other head dims, dtypes, blocks and an N that is not a multiple of the block, at moderate size."""
+    cases = [  # (B, H, N, D, dtype, block, causal)
+        (1, 4, 2048, 64, torch.float16, 128, False),
+        (1, 4, 2048, 64, torch.float16, 128, True),
+        (1, 4, 2000, 128, torch.bfloat16, 128, True),
+        (1, 4, 4096, 64, torch.bfloat16, 64, False),
+        (1, 4, 1000, 128, torch.float16, 64, True),
+    ]
+    if small:
+        cases = [(1, 2, 200, 16, torch.float32, 64, True), (1, 2, 256, 32, torch.float32, 32, False)]
+    rows = []
+    for bsz, heads, n, d, dtype, block, causal in cases:
+        nb = -(-n // block)
+        level = torch.tensor([0.1, 0.6, 1.3, 2.5])[torch.randint(0, 4, (bsz, nb), generator=gen)]
+        s = (level.repeat_interleave(block, 1)[:, :n] * torch.rand(bsz, n, generator=gen)).to(dev)
+        q, k, v = (torch.randn(bsz, heads, n, d, generator=gen).to(dev, dtype).requires_grad_() for _ in range(3))
+        o = scattering_attention_triton(q, k, v, s, TAU, block, causal)
+        do = torch.randn_like(o)
+        o.backward(do)
+        qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
+        ref = scattering_attention_reference(qf, kf, vf, s, TAU, block, causal)
+        ref_g = torch.autograd.grad(ref, (qf, kf, vf), do.float())
+        errs = [rel_err(o, ref)] + [rel_err(a.grad, b) for a, b in zip((q, k, v), ref_g)]
+        stats = block_sparsity_stats(s, TAU, block, causal)
+        row = {
+            "B": bsz, "H": heads, "N": n, "D": d, "dtype": str(dtype), "block": block, "causal": causal,
+            "skipped_fraction": stats.skipped_fraction.mean().item(),
+            "active_fraction": stats.active_fraction.mean().item(),
+            "rel_err_o_dq_dk_dv": errs,
+            "ok": max(errs) < 2e-2 and bool(torch.isfinite(o).all()),
+        }
+        LOG(f"extra check {row}")
+        rows.append(row)
+    return rows
+
+
+def scenario(name, fraction, causal, bsz, heads, n, d, block, dtype, dev, gen, cuda, flex,
+             create_block_mask, sig_buf, mask_mod, bench, result) -> dict:
+    """One sparsity pattern: check against the reference, then time every contender."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    nb = n // block
+    s = banded_score(bsz, n, block, fraction, gen, dev)
+    q, k, v = (torch.randn(bsz, heads, n, d, device=dev, dtype=dtype) for _ in range(3))
+    stats = block_sparsity_stats(s, TAU, block, causal)
+    kept_pairs = stats.kept_blocks.sum().item()
+    total_pairs = bsz * (nb * (nb + 1) // 2 if causal else nb * nb)
+    # token pairs actually computed: a kept diagonal block (causal) is a triangle
+    if causal:
+        plan = block_plan(s, TAU, block, True)
+        diag = (plan.sigma * plan.sigma > TAU).sum().item()
+        tok_pairs = (kept_pairs - diag) * block * block + diag * block * (block + 1) / 2
+        dense_pairs = bsz * n * (n + 1) / 2
+    else:
+        tok_pairs = kept_pairs * block * block
+        dense_pairs = bsz * n * n
+    flops_fwd = 4 * heads * d * tok_pairs
+    flops_dense = 4 * heads * d * dense_pairs
+    sc = {
+        "scenario": name,
+        "causal": causal,
+        "kept_block_fraction": kept_pairs / total_pairs,
+        "active_token_fraction": stats.active_fraction.mean().item(),
+        "flops_fwd_kept": flops_fwd,
+        "flops_fwd_dense": flops_dense,
+    }
+    LOG(f"== {name}: kept {sc['kept_block_fraction']:.4f} of block pairs, "
+        f"active tokens {sc['active_token_fraction']:.3f}")
+    sc["check"] = check(q, k, v, s, causal, heads_per_chunk=2 if cuda else heads)
+    LOG(f"   check vs reference: {sc['check']}")
+
+    sig_buf.copy_(block_plan(s, TAU, block, causal).sigma)
+    bm = create_block_mask(mask_mod, bsz, None, n, n, device=dev, BLOCK_SIZE=block)
+    if not cuda:  # smoke: the FlexAttention contender computes the same thing on active rows
+        o_flex = flex(q, k, v, block_mask=bm)
+        o_ours = scattering_attention_triton(q, k, v, s, TAU, block, causal)
+        act = o_ours.abs().amax(-1) > 0
+        sc["flex_vs_ours_on_active_rows"] = rel_err(o_ours[act], o_flex[act])
+        LOG(f"   flex vs ours (active rows): {sc['flex_vs_ours_on_active_rows']:.2e}")
+        return sc
+
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    do = torch.randn_like(q)
+
+    def fwd_bwd(f):
+        def run():
+            f(qg, kg, vg).backward(do)
+
+        return run
+
+    def sdpa_with(backend):
+        def f(a, b_, c):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(a, b_, c, is_causal=causal)
+
+        return f
+
+    contenders = {
+        "ours": lambda a, b_, c: scattering_attention_triton(a, b_, c, s, TAU, block, causal),
+        "flex": lambda a, b_, c: flex(a, b_, c, block_mask=bm),
+        "sdpa_flash": sdpa_with(SDPBackend.FLASH_ATTENTION),
+        "sdpa_cudnn": sdpa_with(SDPBackend.CUDNN_ATTENTION),
+    }
+    t = {}
+    with torch.no_grad():
+        t["plan_only"] = bench(lambda: block_plan(s, TAU, block, causal))
+        for key, f in contenders.items():
+            t[f"{key}_fwd"] = bench(lambda: f(q, k, v))
+    for key, f in contenders.items():
+        t[f"{key}_fwd_bwd"] = bench(fwd_bwd(f), [qg, kg, vg])
+    for ph in ("fwd", "fwd_bwd"):
+        t[f"sdpa_{ph}"] = min(t[f"sdpa_flash_{ph}"], t[f"sdpa_cudnn_{ph}"], key=lambda x: (x != x, x))
+    sc["time_ms"] = t
+    tf = lambda fl, ms: fl / ms / 1e9  # noqa: E731  (TFLOP/s)
+    sc["tflops"] = {
+        "ours_fwd": tf(flops_fwd, t["ours_fwd"]),
+        "ours_fwd_bwd": tf(3.5 * flops_fwd, t["ours_fwd_bwd"]),
+        "flex_fwd": tf(flops_fwd, t["flex_fwd"]),
+        "flex_fwd_bwd": tf(3.5 * flops_fwd, t["flex_fwd_bwd"]),
+        "sdpa_fwd_dense": tf(flops_dense, t["sdpa_fwd"]),
+        "sdpa_fwd_bwd_dense": tf(3.5 * flops_dense, t["sdpa_fwd_bwd"]),
+    }
+    frac = flops_fwd / flops_dense
+    sc["ratios"] = {
+        "fwd_ours_over_flex": t["ours_fwd"] / t["flex_fwd"],
+        "fwd_bwd_ours_over_flex": t["ours_fwd_bwd"] / t["flex_fwd_bwd"],
+        "fwd_ours_over_sdpa_x_fraction": t["ours_fwd"] / (t["sdpa_fwd"] * frac),
+        "fwd_bwd_ours_over_sdpa_x_fraction": t["ours_fwd_bwd"] / (t["sdpa_fwd_bwd"] * frac),
+        "sdpa_is": "best of flash and cudnn backends",
+    }
+    peak = result["ceilings"]["bf16_matmul_tflops"]
+    sc["floor_ms"] = {"fwd": flops_fwd / peak / 1e9, "fwd_bwd": 3.5 * flops_fwd / peak / 1e9}
+    sc["fraction_of_floor"] = {
+        "fwd": sc["floor_ms"]["fwd"] / t["ours_fwd"],
+        "fwd_bwd": sc["floor_ms"]["fwd_bwd"] / t["ours_fwd_bwd"],
+    }
+    LOG("   " + "  ".join(f"{key}={val:.3f}ms" for key, val in t.items()))
+    LOG("   " + "  ".join(f"{key}={val:.3f}" for key, val in sc["ratios"].items() if isinstance(val, float)))
+    return sc
+
+
+FWD_VARIANTS = [  # Launch(m, n, warps, stages)
+    (128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 4, 2), (128, 128, 8, 2), (128, 128, 8, 3), (64, 128, 4, 3),
+    (128, 32, 4, 3),
+]
+DKDV_VARIANTS = [
+    (64, 64, 4, 3), (64, 64, 8, 3), (64, 64, 4, 4), (32, 64, 4, 3), (64, 128, 8, 3), (128, 64, 8, 3),
+    (128, 128, 8, 2),
+]
+DQ_VARIANTS = [
+    (64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 8, 3), (64, 64, 4, 4),
+    (128, 128, 8, 2),
+]
+
+
+def sweep(q, k, v, s, do, causal, bench, deadline) -> tuple[list[dict], Tiles]:
+    """Each kernel's tile shapes alone (forward, dK/dV, dQ), errors checked against the default
+    tiles' result; returns the rows and the fastest Tiles."""
+    rows = []
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    base = default_tiles(128, q.shape[-1])
+    plan = block_plan(s, TAU, 128, causal)
+    o_ref, lse = scattering_attention_forward(q, k, v, s, TAU, 128, causal, scale, tiles=base, plan=plan)
+    delta = bwd_preprocess(o_ref, do)
+    dkdv_ref = bwd_dkdv(do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, base.dkdv)
+    dq_ref = bwd_dq(do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, base.dq)
+    launchers = {
+        "fwd": (FWD_VARIANTS, lambda t: scattering_attention_forward(
+            q, k, v, s, TAU, 128, causal, scale, tiles=base._replace(fwd=t), plan=plan)[0], o_ref),
+        "dkdv": (DKDV_VARIANTS, lambda t: torch.cat(
+            bwd_dkdv(do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, t)), torch.cat(dkdv_ref)),
+        "dq": (DQ_VARIANTS, lambda t: bwd_dq(
+            do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, t), dq_ref),
+    }
+    best = {}
+    for kind, (variants, fn, ref) in launchers.items():
+        for shape in variants:
+            t = Launch(*shape)
+            row = {"kind": kind, "tiles": list(shape)}
+            if time.time() > deadline:
+                row["error"] = "skipped: wall-time budget"
+                rows.append(row)
+                continue
+            try:
+                row["rel_err_vs_default"] = rel_err(fn(t), ref)
+                row["ms"] = bench(lambda: fn(t))
+            except Exception as e:  # a shape that does not fit (shared memory, registers) is a result
+                row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+            rows.append(row)
+            LOG(f"   sweep {kind} {shape}: {row.get('ms', float('nan')):.3f} ms {row.get('error', '')}")
+            if "ms" in row and row["rel_err_vs_default"] < 1e-2 and row["ms"] == row["ms"]:
+                if kind not in best or row["ms"] < best[kind][0]:
+                    best[kind] = (row["ms"], t)
+    chosen = Tiles(*(best[kd][1] if kd in best else getattr(base, kd) for kd in ("fwd", "dkdv", "dq")))
+    return rows, chosen
+
+
+def summary(result: dict) -> None:
+    LOG(f"{'scenario':<12} {'kept':>6} {'err(o,dq,dk,dv)':>28} {'ours f':>8} {'flex f':>8} {'sdpa f':>8} "
+        f"{'ours fb':>8} {'flex fb':>8} {'sdpa fb':>8} {'o/flex f':>8} {'o/flex fb':>9} {'o/sdpa*x f':>10}")
+    for sc in result["scenarios"]:
+        c = sc["check"]
+        errs = ",".join(f"{c[x]:.1e}" for x in ("o", "dq", "dk", "dv"))
+        t = sc.get("time_ms")
+        if t is None:
+            LOG(f"{sc['scenario']:<12} {sc['kept_block_fraction']:>6.3f} {errs:>28}")
+            continue
+        r = sc["ratios"]
+        LOG(f"{sc['scenario']:<12} {sc['kept_block_fraction']:>6.3f} {errs:>28} {t['ours_fwd']:>8.3f} "
+            f"{t['flex_fwd']:>8.3f} {t['sdpa_fwd']:>8.3f} {t['ours_fwd_bwd']:>8.3f} {t['flex_fwd_bwd']:>8.3f} "
+            f"{t['sdpa_fwd_bwd']:>8.3f} {r['fwd_ours_over_flex']:>8.3f} {r['fwd_bwd_ours_over_flex']:>9.3f} "
+            f"{r['fwd_ours_over_sdpa_x_fraction']:>10.3f}")
+
+
+if __name__ == "__main__":
+    if os.environ.get("TRITON_INTERPRET") not in (None, "", "0") and torch.cuda.is_available():
+        sys.exit("unset TRITON_INTERPRET on a GPU machine")
+    sys.exit(main())

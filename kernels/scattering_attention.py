@@ -1,0 +1,706 @@
+"""Block-sparse flash attention gated by the scattering score — Triton, forward and backward.
+
+Specification: :func:`bkdsl.nn.scattering_attention.scattering_attention_reference` (its module
+docstring states the rule). In short, with σ_I = max_{i∈I} S_i over blocks of ``block`` tokens:
+query block I attends key block J ⇔ σ_I·σ_J > τ (J ≤ I when causal); token i ∈ I is active ⇔
+S_i·m_I > τ with m_I = max σ_J over causally allowed J; o_i = softmax(scale·q_i K_keptᵀ) V_kept if
+active, 0 otherwise. The score S gets no gradient (the rule is piecewise constant in S).
+
+Pipeline (no N×N mask and no per-pair Python work exists at any point)
+----------------------------------------------------------------------
+1. ``_block_score_kernel``   σ[B, nB] = blockwise max of S                  (reads S once)
+2. ``_block_plan_kernel``    per (b, I): m_I, and the kept key blocks of I compacted into a list
+                             ``row_idx[b, I, :row_cnt[b, I]]`` (J < I when causal; the diagonal block
+                             is decided inside the attention kernel). When causal, also the transposed
+                             list ``col_idx[b, J, :col_cnt]`` = {I > J kept} for the dK/dV pass; without
+                             causality the rule is symmetric and the row list serves both.
+                             The compaction is a prefix sum over a vector of nB block scores.
+3. ``_attn_fwd``             flash attention (online softmax in base 2, log2 e folded into the scale)
+                             whose key loop runs over the kept list only: skipped blocks are never
+                             loaded. Causal: an unmasked loop over kept off-diagonal blocks, then the
+                             diagonal block with the token mask if σ_I² > τ. Inactive tokens write 0 and
+                             a log-sum-exp of +∞, which zeroes their probabilities in the backward pass.
+4. ``_attn_bwd_preprocess``  Δ_i = Σ_d dO_id O_id
+5. ``_attn_bwd_dkdv``        per key tile: loop over the kept query blocks (column list), FlashAttention-2
+                             style: dV += Pᵀ dO, dK += scale · (P ∘ (dP − Δ))ᵀ Q
+6. ``_attn_bwd_dq``          per query tile: loop over the kept key blocks (row list): dQ += scale · dS K
+
+Why a compacted list rather than testing σ_I·σ_J > τ inside the key loop: a branch around the loads
+inside the loop defeats Triton's software pipelining (``num_stages``); loading the next block index
+from a list keeps the loop branch-free. The list is block-level, B·nB² int32 (32 KiB for B = 2,
+N = 8192, block 128), the same structure as FlexAttention's BlockMask.
+
+Constraints: block a power of two ≥ 16; head dim a power of two in [16, 128]; q, k, v of one shape
+[B, H, N, D] and dtype (fp16, bf16, fp32 — fp32 dots run in IEEE fp32, not tf32); N need not be a
+multiple of the block (keys past N are masked, queries past N never stored).
+
+Registered as ``torch.ops.bkdsl.scattering_attention(q, k, v, score, tau, block, causal, scale)
+-> (o, lse)`` with ``register_fake`` and ``register_autograd`` (backward op
+``torch.ops.bkdsl.scattering_attention_backward``). ``lse`` is the per-row log₂-sum-exp of the scaled
+logits (+∞ for inactive tokens); it carries no gradient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator, NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from bkdsl.kernels import dispatch
+
+LOG2E = 1.4426950408889634
+
+__all__ = [
+    "BlockPlan",
+    "block_plan",
+    "scattering_attention_triton",
+    "scattering_attention_forward",
+    "scattering_attention_backward",
+    "Tiles",
+    "Launch",
+    "default_tiles",
+    "override_tiles",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# 1–2. the block plan: σ, m, compacted kept lists
+# ----------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _block_score_kernel(S, SIGMA, N, NB, BLOCK: tl.constexpr):
+    """σ[b, J] = max_{j ∈ J} S[b, j]; tokens past N count as 0 (S ≥ 0, so 0 is neutral)."""
+    jb = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    offs = jb * BLOCK + tl.arange(0, BLOCK)
+    s = tl.load(S + b * N + offs, mask=offs < N, other=0.0)
+    tl.store(SIGMA + b * NB + jb, tl.max(s, axis=0))
+
+
+@triton.jit
+def _block_plan_kernel(
+    SIGMA, ROWMAX, ROW_CNT, ROW_IDX, COL_CNT, COL_IDX, tau, NB,
+    CAUSAL: tl.constexpr, NB_POW2: tl.constexpr,
+):
+    """For block I of sequence b: m_I, and the kept partners of I as a compacted, ascending list.
+
+    row list: {J : σ_I σ_J > τ} (J < I when causal);  col list (causal only): {J > I : σ_I σ_J > τ}.
+    """
+    i = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    jj = tl.arange(0, NB_POW2)
+    inside = jj < NB
+    sig = tl.load(SIGMA + b * NB + jj, mask=inside, other=0.0)
+    sig_i = tl.load(SIGMA + b * NB + i)
+    row_base = (b * NB + i) * NB
+    if CAUSAL:
+        allowed = inside & (jj <= i)
+    else:
+        allowed = inside
+    tl.store(ROWMAX + b * NB + i, tl.max(tl.where(allowed, sig, 0.0), axis=0))
+    pair = (sig_i * sig > tau) & inside
+    if CAUSAL:
+        row = pair & (jj < i)
+    else:
+        row = pair
+    row_i = row.to(tl.int32)
+    tl.store(ROW_IDX + row_base + tl.cumsum(row_i, 0) - 1, jj, mask=row)
+    tl.store(ROW_CNT + b * NB + i, tl.sum(row_i, axis=0))
+    if CAUSAL:
+        col = pair & (jj > i)
+        col_i = col.to(tl.int32)
+        tl.store(COL_IDX + row_base + tl.cumsum(col_i, 0) - 1, jj, mask=col)
+        tl.store(COL_CNT + b * NB + i, tl.sum(col_i, axis=0))
+
+
+class BlockPlan(NamedTuple):
+    """What the kernels iterate over, all O(B·nB) except the two lists (B·nB² int32).
+
+    ``sigma[B, nB]`` σ; ``rowmax[B, nB]`` m_I; ``row_cnt/row_idx`` kept key blocks of each query block
+    (off-diagonal only when causal); ``col_cnt/col_idx`` kept query blocks I > J of each key block J
+    (causal; the row list itself otherwise, by the symmetry of σ_I·σ_J > τ).
+    """
+
+    sigma: Tensor
+    rowmax: Tensor
+    row_cnt: Tensor
+    row_idx: Tensor
+    col_cnt: Tensor
+    col_idx: Tensor
+
+
+def block_plan(score: Tensor, tau: float, block: int, causal: bool) -> BlockPlan:
+    """Launch the two plan kernels on ``score`` [B, N] (any real dtype, ≥ 0)."""
+    s = score.detach().float().contiguous()
+    bsz, n = s.shape
+    nb = triton.cdiv(n, block)
+    dev = s.device
+    sigma = torch.empty(bsz, nb, dtype=torch.float32, device=dev)
+    rowmax = torch.empty_like(sigma)
+    row_cnt = torch.empty(bsz, nb, dtype=torch.int32, device=dev)
+    row_idx = torch.empty(bsz, nb, nb, dtype=torch.int32, device=dev)
+    if causal:
+        col_cnt, col_idx = torch.empty_like(row_cnt), torch.empty_like(row_idx)
+    else:
+        col_cnt, col_idx = row_cnt, row_idx
+    _block_score_kernel[(nb, bsz)](s, sigma, n, nb, BLOCK=block)
+    _block_plan_kernel[(nb, bsz)](
+        sigma, rowmax, row_cnt, row_idx, col_cnt, col_idx, float(tau), nb,
+        CAUSAL=causal, NB_POW2=triton.next_power_of_2(nb),
+    )
+    return BlockPlan(sigma, rowmax, row_cnt, row_idx, col_cnt, col_idx)
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. forward
+# ----------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fwd_tile(
+    acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, stride_kn, stride_vn, qk_scale, N,
+    BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """One key tile of the online softmax (base 2): m ← max(m, rowmax(s)); acc ← α·acc + P V."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
+    v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
+    if EVEN_N:
+        k = tl.load(k_ptrs)
+    else:
+        k = tl.load(k_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
+    if DIAGONAL or not EVEN_N:
+        valid = offs_n[None, :] < N
+        if DIAGONAL:
+            valid = valid & (offs_m[:, None] >= offs_n[None, :])
+        s = tl.where(valid, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        # A row may have seen only masked keys so far: subtract 0 instead of −∞ (no NaN).
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        m_use = m_new
+    p = tl.math.exp2(s - m_use[:, None])
+    alpha = tl.math.exp2(m_i - m_use)
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None]
+    if EVEN_N:
+        v = tl.load(v_ptrs)
+    else:
+        v = tl.load(v_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PRECISION)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _attn_fwd(
+    Q, K, V, O, LSE, SCORE, SIGMA, ROWMAX, ROW_CNT, ROW_IDX,
+    qk_scale, tau,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son,
+    H, N, NB,
+    BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    start_m = pid_m * BLOCK_M
+    blk_i = start_m // BLOCK
+    plan_row = b * NB + blk_i
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_ptrs = Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :]
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
+    if EVEN_N:
+        q = tl.load(q_ptrs)
+    else:
+        q = tl.load(q_ptrs, mask=offs_m[:, None] < N, other=0.0)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    # Kept key blocks (off-diagonal when causal), BLOCK // BLOCK_N tiles each, in one flat loop.
+    TILES: tl.constexpr = BLOCK // BLOCK_N
+    n_kept = tl.load(ROW_CNT + plan_row)
+    for it in range(0, n_kept * TILES):
+        blk_j = tl.load(ROW_IDX + plan_row * NB + it // TILES)
+        start_n = blk_j * BLOCK + (it % TILES) * BLOCK_N
+        acc, l_i, m_i = _fwd_tile(
+            acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, skn, svn, qk_scale, N,
+            BLOCK_N, EVEN_N, False, PRECISION,
+        )
+    if CAUSAL:
+        sig_i = tl.load(SIGMA + plan_row)
+        if sig_i * sig_i > tau:
+            for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
+                acc, l_i, m_i = _fwd_tile(
+                    acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, skn, svn, qk_scale, N,
+                    BLOCK_N, EVEN_N, True, PRECISION,
+                )
+
+    s_tok = tl.load(SCORE + b * N + offs_m, mask=offs_m < N, other=0.0)
+    active = s_tok * tl.load(ROWMAX + plan_row) > tau
+    l_safe = tl.where(l_i > 0.0, l_i, 1.0)
+    o = acc / l_safe[:, None]
+    o = tl.where(active[:, None], o, 0.0)
+    lse = tl.where(active, m_i + tl.math.log2(l_safe), float("inf"))
+    o_ptrs = O + b * sob + h * soh + offs_m[:, None] * son + offs_d[None, :]
+    if EVEN_N:
+        tl.store(o_ptrs, o.to(O.dtype.element_ty))
+        tl.store(LSE + pid_bh.to(tl.int64) * N + offs_m, lse)
+    else:
+        tl.store(o_ptrs, o.to(O.dtype.element_ty), mask=offs_m[:, None] < N)
+        tl.store(LSE + pid_bh.to(tl.int64) * N + offs_m, lse, mask=offs_m < N)
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4–6. backward
+# ----------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _attn_bwd_preprocess(
+    O, DO, DELTA, sob, soh, son, sdb, sdh, sdn, H, N,
+    BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr,
+):
+    """Δ_i = Σ_d dO_id · O_id (float32)."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    row_ok = offs_m[:, None] < N
+    o = tl.load(O + b * sob + h * soh + offs_m[:, None] * son + offs_d[None, :], mask=row_ok, other=0.0)
+    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_d[None, :], mask=row_ok, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+    tl.store(DELTA + pid_bh.to(tl.int64) * N + offs_m, delta, mask=offs_m < N)
+
+
+@triton.jit
+def _dkdv_tile(
+    dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
+    stride_qn, stride_don, qk_scale, N,
+    BLOCK_M: tl.constexpr, EVEN_N: tl.constexpr, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """dV += Pᵀ dO;  dK += (P ∘ (dP − Δ))ᵀ Q  (the scale is applied once at the end)."""
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    q_ptrs = q_base + offs_m[:, None] * stride_qn + offs_d[None, :]
+    do_ptrs = do_base + offs_m[:, None] * stride_don + offs_d[None, :]
+    if EVEN_N:
+        q = tl.load(q_ptrs)
+        lse = tl.load(lse_base + offs_m)
+    else:
+        q = tl.load(q_ptrs, mask=offs_m[:, None] < N, other=0.0)
+        lse = tl.load(lse_base + offs_m, mask=offs_m < N, other=float("inf"))
+    # Pᵀ[n, m] = exp2(scale·log2e · k_n·q_m − lse_m); lse = +∞ for inactive or padded rows → 0.
+    p_t = tl.math.exp2(tl.dot(k, tl.trans(q), input_precision=PRECISION) * qk_scale - lse[None, :])
+    if DIAGONAL:
+        p_t = tl.where(offs_m[None, :] >= offs_n[:, None], p_t, 0.0)
+    if EVEN_N:
+        do = tl.load(do_ptrs)
+        delta = tl.load(delta_base + offs_m)
+    else:
+        do = tl.load(do_ptrs, mask=offs_m[:, None] < N, other=0.0)
+        delta = tl.load(delta_base + offs_m, mask=offs_m < N, other=0.0)
+    dv = tl.dot(p_t.to(do.dtype), do, dv, input_precision=PRECISION)
+    dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
+    ds_t = p_t * (dp_t - delta[None, :])
+    dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision=PRECISION)
+    return dk, dv
+
+
+@triton.jit
+def _attn_bwd_dkdv(
+    Q, K, V, DO, DK, DV, LSE, DELTA, SIGMA, COL_CNT, COL_IDX,
+    sm_scale, qk_scale, tau,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn,
+    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+    H, N, NB,
+    BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    start_n = pid_n * BLOCK_N
+    blk_j = start_n // BLOCK
+    plan_row = b * NB + blk_j
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    k_ptrs = K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :]
+    v_ptrs = V + b * svb + h * svh + offs_n[:, None] * svn + offs_d[None, :]
+    if EVEN_N:
+        k = tl.load(k_ptrs)
+        v = tl.load(v_ptrs)
+    else:
+        k = tl.load(k_ptrs, mask=offs_n[:, None] < N, other=0.0)
+        v = tl.load(v_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    q_base = Q + b * sqb + h * sqh
+    do_base = DO + b * sdb + h * sdh
+    lse_base = LSE + pid_bh.to(tl.int64) * N
+    delta_base = DELTA + pid_bh.to(tl.int64) * N
+    dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+
+    TILES: tl.constexpr = BLOCK // BLOCK_M
+    n_kept = tl.load(COL_CNT + plan_row)
+    for it in range(0, n_kept * TILES):
+        blk_i = tl.load(COL_IDX + plan_row * NB + it // TILES)
+        start_m = blk_i * BLOCK + (it % TILES) * BLOCK_M
+        dk, dv = _dkdv_tile(
+            dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d, sqn, sdn,
+            qk_scale, N, BLOCK_M, EVEN_N, False, PRECISION,
+        )
+    if CAUSAL:
+        sig_j = tl.load(SIGMA + plan_row)
+        if sig_j * sig_j > tau:
+            # query tiles of the diagonal block that can see some key of this tile
+            for start_m in range((start_n // BLOCK_M) * BLOCK_M, (blk_j + 1) * BLOCK, BLOCK_M):
+                dk, dv = _dkdv_tile(
+                    dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
+                    sqn, sdn, qk_scale, N, BLOCK_M, EVEN_N, True, PRECISION,
+                )
+
+    dk = dk * sm_scale
+    dk_ptrs = DK + b * sdkb + h * sdkh + offs_n[:, None] * sdkn + offs_d[None, :]
+    dv_ptrs = DV + b * sdvb + h * sdvh + offs_n[:, None] * sdvn + offs_d[None, :]
+    if EVEN_N:
+        tl.store(dk_ptrs, dk.to(DK.dtype.element_ty))
+        tl.store(dv_ptrs, dv.to(DV.dtype.element_ty))
+    else:
+        tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=offs_n[:, None] < N)
+        tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=offs_n[:, None] < N)
+
+
+@triton.jit
+def _dq_tile(
+    dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, stride_kn, stride_vn, qk_scale, N,
+    BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """dQ += (P ∘ (dP − Δ)) K  (the scale is applied once at the end)."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
+    v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
+    if EVEN_N:
+        k = tl.load(k_ptrs)
+        v = tl.load(v_ptrs)
+    else:
+        k = tl.load(k_ptrs, mask=offs_n[:, None] < N, other=0.0)
+        v = tl.load(v_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    p = tl.math.exp2(tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale - lse[:, None])
+    if DIAGONAL or not EVEN_N:
+        valid = offs_n[None, :] < N
+        if DIAGONAL:
+            valid = valid & (offs_m[:, None] >= offs_n[None, :])
+        p = tl.where(valid, p, 0.0)
+    dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+    ds = p * (dp - delta[:, None])
+    return tl.dot(ds.to(k.dtype), k, dq, input_precision=PRECISION)
+
+
+@triton.jit
+def _attn_bwd_dq(
+    Q, K, V, DO, DQ, LSE, DELTA, SIGMA, ROW_CNT, ROW_IDX,
+    sm_scale, qk_scale, tau,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, sdqb, sdqh, sdqn,
+    H, N, NB,
+    BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    start_m = pid_m * BLOCK_M
+    blk_i = start_m // BLOCK
+    plan_row = b * NB + blk_i
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_ptrs = Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :]
+    do_ptrs = DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_d[None, :]
+    lse_ptrs = LSE + pid_bh.to(tl.int64) * N + offs_m
+    delta_ptrs = DELTA + pid_bh.to(tl.int64) * N + offs_m
+    if EVEN_N:
+        q = tl.load(q_ptrs)
+        do = tl.load(do_ptrs)
+        lse = tl.load(lse_ptrs)
+        delta = tl.load(delta_ptrs)
+    else:
+        q = tl.load(q_ptrs, mask=offs_m[:, None] < N, other=0.0)
+        do = tl.load(do_ptrs, mask=offs_m[:, None] < N, other=0.0)
+        lse = tl.load(lse_ptrs, mask=offs_m < N, other=float("inf"))
+        delta = tl.load(delta_ptrs, mask=offs_m < N, other=0.0)
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
+    dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    TILES: tl.constexpr = BLOCK // BLOCK_N
+    n_kept = tl.load(ROW_CNT + plan_row)
+    for it in range(0, n_kept * TILES):
+        blk_j = tl.load(ROW_IDX + plan_row * NB + it // TILES)
+        start_n = blk_j * BLOCK + (it % TILES) * BLOCK_N
+        dq = _dq_tile(
+            dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn, qk_scale, N,
+            BLOCK_N, EVEN_N, False, PRECISION,
+        )
+    if CAUSAL:
+        sig_i = tl.load(SIGMA + plan_row)
+        if sig_i * sig_i > tau:
+            for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
+                dq = _dq_tile(
+                    dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn,
+                    qk_scale, N, BLOCK_N, EVEN_N, True, PRECISION,
+                )
+
+    dq = dq * sm_scale
+    dq_ptrs = DQ + b * sdqb + h * sdqh + offs_m[:, None] * sdqn + offs_d[None, :]
+    if EVEN_N:
+        tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty))
+    else:
+        tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=offs_m[:, None] < N)
+
+
+# ----------------------------------------------------------------------------------------------------
+# launchers
+# ----------------------------------------------------------------------------------------------------
+
+
+class Launch(NamedTuple):
+    """One kernel's tile (rows m × columns n of the score tile) and launch parameters."""
+
+    m: int
+    n: int
+    warps: int
+    stages: int
+
+
+class Tiles(NamedTuple):
+    """Tile shapes of the three attention kernels. Each tile edge divides the rule's ``block``.
+
+    ``fwd``: query tile m resident, key tile n streamed. ``dkdv``: key tile n resident, query tile m
+    streamed. ``dq``: query tile m resident, key tile n streamed.
+    """
+
+    fwd: Launch
+    dkdv: Launch
+    dq: Launch
+
+
+# Keyed by head dim. D = 128: the fastest of the per-kernel sweep on the H200 (B2 H16 N8192, block 128,
+# bf16, half the block pairs kept; bench/results/2026-11-22-scattering_attention.json, "sweep").
+# D = 64: not swept; shapes checked for correctness on the H200 (same file, "extra_checks").
+_GPU_TILES = {
+    128: Tiles(Launch(128, 64, 4, 2), Launch(64, 64, 4, 4), Launch(128, 128, 8, 2)),
+    64: Tiles(Launch(128, 64, 4, 3), Launch(64, 64, 4, 3), Launch(64, 64, 4, 3)),
+}
+_overrides: dict[tuple[int, int], Tiles] = {}
+
+
+def _clamp(t: Launch, block: int) -> Launch:
+    return t._replace(m=max(16, min(t.m, block)), n=max(16, min(t.n, block)))
+
+
+def default_tiles(block: int, head_dim: int) -> Tiles:
+    """Tiles for a rule block and head dim: an override if set, the tuned H200 table, or small tiles
+    under the interpreter; each edge clamped to [16, block]."""
+    if (block, head_dim) in _overrides:
+        t = _overrides[(block, head_dim)]
+    elif dispatch.interpreting():
+        t = Tiles(Launch(64, 64, 4, 1), Launch(32, 64, 4, 1), Launch(64, 32, 4, 1))
+    else:
+        t = _GPU_TILES[128 if head_dim > 64 else 64]
+    return Tiles(*(_clamp(x, block) for x in t))
+
+
+@contextlib.contextmanager
+def override_tiles(block: int, head_dim: int, tiles: Tiles) -> Iterator[None]:
+    """``with override_tiles(128, 128, t): ...`` — launch every call of that shape with ``t``."""
+    prev = _overrides.get((block, head_dim))
+    _overrides[(block, head_dim)] = tiles
+    try:
+        yield
+    finally:
+        if prev is None:
+            del _overrides[(block, head_dim)]
+        else:
+            _overrides[(block, head_dim)] = prev
+
+
+def _check(q: Tensor, k: Tensor, v: Tensor, score: Tensor, block: int) -> None:
+    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
+        raise ValueError(f"q, k, v must share one shape [B, H, N, D]; got {q.shape}, {k.shape}, {v.shape}")
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise TypeError(f"q, k, v must share a dtype among fp16, bf16, fp32; got {q.dtype}, {k.dtype}, {v.dtype}")
+    d = q.shape[-1]
+    if d < 16 or d > 128 or d & (d - 1):
+        raise ValueError(f"head dim must be a power of two in [16, 128], got {d}")
+    if block < 16 or block & (block - 1):
+        raise ValueError(f"block must be a power of two >= 16, got {block}")
+    if score.shape != (q.shape[0], q.shape[2]):
+        raise ValueError(f"score must be [B, N] = {(q.shape[0], q.shape[2])}, got {tuple(score.shape)}")
+
+
+def _unit_last(x: Tensor) -> Tensor:
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _precision(dtype: torch.dtype) -> str | None:
+    # fp32 operands: exact IEEE products (the default would be tf32); 16-bit operands: the default.
+    return "ieee" if dtype == torch.float32 else None
+
+
+def _strides(*xs: Tensor) -> list[int]:
+    return [st for x in xs for st in x.stride()[:3]]
+
+
+def scattering_attention_forward(
+    q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float,
+    tiles: Tiles | None = None, plan: BlockPlan | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Launch the plan and the forward kernel → (o [B, H, N, D], lse [B, H, N] float32, base 2)."""
+    _check(q, k, v, score, block)
+    q, k, v = _unit_last(q), _unit_last(k), _unit_last(v)
+    bsz, heads, n, d = q.shape
+    t = (tiles or default_tiles(block, d)).fwd
+    plan = plan or block_plan(score, tau, block, causal)
+    s = score.detach().float().contiguous()
+    o = torch.empty_like(q)
+    lse = torch.empty(bsz, heads, n, dtype=torch.float32, device=q.device)
+    _attn_fwd[(triton.cdiv(n, t.m), bsz * heads)](
+        q, k, v, o, lse, s, plan.sigma, plan.rowmax, plan.row_cnt, plan.row_idx,
+        scale * LOG2E, float(tau), *_strides(q, k, v, o), heads, n, plan.sigma.shape[1],
+        BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal,
+        EVEN_N=(n % block == 0), PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+    )
+    return o, lse
+
+
+def bwd_preprocess(o: Tensor, do: Tensor) -> Tensor:
+    """Δ [B, H, N] float32 = rowsum(dO ∘ O)."""
+    o, do = _unit_last(o), _unit_last(do)
+    bsz, heads, n, d = o.shape
+    delta = torch.empty(bsz, heads, n, dtype=torch.float32, device=o.device)
+    _attn_bwd_preprocess[(triton.cdiv(n, 64), bsz * heads)](
+        o, do, delta, *_strides(o, do), heads, n, BLOCK_M=64, HEAD_DIM=d,
+    )
+    return delta
+
+
+def bwd_dkdv(
+    do: Tensor, q: Tensor, k: Tensor, v: Tensor, lse: Tensor, delta: Tensor, plan: BlockPlan,
+    tau: float, block: int, causal: bool, scale: float, t: Launch,
+) -> tuple[Tensor, Tensor]:
+    bsz, heads, n, d = q.shape
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    _attn_bwd_dkdv[(triton.cdiv(n, t.n), bsz * heads)](
+        q, k, v, do, dk, dv, lse, delta, plan.sigma, plan.col_cnt, plan.col_idx,
+        scale, scale * LOG2E, float(tau), *_strides(q, k, v, do, dk, dv), heads, n, plan.sigma.shape[1],
+        BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal, EVEN_N=(n % block == 0),
+        PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+    )
+    return dk, dv
+
+
+def bwd_dq(
+    do: Tensor, q: Tensor, k: Tensor, v: Tensor, lse: Tensor, delta: Tensor, plan: BlockPlan,
+    tau: float, block: int, causal: bool, scale: float, t: Launch,
+) -> Tensor:
+    bsz, heads, n, d = q.shape
+    dq = torch.empty_like(q)
+    _attn_bwd_dq[(triton.cdiv(n, t.m), bsz * heads)](
+        q, k, v, do, dq, lse, delta, plan.sigma, plan.row_cnt, plan.row_idx,
+        scale, scale * LOG2E, float(tau), *_strides(q, k, v, do, dq), heads, n, plan.sigma.shape[1],
+        BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal, EVEN_N=(n % block == 0),
+        PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+    )
+    return dq
+
+
+def scattering_attention_backward(
+    do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, score: Tensor,
+    tau: float, block: int, causal: bool, scale: float,
+    tiles: Tiles | None = None, plan: BlockPlan | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """dQ, dK, dV by FlashAttention-2 over the kept blocks only. The score gets none (dS = 0)."""
+    q, k, v, o, do = (_unit_last(x) for x in (q, k, v, o, do))
+    t = tiles or default_tiles(block, q.shape[-1])
+    plan = plan or block_plan(score, tau, block, causal)
+    delta = bwd_preprocess(o, do)
+    dk, dv = bwd_dkdv(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t.dkdv)
+    dq = bwd_dq(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t.dq)
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------------------------------
+# the custom op
+# ----------------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("bkdsl::scattering_attention", mutates_args=())
+def scattering_attention_op(
+    q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float
+) -> tuple[Tensor, Tensor]:
+    """(o, lse) of scattering-gated block-sparse attention (Triton)."""
+    return scattering_attention_forward(q, k, v, score, tau, block, causal, scale)
+
+
+@scattering_attention_op.register_fake
+def _(q, k, v, score, tau, block, causal, scale):
+    return torch.empty_like(q), q.new_empty(q.shape[:-1], dtype=torch.float32)
+
+
+@torch.library.custom_op("bkdsl::scattering_attention_backward", mutates_args=())
+def scattering_attention_backward_op(
+    do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, score: Tensor,
+    tau: float, block: int, causal: bool, scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dq, dk, dv) of :func:`scattering_attention_op` (Triton)."""
+    return scattering_attention_backward(do, q, k, v, o, lse, score, tau, block, causal, scale)
+
+
+@scattering_attention_backward_op.register_fake
+def _(do, q, k, v, o, lse, score, tau, block, causal, scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    q, k, v, score, tau, block, causal, scale = inputs
+    o, lse = output
+    ctx.save_for_backward(q, k, v, score, o, lse)
+    ctx.rule = (tau, block, causal, scale)
+
+
+def _backward(ctx, do: Tensor, _dlse: Tensor | None):
+    # lse is an auxiliary output for the backward pass; gradients arriving on it are ignored.
+    q, k, v, score, o, lse = ctx.saved_tensors
+    tau, block, causal, scale = ctx.rule
+    dq, dk, dv = torch.ops.bkdsl.scattering_attention_backward(
+        do, q, k, v, o, lse, score, tau, block, causal, scale
+    )
+    return dq, dk, dv, None, None, None, None, None
+
+
+scattering_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def scattering_attention_triton(
+    q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool,
+    scale: float | None = None,
+) -> Tensor:
+    """o of ``torch.ops.bkdsl.scattering_attention`` (differentiable in q, k, v; not in S)."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    o, _ = torch.ops.bkdsl.scattering_attention(q, k, v, score, float(tau), int(block), bool(causal), float(scale))
+    return o
