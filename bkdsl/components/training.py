@@ -1,0 +1,455 @@
+"""Training components: data sources, optimizers, schedules, augmentations, selectors, metrics.
+
+Each is a :class:`~bkdsl.components.registry.Component` whose ``Params`` validates what a ``data`` or
+``train`` block writes (units through :func:`~bkdsl.semantics.units.quantity`), and whose ``make`` /
+``load`` returns the runtime object from :mod:`bkdsl.train`. The runner reaches them through
+:func:`instantiate`, so a user's own ``@bkdsl.component("my_source", kind="data")`` works the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from bkdsl.components.registry import Component, component, lookup, all_components
+from bkdsl.diagnostics import BkError, Span
+from bkdsl.semantics.units import quantity
+from bkdsl.semantics.values import CallValue, Ref
+
+
+def _name(v: Any) -> Any:
+    """A Ref (``E``, ``val.loss``, ``z``) or string → its text."""
+    if isinstance(v, Ref):
+        return v.path
+    return v
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+AxisName = Annotated[int | str, BeforeValidator(_name)]
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+def instantiate(value: Any, kind: str, span: Span | None = None, what: str | None = None) -> Component:
+    """The component a ``train``/``data`` value names: ``adam(lr = 1e-3)``, ``minmax``, ``best(val.loss)``.
+
+    Positional arguments bind to the component's ``inputs`` then ``positional`` names."""
+    if isinstance(value, Ref):
+        value = CallValue(value.path, span=value.span)
+    elif isinstance(value, str):
+        value = CallValue(value)
+    if not isinstance(value, CallValue):
+        raise BkError("E0609", f"{what or kind}: expected a {kind} such as `{_EXAMPLE.get(kind, 'name(...)')}`, "
+                               f"got {value!r}", span=span)
+    sp = value.span or span
+    cls = lookup(value.name, kind)
+    if cls is None:
+        other = lookup(value.name)
+        known = sorted({c.name for c in all_components().values() if c.kind == kind})
+        raise BkError("E0609", f"`{value.name}` is not a{'n' if kind[0] in 'aeiou' else ''} {kind}"
+                      + (f" (it is a {other.kind})" if other else ""), span=sp,
+                      help=f"{kind} components: {', '.join(known)}")
+    names = tuple(cls.inputs) + tuple(cls.positional)
+    if len(value.args) > len(names):
+        raise BkError("E0204", f"`{value.name}` takes at most {len(names)} positional argument(s), got "
+                               f"{len(value.args)}", span=sp, help=f"name the arguments: {', '.join(cls.Params.model_fields)}")
+    kwargs = dict(zip(names, value.args))
+    for k, v in value.kwargs.items():
+        if k in kwargs:
+            raise BkError("E0204", f"`{value.name}`: `{k}` given twice", span=sp)
+        kwargs[k] = v
+    if value.unit is not None and "unit" in cls.Params.model_fields and "unit" not in kwargs:
+        kwargs["unit"] = value.unit
+    comp = cls.from_args(kwargs, span=sp)
+    comp.call = value  # the original call: spans of arguments, the `in UNIT` clause
+    return comp
+
+
+_EXAMPLE = {"optimizer": "adam(lr = 1e-3)", "schedule": "cosine(warmup = 1)", "augment": "flip(axis = 0, p = 0.5)",
+            "selector": "best(val.loss)", "metric": "mae(E) in MeV", "data": 'file("d.h5", x = field("x"))'}
+
+
+# -- optimizers ----------------------------------------------------------------------------------
+class SGDParams(_P):
+    lr: float = Field(gt=0, description="learning rate")
+    momentum: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    nesterov: bool = False
+
+
+class AdamParams(_P):
+    lr: float = Field(gt=0, description="learning rate")
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class AdamWParams(AdamParams):
+    weight_decay: float = Field(1e-2, ge=0)
+
+
+class _Optimizer(Component):
+    def make(self):
+        return self.name, self.params.model_dump()
+
+
+for _n, _p in (("sgd", SGDParams), ("adam", AdamParams), ("adamw", AdamWParams),
+               ("riemannian_sgd", SGDParams), ("riemannian_adam", AdamParams)):
+    component(_n, kind="optimizer")(type(f"Opt_{_n}", (_Optimizer,), {"Params": _p}))
+
+
+# -- schedules -----------------------------------------------------------------------------------
+class ConstantParams(_P):
+    pass
+
+
+class StepParams(_P):
+    step_size: int = Field(gt=0, description="epochs between decays")
+    gamma: float = Field(0.1, gt=0)
+
+
+class MultiStepParams(_P):
+    milestones: list[int] = Field(description="epochs at which the rate is multiplied by gamma")
+    gamma: float = Field(0.1, gt=0)
+
+
+class PlateauParams(_P):
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(10, ge=0)
+    threshold: float = Field(1e-4, ge=0)
+    cooldown: int = Field(0, ge=0)
+    min_factor: float = Field(0.0, ge=0)
+    mode: Literal["min", "max"] = "min"
+
+
+class CosineParams(_P):
+    warmup: float = Field(0.0, ge=0, description="warm-up length in epochs (fractions allowed)")
+    min_factor: float = Field(0.0, ge=0, le=1)
+
+
+@component("constant", kind="schedule")
+class ConstantSchedule(Component):
+    Params = ConstantParams
+
+    def make(self):
+        from bkdsl.train.schedules import Constant
+
+        return Constant()
+
+
+@component("step", kind="schedule")
+class StepSchedule(Component):
+    Params = StepParams
+
+    def make(self):
+        from bkdsl.train.schedules import StepDecay
+
+        return StepDecay(self.params.step_size, self.params.gamma)
+
+
+@component("multistep", kind="schedule")
+class MultiStepSchedule(Component):
+    Params = MultiStepParams
+
+    def make(self):
+        from bkdsl.train.schedules import MultiStep
+
+        return MultiStep(sorted(self.params.milestones), self.params.gamma)
+
+
+@component("reduce_on_plateau", kind="schedule")
+class PlateauSchedule(Component):
+    Params = PlateauParams
+
+    def make(self):
+        from bkdsl.train.schedules import ReduceOnPlateau
+
+        p = self.params
+        return ReduceOnPlateau(p.factor, p.patience, p.threshold, p.cooldown, p.min_factor, p.mode)
+
+
+@component("cosine", kind="schedule")
+class CosineSchedule(Component):
+    Params = CosineParams
+
+    def make(self):
+        from bkdsl.train.schedules import CosineWarmup
+
+        return CosineWarmup(self.params.warmup, self.params.min_factor)
+
+
+# -- augmentations -------------------------------------------------------------------------------
+class FlipParams(_P):
+    axis: AxisName = Field(description="per-sample axis index (0 = first after the sample dim) or axis name")
+    p: float = Field(0.5, ge=0, le=1)
+    fields: list[Name] | None = None
+
+
+class TimeReverseParams(_P):
+    p: float = Field(0.5, ge=0, le=1)
+    fields: list[Name] | None = None
+
+
+@component("flip", kind="augment")
+class FlipAug(Component):
+    Params = FlipParams
+
+    def make(self):
+        from bkdsl.train.augment import Flip
+
+        p = self.params
+        ax = p.axis
+        if isinstance(ax, str) and ax.lstrip("-").isdigit():
+            ax = int(ax)
+        return Flip(ax, p.p, tuple(p.fields) if p.fields else None, span=self.span)
+
+
+@component("time_reverse", kind="augment")
+class TimeReverseAug(Component):
+    Params = TimeReverseParams
+
+    def make(self):
+        from bkdsl.train.augment import TimeReverse
+
+        return TimeReverse(self.params.p, tuple(self.params.fields) if self.params.fields else None, span=self.span)
+
+
+# -- selectors -----------------------------------------------------------------------------------
+class BestParams(_P):
+    metric: Name = Field("val.loss", description="record key, e.g. val.loss or val.mae_E")
+    mode: Literal["min", "max"] = "min"
+
+
+@component("best", kind="selector", positional=("metric",))
+class BestSelector(Component):
+    Params = BestParams
+
+    def make(self):
+        m = self.params.metric
+        return (m if "." in m else f"val.{m}", self.params.mode)
+
+
+@component("last", kind="selector")
+class LastSelector(Component):
+    Params = ConstantParams
+
+    def make(self):
+        return None
+
+
+# -- metrics -------------------------------------------------------------------------------------
+class MetricParams(_P):
+    """``mae(E)``: output `E` against field `E`; ``bpb(logits, targets)``: output `logits` against field
+    `targets` (the order of the loss primitives: prediction, then target)."""
+
+    a: Name = Field(description="the field (one argument) or the model output (two arguments)")
+    b: Name | None = Field(None, description="the data field, when the output is named differently")
+    unit: Any = Field(None, description="the unit the metric is reported in (also: `mae(E) in MeV`)")
+
+
+def _metric_cls(kind: str):
+    class _M(Component):
+        Params = MetricParams
+
+        def make(self, field_units: dict[str, str | None]):
+            from bkdsl.train.metrics import DIMENSIONLESS, Metric, unit_factor
+            from bkdsl.train.sources import unit_text
+
+            p = self.params
+            output, field = (p.a, p.b) if p.b is not None else (p.a, p.a)
+            target = unit_text(p.unit, self.span) if p.unit is not None else None
+            if kind in DIMENSIONLESS:
+                if target not in (None, "1"):
+                    raise BkError("E0604", f"`{kind}` is dimensionless; it cannot be reported in {target}",
+                                  span=self.span, help="drop the `in` clause")
+                factor, unit = 1.0, {"bpb": "bit/byte", "cross_entropy": "nat"}.get(kind)
+            else:
+                if field not in field_units:
+                    raise BkError("E0601", f"metric `{kind}({field})`: the data has no field `{field}`",
+                                  span=self.span, help=f"fields: {', '.join(field_units)}")
+                factor, unit = unit_factor(field_units[field], target, 2 if kind == "mse" else 1, self.span,
+                                           f"`{kind}({field})`")
+            if field not in field_units:
+                raise BkError("E0601", f"metric `{kind}`: the data has no field `{field}`", span=self.span,
+                              help=f"fields: {', '.join(field_units)}")
+            return Metric(kind, field, output, unit, factor, span=self.span,
+                          label=f"{self.name}_{field}" if kind not in DIMENSIONLESS or output == field else self.name)
+
+    return _M
+
+
+from bkdsl.train.metrics import METRICS as _METRICS  # noqa: E402
+
+for _k in _METRICS:
+    component(_k, kind="metric", positional=("a", "b"))(type(f"Metric_{_k}", (_metric_cls(_k),), {}))
+# the loss primitive's name for bits per byte, so `metrics = [bits_per_byte(logits, targets)]` reads the same
+component("bits_per_byte", kind="metric", positional=("a", "b"))(type("Metric_bits_per_byte", (_metric_cls("bpb"),), {}))
+
+
+# -- data sources --------------------------------------------------------------------------------
+class _DataParams(_P):
+    """Keys every data block may carry, handled by the runner rather than the source."""
+
+    split: list[float] | None = None
+    normalize: Any = None
+    augment: list[Any] | None = None
+    seed: int | None = None
+
+
+COMMON_DATA_KEYS = ("split", "normalize", "augment", "seed")
+
+
+class DataSource(Component):
+    """A data source: ``load(seed, base_dir)`` returns a :class:`~bkdsl.train.data.Dataset`."""
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        raise NotImplementedError
+
+    def fields(self) -> dict:
+        """The fields it will produce (name → :class:`~bkdsl.train.data.FieldInfo`, with units),
+        known without loading anything — what the compiler's unit checks of losses read."""
+        return {}
+
+    @classmethod
+    def declared_fields(cls, call: CallValue) -> dict[str, str]:
+        """Field name → unit text ("1" when dimensionless), from the call alone — what the compiler's
+        unit checks of losses read (``bkdsl.verify.units.data_field_units``)."""
+        return {}
+
+
+class FileParams(_DataParams):
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+    path: str = Field(description="the data file (.npz, .h5/.hdf5, .safetensors)")
+
+
+@component("file", kind="data", positional=("path",))
+class FileSource(DataSource):
+    Params = FileParams
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        from bkdsl.train.sources import field_decl, read_file
+
+        return read_file(self.params.path, self.fields(), span=self.span, base_dir=base_dir)
+
+    def fields(self) -> dict:
+        from bkdsl.train.sources import field_decl
+
+        call = getattr(self, "call", None)
+        extra = dict(self.params.model_extra or {})
+        return {n: field_decl(n, v, (call.arg_spans.get(n) if call else None) or self.span)
+                for n, v in extra.items()}
+
+
+class TextBytesParams(_DataParams):
+    seq_len: int = Field(128, gt=0, description="bytes per sequence N")
+    max_bytes: int = Field(2_000_000, gt=0, description="bytes read in all")
+    root: str | None = Field(None, description="directory of .py files (default: the standard library)")
+
+
+@component("text_bytes", kind="data")
+class TextBytesSource(DataSource):
+    Params = TextBytesParams
+    unnormalized_fields = ("tokens", "targets")
+
+    @classmethod
+    def declared_fields(cls, call: CallValue) -> dict[str, str]:
+        return {"tokens": "1", "targets": "1"}
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        from bkdsl.train.sources import text_bytes_dataset
+
+        p = self.params
+        return text_bytes_dataset(p.seq_len, p.max_bytes, p.root)
+
+    def fields(self) -> dict:
+        from bkdsl.train.data import FieldInfo
+
+        n = self.params.seq_len
+        return {"tokens": FieldInfo("tokens", shape=(n,), dtype="int"),
+                "targets": FieldInfo("targets", shape=(n,), dtype="int")}
+
+
+class WoodsSaxonParams(_DataParams):
+    samples: int = Field(512, gt=0)
+    nr: int = Field(32, gt=1, description="radial points")
+    step: quantity("fm") = Field(0.25, gt=0, description="radial step")
+    radius: quantity("fm", list[float]) = Field([3.0, 7.0], description="range of R")
+    diffuseness: quantity("fm", list[float]) = Field([0.45, 0.65], description="range of a")
+    rho0: quantity("fm^-3") = Field(0.16, gt=0, description="central density")
+
+
+@component("woods_saxon", kind="data")
+class WoodsSaxonSource(DataSource):
+    Params = WoodsSaxonParams
+
+    @classmethod
+    def declared_fields(cls, call: CallValue) -> dict[str, str]:
+        return {"shape": "fm", "rho": "fm^-3", "A": "1"}
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        from bkdsl.train.cache import DatasetCache, code_version
+        from bkdsl.train import sources
+
+        p = self.params
+        params = p.model_dump(exclude=set(COMMON_DATA_KEYS))
+        params["seed"] = seed
+        ds, _ = DatasetCache().get_or_create(
+            "woods_saxon", params, code_version(sources.woods_saxon_dataset),
+            lambda: sources.woods_saxon_dataset(p.samples, p.nr, p.step, tuple(p.radius), tuple(p.diffuseness),
+                                                p.rho0, seed))
+        return ds
+
+    def fields(self) -> dict:
+        from bkdsl.train.data import FieldInfo
+
+        return {"shape": FieldInfo("shape", shape=(2,), unit="fm"),
+                "rho": FieldInfo("rho", shape=(self.params.nr,), unit="fm^-3", axes=("r",)),
+                "A": FieldInfo("A", shape=(1,))}
+
+
+# -- nuclear_densities(...): the physics engineer's generator, cached ------------------------------------
+DEFAULT_NUCLEAR_UNITS = {"rho": "fm^-3", "E": "MeV", "v": "MeV", "Q20": "fm^2", "Q30": "fm^3"}
+
+
+class NuclearParams(_DataParams):
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+
+@component("nuclear_densities", kind="data")
+class NuclearDensitiesSource(DataSource):
+    """Skyrme-ETF densities from :func:`bkdsl.physics.dataset.generate_nuclear_densities`, generated once
+    per (parameters, code version) and then read from the dataset cache. Every argument except the
+    common data keys (split, normalize, augment, seed) is passed to the generator as written."""
+
+    Params = NuclearParams
+
+    @classmethod
+    def declared_fields(cls, call: CallValue) -> dict[str, str]:
+        try:
+            from bkdsl.physics import dataset as phys
+
+            return dict(getattr(phys, "FIELD_UNITS", DEFAULT_NUCLEAR_UNITS))
+        except ImportError:
+            return dict(DEFAULT_NUCLEAR_UNITS)
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        try:
+            from bkdsl.physics import dataset as phys
+        except ImportError:
+            raise BkError("E0605", "nuclear_densities: the generator `bkdsl.physics.dataset` is not available",
+                          span=self.span, help="update bkdsl, or write the data to a file and use file(...)") from None
+        from bkdsl.train.cache import DatasetCache, code_version
+        from bkdsl.train.sources import dataset_from_generated
+
+        kwargs = dict(self.params.model_extra or {})
+        gen = phys.generate_nuclear_densities
+        params = {**kwargs, "seed": seed}
+        ds, _ = DatasetCache().get_or_create(
+            "nuclear_densities", params, code_version(phys, gen),
+            lambda: dataset_from_generated(gen(**params), self.declared_fields(self.call if hasattr(self, "call") else None),
+                                           axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
+                                           span=self.span))
+        return ds

@@ -1,0 +1,166 @@
+"""``bkdsl train SPEC``: the command line of the runner.
+
+    bkdsl train SPEC [--set dotted.key=value]... [--out DIR] [--resume] [--device cpu|cuda|auto]
+                     [--seed N] [--precision fp32|bf16] [--train NAME] [--quiet] [--debug]
+
+``--set`` overrides any key of the data and train blocks (``--set train.epochs=2 --set data.samples=64``);
+the value is a bk expression, parsed and type/unit-checked by the compiler like the spec itself (E0206).
+The run directory defaults to ``runs/<spec name>``; when that already holds a run and ``--resume`` is not
+given, ``runs/<spec name>.1``, ``.2``, … is used instead (nothing is overwritten), and ``--resume``
+without ``--out`` continues the most recent of them. Under ``torchrun`` pass ``--out`` (every rank must
+name the same directory).
+
+The lead's ``bkdsl/cli.py`` registers this with :func:`add_parser` and dispatches to :func:`run`;
+``python -m bkdsl.train.cli SPEC ...`` works on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, render_all
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("spec", help="the .bk spec file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the data or train block, e.g. train.epochs=2 (repeatable)")
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<spec name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="default: the spec's, else auto")
+    p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    p.add_argument("--train", default=None, metavar="NAME", help="which train block (when the spec has several)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; the log file is still written")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return p
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train a spec's model (bkdsl train SPEC)",
+                              description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run, fn=run)  # bkdsl/cli.py dispatches on `fn`
+    return p
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for it in items:
+        key, eq, val = it.partition("=")
+        key = key.strip()
+        if not eq or not key or not val.strip():
+            raise BkError("E0206", f"bad --set `{it}`: expected KEY=VALUE",
+                          help="e.g. `--set train.epochs=2` or `--set data.samples=64`")
+        if "." not in key:
+            raise BkError("E0206", f"bad --set key `{key}`: name the block, e.g. `train.{key}`",
+                          help="keys are dotted: train.epochs, data.samples, data.split")
+        out[key] = val.strip()
+    return out
+
+
+def choose_rundir(spec: str, out: str | None, resume: bool) -> Path:
+    if out is not None:
+        return Path(out)
+    base = Path("runs") / Path(spec).stem
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return base
+    candidates = [base] + sorted(base.parent.glob(base.name + ".*"),
+                                 key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1)
+    used = [c for c in candidates if (c / "metrics.jsonl").exists() or (c / "checkpoints").exists()]
+    if resume:
+        return used[-1] if used else base
+    if not used:
+        return base
+    last = used[-1]
+    k = int(last.suffix[1:]) + 1 if last != base and last.suffix[1:].isdigit() else 1
+    return base.parent / f"{base.name}.{k}"
+
+
+def _print_diags(diags: list[Diagnostic], sources: dict | None = None) -> None:
+    print(render_all(diags, sources), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``bkdsl train``; 0 on success, 1 on a user error (printed as a diagnostic), 2 on a bug."""
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        return _run(args)
+    except BkErrors as e:
+        if rank == 0:
+            _print_diags(e.diagnostics, e.sources)
+        return 1
+    except BkError as e:
+        if rank == 0:
+            _print_diags([e.diagnostic])
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in bkdsl, not the user's: say so, with the traceback on request
+        d = Diagnostic("X0001", f"internal error in `bkdsl train`: {type(e).__name__}: {e}",
+                       help="rerun with --debug for the traceback and report it")
+        if rank == 0:
+            _print_diags([d])
+            if getattr(args, "debug", False):
+                traceback.print_exc()
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import bkdsl
+    from bkdsl.train.loop import run as run_plan
+    from bkdsl.train.plan import plan_from_compiled
+
+    overrides = parse_overrides(args.overrides)
+    spec = args.spec
+    if not Path(spec).exists():
+        raise BkError("E0002", f"spec file `{spec}` not found", help="check the path")
+    rundir = choose_rundir(spec, args.out, args.resume)
+    if args.resume and not (rundir / "checkpoints" / "last.safetensors").exists():
+        raise BkError("E0610", f"nothing to resume in `{rundir}`: no checkpoints/last.safetensors",
+                      help="run without --resume to start, or point --out at the run directory")
+    logging.getLogger("bkdsl").setLevel(logging.INFO)
+    c = bkdsl.compile_file(spec, overrides=overrides) if overrides else bkdsl.compile_file(spec)
+    plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
+                              device=args.device, precision=args.precision)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main and not args.quiet:
+        print(f"training `{plan.name}` from {spec} → {rundir}", file=sys.stderr)
+    final = run_plan(plan, rundir, resume=args.resume, quiet=args.quiet)
+    if main:
+        _summary(final, rundir, quiet=args.quiet)
+    return 0
+
+
+def _summary(final: dict, rundir: Path, quiet: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    units = final.get("units", {})
+    t = Table(title=f"test metrics ({final['test_weights']} weights)", show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    for k, v in final["test"].items():
+        name = k.split(".", 1)[1]
+        t.add_row(name, f"{v:.6g}", units.get(name, "") or "")
+    con = Console(stderr=False)
+    if not quiet:
+        con.print(t)
+    con.print(f"{final['status']}: {final['epochs']} epochs, {final['wall_time_s']:.1f} s, "
+              f"{final['samples_per_s']:.0f} samples/s on {final['device']} → {rundir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = add_arguments(argparse.ArgumentParser(prog="bkdsl train", description="train a spec's model"))
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
