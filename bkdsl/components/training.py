@@ -127,6 +127,7 @@ class PlateauParams(_P):
 
 class CosineParams(_P):
     warmup: float = Field(0.0, ge=0, description="warm-up length in epochs (fractions allowed)")
+    warmup_steps: int = Field(0, ge=0, description="warm-up length in optimizer steps (added to `warmup`)")
     min_factor: float = Field(0.0, ge=0, le=1)
 
 
@@ -178,7 +179,7 @@ class CosineSchedule(Component):
     def make(self):
         from bkdsl.train.schedules import CosineWarmup
 
-        return CosineWarmup(self.params.warmup, self.params.min_factor)
+        return CosineWarmup(self.params.warmup, self.params.min_factor, warmup_steps=self.params.warmup_steps)
 
 
 # -- augmentations -------------------------------------------------------------------------------

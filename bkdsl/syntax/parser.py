@@ -41,7 +41,7 @@ class _DropNewlinesInBrackets:
 def _parser() -> Lark:
     return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
                 postlex=_DropNewlinesInBrackets(), propagate_positions=True, maybe_placeholders=True,
-                cache=False)
+                cache=True)  # LALR tables cached in the temp dir, keyed by the grammar hash
 
 
 def _span(file: str, meta_or_tok) -> Span:

@@ -45,6 +45,7 @@ from bkdsl.train.data import Dataset, batches_per_epoch, epoch_order, split_indi
 from bkdsl.train.metrics import Metric
 from bkdsl.train.normalize import Normalizer
 from bkdsl.train.optim import build_optimizer, load_optimizer_state, optimizer_state
+from bkdsl.train.reports import data_dependent_init, model_reports
 from bkdsl.train.schedules import Constant, CosineWarmup, Schedule
 
 log = logging.getLogger("bkdsl.train")
@@ -400,6 +401,11 @@ class Trainer:
             self._truncate_records(self.global_step)
         elif dist.is_main:
             (self.rundir / "metrics.jsonl").write_text("")
+        if not self.resume:
+            first = self.norm.apply(self._to_device({k: v[:cfg.batch] for k, v in self.splits["train"].items()}))
+            n_init = data_dependent_init(self.raw_model, lambda m: self._forward(m, first))
+            if n_init:
+                log.info("data-dependent initialisation of %d modules on one training batch", n_init)
         self.model = (torch.nn.parallel.DistributedDataParallel(
             self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if dist.enabled else self.raw_model)
@@ -486,6 +492,7 @@ class Trainer:
         rec = {"event": "epoch", "epoch": epoch + 1, "global_step": self.global_step,
                "train.loss": float(ta[0] / ta[1]) if float(ta[1]) else None,
                "lr": self.opt.param_groups[0]["lr"]}
+        rec.update(model_reports(self.model))
         rec.update(self.evaluate("val"))
         rec["elapsed_s"] = round(self.elapsed(), 3)
         if self.cfg.select is not None and self.cfg.select[0] in rec:

@@ -65,13 +65,15 @@ class CosineWarmup(Schedule):
     warmup: float = 0.0
     min_factor: float = 0.0
     dt: float = 0.0  # one step in epochs (1 / steps per epoch), set by the runner
+    warmup_steps: int = 0  # warm-up given in steps; converted to epochs with dt
 
     def factor(self, t: float, total: float) -> float:
-        if self.warmup > 0 and t < self.warmup:
+        warmup = self.warmup + self.warmup_steps * self.dt
+        if warmup > 0 and t < warmup:
             # step k of warm-up runs at (k + 1) / warmup_steps: the first step already learns
-            return min(1.0, (t + self.dt) / self.warmup)
-        span = max(total - self.warmup, 1e-12)
-        x = min(max((t - self.warmup) / span, 0.0), 1.0)
+            return min(1.0, (t + self.dt) / warmup)
+        span = max(total - warmup, 1e-12)
+        x = min(max((t - warmup) / span, 0.0), 1.0)
         return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * x))
 
 
