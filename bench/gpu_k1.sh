@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Resolvent diagonal and hyperbolic routing on the GPU (H200): correctness against the references,
+# then the benchmarks (bench/resolvent.py, bench/hyperbolic_routing.py).
+#
+#   bash bench/gpu_k1.sh              # writes bench/results/<date>-resolvent.json, -hyperbolic_routing.json
+#   OUT=/some/dir bash bench/gpu_k1.sh
+#
+# Needs torch + triton (+ geoopt, installed from .whl/ when the machine lacks it and the wheel was
+# carried: pip download --no-deps geoopt==0.5.1 -d .whl). bkdsl need not be installed: the modules the
+# benchmarks import are staged as a minimal `bkdsl` package (kernels/ installs as bkdsl.kernels).
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+unset TRITON_INTERPRET
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+STAGE=$(mktemp -d)
+mkdir -p "$STAGE/bkdsl/nn" "$STAGE/bkdsl/kernels"
+touch "$STAGE/bkdsl/__init__.py" "$STAGE/bkdsl/nn/__init__.py" "$STAGE/bkdsl/kernels/__init__.py"
+cp "$ROOT/bkdsl/diagnostics.py" "$STAGE/bkdsl/"
+cp "$ROOT/bkdsl/nn/resolvent.py" "$ROOT/bkdsl/nn/poincare.py" "$ROOT/bkdsl/nn/hyperbolic_moe.py" "$STAGE/bkdsl/nn/"
+cp "$ROOT/kernels/dispatch.py" "$ROOT/kernels/resolvent.py" "$ROOT/kernels/hyperbolic_routing.py" "$STAGE/bkdsl/kernels/"
+if ! "$PY" -c 'import geoopt' 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$STAGE/site" "$ROOT"/.whl/geoopt-*.whl
+  export PYTHONPATH="$STAGE/site"
+fi
+export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true
+"$PY" -c 'import torch, triton, geoopt; print("torch", torch.__version__, "triton", triton.__version__, "geoopt", geoopt.__version__, torch.cuda.get_device_name())'
+# Each benchmark gets a wall-clock cap (RESOLVENT_S, ROUTING_S seconds) so one cannot starve the other;
+# each writes its JSON as soon as its main timings are in.
+status=0
+timeout "${ROUTING_S:-200}" "$PY" "$ROOT/bench/hyperbolic_routing.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-routing.log" || status=1
+timeout "${RESOLVENT_S:-170}" "$PY" "$ROOT/bench/resolvent.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-resolvent.log" || status=1
+exit $status

@@ -1,0 +1,251 @@
+r"""Hyperbolic mixture of experts: routerless experts chosen by Poincaré distance to centroids.
+
+Reference: BK-Core Phase 8, §2 (``/work/shared/reference/README.md``). There is no learned router:
+
+    d_e(x) = d_𝔻(x, μ_e)                      (Poincaré distance to centroid μ_e, :func:`poincare.dist`)
+    top-k  = the k nearest centroids          (k = 1: the Voronoi cell of x)
+    gate   = exp(−d_e(x)), normalised over the top-k (w_j = e^{−d_j} / Σ_l e^{−d_l}; a softmax of −d)
+
+Experts act in the tangent space at the origin: y = exp₀( Σ_j w_j · MLP_{e_j}(log₀ x) ) — each expert
+is a plain MLP on log₀ x, their outputs are mixed as tangent vectors (a convex combination, so the
+mix is well defined), and one exp₀ maps back to the ball. Centroids are
+:class:`geoopt.ManifoldParameter` on the ball, so :class:`geoopt.optim.RiemannianAdam` moves them by
+μ ← exp_μ(−η grad_R), grad_R = grad_E / λ_μ², λ_μ = 2 / (1 − c‖μ‖²), and keeps them on it.
+
+Initialisation (:func:`hyperbolic_kmeans`): Lloyd iterations with the Poincaré distance for the
+assignment and, for the update, the Einstein midpoint in the Klein model — the hyperbolic barycentre
+Σ γ_i k_i / Σ γ_i, with k_i = 2x_i / (1 + c‖x_i‖²) the Klein image of x_i and γ_i = 1/√(1 − c‖k_i‖²)
+its Lorentz factor (Ungar, "A Gyrovector Space Approach to Hyperbolic Geometry", 2008). It is the
+midpoint the hyperbolic attention literature uses as a closed-form stand-in for the Fréchet mean.
+γ_i is computed as (1 + c‖x‖²)/(1 − c‖x‖²) straight from the Poincaré point (the same number without
+the cancellation of 1 − ‖k‖² near the boundary).
+
+No auxiliary load-balancing loss: :meth:`HyperbolicMoE.load_balance` reports the fraction of
+(token, slot) assignments each expert received in the last forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import geoopt
+import torch
+from torch import nn
+
+from bkdsl.diagnostics import BkError
+from bkdsl.nn import poincare
+
+__all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "hyperbolic_kmeans",
+           "einstein_midpoint", "HyperbolicMoE"]
+
+
+# --- routing: distances, gates, top-k ---------------------------------------------------------------
+
+def _check_route(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
+    if x.dim() != 2 or mu.dim() != 2 or x.shape[1] != mu.shape[1]:
+        raise BkError("E0401", f"hyperbolic_route expects tokens [T, D] and centroids [E, D], got "
+                               f"{list(x.shape)} and {list(mu.shape)}")
+    if not 1 <= k <= mu.shape[0]:
+        raise BkError("E0201", f"top_k = {k} must lie in 1..{mu.shape[0]} (the number of experts)")
+
+
+def hyperbolic_route_reference(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gate, index, distance), each [T, k], nearest first: the specification of the kernel.
+
+    All T×E distances by :func:`poincare.dist` (difference then square, in float64), the k smallest
+    by ``torch.topk``, gate = exp(−d). Differentiable w.r.t. x and μ by autograd.
+    """
+    _check_route(x, mu, k)
+    d_all = poincare.dist(x[:, None, :], mu[None, :, :], c)
+    d, idx = torch.topk(d_all, k, dim=1, largest=False, sorted=True)
+    return torch.exp(-d), idx, d
+
+
+def route_backward(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, grad_gate: torch.Tensor | None,
+                   grad_dist: torch.Tensor | None, c: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""(∂L/∂x, ∂L/∂μ) of the selected gates and distances, in closed form (float64 inside).
+
+    With s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t:
+
+        ∂d/∂x =  2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/α) √(t/(1+t)) x
+        ∂d/∂μ = −2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/β) √(t/(1+t)) μ
+
+    and ∂L/∂d = grad_dist − e^{−d} grad_gate. At x = μ (s = 0) the first term takes its subgradient 0.
+    The selection (``idx``) is piecewise constant and carries no gradient.
+    """
+    x64, mu64 = x.to(torch.float64), mu.to(torch.float64)
+    m = mu64[idx]                                   # [T, k, D]
+    diff = x64[:, None, :] - m
+    s = (diff * diff).sum(-1)
+    alpha = poincare.conformal_denominator(x64, c)[:, None]
+    beta = poincare.conformal_denominator(m, c)
+    t = c * s / (alpha * beta)
+    d = 2.0 / math.sqrt(c) * torch.asinh(t.sqrt())
+    gd = torch.zeros_like(d)
+    if grad_dist is not None:
+        gd = gd + grad_dist.to(torch.float64)
+    if grad_gate is not None:
+        gd = gd - torch.exp(-d) * grad_gate.to(torch.float64)
+    pos = s > 0
+    a_coef = torch.where(pos, 2.0 / (torch.where(pos, s, 1.0).sqrt() * (alpha * beta).sqrt()
+                                     * (1.0 + t).sqrt()), 0.0)
+    r = (t / (1.0 + t)).sqrt() * 2.0 * math.sqrt(c)
+    common = (gd * a_coef)[..., None] * diff         # [T, k, D]
+    grad_x = common.sum(1) + (gd * r / alpha).sum(1)[:, None] * x64
+    contrib = -common + (gd * r / beta)[..., None] * m
+    grad_mu = torch.zeros_like(mu64).index_add_(0, idx.reshape(-1), contrib.reshape(-1, mu.shape[1]))
+    return grad_x.to(x.dtype), grad_mu.to(mu.dtype)
+
+
+def hyperbolic_route(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gate, index, distance) [T, k] of the k nearest centroids, nearest first; gate = exp(−d).
+
+    Fused Triton kernel (``torch.ops.bkdsl.hyperbolic_route``) where
+    :func:`bkdsl.kernels.dispatch.use_triton` says so, :func:`hyperbolic_route_reference` elsewhere.
+    """
+    from bkdsl.kernels.dispatch import use_triton
+
+    _check_route(x, mu, k)
+    if use_triton(x, mu):
+        from bkdsl.kernels import hyperbolic_routing  # noqa: F401  (registers the op)
+
+        return torch.ops.bkdsl.hyperbolic_route(x.contiguous(), mu.contiguous(), k, c)
+    return hyperbolic_route_reference(x, mu, k, c)
+
+
+# --- initialisation -------------------------------------------------------------------------------
+
+def einstein_midpoint(x: torch.Tensor, weights: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Weighted Einstein midpoints of Poincaré points: x [N, D], weights [M, N] ≥ 0 → [M, D].
+
+    Klein image k = 2x/(1 + c‖x‖²), Lorentz factor γ = (1 + c‖x‖²)/(1 − c‖x‖²), midpoint
+    m_K = Σ w γ k / Σ w γ, and back: p = m_K / (1 + √(1 − c‖m_K‖²)). In float64.
+    """
+    x64 = poincare._guard(x, c)
+    n2 = c * (x64 * x64).sum(-1, keepdim=True)
+    klein = 2.0 * x64 / (1.0 + n2)
+    gamma = ((1.0 + n2) / (1.0 - n2)).squeeze(-1)
+    wg = weights.to(torch.float64) * gamma[None, :]
+    # a row with no weight has no midpoint; the caller keeps its old value (den = 0 → NaN avoided)
+    den = wg.sum(1, keepdim=True)
+    m_k = (wg @ klein) / torch.where(den > 0, den, 1.0)
+    back = m_k / (1.0 + (1.0 - c * (m_k * m_k).sum(-1, keepdim=True)).clamp_min(0.0).sqrt())
+    return poincare._project64(back, x.dtype, c).to(x.dtype)
+
+
+@torch.no_grad()
+def hyperbolic_kmeans(x: torch.Tensor, k: int, iters: int = 10, c: float = 1.0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """k centroids [k, D] on the ball from points x [N, D]: Lloyd's algorithm, hyperbolic.
+
+    Seeding: k-means++ with the Poincaré distance squared. Assignment: nearest centroid by
+    :func:`poincare.dist`. Update: the Einstein midpoint of each cluster (module docstring); a cluster
+    left empty keeps its centroid.
+    """
+    x = x.reshape(-1, x.shape[-1])
+    n = x.shape[0]
+    if n < k:
+        raise BkError("E0201", f"hyperbolic_kmeans needs at least k = {k} points, got {n}")
+    first = torch.randint(n, (1,), generator=generator, device="cpu").item()
+    chosen = [first]
+    d2 = poincare.dist(x, x[first][None, :], c).to(torch.float64) ** 2
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / n)
+        nxt = torch.multinomial(p.cpu(), 1, generator=generator).item()
+        chosen.append(nxt)
+        d2 = torch.minimum(d2, poincare.dist(x, x[nxt][None, :], c).to(torch.float64) ** 2)
+    mu = x[chosen].clone()
+    for _ in range(iters):
+        assign = poincare.dist(x[:, None, :], mu[None, :, :], c).argmin(1)
+        onehot = torch.zeros(k, n, dtype=torch.float64, device=x.device)
+        onehot[assign, torch.arange(n, device=x.device)] = 1.0
+        new = einstein_midpoint(x, onehot, c)
+        mu = torch.where((onehot.sum(1) > 0)[:, None], new, mu)
+    return mu
+
+
+# --- the layer ------------------------------------------------------------------------------------
+
+class HyperbolicMoE(nn.Module):
+    """Mixture of tangent-space MLP experts routed by Poincaré distance (module docstring).
+
+    Args:
+        d: dimension of the ball.
+        experts: number of experts E (and centroids).
+        top_k: experts per token (1: Voronoi routing).
+        hidden: width of each expert's MLP (default 2d).
+        c: curvature magnitude (the ball has curvature −c).
+        normalize: gates normalised over the top-k (default). With top_k = 1 a normalised gate is 1 and
+            the centroids receive no gradient (they move only by :meth:`init_from_batch`); set
+            ``normalize=False`` to use the raw gate exp(−d).
+        activation: the experts' nonlinearity.
+
+    Input x: [..., d] points of the ball; output: [..., d] points of the ball.
+    """
+
+    def __init__(self, d: int, experts: int, top_k: int = 1, hidden: int | None = None, c: float = 1.0,
+                 normalize: bool = True, activation: Callable[[], nn.Module] = nn.GELU):
+        super().__init__()
+        if not 1 <= top_k <= experts:
+            raise BkError("E0201", f"top_k = {top_k} must lie in 1..{experts}")
+        self.d, self.num_experts, self.top_k, self.c, self.normalize = d, experts, top_k, c, normalize
+        hidden = hidden or 2 * d
+        self.manifold = geoopt.PoincareBall(c=c)
+        init = poincare.expmap0(0.5 * torch.randn(experts, d) / math.sqrt(d), c)
+        self.centroids = geoopt.ManifoldParameter(init, manifold=self.manifold)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, hidden), activation(), nn.Linear(hidden, d)) for _ in range(experts))
+        self.register_buffer("load", torch.zeros(experts), persistent=False)
+
+    @torch.no_grad()
+    def init_from_batch(self, x: torch.Tensor, iters: int = 10, generator: torch.Generator | None = None
+                        ) -> None:
+        """Place the centroids by :func:`hyperbolic_kmeans` on a batch of embeddings [..., d]."""
+        mu = hyperbolic_kmeans(x.detach().reshape(-1, self.d).to(self.centroids.dtype), self.num_experts,
+                               iters, self.c, generator)
+        self.centroids.copy_(mu)
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(weights, index, distance) [T, k] for tokens x [T, d]."""
+        gate, idx, dist = hyperbolic_route(x, self.centroids, self.top_k, self.c)
+        w = gate / gate.sum(-1, keepdim=True) if self.normalize else gate
+        return w, idx, dist
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        tokens = x.reshape(-1, self.d)
+        w, idx, _ = self.route(tokens)
+        v = poincare.logmap0(tokens, self.c)
+        mixed = torch.zeros_like(v)
+        flat_idx = idx.reshape(-1)
+        flat_tok = torch.arange(tokens.shape[0], device=x.device).repeat_interleave(self.top_k)
+        flat_w = w.reshape(-1)
+        for e, expert in enumerate(self.experts):
+            sel = (flat_idx == e).nonzero(as_tuple=True)[0]
+            if sel.numel() == 0:
+                continue
+            tok = flat_tok[sel]
+            mixed = mixed.index_add(0, tok, flat_w[sel, None] * expert(v[tok]))
+        with torch.no_grad():
+            counts = torch.bincount(flat_idx, minlength=self.num_experts).to(self.load.dtype)
+            self.load.copy_(counts / max(flat_idx.numel(), 1))
+        return poincare.expmap0(mixed, self.c).reshape(shape)
+
+    def load_balance(self) -> dict[str, torch.Tensor | float]:
+        """Fraction of (token, slot) assignments per expert in the last forward, and summaries.
+
+        ``fraction`` [E] sums to 1; ``max_over_mean`` is 1 for a perfectly balanced layer;
+        ``entropy`` is in nats (log E when balanced); ``idle`` counts experts that got no token.
+        """
+        f = self.load.clone()
+        nz = f[f > 0]
+        return {
+            "fraction": f,
+            "max_over_mean": float(f.max() * self.num_experts) if f.sum() > 0 else 0.0,
+            "entropy": float(-(nz * nz.log()).sum()),
+            "idle": int((f == 0).sum()),
+        }
