@@ -103,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted; resume with --resume", file=sys.stderr)
         return 130
     except Exception as e:  # a bug in bkdsl, not the user's: say so, with the traceback on request
-        d = Diagnostic("X0001", f"internal error in `bkdsl train`: {type(e).__name__}: {e}",
+        where = f" (rank {rank})" if rank else ""
+        d = Diagnostic("X0001", f"internal error in `bkdsl train`{where}: {type(e).__name__}: {e}",
                        help="rerun with --debug for the traceback and report it")
-        if rank == 0:
-            _print_diags([d])
-            if getattr(args, "debug", False):
-                traceback.print_exc()
+        _print_diags([d])  # every rank: a crash on rank 1 must not be silent
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         return 2
 
 

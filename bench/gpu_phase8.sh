@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# phase8 on an H200: a larger training run with the fused kernels (resolvent diagonal, scattering-aware
+# block-sparse attention, hyperbolic routing), then the same run with the PyTorch references
+# (BKDSL_KERNELS=reference) for the tokens/s ratio. Summary JSON and the curve land in $OUT.
+#
+#   OUT=/tmp/out bash bench/gpu_phase8.sh
+#
+# The device has torch + triton but not every bkdsl dependency: carry the wheels in .whl/ (see
+# docs/gpu.md); bkdsl itself is installed editable without dependencies.
+set -euo pipefail
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=8
+unset TRITON_INTERPRET
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv || true
+MODEL=${MODEL:-'phase8(d = 256, layers = 4, heads = 8, experts = 8, blk = 64, tau = 3.0)'}
+COMMON=(--device cuda --quiet --set train.batch=32 --set data.seq_len=512 --set "train.model=$MODEL"
+        --set "train.schedule=cosine(warmup_steps = 50)")
+# 2000 steps over ~4.5 MB of text (≈ 275 steps an epoch, validation after each) with the kernels.
+python3 -m bkdsl train specs/phase8.bk "${COMMON[@]}" --set data.max_bytes=5000000 --set train.steps=2000 \
+  --out /tmp/p8-kernels
+# The same model and data with the references for 150 steps: tokens/s only.
+BKDSL_KERNELS=reference python3 -m bkdsl train specs/phase8.bk "${COMMON[@]}" --set data.max_bytes=5000000 \
+  --set train.steps=150 --out /tmp/p8-reference
+python3 bench/phase8_summary.py /tmp/p8-kernels /tmp/p8-reference --model "$MODEL" --out "$OUT"
+cp /tmp/p8-kernels/metrics.jsonl "$OUT/phase8-h200-metrics.jsonl"
