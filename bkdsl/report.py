@@ -51,7 +51,7 @@ def render_report(c: Any) -> str:
         lines += ["## Declarations", "", "| name | kind | component | parameters |", "|---|---|---|---|"]
         for d in prog.decls.values():
             comp = d.component
-            params = ", ".join(f"{k} = {v}" for k, v in comp.describe()["params"].items()) if comp else ""
+            params = ", ".join(f"{k} = {_param(v)}" for k, v in comp.params) if comp else ""
             lines.append(f"| `{d.name}` | {d.kind} | `{comp.name if comp else '-'}` | {params} |")
         lines.append("")
     if prog.losses:
@@ -82,6 +82,13 @@ def render_report(c: Any) -> str:
         lines += [f"| {k} | `{show_value(e.value)}` |" for k, e in t.entries.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _param(v: Any) -> str:
+    from bkdsl.components.registry import Component
+    from bkdsl.semantics.values import show_value
+
+    return (v.decl_name or v.name) if isinstance(v, Component) else show_value(v)
 
 
 def _main_call(c: Any) -> Any:

@@ -884,7 +884,8 @@ class _BlockBuilder:
             v = self._need_df(args[0], e)
             for _ in range(f.n):
                 v = self.apply_block(f.inner, [v], e.span)
-            return v
+            # copies keep their block's name (bk_layer, bk_layer_1, …), not the assigned variable's
+            return DF(v.ref, v.type, "=" + f.inner.template.name)
         if isinstance(f, type) and issubclass(f, Component):
             return self.apply_component(f, None, args, kwargs, e)
         if isinstance(f, Component):
