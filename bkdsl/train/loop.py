@@ -82,6 +82,11 @@ class TrainConfig:
     checkpoint_every: int | None = None  # also save `last` every N optimizer steps (mid-epoch)
     grad_clip: float | None = None
     eval_batch: int | None = None
+    compile: str | None = None        # torch.compile mode for the training forward (None: eager)
+    channels_last: bool = False       # NHWC memory format for the model and its 4-D inputs
+    resident: bool = False            # keep every split on the device (no host→device copy per batch)
+    time_limit: float | None = None   # stop after the epoch in which the run's wall time passes this (s)
+    model_plots: list[dict] = field(default_factory=list)  # latent(...), decode_line(...): need the model
     span: Span | None = None
     spans: dict[str, Span] = field(default_factory=dict)  # per train key
 
@@ -156,6 +161,7 @@ class Trainer:
         self.resume = resume
         self.quiet = quiet
         self.records: list[dict] = []
+        self.stopped_by_time: int | None = None
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_logging(self) -> logging.Handler | None:
@@ -183,6 +189,11 @@ class Trainer:
         self.splits = {k: {n: t[v] for n, t in dp.dataset.fields.items()} for k, v in idx.items()}
         self.norm = Normalizer(dp.normalize, dp.normalize_fields, span=dp.span).fit(self.splits["train"])
         self.n_train = len(idx["train"])
+        if self.cfg.resident and self.device.type == "cuda":
+            # the whole dataset lives on the GPU: batches are gathered there, no host→device copy per step
+            self.splits = {k: {n: t.to(self.device) for n, t in v.items()} for k, v in self.splits.items()}
+            log.info("data resident on %s (%.1f MB)", self.device,
+                     sum(t.numel() * t.element_size() for v in self.splits.values() for t in v.values()) / 1e6)
         if self.n_train < self.cfg.batch:
             log.warning("batch %d is larger than the training split (%d samples)", self.cfg.batch, self.n_train)
 
@@ -195,7 +206,10 @@ class Trainer:
         return nullcontext()
 
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = model(**{k: batch[k] for k in self.plan.inputs})
+        ins = {k: batch[k] for k in self.plan.inputs}
+        if self.cfg.channels_last:
+            ins = {k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v) for k, v in ins.items()}
+        out = model(**ins)
         if isinstance(out, torch.Tensor):
             raise BkError("E0609", "the model returns one unnamed tensor; the runner needs named outputs",
                           span=self.cfg.span, help="give the model's outputs names that match data fields")
@@ -227,8 +241,14 @@ class Trainer:
             for k, v in terms.items():
                 acc[k] = v.detach().double() * b
             phys = {k: self.norm.invert(k, v) for k, v in out.items()}
+            phys_f = None
             for m in metrics:
-                s_, c_ = m.accumulate(phys, raw)
+                if getattr(m, "needs_model", False):
+                    if phys_f is None or phys_f[0] != m.axis:
+                        phys_f = (m.axis, self._reflected_outputs(model, raw, m.axis))
+                    s_, c_ = m.accumulate_pair(phys, phys_f[1], lambda n, x, ax=m.axis: self._flip_back(n, x, ax))
+                else:
+                    s_, c_ = m.accumulate(phys, raw)
                 key = f"m.{m.name}"
                 if m.reduce == "max":
                     sums[key] = torch.maximum(sums[key], s_) if key in sums else s_
@@ -259,6 +279,33 @@ class Trainer:
         for m in metrics:
             res[f"{split}.{m.name}"] = m.value(float(sums[f"m.{m.name}"]), float(sums[f"c.{m.name}"]))
         return res
+
+    def _reflected_outputs(self, model, raw: dict[str, torch.Tensor], axis) -> dict[str, torch.Tensor]:
+        """The model's physical outputs on the batch reflected along ``axis`` (parity metrics)."""
+        from bkdsl.train.metrics import reflect
+
+        info = self.plan.data.dataset.info
+        batch_f = self.norm.apply(reflect(raw, axis, info, names=self.plan.inputs))
+        with self._autocast():
+            out_f = self._forward(model, batch_f)
+        return {k: self.norm.invert(k, v) for k, v in out_f.items()}
+
+    def _flip_back(self, name: str, x: torch.Tensor, axis) -> torch.Tensor:
+        """Reflect an output back (F[D(E[ρ_F])]): by the data field of the same name's axes, else the
+        input's."""
+        from bkdsl.train.metrics import flip_axis_of
+
+        info = self.plan.data.dataset.info
+        dim, neg = flip_axis_of(axis, name, x, info)
+        if dim is None and not neg and not isinstance(axis, int):
+            for n in self.plan.inputs:  # an output with no data field: the layout of an input of equal rank
+                inf = info.get(n)
+                if inf is not None and inf.axes and axis in inf.axes and len(inf.axes) == x.ndim - 1:
+                    dim = inf.axes.index(axis) + 1
+                    break
+        if dim is not None:
+            return x.flip(dim)
+        return -x if neg else x
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _state(self, epoch: int, batch_idx: int, train_acc: dict) -> tuple[dict, dict]:
@@ -380,6 +427,8 @@ class Trainer:
         self._prepare_data()
         torch.manual_seed(cfg.seed)
         self.raw_model = self.plan.build_model().to(self.device)
+        if cfg.channels_last:
+            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.raw_model.train()
         self.opt = build_optimizer(cfg.optimizer, cfg.optimizer_params, self.raw_model,
                                    span=cfg.spans.get("optimizer", cfg.span))
@@ -406,9 +455,16 @@ class Trainer:
             n_init = data_dependent_init(self.raw_model, lambda m: self._forward(m, first))
             if n_init:
                 log.info("data-dependent initialisation of %d modules on one training batch", n_init)
+        # find_unused_parameters: routed layers (mixture of experts) leave the experts no token chose
+        # without a gradient in a step; DDP must not wait for them.
         self.model = (torch.nn.parallel.DistributedDataParallel(
-            self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=True)
             if dist.enabled else self.raw_model)
+        if cfg.compile:
+            # the training forward only; evaluation runs the eager module (same parameters)
+            self.model = torch.compile(self.model, mode=None if cfg.compile == "default" else cfg.compile)
+            log.info("torch.compile(mode=%s) of the training forward", cfg.compile)
         log.info("training `%s`: %d samples (train %d), %d steps/epoch, %d epochs, device %s, world %d",
                  self.plan.name, len(self.plan.data.dataset), self.n_train, nb, epochs, self.device, dist.world)
         kill_at = int(os.environ.get("BKDSL_FAULT_KILL_AT_STEP", "-1"))  # fault injection for the resume test
@@ -431,6 +487,8 @@ class Trainer:
                         os.kill(os.getpid(), signal.SIGKILL)
                     ts = time.perf_counter()
                     idx = D.shard(order[b * cfg.batch:(b + 1) * cfg.batch], dist)
+                    if self.cfg.resident and self.device.type == "cuda":
+                        idx = idx.to(self.device, non_blocking=True)
                     raw = {k: v[idx] for k, v in train.items()}
                     raw = apply_all(self.plan.data.augment, raw, info, seed * 7 + dist.rank, epoch, b)
                     batch = self.norm.apply(self._to_device(raw))
@@ -469,6 +527,10 @@ class Trainer:
                         D.barrier(dist)
                 self._end_of_epoch(epoch, train_acc)
                 last_epoch = epoch + 1 >= epochs or self.global_step >= total_steps
+                if cfg.time_limit is not None and self.elapsed() >= cfg.time_limit and not last_epoch:
+                    log.info("time limit %.0f s reached after epoch %d", cfg.time_limit, epoch + 1)
+                    self.stopped_by_time = epoch + 1
+                    last_epoch = True
                 self._save("last", epoch + 1, 0, train_acc)
                 D.barrier(dist)
                 if last_epoch:
@@ -527,6 +589,8 @@ class Trainer:
             "samples_per_s": round(self.samples_per_s, 1), "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
             "world_size": self.dist.world, "precision": cfg.precision, "units": self._units(),
+            "speed": {"compile": cfg.compile, "channels_last": cfg.channels_last, "resident": cfg.resident},
+            "time_limit_s": cfg.time_limit, "stopped_by_time_limit_after_epoch": self.stopped_by_time,
             "versions": _versions(), "record": self.plan.record,
         }
         if self.dist.is_main:
@@ -539,6 +603,13 @@ class Trainer:
                 plots.draw(self.rundir, cfg.plots, self._units())
             except Exception as e:  # a plot must never lose a finished run; say why it is missing
                 log.warning("plots were not drawn: %s: %s", type(e).__name__, e)
+            if cfg.model_plots and stopped is None:
+                try:
+                    from bkdsl.train import plots
+
+                    plots.draw_model(self.rundir, cfg.model_plots, self)
+                except Exception as e:
+                    log.warning("model plots were not drawn: %s: %s", type(e).__name__, e)
         log.info("finished: %s", json.dumps({k: final[k] for k in ("status", "test", "wall_time_s", "samples_per_s")}))
         return final
 
