@@ -432,7 +432,10 @@ class NuclearDensitiesSource(DataSource):
         try:
             from bkdsl.physics import dataset as phys
 
-            return dict(getattr(phys, "FIELD_UNITS", DEFAULT_NUCLEAR_UNITS))
+            units = getattr(phys, "FIELD_UNITS", None) or getattr(phys, "UNITS", None) or DEFAULT_NUCLEAR_UNITS
+            # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label
+            # its numbers with the wrong unit (they are plain tensors, not quantities to convert)
+            return {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
         except ImportError:
             return dict(DEFAULT_NUCLEAR_UNITS)
 
@@ -453,4 +456,22 @@ class NuclearDensitiesSource(DataSource):
             lambda: dataset_from_generated(gen(**params), self.declared_fields(self.call if hasattr(self, "call") else None),
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
                                            span=self.span))
-        return ds
+        return _name_grid_axes(ds)
+
+
+def _name_grid_axes(ds):
+    """Name the per-sample axes of grid fields: [n_r, n_z] → (r, z); [1, n_r, n_z] (a one-channel image, the
+    thesis' 1 × 48 × 128) → (c, r, z), so ``flip(axis = z)`` and ``parity_mae(E, axis = z)`` find them;
+    odd multipoles Q_λ0 (odd λ) change sign under z → −z."""
+    import re
+
+    rho = ds.info.get("rho")
+    grid = tuple(rho.shape[-2:]) if rho is not None and rho.shape and len(rho.shape) >= 2 else None
+    for name, inf in ds.info.items():
+        shp = tuple(inf.shape or ())
+        if grid and len(shp) >= 2 and shp[-2:] == grid and not inf.axes:
+            inf.axes = ("r", "z") if len(shp) == 2 else ("c",) * (len(shp) - 2) + ("r", "z")
+        m = re.fullmatch(r"Q(\d)0", name)
+        if m and int(m.group(1)) % 2 == 1 and "z" not in inf.odd_under:
+            inf.odd_under = tuple(inf.odd_under) + ("z",)
+    return ds

@@ -129,3 +129,93 @@ def unit_factor(field_unit: str | None, target: str | None, power: int, span: Sp
         raise BkError("E0604", f"{what} is in {unit_str(fu)}, which cannot be reported in {target}",
                       span=span, help=f"report it `in {unit_str(fu)}` or a unit of the same dimension")
     return float(q.to(tu).magnitude), unit_str(tu)
+
+
+# -- parity-symmetry metrics (thesis eqs. 4.15–4.16): they need the model, not just (outputs, batch) --------
+PARITY_METRICS = ("parity_mae", "parity_l1_integral")
+
+
+@dataclass
+class ParityMetric:
+    """The model evaluated on a batch and on its reflection along ``axis``; compares the two predictions.
+
+    ``parity_mae(E, axis = z) in MeV``        M_E = mean |D_E(E[ρ]) − D_E(E[ρ_F])|              (eq. 4.15)
+    ``parity_l1_integral(rho, axis = z, measure = cylinder(dr, dr))``
+                                            M_ρ = mean ∫d³r |D_ρ(E[ρ]) − F[D_ρ(E[ρ_F])]|        (eq. 4.16)
+
+    The reflection F acts on the model's *inputs* (before normalisation): fields that carry the axis are
+    flipped along it, scalar fields odd under it (``FieldInfo.odd_under``, e.g. Q30 under z) change sign.
+    For ``parity_l1_integral`` the second prediction is reflected back before the difference, so an exactly
+    equivariant model scores 0. Both are evaluated on physical (de-normalised) values. ``axis`` is a named
+    axis of the data (``z``) or a tensor dimension counted with the batch axis (``axis = 3`` for
+    [B, 1, n_r, n_z]). The runner evaluates the flipped batch once per batch for all parity metrics
+    (:meth:`bkdsl.train.loop.Trainer.evaluate`).
+    """
+
+    kind: str
+    output: str
+    axis: int | str
+    unit: str | None = None
+    factor: float = 1.0
+    span: Span | None = None
+    term: Callable | None = None  # parity_l1_integral: pred, target → per-batch mean ∫ |pred − target| dμ
+    label: str | None = None
+    needs_model = True
+
+    @property
+    def name(self) -> str:
+        return self.label or f"{self.kind}_{self.output}"
+
+    @property
+    def field(self) -> str:
+        return self.output
+
+    reduce = "sum"
+
+    def accumulate_pair(self, out: dict[str, torch.Tensor], out_flipped: dict[str, torch.Tensor],
+                        flip_back: Callable[[str, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.output not in out:
+            raise BkError("E0609", f"metric `{self.name}`: the model has no output `{self.output}`", span=self.span,
+                          help=f"outputs: {', '.join(out)}")
+        p, q = out[self.output].double(), out_flipped[self.output].double()
+        if self.kind == "parity_mae":
+            d = (p - q).abs()
+            return d.sum(), torch.tensor(float(d.numel()), dtype=torch.float64, device=d.device)
+        q = flip_back(self.output, q)
+        b = p.shape[0]
+        v = self.term(p, q)
+        return (torch.as_tensor(v, dtype=torch.float64, device=p.device) * b,
+                torch.tensor(float(b), dtype=torch.float64, device=p.device))
+
+    def accumulate(self, out, batch):  # pragma: no cover - the loop calls accumulate_pair
+        raise BkError("X0001", f"metric `{self.name}` needs the model: call accumulate_pair")
+
+    def value(self, s: float, n: float) -> float:
+        return s / max(n, 1.0) * self.factor
+
+
+def flip_axis_of(axis: int | str, name: str, x: torch.Tensor, info: dict) -> tuple[int | None, bool]:
+    """(tensor dimension to flip or None, negate?) for field ``name`` of batch tensor ``x`` under ``axis``."""
+    if isinstance(axis, int):
+        return (axis if 0 < axis < x.ndim else None), False
+    inf = info.get(name)
+    if inf is not None and inf.axes and axis in inf.axes and len(inf.axes) == x.ndim - 1:
+        return inf.axes.index(axis) + 1, False
+    if inf is not None and axis in (inf.odd_under or ()):
+        return None, True
+    return None, False
+
+
+def reflect(batch: dict[str, torch.Tensor], axis: int | str, info: dict, names=None) -> dict[str, torch.Tensor]:
+    """The batch reflected along ``axis`` (flip fields carrying it, negate fields odd under it)."""
+    out = dict(batch)
+    for n in (names if names is not None else list(batch)):
+        x = batch[n]
+        if not x.is_floating_point():
+            continue
+        dim, neg = flip_axis_of(axis, n, x, info)
+        if dim is not None:
+            out[n] = x.flip(dim)
+        elif neg:
+            out[n] = -x
+    return out

@@ -6,7 +6,8 @@ through the component registry (:func:`bkdsl.components.training.instantiate`), 
 bad parameters and bad keys are diagnostics with the span of the key that caused them.
 
 Train keys: model, data, loss, optimizer, schedule, batch, epochs | steps, select, metrics, plots,
-seed, precision, device, checkpoint_every, grad_clip, eval_batch.
+seed, precision, device, checkpoint_every, grad_clip, eval_batch, and the speed keys compile,
+channels_last, resident (docs/training.md), time_limit.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
-from bkdsl.train.metrics import Metric
+from bkdsl.train.metrics import PARITY_METRICS, Metric, ParityMetric
 
 log = logging.getLogger(__name__)
 
 TRAIN_KEYS = ("model", "data", "loss", "optimizer", "schedule", "batch", "epochs", "steps", "select", "metrics",
-              "plots", "seed", "precision", "device", "checkpoint_every", "grad_clip", "eval_batch")
+              "plots", "seed", "precision", "device", "checkpoint_every", "grad_clip", "eval_batch",
+              "compile", "channels_last", "resident", "time_limit")
 
 
 def _int(v: Any, key: str, span: Span | None, minimum: int = 1) -> int:
@@ -122,15 +124,17 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     metrics: list[Metric] = []
     for m in get("metrics", []) or []:
         metrics.append(_metric(c, m, field_units, sp.get("metrics")))
-    plots = []
+    plots, model_plots = [], []
     for pv in get("plots", []) or []:
         if isinstance(pv, CallValue) and pv.name == "curve":
             plots.append([_name(a) for a in pv.args])
+        elif isinstance(pv, CallValue) and pv.name in MODEL_PLOTS:
+            model_plots.append(_model_plot(pv, sig, dp, sp.get("plots")))
         elif isinstance(pv, (Ref, str)):
             plots.append([_name(pv)])
         else:
-            raise BkError("E0609", f"plots: expected `curve(val.mae_E, ...)` or a record key, got {pv}",
-                          span=sp.get("plots"))
+            raise BkError("E0609", f"plots: expected `curve(val.mae_E, ...)`, `latent(z, color = [E])`, "
+                                   f"`decode_line(z, rho)` or a record key, got {pv}", span=sp.get("plots"))
 
     def opt_int(k: str) -> int | None:
         v = get(k)
@@ -143,7 +147,12 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
         schedule=sched, select=select, metrics=metrics, plots=plots,
         checkpoint_every=opt_int("checkpoint_every"),
         grad_clip=None if get("grad_clip") is None else float(get("grad_clip")),
-        eval_batch=opt_int("eval_batch"), span=t.span, spans=sp)
+        eval_batch=opt_int("eval_batch"), span=t.span, spans=sp,
+        compile=_compile_mode(get("compile", False), sp.get("compile")),
+        channels_last=_bool(get("channels_last", False), "channels_last", sp.get("channels_last")),
+        resident=_bool(get("resident", False), "resident", sp.get("resident")),
+        time_limit=None if get("time_limit") is None else _seconds(get("time_limit"), sp.get("time_limit")),
+        model_plots=model_plots)
     record = {"spec": spec_path, "train": t.name, "overrides": dict(overrides or {}), "seed": run_seed}
     if spec_path and Path(spec_path).exists():
         record["spec_sha256"] = hashlib.sha256(Path(spec_path).read_bytes()).hexdigest()
@@ -158,6 +167,8 @@ def _metric(c: Any, m: Any, field_units: dict, span: Span | None) -> Metric:
     from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 
     name = _name(m)
+    if name in PARITY_METRICS:
+        return _parity_metric(c, m, field_units, span)
     if lookup(name, "metric") is not None:
         return instantiate(m, "metric", span).make(field_units)
     call = m if isinstance(m, CallValue) else CallValue(name)
@@ -169,3 +180,105 @@ def _metric(c: Any, m: Any, field_units: dict, span: Span | None) -> Metric:
     label = f"{call.name}_{field}" if field else call.name
     return Metric(call.name, field, _name(call.args[0]) if call.args else field, getattr(prog, "unit_text", None),
                   1.0, span=call.span or span, fallback=prog, label=label)
+
+
+MODEL_PLOTS = ("latent", "decode_line")
+
+
+def _bool(v: Any, key: str, span: Span | None) -> bool:
+    if not isinstance(v, bool):
+        raise BkError("E0609", f"`{key}` must be true or false, got {v!r}", span=span)
+    return v
+
+
+def _compile_mode(v: Any, span: Span | None) -> str | None:
+    """``compile = true`` → torch.compile's default mode; ``compile = "max-autotune"`` → that mode."""
+    if v is False or v is None:
+        return None
+    if v is True:
+        return "default"
+    modes = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    if isinstance(v, str) and v in modes:
+        return v
+    raise BkError("E0609", f"`compile` must be true, false or a torch.compile mode, got {v!r}", span=span,
+                  help=f"modes: {', '.join(modes)}")
+
+
+def _seconds(v: Any, span: Span | None) -> float:
+    """``time_limit = 600`` (seconds) or ``time_limit = 10 min``."""
+    import pint
+
+    if isinstance(v, pint.Quantity):
+        try:
+            return float(v.to("s").magnitude)
+        except Exception:
+            raise BkError("E0604", f"`time_limit` must be a time, got {v}", span=span) from None
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+        return float(v)
+    raise BkError("E0609", f"`time_limit` must be a positive number of seconds, got {v!r}", span=span)
+
+
+def _model_plot(pv: CallValue, sig: Any, dp: DataPlan, span: Span | None) -> dict:
+    """``latent(z, color = [E, Q20, Q30])`` or ``decode_line(z, rho, n = 12)``, checked against the model's
+    outputs and the data's fields now rather than after training."""
+    sp = pv.span or span
+    args = [_name(a) for a in pv.args]
+    outs = list(getattr(sig, "outputs", {}) or {})
+    fields = list(dp.dataset.fields)
+    if pv.name == "latent":
+        if len(args) != 1:
+            raise BkError("E0609", "latent(...) takes the latent output's name: `latent(z, color = [E])`", span=sp)
+        color = pv.kwargs.get("color", [])
+        color = [_name(c) for c in (color if isinstance(color, list) else [color])]
+        bad = [c for c in color if c not in fields]
+        if bad:
+            raise BkError("E0601", f"latent(...): the data has no field {', '.join(f'`{b}`' for b in bad)} to colour by",
+                          span=sp, help=f"fields: {', '.join(fields)}")
+        spec = {"kind": "latent", "z": args[0], "color": color or [None],
+                "splits": [_name(x) for x in pv.kwargs.get("splits", ["val", "test"])]}
+    else:
+        if len(args) != 2:
+            raise BkError("E0609", "decode_line(...) takes the latent output and the decoded output: "
+                                   "`decode_line(z, rho, n = 12)`", span=sp)
+        n = pv.kwargs.get("n", 12)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise BkError("E0609", f"decode_line: `n` must be an integer >= 2, got {n!r}", span=sp)
+        spec = {"kind": "decode_line", "z": args[0], "out": args[1], "n": n}
+    missing = [a for a in args if outs and a not in outs]
+    if missing:
+        raise BkError("E0609", f"{pv.name}(...): the model has no output {', '.join(f'`{m}`' for m in missing)}",
+                      span=sp, help=f"outputs: {', '.join(outs)}; name the latent vector with `output z = ...`")
+    return spec
+
+
+def _parity_metric(c: Any, m: Any, field_units: dict, span: Span | None) -> ParityMetric:
+    """``parity_mae(E, axis = z) in MeV`` / ``parity_l1_integral(rho, axis = z, measure = cylinder(dr, dr))``."""
+    from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
+    from bkdsl.train.metrics import unit_factor
+
+    call = m if isinstance(m, CallValue) else CallValue(_name(m))
+    sp = call.span or span
+    if len(call.args) != 1:
+        raise BkError("E0204", f"`{call.name}` takes one output name: `{call.name}(E, axis = z)`", span=sp)
+    out = _name(call.args[0])
+    if out not in field_units:
+        raise BkError("E0601", f"metric `{call.name}({out})`: the data has no field `{out}`", span=sp,
+                      help=f"fields: {', '.join(field_units)}")
+    axis = call.kwargs.get("axis")
+    if axis is None:
+        raise BkError("E0609", f"`{call.name}` needs the reflection axis: `axis = z` or `axis = 3`", span=sp)
+    axis = _name(axis)
+    if isinstance(axis, str) and axis.lstrip("-").isdigit():
+        axis = int(axis)
+    extra = set(call.kwargs) - {"axis", "measure"}
+    if extra or (call.name == "parity_mae" and "measure" in call.kwargs):
+        raise BkError("E0204", f"`{call.name}`: unknown argument(s) {', '.join(sorted(extra or {'measure'}))}", span=sp)
+    if call.name == "parity_mae":
+        factor, unit = unit_factor(field_units[out], call.unit, 1, sp, f"`parity_mae({out})`")
+        return ParityMetric("parity_mae", out, axis, unit, factor, span=sp)
+    units = {k: (parse_unit(u) if u and u != "1" else DIMENSIONLESS) for k, u in field_units.items()}
+    kw = {"measure": call.kwargs["measure"]} if "measure" in call.kwargs else {}
+    prog = c.build_metric(CallValue("l1_integral", [Ref(out)], kw, call.unit, span=sp), units)
+    term = prog.term.evaluate
+    return ParityMetric("parity_l1_integral", out, axis, getattr(prog, "unit_text", None), prog.factor, span=sp,
+                        term=term)

@@ -10,7 +10,15 @@ from bkdsl.nn.integrators import (INVERTIBLE, METHODS, ORDER, SYMPLECTIC, Integr
                                   bidirectional_consistency, time_reverse)
 from bkdsl.verify.probes import probe_symplectic
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Every test here runs in float64; restored afterwards so other modules keep their default."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def pend():
