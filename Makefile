@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/bkdsl train specs/phase8.bk --set train.steps=60 --set train.batch=16 --out runs/demo-phase8
 
 test: setup
-	$(BIN)/python -m pytest -n 2 -q tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q tests
 
 clean:
 	rm -rf out runs .pytest_cache

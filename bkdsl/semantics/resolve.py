@@ -838,6 +838,9 @@ class _BlockBuilder:
             elif isinstance(it, A.Slice):
                 lo = self.ev(it.lo, env) if it.lo is not None else None
                 hi = self.ev(it.hi, env) if it.hi is not None else None
+                for b in (lo, hi):
+                    if b is not None and (not isinstance(b, int) or isinstance(b, bool)):
+                        raise BkError("E0205", f"slice bounds must be integers, got {b!r}", span=it.span)
                 items.append(slice(lo, hi))
             else:
                 v = self.ev(it, env)

@@ -93,3 +93,10 @@ def test_every_code_is_documented(root):
     doc = (root / "docs" / "errors.md").read_text()
     for code in CODES:
         assert f"`{code}`" in doc, f"{code} missing from docs/errors.md"
+
+
+def test_float_slice_bound_is_a_diagnostic():
+    """Found by the fuzzer: `r[:, 0:1e9]` crashed shape inference."""
+    src = "model m() {\n  input x : [B, 4]\n  output x[:, 0:1e9]\n}\n"
+    d = bkdsl.check_source(src, "f.bk")[0]
+    assert d.code == "E0205" and (d.span.line, d.span.col) == pos(src, "0:1e9")
