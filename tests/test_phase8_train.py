@@ -39,3 +39,22 @@ def test_phase8_trains_data_parallel_with_unused_experts(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     final = json.loads((tmp_path / "ddp" / "final.json").read_text())
     assert final["world_size"] == 2
+
+
+def test_runtime_manifold_assertions_mode(tmp_path):
+    """--assert-manifolds checks every manifold parameter and manifold-typed output during training."""
+    r = subprocess.run([sys.executable, "-m", "bkdsl", "train", "specs/phase8.bk", "--assert-manifolds",
+                        "--out", str(tmp_path / "am"), *TINY[:-3], "--set", "train.steps=5", "--quiet"],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "manifold assertions on" in (tmp_path / "am" / "train.log").read_text()
+
+
+def test_manifold_outputs_are_tagged_for_the_assertions():
+    import geoopt
+
+    import bkdsl
+
+    gm = bkdsl.compile_file(ROOT / "specs" / "phase8.bk").module
+    assert isinstance(gm.bk_layer.bk_out_manifold, geoopt.PoincareBall)
+    assert isinstance(gm.bk_layer.hyperbolic_moe.bk_out_manifold, geoopt.PoincareBall)

@@ -76,10 +76,10 @@ def lower_block(block: I.BlockIR, manifolds: dict[str, Any] | None = None) -> fx
             elif comp.function is not None:
                 env[n.name] = g.create_node("call_function", comp.function, args, comp.call_kwargs(), name=n.name)
             else:
-                root.add_module(n.name, comp.build())
+                root.add_module(n.name, _tag_manifold(comp.build(), n.type, manifolds))
                 env[n.name] = g.create_node("call_module", n.name, args, {}, name=n.name)
         elif n.op == "block":
-            root.add_module(n.name, lower_block(n.target, manifolds))
+            root.add_module(n.name, _tag_manifold(lower_block(n.target, manifolds), n.type, manifolds))
             env[n.name] = g.create_node("call_module", n.name, tuple(arg(a) for a in n.args), {}, name=n.name)
         elif n.op == "function":
             env[n.name] = g.create_node("call_function", n.target, tuple(arg(a) for a in n.args), {}, name=n.name)
@@ -93,6 +93,14 @@ def lower_block(block: I.BlockIR, manifolds: dict[str, Any] | None = None) -> fx
     g.lint()
     cls = "".join(p.capitalize() for p in block.name.split("_")) or "Block"
     return fx.GraphModule(root, g, class_name=cls)
+
+
+def _tag_manifold(mod: torch.nn.Module, typ: Any, manifolds: dict[str, Any]) -> torch.nn.Module:
+    """Mark a submodule whose output lives on a manifold (``bk_out_manifold``), for the opt-in runtime
+    assertions of bkdsl.verify.runtime."""
+    if isinstance(typ, ValueType) and typ.manifold and typ.manifold in manifolds:
+        mod.bk_out_manifold = manifolds[typ.manifold].geoopt()
+    return mod
 
 
 def make_parameter(spec: I.ParamSpec, manifolds: dict[str, Any]) -> torch.nn.Parameter:

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--train", default=None, metavar="NAME", help="which train block (when the spec has several)")
     p.add_argument("--quiet", action="store_true", help="no progress bar; the log file is still written")
+    p.add_argument("--assert-manifolds", action="store_true",
+                   help="check after every forward that manifold parameters and outputs stay on their manifolds "
+                        "(same as train.assert_manifolds = true)")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return p
 
@@ -118,6 +121,8 @@ def _run(args: argparse.Namespace) -> int:
     from bkdsl.train.plan import plan_from_compiled
 
     overrides = parse_overrides(args.overrides)
+    if getattr(args, "assert_manifolds", False):
+        overrides["train.assert_manifolds"] = "true"
     spec = args.spec
     if not Path(spec).exists():
         raise BkError("E0002", f"spec file `{spec}` not found", help="check the path")

@@ -86,6 +86,7 @@ class TrainConfig:
     channels_last: bool = False       # NHWC memory format for the model and its 4-D inputs
     resident: bool = False            # keep every split on the device (no host→device copy per batch)
     time_limit: float | None = None   # stop after the epoch in which the run's wall time passes this (s)
+    assert_manifolds: bool = False    # check manifold parameters/outputs after every forward (bkdsl.verify.runtime)
     model_plots: list[dict] = field(default_factory=list)  # latent(...), decode_line(...): need the model
     span: Span | None = None
     spans: dict[str, Span] = field(default_factory=dict)  # per train key
@@ -427,6 +428,11 @@ class Trainer:
         self._prepare_data()
         torch.manual_seed(cfg.seed)
         self.raw_model = self.plan.build_model().to(self.device)
+        if cfg.assert_manifolds:
+            from bkdsl.verify.runtime import assert_manifolds
+
+            self.manifold_guard = assert_manifolds(self.raw_model)
+            log.info("manifold assertions on: every manifold parameter and output is checked after each forward")
         if cfg.channels_last:
             self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.raw_model.train()

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_KEYS = ("model", "data", "loss", "optimizer", "schedule", "batch", "epochs", "steps", "select", "metrics",
               "plots", "seed", "precision", "device", "checkpoint_every", "grad_clip", "eval_batch",
-              "compile", "channels_last", "resident", "time_limit")
+              "compile", "channels_last", "resident", "time_limit", "assert_manifolds")
 
 
 def _int(v: Any, key: str, span: Span | None, minimum: int = 1) -> int:
@@ -152,6 +152,7 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
         channels_last=_bool(get("channels_last", False), "channels_last", sp.get("channels_last")),
         resident=_bool(get("resident", False), "resident", sp.get("resident")),
         time_limit=None if get("time_limit") is None else _seconds(get("time_limit"), sp.get("time_limit")),
+        assert_manifolds=_bool(get("assert_manifolds", False), "assert_manifolds", sp.get("assert_manifolds")),
         model_plots=model_plots)
     record = {"spec": spec_path, "train": t.name, "overrides": dict(overrides or {}), "seed": run_seed}
     if spec_path and Path(spec_path).exists():

@@ -27,9 +27,22 @@ DEFAULT_TOL = 1e-5  # float32 round-off of projx on unit-scale points is ~1e-7; 
 
 
 def distance_off(manifold, x: torch.Tensor) -> float:
-    """max |x − projx(x)|: how far ``x`` is from ``manifold`` (0 when on it)."""
+    """How far ``x`` is from ``manifold`` (0 when on it).
+
+    The Poincaré ball is the *open* ball ‖x‖ < 1/√c: the distance is max(0, √c‖x‖ − 1 + δ) with
+    δ = 1e-7, so a point at the float32 boundary (‖x‖ rounds to 1/√c) counts as off. geoopt's ``projx``
+    clips to (1 − 4e-3)/√c in float32 — a numerical guard for its own maps, not the manifold's
+    boundary — so it would flag legitimate points at 1 − 1e-3. Other manifolds: max |x − projx(x)|."""
+    import geoopt
+
+    if not x.numel():
+        return 0.0
     with torch.no_grad():
-        return float((x - manifold.projx(x)).abs().max()) if x.numel() else 0.0
+        if isinstance(manifold, geoopt.PoincareBall):
+            c = float(manifold.c)
+            r = x.double().norm(dim=-1) * c ** 0.5
+            return float(torch.clamp(r - 1.0 + 1e-7, min=0.0).max())
+        return float((x - manifold.projx(x)).abs().max())
 
 
 @dataclass
