@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     fmt = getattr(args, "format", "text")
+    fn = getattr(args, "fn", None) or getattr(args, "func")  # subcommands from other modules set `func`
     try:
-        rc = args.fn(args)
+        rc = fn(args)
         return int(rc or 0)
     except BkErrors as e:
         _print_diags(e.diagnostics, e.sources, fmt)
