@@ -1,0 +1,87 @@
+"""`bkdsl physics ground-state NUCLEUS [--functional sly4] [--json]`.
+
+The lead hooks :func:`add_parser` / :func:`run` into ``bkdsl/cli.py``; meanwhile
+``python -m bkdsl.physics.cli ground-state Pb208 --json`` works on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bkdsl.diagnostics import BkError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("physics", help="nuclear-physics tools (Skyrme ETF)")
+    sub = p.add_subparsers(dest="physics_cmd", required=True)
+    gs = sub.add_parser("ground-state", help="ETF ground state of a nucleus: binding energy, radii, moments")
+    gs.add_argument("nucleus", help="e.g. Pb208, 208Pb, U236, O16")
+    gs.add_argument("--functional", default="sly4", help="Skyrme parameter set (default sly4)")
+    gs.add_argument("--grid", default=None, help="NR,NZ,STEP_FM (default: box of 1.2 A^1/3 + 6 fm at 0.3 fm)")
+    gs.add_argument("--k-cut", type=float, default=None, help="band limit of sqrt(rho) in fm^-1 (default 2.5)")
+    gs.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    gs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+    return p
+
+
+def _table(gs) -> str:
+    def vs(x, ref, fmt):
+        if ref is None:
+            return f"{x:{fmt}}"
+        return f"{x:{fmt}}   (measured {ref:{fmt}}, {100 * (x - ref) / ref:+.2f} %)"
+
+    rows = [
+        ("nucleus", gs.nucleus), ("functional", f"{gs.functional} (ETF, order hbar^2)"),
+        ("binding energy", vs(gs.binding_energy, gs.be_exp, ".3f") + " MeV"),
+        ("rms radius n", f"{gs.r_n:.4f} fm"), ("rms radius p", f"{gs.r_p:.4f} fm"),
+        ("charge radius", vs(gs.r_ch, gs.rch_exp, ".4f") + " fm"),
+        ("Q20", f"{gs.Q20:+.4f} b"), ("Q30", f"{gs.Q30:+.4f} b^3/2"),
+        ("iterations", str(gs.iterations)), ("final gradient norm", f"{gs.gradient_norm:.2e} MeV"),
+        ("grid", f"{gs.grid[0]} x {gs.grid[1]} x {gs.grid[2]} fm, k_cut {gs.k_cut} fm^-1"),
+        ("wall time", f"{gs.wall_s:.1f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def run(args) -> int:
+    from .solver import K_CUT, ground_state
+
+    try:
+        if args.physics_cmd == "ground-state":
+            grid = None
+            if args.grid:
+                try:
+                    a, b, c = args.grid.split(",")
+                    grid = (int(a), int(b), float(c))
+                except ValueError:
+                    raise BkError("E0206", f"bad --grid `{args.grid}`", help="write NR,NZ,STEP_FM, e.g. 36,72,0.5")
+            gs = ground_state(args.nucleus, args.functional, grid=grid,
+                              k_cut=args.k_cut if args.k_cut is not None else K_CUT, device=args.device)
+            print(json.dumps(gs.to_json(), indent=2) if args.json else _table(gs))
+            return 0
+    except BkError as e:
+        if getattr(args, "json", False):
+            print(json.dumps(e.diagnostic.to_json(), indent=2))
+        else:
+            print(e.diagnostic.render(), file=sys.stderr)
+        return 1
+    return 2
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="bkdsl")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    add_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "physics":
+        argv = ["physics", *argv]
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
