@@ -71,9 +71,14 @@ def _args(c: A.Call) -> str:
 def _expr_fit(e, indent: str, lead: int) -> str:
     """Render ``e``; a top-level call too long for the line breaks one argument per line."""
     one = expr(e)
-    if lead + len(one) <= WIDTH or not isinstance(e, A.Call) or not (e.args or e.kwargs):
+    if lead + len(one) <= WIDTH:
         return one
     inner = indent + "  "
+    if isinstance(e, A.ListExpr) and e.items:
+        parts = [inner + _expr_fit(x, inner, len(inner)) for x in e.items]
+        return "[\n" + ",\n".join(parts) + f"\n{indent}]"
+    if not isinstance(e, A.Call) or not (e.args or e.kwargs):
+        return one
     parts = [inner + _expr_fit(a, inner, len(inner)) for a in e.args]
     parts += [inner + f"{k.name} = " + _expr_fit(k.value, inner, len(inner) + len(k.name) + 3) for k in e.kwargs]
     return f"{expr(e.func, 5)}(\n" + ",\n".join(parts) + f"\n{indent})"
@@ -103,9 +108,20 @@ def _type(t: A.TypeExpr) -> str:
     return " ".join(parts)
 
 
-def _formals(fs: list[A.Formal] | None) -> str:
+def _formals(fs: list[A.Formal] | None, lead: int = 0) -> str:
     if fs is None:
         return ""
+    one = _formals_flat(fs)
+    if lead + len(one) <= WIDTH or len(fs) < 2:
+        return one
+    return "(\n" + ",\n".join("    " + f for f in _formal_texts(fs)) + "\n)"
+
+
+def _formals_flat(fs: list[A.Formal]) -> str:
+    return "(" + ", ".join(_formal_texts(fs)) + ")"
+
+
+def _formal_texts(fs: list[A.Formal]) -> list[str]:
     out = []
     for f in fs:
         s = f.name
@@ -114,7 +130,7 @@ def _formals(fs: list[A.Formal] | None) -> str:
         if f.default is not None:
             s += f" = {expr(f.default)}"
         out.append(s)
-    return "(" + ", ".join(out) + ")"
+    return out
 
 
 def _claims(cs: list[A.Claim]) -> str:
@@ -141,8 +157,12 @@ class _Emitter:
     def stmt(self, text: str, span, indent: str = "") -> None:
         first = span.line if span else 0
         last = span.end_line if span else 0
-        for c in self.take_before(first):
+        before = self.take_before(first)
+        for i, c in enumerate(before):
             self.lines.append(indent + c.text)
+            nxt = before[i + 1].line if i + 1 < len(before) else first
+            if nxt - c.line > 1 and first:  # keep an empty line that separated comment paragraphs
+                self.lines.append("")
         trailing, inner = self.take_within(first, last)
         for c in inner:
             self.lines.append(indent + c.text)
@@ -154,7 +174,9 @@ class _Emitter:
 
 
 def _block_header(b: A.Block) -> str:
-    return f"{'model' if b.is_model else 'block'} {b.name}{_formals(b.formals)}{_claims(b.claims)} {{"
+    head = f"{'model' if b.is_model else 'block'} {b.name}"
+    tail = f"{_claims(b.claims)} {{"
+    return head + _formals(b.formals, len(head) + len(tail)) + tail
 
 
 def _block_stmt(s) -> str:
@@ -163,9 +185,9 @@ def _block_stmt(s) -> str:
     if isinstance(s, A.Param):
         return f"param {s.name} : {_type(s.type)}" + (f" = {expr(s.init)}" if s.init is not None else "")
     if isinstance(s, A.Output):
-        return "output " + (f"{s.name} = " if s.name else "") + _expr_fit(s.value, "  ", 9)
+        return "output " + (f"{s.name} = " if s.name else "") + _expr_fit(s.value, "", 9)
     if isinstance(s, A.Assign):
-        return f"{s.name} = " + _expr_fit(s.value, "  ", len(s.name) + 5)
+        return f"{s.name} = " + _expr_fit(s.value, "", len(s.name) + 5)
     raise TypeError(type(s).__name__)
 
 
@@ -173,12 +195,15 @@ def format_module(m: A.Module) -> str:
     em = _Emitter(list(m.comments))
     prev_kind, prev_big = None, False
     const_w = max((len(s.name) for s in m.stmts if isinstance(s, A.Const)), default=0)
+    prev_end = None
     for s in m.stmts:
         kind = type(s).__name__
         big = isinstance(s, (A.Block, A.Data, A.Train)) or (isinstance(s, A.ComponentDecl) and s.kind == "loss")
-        if em.lines and (big or kind != prev_kind or prev_big):
+        gap = _had_blank_line(prev_end, s.span, m.comments)
+        if em.lines and (big or kind != prev_kind or prev_big or gap):
             em.lines.append("")
         prev_kind, prev_big = kind, big
+        prev_end = s.span.end_line if s.span else None
         if isinstance(s, A.Import):
             mod = f'"{s.module}"' if s.is_path else s.module
             em.stmt(f"import {mod}" + (f" as {s.alias}" if s.alias else ""), s.span)
@@ -206,13 +231,24 @@ def format_module(m: A.Module) -> str:
             w = max((len(e.key) for e in s.entries), default=0)
             for e in s.entries:
                 head = f"{e.key.ljust(w)} = "
-                em.stmt(head + _expr_fit(e.value, "  ", len(head) + 2), e.span, "  ")
+                em.stmt(head + _expr_fit(e.value, "", len(head) + 2), e.span, "  ")
             for c in em.take_before(s.span.end_line + 1 if s.span else 10**9):
                 em.lines.append("  " + c.text)
             em.lines.append("}")
     for c in em.comments:
         em.lines.append(c.text)
     return "\n".join(em.lines).rstrip() + "\n"
+
+
+def _had_blank_line(prev_end: int | None, span, comments: list[A.Comment]) -> bool:
+    """Whether the source had an empty line between the previous statement and this one (comment
+    lines in between do not count as empty)."""
+    if prev_end is None or span is None:
+        return False
+    between = span.line - prev_end - 1
+    own_line_comments = sum(1 for c in comments if prev_end < c.line < span.line and c.col == 1 or
+                            (prev_end < c.line < span.line and c.col > 1))
+    return between > own_line_comments
 
 
 def _first_line(span):

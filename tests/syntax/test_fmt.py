@@ -40,3 +40,9 @@ def test_fmt_breaks_long_calls_one_argument_per_line():
     out = _fmt(src)
     assert out.count("\n") > 3 and "  alpha = 1,\n" in out
     assert parse(out, "a")[0] == parse(src, "b")[0]
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_shipped_files_are_canonically_formatted(path):
+    text = path.read_text()
+    assert _fmt(text, str(path)) == text, f"run `bkdsl fmt {path}`"
