@@ -87,6 +87,10 @@ class LossInterpreter:
             return self.call(e)
         raise BkError("E0205", f"`{show(e)}` is not allowed in a loss", span=e.span)
 
+    def total(self, e) -> UT:
+        """The value of a whole loss expression (a bare field is not a loss)."""
+        return self._num(self.ev(e), e)
+
     def _num(self, v: Any, e) -> UT:
         if isinstance(v, FieldRef):
             raise BkError("E0205", f"`{v.name}` is a field; use it inside a loss term such as `mse({v.name})`",
@@ -208,7 +212,7 @@ class LossProgram:
             return pred, target, u
 
         interp = _RecordingInterpreter(self.loss.scope, self.env, fields, terms)
-        total = interp.ev(self.loss.expr)
+        total = interp.total(self.loss.expr)
         f = total.factor_to(DIMENSIONLESS) if total.unit != DIMENSIONLESS else 1.0
         return total.mag * f if f != 1.0 else total.mag, terms
 
@@ -236,7 +240,7 @@ def loss_unit(loss, call: Any, field_units: dict[str, Any] | None, span: Span | 
                           help=f"fields: {', '.join(fu) or 'none'}")
         return None, None, fu.get(name, DIMENSIONLESS)
 
-    return LossInterpreter(loss.scope, env, fields).ev(loss.expr).unit
+    return LossInterpreter(loss.scope, env, fields).total(loss.expr).unit
 
 
 def parse_field_unit(text: str | None) -> Any:

@@ -100,3 +100,10 @@ def test_float_slice_bound_is_a_diagnostic():
     src = "model m() {\n  input x : [B, 4]\n  output x[:, 0:1e9]\n}\n"
     d = bkdsl.check_source(src, "f.bk")[0]
     assert d.code == "E0205" and (d.span.line, d.span.col) == pos(src, "0:1e9")
+
+
+def test_bare_field_as_loss_is_a_diagnostic():
+    """Found by the fuzzer: `loss l = (F)` crashed the unit check."""
+    src = "loss l = (F)\n"
+    d = bkdsl.check_source(src, "l.bk")[0]
+    assert d.code == "E0205" and "mse(F)" in d.message
