@@ -230,6 +230,11 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         metrics = self.cfg.metrics
         order = D.shard(torch.arange(n), self.dist)
+        weight = 1.0
+        if len(order) == 0:
+            # fewer samples than ranks: this rank evaluates one sample with weight 0, so that every rank
+            # brings the same keys to the all-reduce below
+            order, weight = torch.arange(1), 0.0
         for s in range(0, len(order), eb):
             idx = order[s:s + eb]
             raw = self._to_device({k: v[idx] for k, v in data.items()})
@@ -237,7 +242,7 @@ class Trainer:
             with self._autocast():
                 out = self._forward(model, batch)
                 total, terms = self.plan.loss(out, batch)
-            b = float(len(idx))
+            b = float(len(idx)) * weight
             acc = {"loss": total.detach().double() * b, "_n": torch.tensor(b, dtype=torch.float64, device=self.device)}
             for k, v in terms.items():
                 acc[k] = v.detach().double() * b
@@ -250,6 +255,7 @@ class Trainer:
                     s_, c_ = m.accumulate_pair(phys, phys_f[1], lambda n, x, ax=m.axis: self._flip_back(n, x, ax))
                 else:
                     s_, c_ = m.accumulate(phys, raw)
+                s_, c_ = s_ * weight, c_ * weight
                 key = f"m.{m.name}"
                 if m.reduce == "max":
                     sums[key] = torch.maximum(sums[key], s_) if key in sums else s_
