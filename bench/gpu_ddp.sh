@@ -2,15 +2,7 @@
 # Data-parallel scaling on two H200s: the same phase8 run on 1 and on 2 GPUs (torchrun, DDP over
 # NCCL; per-GPU batch fixed), samples/s of each. NVLink multicast stays off (NCCL_NVLS_ENABLE=0).
 set -euo pipefail
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=8 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-unset TRITON_INTERPRET
-OUT=${OUT:-bench/results}
-mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null
+source "$(dirname "$0")/gpu_setup.sh"
 nvidia-smi --query-gpu=name --format=csv || true
 MODEL=${MODEL:-'phase8(d = 256, layers = 4, heads = 8, experts = 8, blk = 64, tau = 3.0)'}
 # The runner's `batch` is the global batch, split over the ranks: 32 on one GPU, 64 on two (32 each).

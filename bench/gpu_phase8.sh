@@ -5,18 +5,10 @@
 #
 #   OUT=/tmp/out bash bench/gpu_phase8.sh
 #
-# The device has torch + triton but not every bkdsl dependency: carry the wheels in .whl/ (see
-# docs/gpu.md); bkdsl itself is installed editable without dependencies.
+# The machine has torch + triton but not every bkdsl dependency: bench/gpu_setup.sh installs the
+# carried wheels (.whl/) and bkdsl itself.
 set -euo pipefail
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=8
-unset TRITON_INTERPRET
-OUT=${OUT:-bench/results}
-mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null
+source "$(dirname "$0")/gpu_setup.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv || true
 MODEL=${MODEL:-'phase8(d = 256, layers = 4, heads = 8, experts = 8, blk = 64, tau = 3.0)'}
 COMMON=(--device cuda --quiet --set train.batch=32 --set data.seq_len=512 --set "train.model=$MODEL"

@@ -72,24 +72,21 @@ def apply_overrides(module: A.Module, overrides: dict[str, str], sources: dict[s
             continue
         k = parts[-1]
         if isinstance(target, A.Train):
-            for e in target.entries:
-                if e.key == k:
-                    e.value = value
-                    break
-            else:
-                target.entries.append(A.TrainEntry(k, value, whole))
+            _upsert(target.entries, lambda e: e.key, k, value, lambda: A.TrainEntry(k, value, whole))
+        elif isinstance(target.value, A.Call):
+            _upsert(target.value.kwargs, lambda kw: kw.name, k, value, lambda: A.Kwarg(k, value, whole))
         else:
-            call = target.value
-            if not isinstance(call, A.Call):
-                diags.append(Diagnostic("E0206", f"`{key}`: data `{target.name}` is not a call", whole))
-                continue
-            for kw in call.kwargs:
-                if kw.name == k:
-                    kw.value = value
-                    break
-            else:
-                call.kwargs.append(A.Kwarg(k, value, whole))
+            diags.append(Diagnostic("E0206", f"`{key}`: data `{target.name}` is not a call", whole))
     return diags
+
+
+def _upsert(items: list, name_of, k: str, value, make) -> None:
+    """Replace the value of the item named ``k``, or append ``make()`` when there is none."""
+    for it in items:
+        if name_of(it) == k:
+            it.value = value
+            return
+    items.append(make())
 
 
 def parse_set_args(items: list[str]) -> tuple[dict[str, str], list[Diagnostic]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.bk"))
@@ -25,3 +26,13 @@ def pos(src: str, needle: str, nth: int = 0) -> tuple[int, int]:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _float32_default():
+    """Every test starts with torch's default dtype float32 and leaves it as it found it: tests draw
+    inputs with the default dtype, and one module changing it must not leak into the next."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(old)

@@ -9,13 +9,6 @@ from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import HyperbolicMoE, hyperbolic_route, hyperbolic_route_reference
 
 
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """These tests draw float32 inputs with torch's default dtype; another module may have changed it."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 
 def _ball_points(n, d, gen, scale=2.0):

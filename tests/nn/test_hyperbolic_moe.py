@@ -10,13 +10,6 @@ from bkdsl.nn.hyperbolic_moe import (HyperbolicMoE, einstein_midpoint, hyperboli
                                      hyperbolic_route_reference, route_backward)
 
 
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """These tests draw float32 inputs with torch's default dtype; another module may have changed it."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 
 def _points(n, d, seed, scale=1.5, dtype=torch.float32):

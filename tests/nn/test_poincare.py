@@ -10,13 +10,6 @@ from hypothesis import strategies as st
 from bkdsl.nn import poincare as pb
 
 
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """These tests draw float32 inputs with torch's default dtype; another module may have changed it."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 radius = st.one_of(st.floats(0.0, 0.999), st.floats(0.999, 1.0 - 1e-6),
                    st.just(1.0 - 1e-6), st.just(0.0))

@@ -8,13 +8,6 @@ from bkdsl.nn.resolvent import (ResolventDiag, resolvent_diag, resolvent_diag_de
                                 resolvent_diag_reference)
 
 
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """These tests draw float32 inputs with torch's default dtype; another module may have changed it."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 
 def _chain(batch, n, dtype=torch.float64, seed=0, disorder=2.0):
