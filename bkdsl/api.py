@@ -44,15 +44,21 @@ class Compiled:
         return next(iter(self.ir.models), None)
 
     @property
+    def main_call(self) -> Any:
+        """The main model as a call: the train block's ``model = ...`` when it names a model, else the
+        first model with its defaults (None when the spec has no model)."""
+        name = self.main_model
+        if name is None:
+            return None
+        t = next(iter(self.ir.trains.values()), None)
+        call = t.get("model") if t is not None else None
+        return call if getattr(call, "name", getattr(call, "path", None)) == name else Ref(name)
+
+    @property
     def module(self):
         """The GraphModule of the main model (the train block's model, else the first model)."""
-        if self._module is None:
-            name = self.main_model
-            if name is None:
-                return None
-            t = next(iter(self.ir.trains.values()), None)
-            call = t.get("model") if t is not None else None
-            self._module = self.build_model(call if call is not None else Ref(name))
+        if self._module is None and self.main_call is not None:
+            self._module = self.build_model(self.main_call)
         return self._module
 
     @property

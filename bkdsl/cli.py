@@ -79,18 +79,12 @@ def cmd_compile(args) -> int:
 
         from bkdsl.lower.fx import example_inputs
 
-        ir = c.model_ir(_main_call(c))
+        ir = c.model_ir(c.main_call)
         with torch.no_grad():
             res = gm(**example_inputs(ir))
         ran = ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items())
     _summary(c, gm, out, elapsed, ran, param_count)
     return EXIT_OK
-
-
-def _main_call(c):
-    from bkdsl.report import _main_call as mc
-
-    return mc(c)
 
 
 def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count) -> None:
@@ -102,7 +96,7 @@ def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count) -> None:
     tab.add_column("item")
     tab.add_column("value")
     if gm is not None:
-        tab.add_row("model", c.model_ir(_main_call(c)).qualname)
+        tab.add_row("model", c.model_ir(c.main_call).qualname)
         tab.add_row("parameters", f"{param_count(gm):,}")
         tab.add_row("submodules", str(len(list(gm.named_modules()))))
     tab.add_row("declarations", ", ".join(f"{d.name}:{d.kind}" for d in c.ir.decls.values()) or "-")
@@ -126,7 +120,7 @@ def cmd_graph(args) -> int:
         raise BkError("E0503", f"{args.spec} defines no model to draw")
     from bkdsl.semantics.values import Ref
 
-    ir = c.model_ir(Ref(name) if args.model else _main_call(c))
+    ir = c.model_ir(Ref(name) if args.model else c.main_call)
     g = nx.DiGraph()
     _add_graph(g, ir, "")
     out = Path(args.output)

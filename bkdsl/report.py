@@ -38,7 +38,7 @@ def render_report(c: Any) -> str:
     name = c.main_model
     if name is not None:
         gm = c.module
-        ir = c.model_ir(_main_call(c))
+        ir = c.model_ir(c.main_call)
         lines += [f"## Model `{ir.qualname}`", "", f"Parameters: **{param_count(gm):,}**", "",
                   "| value | type |", "|---|---|"]
         lines += [f"| input `{k}` | `{v.show()}` |" for k, v in ir.inputs.items()]
@@ -89,14 +89,6 @@ def _param(v: Any) -> str:
     from bkdsl.semantics.values import show_value
 
     return (v.decl_name or v.name) if isinstance(v, Component) else show_value(v)
-
-
-def _main_call(c: Any) -> Any:
-    from bkdsl.semantics.values import Ref
-
-    t = next(iter(c.ir.trains.values()), None)
-    call = t.get("model") if t is not None else None
-    return call if call is not None else Ref(c.main_model)
 
 
 def _show(t: Any) -> str:

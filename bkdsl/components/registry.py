@@ -220,11 +220,7 @@ def _load_builtins() -> None:
         return
     _LOADED = True
     for mod in BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:  # a real import error inside the module: surface it
-                raise
+        importlib.import_module(mod)
 
 
 # Without a kind, a name that has several roles resolves to the first of these.

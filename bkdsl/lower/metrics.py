@@ -17,7 +17,7 @@ from bkdsl.semantics.values import CallValue, Ref
 
 class MetricProgram:
     def __init__(self, call: CallValue, units: dict[str, Any], scope=None):
-        from bkdsl.semantics.resolve import ConstEval, instantiate
+        from bkdsl.semantics.resolve import instantiate
 
         cls = registry.lookup(call.name, "loss")
         if cls is None:

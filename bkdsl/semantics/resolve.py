@@ -25,7 +25,7 @@ from bkdsl.components import registry
 from bkdsl.components.registry import Component, InferCtx
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.types import DTYPES, DimUnifier, ValueType, broadcast
+from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
 from bkdsl.semantics.units import Q_, parse_unit, unit_str
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.syntax import ast as A
@@ -243,13 +243,7 @@ class ConstEval:
         raise BkError("E0205", f"cannot take `.{e.name}` of a compile-time value", span=e.span)
 
     def ev_Neg(self, e: A.Neg):
-        v = self.ev(e.operand)
-        if isinstance(v, list):
-            return [-x for x in v]
-        try:
-            return -v
-        except TypeError:
-            raise BkError("E0205", "cannot negate this value", span=e.span) from None
+        return negate(self.ev(e.operand), e.span)
 
     def ev_BinOp(self, e: A.BinOp):
         left, right = self.ev(e.left), self.ev(e.right)
@@ -327,6 +321,16 @@ def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], s
             raise BkError("E0204", f"`{cls.name}` got `{k}` twice", span=span)
         kw[k] = v
     return cls.from_args(kw, span=span, decl_name=decl_name)
+
+
+def negate(v: Any, span: Span | None) -> Any:
+    """−v for a compile-time number, quantity or list of them."""
+    if isinstance(v, list):
+        return [negate(x, span) for x in v]
+    try:
+        return -v
+    except TypeError:
+        raise BkError("E0205", "cannot negate this value", span=span) from None
 
 
 def arith(op: str, left: Any, right: Any, span: Span | None) -> Any:
@@ -782,7 +786,7 @@ class _BlockBuilder:
             if isinstance(v, DF):
                 self.euclidean_only(v, "-", e.span)
                 return self.add("function", operator.neg, [v.ref], v.type, e.span, kwargs={"fn_name": "neg"})
-            return ConstEval(self.scope).ev_Neg(A.Neg(_Lit(v), e.span))
+            return negate(v, e.span)
         if isinstance(e, A.Index):
             return self.index(e, env)
         if isinstance(e, A.Attr):
@@ -951,19 +955,6 @@ class _BlockBuilder:
         comp.out_type = out
         label = decl.decl_name if decl is not None else cls.name
         return self.add("component", comp, [d.ref for d in ins], out, span, label)
-
-
-@dataclass
-class _Lit:
-    value: Any
-    span: Span | None = None
-
-
-def _ev_lit(self, e: _Lit):  # ConstEval support for already-evaluated values
-    return e.value
-
-
-ConstEval.ev__Lit = _ev_lit  # type: ignore[attr-defined]
 
 
 def _source_name(a) -> str:

@@ -50,7 +50,7 @@ def test_shipped_specs_run_a_forward_pass():
         c = bkdsl.compile_file(spec)
         if c.main_model is None:
             continue
-        ir = c.model_ir(c.ir.trains and next(iter(c.ir.trains.values())).get("model") or c.main_model)
+        ir = c.model_ir(c.main_call)
         with torch.no_grad():
             out = c.module(**example_inputs(ir, {"N": 64}))
         for v in out.values():
