@@ -33,7 +33,7 @@ from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
 from .multipoles import multipoles, to_barn_units
 from .nuclei import get_nucleus
-from .potentials import THESIS_V0, make_potentials
+from .potentials import THESIS_V0, make_potentials, random_ho_draws, random_ho_field
 from .skyrme import get_functional
 from .solver import K_CUT, Variational, evaluate, hessian_preconditioner, solve
 
@@ -64,6 +64,27 @@ class NuclearDataset:
 def _sample_generator(seed: int, i: int) -> torch.Generator:
     s = int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator().manual_seed(s)
+
+
+def _potentials(kind: str, grid: AxialGrid, seed: int, indices: range, A: int, kw: dict):
+    """External potentials [n, nr, nz] of samples ``indices`` and their v0 (nan where not drawn).
+
+    Each sample's random numbers come from its own generator (:func:`_sample_generator`), so a sample
+    does not depend on the chunking. For ``random_ho`` only the draws are per sample; the basis
+    expansion (the expensive part) runs batched on the grid's device.
+    """
+    if kind.lower().replace("-", "_") in ("random_ho", "ho", "randomho"):
+        fkw = {k: kw[k] for k in ("b_z", "b_perp", "n_shell", "q") if k in kw}
+        dkw = {k: kw[k] for k in ("v0", "t_max", "n_shell", "q") if k in kw}
+        draws = [random_ho_draws(1, _sample_generator(seed, i), **dkw) for i in indices]
+        d = {k: torch.cat([x[k] for x in draws]) for k in draws[0]}
+        return random_ho_field(grid, d, **fkw), d["v0"].tolist()
+    vs, v0s = [], []
+    for i in indices:
+        v_i, p_i = make_potentials(kind, grid, 1, _sample_generator(seed, i), A=A, **kw)
+        vs.append(v_i)
+        v0s.append(float(p_i.get("v0", torch.tensor([float("nan")]))[0]))
+    return torch.cat(vs), v0s
 
 
 def _default_device(device):
@@ -164,12 +185,8 @@ def generate_nuclear_densities(
     n_iter_total = 0
     for c0 in range(0, samples, chunk):
         cn = min(chunk, samples - c0)
-        vs, v0s = [], []
-        for i in range(c0, c0 + cn):
-            v_i, p_i = make_potentials(potential, full, 1, _sample_generator(seed, i), A=nuc.A, **pkw)
-            vs.append(v_i)
-            v0s.append(float(p_i.get("v0", torch.tensor([float("nan")]))[0]))
-        v_full = torch.cat(vs).to(dev, dtype)
+        v_full, v0s = _potentials(potential, full, seed, range(c0, c0 + cn), nuc.A, pkw)
+        v_full = v_full.to(dev, dtype)
         v_s = v_full[:, :nr_s, z0:z0 + nz_s]
         res = solve(wfunc, v_s.to(wdt), space=wspace, c0=gs.c.to(wdt), tol_res=tol_res, tol_de=tol_de,
                     max_iter=max_iter, capacity=batch, hessian_precond=M)

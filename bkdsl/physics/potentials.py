@@ -18,6 +18,7 @@ tensors describing each draw.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -106,11 +107,9 @@ def laguerre_functions(eta: torch.Tensor, pairs: list[tuple[int, int]]) -> torch
     return torch.stack(cols, dim=-2)
 
 
-def random_ho(grid: AxialGrid, batch: int, gen: torch.Generator, *, v0=THESIS_V0,
-              b_z: float = THESIS_BZ, b_perp: float = THESIS_BPERP, t_max: float = 0.5,
-              n_shell: int = THESIS_NSHELL, q: float = THESIS_Q):
-    """Thesis eq. 4.6. ``v0`` is a number or a sequence to draw from uniformly, per sample."""
-    v0_choices = torch.tensor([float(x) for x in (v0 if np.iterable(v0) else [v0])], dtype=torch.float64)
+@functools.lru_cache(maxsize=8)
+def _ho_layout(n_shell: int, q: float):
+    """(pairs (n_r, Lambda), mask [K, nz_max+1] of allowed n_z per pair, nz_max) for eq. 4.6."""
     qn = ho_quantum_numbers(n_shell, q)
     pairs = sorted({(nr, lam) for (_, nr, lam) in qn})
     pidx = {p: i for i, p in enumerate(pairs)}
@@ -118,19 +117,58 @@ def random_ho(grid: AxialGrid, batch: int, gen: torch.Generator, *, v0=THESIS_V0
     mask = torch.zeros(len(pairs), nz_max + 1, dtype=torch.float64)
     for n, nr, lam in qn:
         mask[pidx[(nr, lam)], n] = 1.0
+    return tuple(pairs), mask, nz_max
+
+
+def random_ho_draws(batch: int, gen: torch.Generator, *, v0=THESIS_V0, t_max: float = 0.5,
+                    n_shell: int = THESIS_NSHELL, q: float = THESIS_Q) -> dict[str, torch.Tensor]:
+    """The random numbers of eq. 4.6 for ``batch`` samples, drawn from ``gen`` (CPU, float64).
+
+    Returns ``v0`` [B] (MeV fm^3/2), ``t_z``, ``t_perp`` [B] (b = (1 + t) b_0) and ``coef``
+    [B, K, nz_max + 1] = v_{n_z n_r Lambda} (zero where n_z / q + 2 n_r + |Lambda| > N_shell).
+    Cheap (no basis functions): the expensive part is :func:`random_ho_field`, which is batched.
+    """
+    v0_choices = torch.tensor([float(x) for x in (v0 if np.iterable(v0) else [v0])], dtype=torch.float64)
+    pairs, mask, nz_max = _ho_layout(n_shell, q)
     choice = torch.randint(len(v0_choices), (batch,), generator=gen)
     v0s = v0_choices[choice]
     tz = _u(gen, (batch,), 0.0, t_max)
     tp = _u(gen, (batch,), 0.0, t_max)
     coef = _u(gen, (batch, len(pairs), nz_max + 1), -1.0, 1.0) * v0s[:, None, None] * mask
-    bz = (1 + tz) * b_z
-    bp = (1 + tp) * b_perp
-    r = grid.r.cpu().double()
-    z = grid.z.cpu().double()
-    Zf = hermite_functions(z[None, :] / bz[:, None], nz_max) / torch.sqrt(bz)[:, None, None]   # [B, nzq, nz]
-    Rf = laguerre_functions((r[None, :] / bp[:, None]) ** 2, pairs) / bp[:, None, None]          # [B, K, nr]
-    v = torch.einsum("bkr,bkn,bnz->brz", Rf, coef, Zf)
-    return v.to(grid.device, grid.dtype), {"v0": v0s, "b_z": bz, "b_perp": bp}
+    return {"v0": v0s, "t_z": tz, "t_perp": tp, "coef": coef}
+
+
+def random_ho_field(grid: AxialGrid, draws: dict[str, torch.Tensor], *, b_z: float = THESIS_BZ,
+                    b_perp: float = THESIS_BPERP, n_shell: int = THESIS_NSHELL, q: float = THESIS_Q,
+                    chunk: int = 512) -> torch.Tensor:
+    """v(r, z) = sum_{n_z n_r Lambda} v_{n_z n_r Lambda} phi_{n_z}(z; b_z) phi_{n_r}^Lambda(r; b_perp)
+    for the draws of :func:`random_ho_draws`, evaluated in float64 on ``grid.device`` in chunks of
+    ``chunk`` samples (the Hermite/Laguerre recursions are batched over samples). [B, nr, nz]."""
+    pairs, _, nz_max = _ho_layout(n_shell, q)
+    dev = grid.device
+    r = grid.r.to(dev, torch.float64)
+    z = grid.z.to(dev, torch.float64)
+    out = []
+    B = int(draws["coef"].shape[0])
+    for i in range(0, B, chunk):
+        tz = draws["t_z"][i:i + chunk].to(dev)
+        tp = draws["t_perp"][i:i + chunk].to(dev)
+        coef = draws["coef"][i:i + chunk].to(dev)
+        bz = (1 + tz) * b_z
+        bp = (1 + tp) * b_perp
+        Zf = hermite_functions(z[None, :] / bz[:, None], nz_max) / torch.sqrt(bz)[:, None, None]  # [b, nzq, nz]
+        Rf = laguerre_functions((r[None, :] / bp[:, None]) ** 2, list(pairs)) / bp[:, None, None]  # [b, K, nr]
+        out.append(torch.einsum("bkr,bkn,bnz->brz", Rf, coef, Zf))
+    return torch.cat(out).to(grid.dtype)
+
+
+def random_ho(grid: AxialGrid, batch: int, gen: torch.Generator, *, v0=THESIS_V0,
+              b_z: float = THESIS_BZ, b_perp: float = THESIS_BPERP, t_max: float = 0.5,
+              n_shell: int = THESIS_NSHELL, q: float = THESIS_Q):
+    """Thesis eq. 4.6. ``v0`` is a number or a sequence to draw from uniformly, per sample."""
+    d = random_ho_draws(batch, gen, v0=v0, t_max=t_max, n_shell=n_shell, q=q)
+    v = random_ho_field(grid, d, b_z=b_z, b_perp=b_perp, n_shell=n_shell, q=q)
+    return v, {"v0": d["v0"], "b_z": (1 + d["t_z"]) * b_z, "b_perp": (1 + d["t_perp"]) * b_perp}
 
 
 POTENTIALS = {"sho": sho, "rnd": rnd, "random_ho": random_ho}

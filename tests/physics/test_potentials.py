@@ -38,3 +38,18 @@ def test_sho_and_rnd():
     # the mask kills the field far outside r0 = 1.4 * 1.2 * 24^(1/3) = 4.84 fm
     far = torch.sqrt(g.R**2 + g.Z**2) > 9.0
     assert v[:, far].abs().max() < 0.5 * v.abs().max()
+
+
+def test_batched_random_ho_equals_per_sample_draws():
+    """The data generator draws each sample's numbers from its own generator and evaluates the basis
+    expansion batched: the potentials must equal the one-at-a-time ones exactly."""
+    from bkdsl.physics.dataset import _potentials, _sample_generator
+    from bkdsl.physics.potentials import make_potentials
+
+    g = AxialGrid((12, 32, 0.8))
+    v, v0 = _potentials("random_ho", g, 7, range(3, 9), 236, {"v0": (0.6, 2.4)})
+    assert v.shape == (6, 12, 32)
+    for j, i in enumerate(range(3, 9)):
+        vi, pi = make_potentials("random_ho", g, 1, _sample_generator(7, i), A=236, v0=(0.6, 2.4))
+        assert torch.allclose(vi[0], v[j], rtol=0, atol=1e-12) and pi["v0"].item() == v0[j]
+    assert len(set(v0)) > 1 or len(v0) < 3
