@@ -22,6 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gs.add_argument("--grid", default=None, help="NR,NZ,STEP_FM (default: box of 1.2 A^1/3 + 6 fm at 0.3 fm)")
     gs.add_argument("--k-cut", type=float, default=None, help="band limit of sqrt(rho) in fm^-1 (default 2.5)")
     gs.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    gs.add_argument("--order", type=int, choices=(2, 4), default=4,
+                    help="ETF order in hbar: 4 (default) adds the restricted hbar^4 kinetic term to the "
+                         "binding energy, 2 gives the pure order-hbar^2 result")
     gs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
     return p
@@ -34,10 +37,14 @@ def _table(gs) -> str:
         return f"{x:{fmt}}   (measured {ref:{fmt}}, {100 * (x - ref) / ref:+.2f} %)"
 
     rows = [
-        ("nucleus", gs.nucleus), ("functional", f"{gs.functional} (ETF, order hbar^2)"),
+        ("nucleus", gs.nucleus), ("functional", f"{gs.functional} (ETF, order hbar^{gs.order})"),
         ("binding energy", vs(gs.binding_energy, gs.be_exp, ".3f") + " MeV"),
+        *([("  of which hbar^4", f"{gs.components['hbar4']:+.3f} MeV (restricted Fermi profiles)")]
+          if gs.order == 4 else []),
         ("rms radius n", f"{gs.r_n:.4f} fm"), ("rms radius p", f"{gs.r_p:.4f} fm"),
-        ("charge radius", vs(gs.r_ch, gs.rch_exp, ".4f") + " fm"),
+        ("charge radius", vs(gs.r_ch, gs.rch_exp, ".4f") + " fm" + (" (hbar^2 density)" if gs.order == 4 else "")),
+        *([("charge radius + hbar^4 shift", vs(gs.r_ch_hbar4, gs.rch_exp, ".4f") + " fm")]
+          if gs.order == 4 else []),
         ("Q20", f"{gs.Q20:+.4f} b"), ("Q30", f"{gs.Q30:+.4f} b^3/2"),
         ("iterations", str(gs.iterations)), ("final gradient norm", f"{gs.gradient_norm:.2e} MeV"),
         ("grid", f"{gs.grid[0]} x {gs.grid[1]} x {gs.grid[2]} fm, k_cut {gs.k_cut} fm^-1"),
@@ -60,7 +67,8 @@ def run(args) -> int:
                 except ValueError:
                     raise BkError("E0206", f"bad --grid `{args.grid}`", help="write NR,NZ,STEP_FM, e.g. 36,72,0.5")
             gs = ground_state(args.nucleus, args.functional, grid=grid,
-                              k_cut=args.k_cut if args.k_cut is not None else K_CUT, device=args.device)
+                              k_cut=args.k_cut if args.k_cut is not None else K_CUT, device=args.device,
+                              hbar4=args.order == 4)
             print(json.dumps(gs.to_json(), indent=2) if args.json else _table(gs))
             return 0
     except BkError as e:
