@@ -80,15 +80,24 @@ class Coulomb:
         full[:, :, :nz] = K
         full[:, :, L - nz + 1:] = K[:, :, 1:][:, :, ::-1]          # negative offsets (K even in d)
         kh = np.fft.rfft(full, axis=-1)                             # [nr, nr, nz+1]
-        cdtype = torch.complex128 if grid.dtype == torch.float64 else torch.complex64
-        self.khat = torch.as_tensor(kh, device=grid.device).to(cdtype)
+        # The kernel is even in z - z' (the circular extension above is symmetric), so its transform is
+        # real: keep the real part, checked, and contract with real and imaginary parts of the
+        # density's transform as one real batched product (a complex einsum was ~100x slower on CPU).
+        if np.abs(kh.imag).max() > 1e-9 * np.abs(kh.real).max():
+            raise AssertionError("Coulomb kernel transform is not real: the z-extension is not even")
+        self.khat = torch.as_tensor(np.ascontiguousarray(kh.real.transpose(2, 0, 1)),
+                                    device=grid.device, dtype=grid.dtype)   # [nz+1, nr, nr]
         self.L = L
         self.nz = nz
 
     def potential(self, rho_p: torch.Tensor) -> torch.Tensor:
-        """V(r, z) = e^2 \\int rho_p(r') / |r - r'| d^3r'  for rho_p [..., nr, nz] (MeV)."""
-        rh = torch.fft.rfft(rho_p, n=self.L, dim=-1)                 # [..., nr, nz+1]
-        vh = torch.einsum("ijk,...jk->...ik", self.khat, rh)
+        """V(r, z) = e^2 \\int rho_p(r') / |r - r'| d^3r'  for rho_p [..., nr, nz] (MeV).
+
+        V_hat(i, k) = sum_j K_hat(k, i, j) rho_hat(j, k) per z-frequency k (K_hat real), then irfft.
+        """
+        rh = torch.view_as_real(torch.fft.rfft(rho_p, n=self.L, dim=-1))     # [..., nr, nz+1, 2]
+        vh = torch.einsum("kij,...jkc->...ikc", self.khat.to(rh.dtype), rh)
+        vh = torch.view_as_complex(vh.contiguous())
         return E2_MEV_FM * torch.fft.irfft(vh, n=self.L, dim=-1)[..., : self.nz]
 
 
