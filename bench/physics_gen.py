@@ -1,7 +1,7 @@
 """Generation rate of the default 236U random-potential data set (bkdsl.physics).
 
     python bench/physics_gen.py [--samples 1000] [--batch 128] [--device cpu|cuda] [--threads N]
-                                [--save PATH]
+                                [--save PATH] [--compile auto|on|off]
 
 Writes bench/results/<YYYY-MM-DD>-physics_gen-<device>.json with the device name, torch version,
 sizes, wall time, samples/s (generated potentials per second of solving) and the drop counts.
@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", default=None, help="also torch.save the data set here")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                    help="torch.compile the energy (auto: on CUDA)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -46,7 +48,8 @@ def main() -> int:
         print(f"  {p['done']}/{p['samples']} solved, {p['wall_s']:.1f} s", flush=True)
 
     ds = generate_nuclear_densities(samples=a.samples, batch=a.batch, device=dev, seed=a.seed,
-                                    progress=progress, chunk=max(a.batch * 4, 512))
+                                    progress=progress, chunk=max(a.batch * 4, 512),
+                                    compile={"auto": "auto", "on": True, "off": False}[a.compile])
     st = ds.stats
     res = {
         "benchmark": "physics_gen", "date": dt.date.today().isoformat(), "device": str(dev),

@@ -124,6 +124,7 @@ def generate_nuclear_densities(
     work_dtype: torch.dtype | None = None,
     hessian: bool = True,
     chunk: int = 2048,
+    compile: bool | str = "auto",
     potential_kwargs: dict | None = None,
     progress: Callable[[dict], None] | None = None,
 ) -> NuclearDataset:
@@ -133,6 +134,10 @@ def generate_nuclear_densities(
     (MeV), ``E`` [S] (E_EDF of the density without the external and centre-of-mass terms: the
     binding energy as a negative number, MeV), ``E_ext`` = \\int v rho, ``E_com``, ``Q20`` (b),
     ``Q30`` (b^3/2), ``Q40`` (b^2), ``v0``, ``residual``, ``iterations``.
+
+    ``compile`` (``"auto"``: on CUDA only) fuses the energy functional with ``torch.compile`` for the
+    random-potential solves (see :func:`bkdsl.physics.solver.solve`); it changes speed, not results
+    beyond rounding.
     """
     t_start = time.perf_counter()
     nuc = get_nucleus(nucleus)
@@ -178,6 +183,8 @@ def generate_nuclear_densities(
     t_setup = time.perf_counter() - t_start
     Q_gs = to_barn_units(multipoles(gs.rho_q.sum(1), sgrid, 4))[0]
 
+    use_compile = (dev.type == "cuda") if compile == "auto" else bool(compile)
+
     # ---- generate and solve, in chunks ----
     keep_fields: dict[str, list] = {k: [] for k in ("rho_n", "rho_p", "v", "E", "E_ext", "E_com", "Q",
                                                      "v0", "residual", "iterations")}
@@ -189,7 +196,7 @@ def generate_nuclear_densities(
         v_full = v_full.to(dev, dtype)
         v_s = v_full[:, :nr_s, z0:z0 + nz_s]
         res = solve(wfunc, v_s.to(wdt), space=wspace, c0=gs.c.to(wdt), tol_res=tol_res, tol_de=tol_de,
-                    max_iter=max_iter, capacity=batch, hessian_precond=M)
+                    max_iter=max_iter, capacity=batch, hessian_precond=M, compile=use_compile)
         rho_q, energies = evaluate(func, space, res.c, v_s, chunk=batch)
         ok = res.converged & torch.isfinite(energies["edf"])
         n_unconv += int((~ok).sum())
@@ -278,6 +285,7 @@ def generate_nuclear_densities(
         "excitation_window": excitation_window, "q20_window": q20_window, "q20_relative": q20_relative,
         "flatten": flatten, "hist_bins": hist_bins, "max_iter": max_iter, "tol_res": tol_res,
         "tol_de": tol_de, "dtype": str(dtype), "work_dtype": str(wdt), "hessian_precond": hessian,
+        "compile": use_compile,
         "convergence": f"residual < {tol_res} MeV and |dE| < {tol_de} MeV and quasi-Newton "
                        f"decrement < {tol_de} MeV within {max_iter} iterations",
     }
