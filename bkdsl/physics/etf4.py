@@ -157,8 +157,11 @@ _BOUNDS = [(0.5, None), (0.15, 2.0), (0.3, 16.0)] * 2
 
 
 def restricted_etf(params: SkyrmeParams, Z: int, N: int, *, hbar4: bool, coulomb: bool = True,
-                   dr: float = 0.01, theta0=None) -> RestrictedResult:
-    """Minimise the spherical ETF energy over generalised Fermi profiles (6 parameters, L-BFGS-B)."""
+                   dr: float = 0.01, theta0=None, gamma: float | None = None) -> RestrictedResult:
+    """Minimise the spherical ETF energy over generalised Fermi profiles (6 parameters, L-BFGS-B).
+
+    ``gamma`` fixes gamma_n = gamma_p (e.g. 1.0: plain Fermi functions) to test the family dependence.
+    """
     from scipy.optimize import minimize
 
     A = Z + N
@@ -166,6 +169,9 @@ def restricted_etf(params: SkyrmeParams, Z: int, N: int, *, hbar4: bool, coulomb
     R0 = 1.12 * A ** (1.0 / 3.0)
     x0 = np.array(theta0 if theta0 is not None else [R0, 0.5, 1.0, R0, 0.5, 1.0], dtype=float)
     bounds = [(lo, hi if hi is not None else 2.0 * R0 + 5.0) for lo, hi in _BOUNDS]
+    if gamma is not None:
+        x0[2] = x0[5] = gamma
+        bounds[2] = bounds[5] = (gamma, gamma)
 
     def fg(x):
         th = torch.tensor(x, dtype=torch.float64, requires_grad=True)
@@ -188,12 +194,12 @@ def restricted_etf(params: SkyrmeParams, Z: int, N: int, *, hbar4: bool, coulomb
                             r_n=rr[0], r_p=rr[1])
 
 
-def hbar4_shift(params: SkyrmeParams, Z: int, N: int, *, coulomb: bool = True,
-                dr: float = 0.01) -> tuple[float, RestrictedResult, RestrictedResult]:
+def hbar4_shift(params: SkyrmeParams, Z: int, N: int, *, coulomb: bool = True, dr: float = 0.01,
+                gamma: float | None = None) -> tuple[float, RestrictedResult, RestrictedResult]:
     """hbar^4 energy shift (MeV): min E_2+4 - min E_2 over generalised Fermi profiles (Brack et al.).
 
     Returns (shift, result at order hbar^2, result at order hbar^4).
     """
-    r2 = restricted_etf(params, Z, N, hbar4=False, coulomb=coulomb, dr=dr)
-    r4 = restricted_etf(params, Z, N, hbar4=True, coulomb=coulomb, dr=dr, theta0=r2.theta)
+    r2 = restricted_etf(params, Z, N, hbar4=False, coulomb=coulomb, dr=dr, gamma=gamma)
+    r4 = restricted_etf(params, Z, N, hbar4=True, coulomb=coulomb, dr=dr, theta0=r2.theta, gamma=gamma)
     return r4.energy - r2.energy, r2, r4
