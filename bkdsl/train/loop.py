@@ -86,6 +86,7 @@ class TrainConfig:
     channels_last: bool = False       # NHWC memory format for the model and its 4-D inputs
     resident: bool = False            # keep every split on the device (no host→device copy per batch)
     time_limit: float | None = None   # stop after the epoch in which the run's wall time passes this (s)
+    checkpoint_interval: float | None = None  # end-of-epoch checkpoints at most this often (s); None: every epoch
     assert_manifolds: bool = False    # check manifold parameters/outputs after every forward (bkdsl.verify.runtime)
     model_plots: list[dict] = field(default_factory=list)  # latent(...), decode_line(...): need the model
     span: Span | None = None
@@ -163,6 +164,8 @@ class Trainer:
         self.quiet = quiet
         self.records: list[dict] = []
         self.stopped_by_time: int | None = None
+        self._pending_best: tuple | None = None   # (weights, tensors, state) on the CPU, not yet written
+        self._last_save_t = 0.0
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_logging(self) -> logging.Handler | None:
@@ -335,7 +338,28 @@ class Trainer:
                           help=f"the last good checkpoint is kept in {self.rundir / 'checkpoints'}; "
                                "lower the learning rate or clip gradients (`grad_clip`)")
         tensors, state = self._state(epoch, batch_idx, train_acc)
+        if name == "best" and self.cfg.checkpoint_interval is not None:
+            # written with the next `last` (so that `last`'s record of the best never runs ahead of the
+            # file), or at the end: a CPU copy now, the disk later
+            self._pending_best = tuple({k: v.detach().to("cpu", copy=True) for k, v in d.items()}
+                                       for d in (self.raw_model.state_dict(), tensors)) + (state,)
+            return
         save_checkpoint(self.rundir / "checkpoints", name, self.raw_model.state_dict(), tensors, state)
+        if name == "last":
+            self._last_save_t = time.perf_counter()
+
+    def _checkpoint_due(self, last_epoch: bool) -> bool:
+        """End-of-epoch `last` checkpoint: every epoch, or with ``checkpoint_interval`` when that many
+        seconds have passed since the previous one (and always after the final epoch)."""
+        iv = self.cfg.checkpoint_interval
+        return iv is None or last_epoch or time.perf_counter() - self._last_save_t >= iv
+
+    def _flush_best(self) -> None:
+        """Write a `best` checkpoint held back by ``checkpoint_interval``."""
+        if self._pending_best is not None and self.dist.is_main:
+            w, t, st = self._pending_best
+            save_checkpoint(self.rundir / "checkpoints", "best", w, t, st)
+        self._pending_best = None
 
     def _load(self) -> dict:
         ck = load_checkpoint(self.rundir / "checkpoints" / "last.safetensors")
@@ -535,6 +559,7 @@ class Trainer:
                     t_steps += time.perf_counter() - ts
                     progress.update(epoch, epochs, float(loss.detach()), samples_seen / max(t_steps, 1e-9))
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and b + 1 < nb:
+                        self._flush_best()
                         self._save("last", epoch, b + 1, train_acc)
                         D.barrier(dist)
                 self._end_of_epoch(epoch, train_acc)
@@ -543,7 +568,9 @@ class Trainer:
                     log.info("time limit %.0f s reached after epoch %d", cfg.time_limit, epoch + 1)
                     self.stopped_by_time = epoch + 1
                     last_epoch = True
-                self._save("last", epoch + 1, 0, train_acc)
+                if self._checkpoint_due(last_epoch):
+                    self._flush_best()
+                    self._save("last", epoch + 1, 0, train_acc)
                 D.barrier(dist)
                 if last_epoch:
                     break
@@ -585,6 +612,8 @@ class Trainer:
     def _finish(self, stopped: BkError | None) -> dict:
         cfg = self.cfg
         test_from = "last"
+        if stopped is None:
+            self._flush_best()
         if stopped is None and self.best is not None and (self.rundir / "checkpoints" / "best.safetensors").exists():
             ck = load_checkpoint(self.rundir / "checkpoints" / "best.safetensors")
             self.raw_model.load_state_dict(ck.weights)

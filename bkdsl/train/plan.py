@@ -7,7 +7,7 @@ bad parameters and bad keys are diagnostics with the span of the key that caused
 
 Train keys: model, data, loss, optimizer, schedule, batch, epochs | steps, select, metrics, plots,
 seed, precision, device, checkpoint_every, grad_clip, eval_batch, and the speed keys compile,
-channels_last, resident (docs/training.md), time_limit.
+channels_last, resident (docs/training.md), time_limit, checkpoint_interval.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_KEYS = ("model", "data", "loss", "optimizer", "schedule", "batch", "epochs", "steps", "select", "metrics",
               "plots", "seed", "precision", "device", "checkpoint_every", "grad_clip", "eval_batch",
-              "compile", "channels_last", "resident", "time_limit", "assert_manifolds")
+              "compile", "channels_last", "resident", "time_limit", "assert_manifolds", "checkpoint_interval")
 
 
 def _int(v: Any, key: str, span: Span | None, minimum: int = 1) -> int:
@@ -152,6 +152,8 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
         channels_last=_bool(get("channels_last", False), "channels_last", sp.get("channels_last")),
         resident=_bool(get("resident", False), "resident", sp.get("resident")),
         time_limit=None if get("time_limit") is None else _seconds(get("time_limit"), sp.get("time_limit")),
+        checkpoint_interval=(None if get("checkpoint_interval") is None else
+                             _seconds(get("checkpoint_interval"), sp.get("checkpoint_interval"), "checkpoint_interval")),
         assert_manifolds=_bool(get("assert_manifolds", False), "assert_manifolds", sp.get("assert_manifolds")),
         model_plots=model_plots)
     record = {"spec": spec_path, "train": t.name, "overrides": dict(overrides or {}), "seed": run_seed}
@@ -205,18 +207,18 @@ def _compile_mode(v: Any, span: Span | None) -> str | None:
                   help=f"modes: {', '.join(modes)}")
 
 
-def _seconds(v: Any, span: Span | None) -> float:
-    """``time_limit = 600`` (seconds) or ``time_limit = 10 min``."""
+def _seconds(v: Any, span: Span | None, key: str = "time_limit") -> float:
+    """``time_limit = 600`` (seconds) or ``time_limit = 10 min`` (also ``checkpoint_interval``)."""
     import pint
 
     if isinstance(v, pint.Quantity):
         try:
             return float(v.to("s").magnitude)
         except Exception:
-            raise BkError("E0604", f"`time_limit` must be a time, got {v}", span=span) from None
+            raise BkError("E0604", f"`{key}` must be a time, got {v}", span=span) from None
     if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
         return float(v)
-    raise BkError("E0609", f"`time_limit` must be a positive number of seconds, got {v!r}", span=span)
+    raise BkError("E0609", f"`{key}` must be a positive number of seconds, got {v!r}", span=span)
 
 
 def _model_plot(pv: CallValue, sig: Any, dp: DataPlan, span: Span | None) -> dict:

@@ -116,3 +116,22 @@ def test_steps_instead_of_epochs_and_bad_config(tmp_path):
         with pytest.raises(BkError) as e:
             run(tiny_plan(device="cuda"), tmp_path / "c", quiet=True)
         assert e.value.code == "E0801"
+
+
+def test_checkpoint_interval_writes_fewer_checkpoints_and_the_same_best(tmp_path):
+    """With ``checkpoint_interval`` the end-of-epoch checkpoints are skipped until the interval has
+    passed; the best weights are held in memory and written before the next `last` and at the end, so
+    the test metrics and the best checkpoint equal those of a run that writes every epoch."""
+    ref = run(tiny_plan(epochs=4), tmp_path / "ref", quiet=True)
+    plan = tiny_plan(epochs=4)
+    plan.config.checkpoint_interval = 1e6
+    res = run(plan, tmp_path / "iv", quiet=True)
+    assert res["best"] == ref["best"] and res["test"] == ref["test"] and res["test_weights"] == "best"
+    a = load_checkpoint(tmp_path / "ref/checkpoints/best.safetensors")
+    b = load_checkpoint(tmp_path / "iv/checkpoints/best.safetensors")
+    assert a.state["global_step"] == b.state["global_step"]
+    assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+    last = load_checkpoint(tmp_path / "iv/checkpoints/last.safetensors")
+    assert last.state["epoch"] == 4            # the final epoch always writes `last`
+    recs = [json.loads(l) for l in (tmp_path / "iv/metrics.jsonl").read_text().splitlines()]
+    assert sum(1 for r in recs if r.get("best")) >= 1
