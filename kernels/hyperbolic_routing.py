@@ -1,31 +1,54 @@
-r"""Fused hyperbolic routing: Poincaré distances tokens → centroids, gate exp(−d), top-k, one kernel.
+r"""Fused hyperbolic routing: Poincaré distances tokens → centroids, gate exp(−d), top-k; and its backward.
 
-Specification: :func:`bkdsl.nn.hyperbolic_moe.hyperbolic_route_reference`. Registered as
+Specification: :func:`bkdsl.nn.hyperbolic_moe.hyperbolic_route_reference` (forward) and
+:func:`bkdsl.nn.hyperbolic_moe.route_backward` (backward, closed form). Registered as
 ``torch.ops.bkdsl.hyperbolic_route(x, mu, k, c) -> (gate, index, distance)``, each [T, k], nearest
-first, with a fake implementation and an autograd formula
-(:func:`bkdsl.nn.hyperbolic_moe.route_backward`, closed form, float64 inside).
+first, with a fake implementation and an autograd formula whose backward is the Triton kernel pair
+below on the Triton path and ``route_backward`` elsewhere. Design and floors: ``docs/kernels_routing.md``.
 
-One program owns ``BLOCK_T`` tokens and all E ≤ 256 centroids (padded to a power of two):
+Notation: s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t.
 
-1. **Select.** t_e ∝ ‖x − μ_e‖² / (1 − c‖μ_e‖²) for every expert, with ‖x − μ‖² taken in the
-   one-matmul form ‖x‖² + ‖μ‖² − 2 x·μ (``tl.dot`` over D tiles, fp32 accumulate, ``tf32x3`` by
-   default: fp32-accurate products on the tensor cores). The k smallest are picked by k rounds of
-   argmin. This form cancels digits when x ≈ μ (absolute error ~ 2⁻²³(‖x‖² + ‖μ‖²)); it only decides
-   which experts are selected, and two experts whose keys differ by less than that error are a tie
-   either way.
-2. **Measure.** For the k selected experts the distance is recomputed in the accurate form: the
-   difference x − μ then its square, tiled over D, fp32 (no cancellation); 1 − c‖x‖² from a float64
-   sum of squares of the fp32 coordinates (exact to ~1e-16, so its digits survive ‖x‖ = 1 − 1e-6);
-   1 − c‖μ‖² likewise, computed once per call on the host in float64; then
-   d = (2/√c) asinh(√t), t = c‖x − μ‖² / ((1 − c‖x‖²)(1 − c‖μ‖²)), with
-   asinh(r) = log1p(r + r²/(1 + √(1 + r²))) and log1p(u) = log(w)·u/(w − 1), w = 1 + u (Goldberg's
-   trick: full relative precision for tiny u, where log(1 + u) would lose it).
+**Forward** (two kernels with one contract; :class:`RouteConfig` picks one and its launch):
 
-Bytes: x is read twice (the second read mostly from L2); centroids (E·D·4 bytes) stay in L2.
+* ``tiled`` — a program walks token tiles of ``BLOCK_T`` rows (persistently, ``tile = pid, pid + P, …``
+  when ``programs_per_sm > 0``; one tile per program otherwise, the first version's launch), D in
+  ``BLOCK_D`` slices, centroids re-read from L1/L2 per slice.
+* ``rows`` — the whole padded row (D ≤ 256) at once: the E×D centroid block is loaded **once per
+  program**, before the loop over token tiles, and stays resident (registers / shared memory) while the
+  program walks its tiles; each token tile is loaded once and serves both phases.
+
+Both do, per token tile:
+
+1. **Select.** key_e = (‖x‖² + ‖μ_e‖² − 2 x·μ_e)/β_e (∝ t; the one-matmul form through ``tl.dot``,
+   fp32 accumulate, ``tf32x3`` by default), the k smallest by k rounds of argmin. The form cancels
+   digits when x ≈ μ (absolute error ≲ 2⁻²²(‖x‖² + ‖μ‖²) in tf32x3); it only decides *which*
+   experts, so two experts whose keys differ by less than that are a tie either way.
+2. **Measure.** For the k selected experts s is recomputed from the difference x − μ (fp32, no
+   cancellation), α from a float64 sum of squares of the fp32 coordinates (its digits survive
+   ‖x‖ = 1 − 1e-6), β once per call on the host in float64, d = (2/√c) log1p(√t + t/(1 + √(1 + t)))
+   with log1p by Goldberg's trick. The k slots are then re-sorted by the accurate d (k rounds of
+   argmin), so the returned distances are ascending even where phase 1 swapped a near-tie.
+
+**Backward** (∂L/∂d_j = g_j = grad_dist_j − e^{−d_j} grad_gate_j, per token t and slot j):
+
+    a_j = g_j · 2 / (√s_j √(α β_j) √(1 + t_j))      (0 where s_j = 0: the subgradient at x = μ)
+    r_j = 2√c √(t_j / (1 + t_j))
+    ∂L/∂x        = Σ_j a_j (x − μ_j) + (Σ_j g_j r_j / α) x
+    ∂L/∂μ_e      = Σ_{(t, j): idx = e} [ −a_j (x − μ_j) + (g_j r_j / β_j) μ_j ]
+
+Kernel 1 (``_bwd_coef_kernel``) recomputes s, α, d per (token, slot) exactly as the forward's measure
+phase and writes a, w = g r/β [T, k] and b = Σ_j g_j r_j/α [T]. Kernel 2 (``_bwd_grad_kernel``) owns
+one D-slice and one token split: it writes ∂L/∂x for its slice and reduces ∂L/∂μ over its tokens.
+The scatter over tokens is a matmul with the one-hot selection matrix, onehot_jᵀ [E, BLOCK_T] @
+q_j [BLOCK_T, BLOCK_D] (q_j = w_j μ_j − a_j (x − μ_j), each term formed by difference before the
+sum, so no cancellation of x·a against μ·a), accumulated in registers and written to a per-split
+workspace [S, E, D] that ``torch.sum`` reduces in fixed order: deterministic. ``atomic=True``
+instead adds q_j into ∂L/∂μ with fp32 atomics (no workspace, not bit-reproducible).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -35,15 +58,59 @@ import triton.language as tl
 from bkdsl.diagnostics import BkError
 from bkdsl.kernels import dispatch
 from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
-from bkdsl.nn.poincare import conformal_denominator
 
-__all__ = ["hyperbolic_route_triton", "MAX_EXPERTS"]
+__all__ = ["hyperbolic_route_triton", "route_backward_triton", "RouteConfig", "BackwardConfig",
+           "DEFAULT_CONFIG", "V1_CONFIG", "MAX_EXPERTS", "MAX_ROW_DIM"]
 
 MAX_EXPERTS = 256
-BLOCK_T = 64
-BLOCK_D = 32
-NUM_WARPS = 4
+MAX_ROW_DIM = 256          # the ``rows`` kernel holds a padded row of at most this many coordinates
 
+
+@dataclasses.dataclass(frozen=True)
+class RouteConfig:
+    """Launch of the forward: which kernel, its tiles, and how many programs.
+
+    ``kernel="rows"`` needs D ≤ MAX_ROW_DIM (else the tiled kernel runs).
+    ``programs_per_sm`` > 0: persistent grid of min(tiles, SMs × programs_per_sm) programs looping
+    over token tiles; 0: one program per tile. ``precision`` is the selection dot's
+    ``input_precision`` (tf32x3: fp32-accurate products on the tensor cores; tf32: one product, a
+    2⁻¹⁰ relative error per input that may swap near-ties; ieee: fp32 FMAs).
+    """
+    kernel: str = "tiled"          # "tiled" | "rows"
+    block_t: int = 64
+    block_d: int = 32              # tiled only
+    num_warps: int = 8
+    num_stages: int = 2
+    precision: str = "tf32x3"
+    programs_per_sm: int = 2
+    maxnreg: int | None = None     # cap on registers per thread (more programs per SM, maybe spills)
+
+    def label(self) -> str:
+        bd = f" bd={self.block_d}" if self.kernel == "tiled" else ""
+        reg = f" maxnreg={self.maxnreg}" if self.maxnreg else ""
+        return (f"{self.kernel} bt={self.block_t}{bd} w={self.num_warps} st={self.num_stages} "
+                f"{self.precision} pps={self.programs_per_sm}{reg}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackwardConfig:
+    """Launch of the backward pair: tiles, token splits per SM, and how ∂L/∂μ is reduced."""
+    block_t: int = 64
+    block_d: int = 32              # D-slice of the gradient kernel
+    num_warps: int = 8
+    splits_per_sm: int = 1         # token splits S ≈ SMs × this / (D / block_d)
+    atomic: bool = False           # True: fp32 atomics into ∂L/∂μ (not bit-reproducible)
+    precision: str = "tf32x3"      # the one-hot scatter dot (one-hot is exact in tf32)
+
+
+DEFAULT_CONFIG = RouteConfig()
+#: The first version's launch (one program per 64-token tile, D slices of 32, 4 warps, tf32x3).
+V1_CONFIG = RouteConfig(kernel="tiled", block_t=64, block_d=32, num_warps=4, num_stages=3,
+                        precision="tf32x3", programs_per_sm=0)
+DEFAULT_BACKWARD = BackwardConfig()
+
+
+# --- shared device functions ------------------------------------------------------------------------
 
 @triton.jit
 def _log1p(u):
@@ -53,63 +120,275 @@ def _log1p(u):
 
 
 @triton.jit
-def _route_kernel(x_ptr, mu_ptr, beta_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, two_over_sqrt_c,
-                  K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
-                  BLOCK_D: tl.constexpr, PRECISION: tl.constexpr):
-    pid = tl.program_id(0)
-    tok = pid * BLOCK_T + tl.arange(0, BLOCK_T)
-    exp_ = tl.arange(0, BLOCK_E)
-    t_live = tok < T
-    e_live = exp_ < E
-    row_x = tok.to(tl.int64) * D
+def _distance(t, two_over_sqrt_c):
+    """d = (2/√c) asinh √t, asinh r = log1p(r + r²/(1 + √(1 + r²))) with r² = t."""
+    return two_over_sqrt_c * _log1p(tl.sqrt(t) + t / (1.0 + tl.sqrt(1.0 + t)))
 
-    # 1. select: one-matmul squared distances, scaled by 1/(1 − c‖μ‖²)
-    dot = tl.zeros([BLOCK_T, BLOCK_E], tl.float32)
-    xsq = tl.zeros([BLOCK_T], tl.float32)
-    musq = tl.zeros([BLOCK_E], tl.float32)
-    for d0 in range(0, D, BLOCK_D):
-        col = d0 + tl.arange(0, BLOCK_D)
-        c_live = col < D
-        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=t_live[:, None] & c_live[None, :], other=0.0)
-        mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :],
-                     other=0.0)
-        dot = tl.dot(xt, tl.trans(mt), dot, input_precision=PRECISION)
-        xsq += tl.sum(xt * xt, axis=1)
-        musq += tl.sum(mt * mt, axis=1)
-    beta = tl.load(beta_ptr + exp_, mask=e_live, other=1.0)
-    s_fast = tl.maximum(xsq[:, None] + musq[None, :] - 2.0 * dot, 0.0)
-    key = tl.where(e_live[None, :], s_fast / beta[None, :], float("inf"))
+
+@triton.jit
+def _curvature64(c_hi, c_lo):
+    """c in float64 from its two-float split c = c_hi + c_lo (a float argument reaches a kernel as fp32,
+    and 1 − c‖x‖² near the sphere needs c to ~1e-16 when c is not a float32 number)."""
+    return tl.cast(c_hi, tl.float64) + tl.cast(c_lo, tl.float64)
+
+
+@triton.jit
+def _pick(vec, sel, exp_):
+    """vec[sel] for sel [BLOCK_T, KP] from a per-expert vector vec [BLOCK_E] held in registers."""
+    hit = sel[:, :, None] == exp_[None, None, :]
+    return tl.sum(tl.where(hit, vec[None, None, :], 0.0), axis=2)
+
+
+@triton.jit
+def _k_smallest(key, exp_, BLOCK_T: tl.constexpr, K: tl.constexpr, KP: tl.constexpr):
+    """Indices [BLOCK_T, KP] of the K smallest keys per row (k rounds of argmin; slots ≥ K are 0)."""
     slot = tl.arange(0, KP)
     sel = tl.zeros([BLOCK_T, KP], tl.int32)
     for j in tl.static_range(K):
         best = tl.argmin(key, axis=1)
         sel = tl.where(slot[None, :] == j, best[:, None], sel)
         key = tl.where(exp_[None, :] == best[:, None], float("inf"), key)
+    return sel
 
-    # 2. measure: ‖x − μ‖² by difference for the selected experts; 1 − c‖x‖² in float64
-    s = tl.zeros([BLOCK_T, KP], tl.float32)
-    xsq64 = tl.zeros([BLOCK_T], tl.float64)
-    for d0 in range(0, D, BLOCK_D):
-        col = d0 + tl.arange(0, BLOCK_D)
-        c_live = col < D
-        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=t_live[:, None] & c_live[None, :], other=0.0)
-        x64 = xt.to(tl.float64)
-        xsq64 += tl.sum(x64 * x64, axis=1)
-        mg = tl.load(mu_ptr + sel[:, :, None] * D + col[None, None, :],
-                     mask=t_live[:, None, None] & c_live[None, None, :], other=0.0)
-        diff = xt[:, None, :] - mg
-        s += tl.sum(diff * diff, axis=2)
-    alpha = (1.0 - c * xsq64).to(tl.float32)
-    beta_sel = tl.load(beta_ptr + sel)
-    t = c * s / (alpha[:, None] * beta_sel)
-    r = tl.sqrt(t)
-    dist = two_over_sqrt_c * _log1p(r + t / (1.0 + tl.sqrt(1.0 + t)))
-    gate = tl.exp(-dist)
+
+@triton.jit
+def _sort_slots(dist, sel, K: tl.constexpr, KP: tl.constexpr):
+    """(dist, sel) with the first K slots of each row in ascending order of dist."""
+    slot = tl.arange(0, KP)
+    work = tl.where(slot[None, :] < K, dist, float("inf"))
+    out_d = tl.zeros_like(dist)
+    out_i = tl.zeros_like(sel)
+    for j in tl.static_range(K):
+        m = tl.argmin(work, axis=1)
+        pick = slot[None, :] == m[:, None]
+        dj = tl.sum(tl.where(pick, dist, 0.0), axis=1)
+        ij = tl.sum(tl.where(pick, sel, 0), axis=1)
+        out_d = tl.where(slot[None, :] == j, dj[:, None], out_d)
+        out_i = tl.where(slot[None, :] == j, ij[:, None], out_i)
+        work = tl.where(pick, float("inf"), work)
+    return out_d, out_i
+
+
+@triton.jit
+def _finish_tile(s, xsq64, sel, beta_sel, tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64, two_over_sqrt_c,
+                 K: tl.constexpr, KP: tl.constexpr):
+    """From s, β of the selected [BLOCK_T, KP] and ‖x‖² (float64): d, re-sorted; store gate, index, d."""
+    alpha = (1.0 - c64 * xsq64).to(tl.float32)
+    dist = _distance(c * s / (alpha[:, None] * beta_sel), two_over_sqrt_c)
+    dist, sel = _sort_slots(dist, sel, K, KP)
+    slot = tl.arange(0, KP)
     out = tok.to(tl.int64)[:, None] * K + slot[None, :]
     o_live = t_live[:, None] & (slot[None, :] < K)
     tl.store(dist_ptr + out, dist, mask=o_live)
-    tl.store(gate_ptr + out, gate, mask=o_live)
+    tl.store(gate_ptr + out, tl.exp(-dist), mask=o_live)
     tl.store(idx_ptr + out, sel.to(tl.int64), mask=o_live)
+
+
+@triton.jit
+def _centroid_norms(musq64, e_live, c64):
+    """(‖μ‖² as fp32, β = 1 − c‖μ‖² from the float64 sum, 1 on padded experts)."""
+    return musq64.to(tl.float32), tl.where(e_live, (1.0 - c64 * musq64).to(tl.float32), 1.0)
+
+
+@triton.jit
+def _select_key(xsq, musq, dot, beta, e_live):
+    """key_e = max(‖x‖² + ‖μ_e‖² − 2x·μ_e, 0)/β_e; +inf on padded experts."""
+    s_fast = tl.maximum(xsq[:, None] + musq[None, :] - 2.0 * dot, 0.0)
+    return tl.where(e_live[None, :], s_fast / beta[None, :], float("inf"))
+
+
+# --- forward kernels --------------------------------------------------------------------------------
+
+@triton.jit
+def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c_hi, c_lo, two_over_sqrt_c, K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr,
+                        BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    exp_ = tl.arange(0, BLOCK_E)
+    e_live = exp_ < E
+    c64 = _curvature64(c_hi, c_lo)
+    # ‖μ‖² in float64, once per program (E·D multiply-adds, from L2)
+    musq64 = tl.zeros([BLOCK_E], tl.float64)
+    for d0 in range(0, D, BLOCK_D):
+        col = d0 + tl.arange(0, BLOCK_D)
+        mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & (col < D)[None, :],
+                     other=0.0).to(tl.float64)
+        musq64 += tl.sum(mt * mt, axis=1)
+    musq, beta = _centroid_norms(musq64, e_live, c64)
+    n_tiles = tl.cdiv(T, BLOCK_T)
+    for tile in range(pid, n_tiles, nprog):
+        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_live = tok < T
+        row_x = tok.to(tl.int64) * D
+        # 1. select
+        dot = tl.zeros([BLOCK_T, BLOCK_E], tl.float32)
+        xsq = tl.zeros([BLOCK_T], tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            col = d0 + tl.arange(0, BLOCK_D)
+            c_live = col < D
+            xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=t_live[:, None] & c_live[None, :],
+                         other=0.0)
+            mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :],
+                         other=0.0)
+            dot = tl.dot(xt, tl.trans(mt), dot, input_precision=PRECISION)
+            xsq += tl.sum(xt * xt, axis=1)
+        sel = _k_smallest(_select_key(xsq, musq, dot, beta, e_live), exp_, BLOCK_T, K, KP)
+        # 2. measure, one selected slot at a time (2-D tiles keep the registers low; x again from L1/L2)
+        slot = tl.arange(0, KP)
+        s = tl.zeros([BLOCK_T, KP], tl.float32)
+        beta_sel = tl.full([BLOCK_T, KP], 1.0, tl.float32)
+        xsq64 = tl.zeros([BLOCK_T], tl.float64)
+        for j in tl.static_range(K):
+            sel_j = tl.sum(tl.where(slot[None, :] == j, sel, 0), axis=1)
+            s_j = tl.zeros([BLOCK_T], tl.float32)
+            for d0 in range(0, D, BLOCK_D):
+                col = d0 + tl.arange(0, BLOCK_D)
+                live = t_live[:, None] & (col < D)[None, :]
+                xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
+                if j == 0:
+                    x64 = xt.to(tl.float64)
+                    xsq64 += tl.sum(x64 * x64, axis=1)
+                mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
+                diff = xt - mg
+                s_j += tl.sum(diff * diff, axis=1)
+            s = tl.where(slot[None, :] == j, s_j[:, None], s)
+            b_j = tl.sum(tl.where(exp_[None, :] == sel_j[:, None], beta[None, :], 0.0), axis=1)
+            beta_sel = tl.where(slot[None, :] == j, b_j[:, None], beta_sel)
+        _finish_tile(s, xsq64, sel, beta_sel, tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64, two_over_sqrt_c,
+                     K, KP)
+
+
+@triton.jit
+def _route_rows_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c_hi, c_lo, two_over_sqrt_c, K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr,
+                       BLOCK_E: tl.constexpr, DP: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    exp_ = tl.arange(0, BLOCK_E)
+    e_live = exp_ < E
+    col = tl.arange(0, DP)
+    c_live = col < D
+    # the centroid block, loaded once per program and kept for all its token tiles
+    mu_blk = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :], other=0.0)
+    mu_t = tl.trans(mu_blk)
+    m64 = mu_blk.to(tl.float64)
+    musq, beta = _centroid_norms(tl.sum(m64 * m64, axis=1), e_live, _curvature64(c_hi, c_lo))
+    c64 = _curvature64(c_hi, c_lo)
+    n_tiles = tl.cdiv(T, BLOCK_T)
+    for tile in range(pid, n_tiles, nprog):
+        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_live = tok < T
+        xt = tl.load(x_ptr + tok.to(tl.int64)[:, None] * D + col[None, :], mask=t_live[:, None] & c_live[None, :],
+                     other=0.0)
+        dot = tl.dot(xt, mu_t, input_precision=PRECISION)
+        x64 = xt.to(tl.float64)
+        xsq64 = tl.sum(x64 * x64, axis=1)
+        sel = _k_smallest(_select_key(xsq64.to(tl.float32), musq, dot, beta, e_live), exp_, BLOCK_T, K, KP)
+        mg = tl.load(mu_ptr + sel[:, :, None] * D + col[None, None, :],
+                     mask=t_live[:, None, None] & c_live[None, None, :], other=0.0)
+        diff = xt[:, None, :] - mg
+        s = tl.sum(diff * diff, axis=2)
+        _finish_tile(s, xsq64, sel, _pick(beta, sel, exp_), tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64,
+                     two_over_sqrt_c, K, KP)
+
+
+# --- backward kernels -------------------------------------------------------------------------------
+
+@triton.jit
+def _bwd_coef_kernel(x_ptr, mu_ptr, idx_ptr, ggate_ptr, gdist_ptr, a_ptr, w_ptr, b_ptr, T, D, c, c_hi, c_lo,
+                     two_over_sqrt_c, two_sqrt_c, K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr,
+                     BLOCK_D: tl.constexpr, HAS_GGATE: tl.constexpr, HAS_GDIST: tl.constexpr):
+    """Per (token, slot): a = g·2/(√s √(αβ) √(1+t)), w = g r/β; per token b = Σ_j g r/α."""
+    pid = tl.program_id(0)
+    tok = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+    t_live = tok < T
+    row_x = tok.to(tl.int64) * D
+    slot = tl.arange(0, KP)
+    o_live = t_live[:, None] & (slot[None, :] < K)
+    out = tok.to(tl.int64)[:, None] * K + slot[None, :]
+    s = tl.zeros([BLOCK_T, KP], tl.float32)
+    xsq64 = tl.zeros([BLOCK_T], tl.float64)
+    musq64 = tl.full([BLOCK_T, KP], 0.5, tl.float64)    # ‖μ_j‖² of the gathered rows (padded slots: 0.5)
+    for j in tl.static_range(K):                       # one slot at a time: 2-D tiles, few registers
+        sel_j = tl.load(idx_ptr + tok.to(tl.int64) * K + j, mask=t_live, other=0)
+        s_j = tl.zeros([BLOCK_T], tl.float32)
+        m_j = tl.zeros([BLOCK_T], tl.float64)
+        for d0 in range(0, D, BLOCK_D):
+            col = d0 + tl.arange(0, BLOCK_D)
+            live = t_live[:, None] & (col < D)[None, :]
+            xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
+            if j == 0:
+                x64 = xt.to(tl.float64)
+                xsq64 += tl.sum(x64 * x64, axis=1)
+            mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
+            m64 = mg.to(tl.float64)
+            m_j += tl.sum(m64 * m64, axis=1)
+            diff = xt - mg
+            s_j += tl.sum(diff * diff, axis=1)
+        s = tl.where(slot[None, :] == j, s_j[:, None], s)
+        musq64 = tl.where(slot[None, :] == j, m_j[:, None], musq64)
+    c64 = _curvature64(c_hi, c_lo)
+    alpha = (1.0 - c64 * xsq64).to(tl.float32)
+    beta = (1.0 - c64 * musq64).to(tl.float32)
+    ab = alpha[:, None] * beta
+    t = c * s / ab
+    g = tl.zeros([BLOCK_T, KP], tl.float32)
+    if HAS_GDIST:
+        g += tl.load(gdist_ptr + out, mask=o_live, other=0.0)
+    if HAS_GGATE:
+        g -= tl.exp(-_distance(t, two_over_sqrt_c)) * tl.load(ggate_ptr + out, mask=o_live, other=0.0)
+    g = tl.where(o_live, g, 0.0)
+    pos = s > 0
+    a = tl.where(pos, 2.0 / (tl.sqrt(tl.where(pos, s, 1.0)) * tl.sqrt(ab) * tl.sqrt(1.0 + t)), 0.0)
+    gr = g * two_sqrt_c * tl.sqrt(t / (1.0 + t))
+    tl.store(a_ptr + out, g * a, mask=o_live)
+    tl.store(w_ptr + out, gr / beta, mask=o_live)
+    tl.store(b_ptr + tok, tl.sum(gr, axis=1) / alpha, mask=t_live)
+
+
+@triton.jit
+def _bwd_grad_kernel(x_ptr, mu_ptr, idx_ptr, a_ptr, w_ptr, b_ptr, gx_ptr, ws_ptr, gmu_ptr, T, E, D,
+                     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr,
+                     ATOMIC: tl.constexpr, PRECISION: tl.constexpr):
+    """One D-slice × one token split: ∂L/∂x for the slice; ∂L/∂μ of the split (workspace or atomics)."""
+    chunk = tl.program_id(0)
+    split = tl.program_id(1)
+    n_splits = tl.num_programs(1)
+    col = chunk * BLOCK_D + tl.arange(0, BLOCK_D)
+    c_live = col < D
+    exp_ = tl.arange(0, BLOCK_E)
+    acc = tl.zeros([BLOCK_E, BLOCK_D], tl.float32)
+    n_tiles = tl.cdiv(T, BLOCK_T)
+    for tile in range(split, n_tiles, n_splits):
+        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_live = tok < T
+        tok64 = tok.to(tl.int64)
+        live = t_live[:, None] & c_live[None, :]
+        xt = tl.load(x_ptr + tok64[:, None] * D + col[None, :], mask=live, other=0.0)
+        gx = tl.load(b_ptr + tok, mask=t_live, other=0.0)[:, None] * xt
+        for j in tl.static_range(K):
+            sel = tl.load(idx_ptr + tok64 * K + j, mask=t_live, other=0)
+            a = tl.load(a_ptr + tok64 * K + j, mask=t_live, other=0.0)
+            w = tl.load(w_ptr + tok64 * K + j, mask=t_live, other=0.0)
+            mg = tl.load(mu_ptr + sel[:, None] * D + col[None, :], mask=live, other=0.0)
+            p = a[:, None] * (xt - mg)
+            gx += p
+            q = w[:, None] * mg - p
+            if ATOMIC:
+                tl.atomic_add(gmu_ptr + sel[:, None] * D + col[None, :], q, mask=live)
+            else:
+                onehot = (sel[:, None] == exp_[None, :]).to(tl.float32)
+                acc = tl.dot(tl.trans(onehot), q, acc, input_precision=PRECISION)
+        tl.store(gx_ptr + tok64[:, None] * D + col[None, :], gx, mask=live)
+    if not ATOMIC:
+        ws = ws_ptr + split.to(tl.int64) * E * D
+        tl.store(ws + exp_[:, None] * D + col[None, :], acc, mask=(exp_[:, None] < E) & c_live[None, :])
+
+
+# --- host side --------------------------------------------------------------------------------------
+
+def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Output buffers (one place, so tests can poison them and check every element is written)."""
+    return torch.empty(shape, dtype=dtype, device=device)
 
 
 def _check(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
@@ -121,38 +400,108 @@ def _check(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
                                f"{mu.shape[0]}")
 
 
+def _num_sms(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device; 2 under the interpreter (so loops get > 1 trip)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 2
+
+
+def _split(c: float) -> tuple[float, float]:
+    """c = c_hi + c_lo with both float32 numbers (c to ~2⁻⁴⁸ relative inside the kernel)."""
+    c_hi = float(torch.tensor(c, dtype=torch.float32))
+    return c_hi, float(torch.tensor(c - c_hi, dtype=torch.float32))
+
+
+def _precision(p: str) -> str:
+    # the interpreter computes every dot in numpy float32 whatever the mode
+    return "ieee" if dispatch.interpreting() else p
+
+
 def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0,
-                            block_t: int = BLOCK_T, block_d: int = BLOCK_D, num_warps: int = NUM_WARPS,
-                            precision: str = "tf32x3"
+                            config: RouteConfig | None = None
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(gate, index, distance) [T, k] by the fused kernel (no autograd; see the custom op)."""
+    cfg = config or DEFAULT_CONFIG
     _check(x, mu, k)
     x, mu = x.contiguous(), mu.contiguous()
     T, D = x.shape
     E = mu.shape[0]
-    # 1 − c‖μ‖² once per call, float64 → float32 (E numbers)
-    beta = conformal_denominator(mu, c).to(torch.float32).contiguous()
-    gate = torch.empty(T, k, dtype=x.dtype, device=x.device)
-    dist = torch.empty_like(gate)
-    idx = torch.empty(T, k, dtype=torch.int64, device=x.device)
+    gate = _alloc((T, k), x.dtype, x.device)
+    dist = _alloc((T, k), x.dtype, x.device)
+    idx = _alloc((T, k), torch.int64, x.device)
+    if T == 0:
+        return gate, idx, dist
     block_e = max(16, triton.next_power_of_2(E))
-    grid = (triton.cdiv(T, block_t),)
-    if dispatch.interpreting():
-        precision = "ieee"  # the interpreter computes the dot in numpy float32 whatever the mode
-    _route_kernel[grid](x, mu, beta, gate, idx, dist, T, E, D, float(c), 2.0 / math.sqrt(c),
-                        K=k, KP=triton.next_power_of_2(k), BLOCK_T=block_t, BLOCK_E=block_e,
-                        BLOCK_D=block_d, PRECISION=precision, num_warps=num_warps)
+    n_tiles = triton.cdiv(T, cfg.block_t)
+    grid = (min(n_tiles, _num_sms(x.device) * cfg.programs_per_sm) if cfg.programs_per_sm > 0 else n_tiles,)
+    common = dict(K=k, KP=triton.next_power_of_2(k), BLOCK_T=cfg.block_t, BLOCK_E=block_e,
+                  PRECISION=_precision(cfg.precision), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if cfg.maxnreg and x.is_cuda:
+        common["maxnreg"] = cfg.maxnreg
+    args = (x, mu, gate, idx, dist, T, E, D, float(c), *_split(c), 2.0 / math.sqrt(c))
+    dp = max(16, triton.next_power_of_2(D))
+    if cfg.kernel == "rows" and dp <= MAX_ROW_DIM:
+        _route_rows_kernel[grid](*args, DP=dp, **common)
+    else:
+        _route_tiled_kernel[grid](*args, BLOCK_D=cfg.block_d, **common)
     return gate, idx, dist
 
 
+def route_backward_triton(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, grad_gate: torch.Tensor | None,
+                          grad_dist: torch.Tensor | None, c: float = 1.0, config: BackwardConfig | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂L/∂x, ∂L/∂μ) of the k selected gates and distances: the kernel form of ``route_backward``."""
+    cfg = config or DEFAULT_BACKWARD
+    _check(x, mu, idx.shape[1])
+    x, mu, idx = x.contiguous(), mu.contiguous(), idx.contiguous()
+    T, D = x.shape
+    E, k = mu.shape[0], idx.shape[1]
+    grad_x = _alloc((T, D), x.dtype, x.device)
+    if T == 0:
+        return grad_x, torch.zeros_like(mu)
+    gg = grad_gate.to(torch.float32).contiguous() if grad_gate is not None else None
+    gd = grad_dist.to(torch.float32).contiguous() if grad_dist is not None else None
+    a = torch.empty(T, k, dtype=torch.float32, device=x.device)
+    w = torch.empty_like(a)
+    b = torch.empty(T, dtype=torch.float32, device=x.device)
+    block_d1 = min(32, max(16, triton.next_power_of_2(D)))     # 32: no spills at 4 warps (sm_90)
+    _bwd_coef_kernel[(triton.cdiv(T, cfg.block_t),)](
+        x, mu, idx, gg if gg is not None else a, gd if gd is not None else a, a, w, b, T, D, float(c), *_split(c),
+        2.0 / math.sqrt(c), 2.0 * math.sqrt(c), K=k, KP=triton.next_power_of_2(k), BLOCK_T=cfg.block_t,
+        BLOCK_D=block_d1, HAS_GGATE=gg is not None, HAS_GDIST=gd is not None, num_warps=4)
+    block_d = min(cfg.block_d, max(16, triton.next_power_of_2(D)))
+    n_chunks = triton.cdiv(D, block_d)
+    n_tiles = triton.cdiv(T, cfg.block_t)
+    splits = max(1, min(n_tiles, triton.cdiv(_num_sms(x.device) * cfg.splits_per_sm, n_chunks)))
+    block_e = max(16, triton.next_power_of_2(E))
+    if cfg.atomic:
+        grad_mu = torch.zeros_like(mu)
+        ws = grad_mu
+    else:
+        grad_mu = None
+        ws = torch.empty(splits, E, D, dtype=torch.float32, device=x.device)
+    _bwd_grad_kernel[(n_chunks, splits)](
+        x, mu, idx, a, w, b, grad_x, ws, grad_mu if grad_mu is not None else ws, T, E, D, K=k,
+        BLOCK_T=cfg.block_t, BLOCK_E=block_e, BLOCK_D=block_d, ATOMIC=cfg.atomic,
+        PRECISION=_precision(cfg.precision), num_warps=cfg.num_warps)
+    if grad_mu is None:
+        grad_mu = ws.sum(0)          # fixed-order reduction over the splits: deterministic
+    return grad_x, grad_mu
+
+
 # --- torch.library registration -------------------------------------------------------------------
+
+def _triton_path(x: torch.Tensor, mu: torch.Tensor) -> bool:
+    return (dispatch.use_triton(x, mu) and x.dtype == torch.float32 and mu.dtype == torch.float32
+            and mu.shape[0] <= MAX_EXPERTS)
+
 
 @torch.library.custom_op("bkdsl::hyperbolic_route", mutates_args=())
 def hyperbolic_route_op(x: torch.Tensor, mu: torch.Tensor, k: int, c: float
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(gate, index, distance) of the k nearest centroids; Triton where the dispatcher says so."""
-    if dispatch.use_triton(x, mu) and x.dtype == torch.float32 and mu.dtype == torch.float32 \
-            and mu.shape[0] <= MAX_EXPERTS:
+    if _triton_path(x, mu):
         return hyperbolic_route_triton(x, mu, k, c)
     with torch.no_grad():
         gate, idx, dist = hyperbolic_route_reference(x, mu, k, c)
@@ -175,7 +524,10 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_gate, grad_idx, grad_dist):
     x, mu, idx = ctx.saved_tensors
-    grad_x, grad_mu = route_backward(x, mu, idx, grad_gate, grad_dist, ctx.c)
+    if _triton_path(x, mu):
+        grad_x, grad_mu = route_backward_triton(x, mu, idx, grad_gate, grad_dist, ctx.c)
+    else:
+        grad_x, grad_mu = route_backward(x, mu, idx, grad_gate, grad_dist, ctx.c)
     return grad_x, grad_mu, None, None
 
 

@@ -6,7 +6,7 @@ import torch
 from bkdsl.kernels import dispatch
 from bkdsl.kernels import hyperbolic_routing as kh
 from bkdsl.nn import poincare as pb
-from bkdsl.nn.hyperbolic_moe import HyperbolicMoE, hyperbolic_route, hyperbolic_route_reference
+from bkdsl.nn.hyperbolic_moe import HyperbolicMoE, hyperbolic_route, hyperbolic_route_reference, route_backward
 
 
 
@@ -24,8 +24,18 @@ def _rel_err(got, want):
     return rel.max().item()
 
 
-def _check_against_reference(x, mu, k, c=1.0, tol=1e-5):
-    gate, idx, dist = kh.hyperbolic_route_triton(x, mu, k, c)
+# the forward launches: persistent D-tiled (default), the first version's launch, persistent whole-row
+# with the centroid block resident; small tiles so that programs loop over several token tiles
+CONFIGS = {
+    "default": kh.DEFAULT_CONFIG,
+    "v1": kh.V1_CONFIG,
+    "tiled_small": kh.RouteConfig(kernel="tiled", block_t=16, block_d=16, programs_per_sm=1),
+    "rows": kh.RouteConfig(kernel="rows", block_t=16, num_warps=4, programs_per_sm=1),
+}
+
+
+def _check_against_reference(x, mu, k, c=1.0, tol=1e-5, config=None):
+    gate, idx, dist = kh.hyperbolic_route_triton(x, mu, k, c, config)
     rg, ri, rd = hyperbolic_route_reference(x.double(), mu.double(), k, c)
     # the selected experts' distances are the k smallest (ties may swap indices, not distances)
     assert _rel_err(dist, rd) <= tol
@@ -37,30 +47,37 @@ def _check_against_reference(x, mu, k, c=1.0, tol=1e-5):
 
 
 # (T, E, D, k): D not a multiple of BLOCK_D, T not a multiple of BLOCK_T, E < 16 (padded), k = 1..4
+@pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
 @pytest.mark.parametrize("T,E,D,k", [(70, 6, 40, 2), (33, 64, 64, 4), (5, 3, 7, 1), (64, 17, 33, 3)])
-def test_matches_reference_on_random_points(T, E, D, k):
+def test_matches_reference_on_random_points(T, E, D, k, config):
     gen = torch.Generator().manual_seed(T * 1000 + E)
     x, mu = _ball_points(T, D, gen), _ball_points(E, D, gen)
-    idx, ri = _check_against_reference(x, mu, k)
+    idx, ri = _check_against_reference(x, mu, k, config=CONFIGS[config])
     assert (idx == ri).float().mean() > 0.99
 
 
-def test_boundary_and_near_coincident_points():
-    """Centroids at ‖μ‖ = 1 − 1e-6 and 0.5; tokens within 1e-5..1e-3 (relative) of one of them."""
-    gen = torch.Generator().manual_seed(7)
-    E, D, T = 16, 48, 96
+def _hard_inputs(seed=7, E=16, D=48, T=96):
+    """Centroids at ‖μ‖ = 1 − 1e-6 and 0.5; tokens within 1e-5..1e-3 (relative) of one of them; the
+    first four tokens exactly on their centroid. Returns x, μ, the owner of each token."""
+    gen = torch.Generator().manual_seed(seed)
     dirs = torch.randn(E, D, generator=gen, dtype=torch.float64)
     dirs = dirs / dirs.norm(dim=1, keepdim=True)
-    radius = torch.tensor([1 - 1e-6] * 8 + [0.5] * 8, dtype=torch.float64)
+    radius = torch.where(torch.arange(E) < E // 2, 1 - 1e-6, 0.5).double()
     mu = (dirs * radius[:, None]).float()
     owner = torch.randint(E, (T,), generator=gen)
     base = mu[owner].double()
     step = torch.logspace(-5, -3, T, dtype=torch.float64)[:, None] * (1 - base.norm(dim=1, keepdim=True))
     x = pb.project((base + step * torch.randn(T, D, generator=gen, dtype=torch.float64)).float())
     x[:4] = mu[owner[:4]]                      # exactly coincident: d = 0, gate = 1
-    idx, _ = _check_against_reference(x, mu, 2)
+    return x, mu, owner
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
+def test_boundary_and_near_coincident_points(config):
+    x, mu, owner = _hard_inputs()
+    idx, _ = _check_against_reference(x, mu, 2, config=CONFIGS[config])
     assert (idx[:, 0] == owner).all()
-    gate, _, dist = kh.hyperbolic_route_triton(x[:4], mu, 1)
+    gate, _, dist = kh.hyperbolic_route_triton(x[:4], mu, 1, config=CONFIGS[config])
     assert (dist == 0).all() and (gate == 1).all()
 
 
@@ -72,14 +89,113 @@ def test_tokens_at_the_boundary_far_from_everything():
     _check_against_reference(x, mu, 3)
 
 
-def test_curvature():
+@pytest.mark.parametrize("c", [2.5, 1.1])
+def test_curvature(c):
+    """1.1 is not a float32 number: 1 − c‖x‖² at the sphere needs c beyond fp32 (the kernel splits it)."""
     gen = torch.Generator().manual_seed(5)
-    c = 2.5
     x, mu = pb.expmap0(torch.randn(20, 16, generator=gen), c), pb.expmap0(torch.randn(5, 16, generator=gen), c)
-    _check_against_reference(x, mu, 2, c)
+    x[:5] = pb.expmap0(20.0 * torch.randn(5, 16, generator=gen), c)     # on the float32 boundary
+    mu[:2] = pb.expmap0(20.0 * torch.randn(2, 16, generator=gen), c)
+    for config in (kh.DEFAULT_CONFIG, CONFIGS["rows"]):
+        _check_against_reference(x, mu, 2, c, config=config)
 
 
-def test_custom_op_gradients_match_reference_autograd():
+def test_distances_come_out_ascending_and_name_their_experts():
+    """Slots are re-sorted by the accurate distance, whatever order the selection found them in."""
+    gen = torch.Generator().manual_seed(13)
+    x, mu = _ball_points(50, 12, gen, scale=0.5), _ball_points(9, 12, gen, scale=0.5)
+    for config in CONFIGS.values():
+        _, idx, dist = kh.hyperbolic_route_triton(x, mu, 4, 1.0, config)
+        assert (dist[:, 1:] >= dist[:, :-1]).all()
+        assert (idx.sort(1).values[:, 1:] != idx.sort(1).values[:, :-1]).all()   # k distinct experts
+
+
+def _poisoned(monkeypatch):
+    """Make every output buffer start as NaN (floats) or −1 (indices)."""
+    def alloc(shape, dtype, device):
+        fill = -1 if dtype == torch.int64 else float("nan")
+        return torch.full(shape, fill, dtype=dtype, device=device)
+
+    monkeypatch.setattr(kh, "_alloc", alloc)
+
+
+@pytest.mark.parametrize("config", ["default", "tiled_small", "rows"])
+def test_every_output_element_is_written(monkeypatch, config):
+    _poisoned(monkeypatch)
+    gen = torch.Generator().manual_seed(17)
+    T, E, D, k = 75, 5, 19, 2                  # 75 = 4 tiles of 16 + 11: the loop's last tile is partial
+    x, mu = _ball_points(T, D, gen), _ball_points(E, D, gen)
+    gate, idx, dist = kh.hyperbolic_route_triton(x, mu, k, 1.0, CONFIGS[config])
+    assert torch.isfinite(gate).all() and torch.isfinite(dist).all()
+    assert ((idx >= 0) & (idx < E)).all()
+    gx, gmu = kh.route_backward_triton(x, mu, idx, torch.randn(T, k, generator=gen),
+                                       torch.randn(T, k, generator=gen), 1.0, kh.BackwardConfig(block_t=16))
+    assert torch.isfinite(gx).all() and torch.isfinite(gmu).all()
+
+
+def _row_rel_err(got, want):
+    """max over rows of ‖got − want‖ / ‖want‖ (float64 want; rows with want = 0 must be 0 to 1e-30)."""
+    err = (got.double() - want).norm(dim=1)
+    ref = want.norm(dim=1)
+    return torch.where(ref > 0, err / torch.where(ref > 0, ref, 1.0), err * 1e30).max().item()
+
+
+def _check_backward(x, mu, k, c=1.0, config=None, tol=1e-5, grads=("gate", "dist"), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    _, idx, _ = hyperbolic_route_reference(x.double(), mu.double(), k, c)
+    gg = torch.randn(x.shape[0], k, generator=gen) if "gate" in grads else None
+    gd = torch.randn(x.shape[0], k, generator=gen) if "dist" in grads else None
+    gx, gmu = kh.route_backward_triton(x, mu, idx, gg, gd, c, config)
+    rx, rmu = route_backward(x.double(), mu.double(), idx, None if gg is None else gg.double(),
+                             None if gd is None else gd.double(), c)
+    assert gx.dtype == torch.float32 and gmu.dtype == torch.float32
+    assert _row_rel_err(gx, rx) <= tol
+    assert _row_rel_err(gmu, rmu) <= tol
+    return gx, gmu
+
+
+BACKWARD_CONFIGS = {
+    "workspace": kh.BackwardConfig(block_t=16, block_d=16),
+    "atomic": kh.BackwardConfig(block_t=16, block_d=16, atomic=True),
+}
+
+
+@pytest.mark.parametrize("bconfig", BACKWARD_CONFIGS, ids=list(BACKWARD_CONFIGS))
+@pytest.mark.parametrize("T,E,D,k", [(70, 6, 40, 2), (37, 17, 33, 1), (5, 3, 7, 2)])
+def test_backward_kernel_matches_closed_form(T, E, D, k, bconfig):
+    gen = torch.Generator().manual_seed(T + 100 * E + D)
+    x, mu = _ball_points(T, D, gen), _ball_points(E, D, gen)
+    gx, gmu = _check_backward(x, mu, k, config=BACKWARD_CONFIGS[bconfig])
+    assert gmu.abs().sum() > 0                  # the centroids did receive a gradient
+
+
+@pytest.mark.parametrize("grads", [("gate",), ("dist",)])
+def test_backward_with_one_incoming_gradient(grads):
+    gen = torch.Generator().manual_seed(23)
+    x, mu = _ball_points(30, 20, gen), _ball_points(7, 20, gen)
+    _check_backward(x, mu, 2, grads=grads, config=BACKWARD_CONFIGS["workspace"])
+
+
+def test_backward_on_boundary_and_near_coincident_points():
+    """Gradients of order 1e6 (1/α at ‖x‖ = 1 − 1e-6) and the subgradient 0 at x = μ, vs float64."""
+    x, mu, owner = _hard_inputs()
+    for bconfig in BACKWARD_CONFIGS.values():
+        _check_backward(x, mu, 2, config=bconfig)
+
+
+@pytest.mark.parametrize("c", [2.5, 1.1])
+def test_backward_curvature(c):
+    gen = torch.Generator().manual_seed(29)
+    x, mu = pb.expmap0(torch.randn(20, 16, generator=gen), c), pb.expmap0(torch.randn(5, 16, generator=gen), c)
+    x[:5] = pb.expmap0(20.0 * torch.randn(5, 16, generator=gen), c)
+    _check_backward(x, mu, 2, c=c, config=BACKWARD_CONFIGS["workspace"])
+
+
+def test_custom_op_gradients_match_reference_autograd(monkeypatch):
+    """The op's backward runs the Triton pair on the Triton path and agrees with autograd of the reference."""
+    calls = []
+    kernel_backward = kh.route_backward_triton
+    monkeypatch.setattr(kh, "route_backward_triton", lambda *a, **kw: calls.append(1) or kernel_backward(*a, **kw))
     gen = torch.Generator().manual_seed(11)
     x, mu = _ball_points(30, 20, gen), _ball_points(7, 20, gen)
     wg, wd = torch.randn(30, 2, generator=gen), torch.randn(30, 2, generator=gen)
@@ -91,7 +207,8 @@ def test_custom_op_gradients_match_reference_autograd():
                 gate, idx, dist = torch.ops.bkdsl.hyperbolic_route(xr, mr, 2, 1.0)
             else:
                 gate, idx, dist = hyperbolic_route(xr, mr, 2)
-        grads.append(torch.autograd.grad((gate * wg).sum() + (dist * wd).sum(), (xr, mr)))
+            grads.append(torch.autograd.grad((gate * wg).sum() + (dist * wd).sum(), (xr, mr)))
+    assert calls == [1]
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
