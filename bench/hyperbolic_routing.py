@@ -279,14 +279,18 @@ def main():
         route_backward(x, mu, i, gg, gd)
 
     from bkdsl.kernels import dispatch
-    with dispatch.force("triton"):
-        t_fb = timed("fwd + bwd, Triton backward (custom op)", fwd_bwd_op)
+    t_fb = t_fb_ref = None
+    try:
+        with dispatch.force("triton"):
+            t_fb = timed("fwd + bwd, Triton backward (custom op)", fwd_bwd_op)
+    except Exception as e:
+        failed["fwd + bwd custom op"] = f"{type(e).__name__}: {str(e)[:300]}"
+        log(f"fwd + bwd custom op: FAILED {failed['fwd + bwd custom op']}")
     t_fb_ref = timed("fwd + bwd, PyTorch closed-form backward", fwd_bwd_closed_form)
 
     tf32 = tf32_margin(x, mu, k, ref[2])
     log(f"tf32 selection with a rigorous margin test would re-check: {tf32}")
-    fwd_ok = [errors[n] for n in sweep]
-    assert all(e["random"]["nonfinite"] == 0 and e["hard"]["nonfinite"] == 0 for e in fwd_ok)
+    nonfinite = [n for n in sweep if errors[n]["random"]["nonfinite"] or errors[n]["hard"]["nonfinite"]]
 
     result = {
         "name": "hyperbolic_routing",
@@ -304,6 +308,7 @@ def main():
         "forward_sweep_ms": sweep,
         "backward_sweep_ms": bwd,
         "failed_or_skipped": failed,
+        "variants_with_nonfinite_outputs": nonfinite,
         "best_accurate_forward": best,
         "default_forward": kh.DEFAULT_CONFIG.label(),
         "ratios": {
@@ -314,7 +319,7 @@ def main():
                               if best and not dry else None),
             "best / bytes_floor": sweep[best] / floor_ms if best else None,
             "best / fma_floor": sweep[best] / fma_floor_ms if best else None,
-            "fwd+bwd triton / fwd+bwd closed form": t_fb / t_fb_ref,
+            "fwd+bwd triton / fwd+bwd closed form": t_fb / t_fb_ref if t_fb else None,
         },
         "max_error": errors,
         "one_matmul_max_rel_error_hard_inputs": mm_err,
@@ -335,6 +340,8 @@ def main():
           f"bytes floor {floor_ms:.4f} ms at {bw / 1e12:.2f} TB/s; fp32 FMA floor {fma_floor_ms:.4f} ms")
     if failed:
         print(f"failed or skipped: {list(failed)}")
+    if nonfinite:
+        print(f"NON-FINITE OUTPUTS: {nonfinite}")
 
 
 if __name__ == "__main__":
