@@ -166,6 +166,7 @@ class Trainer:
         self.stopped_by_time: int | None = None
         self._pending_best: tuple | None = None   # (weights, tensors, state) on the CPU, not yet written
         self._last_save_t = 0.0
+        self.channels_last = False                # set in _run: cfg.channels_last on CUDA only
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_logging(self) -> logging.Handler | None:
@@ -211,7 +212,7 @@ class Trainer:
 
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ins = {k: batch[k] for k in self.plan.inputs}
-        if self.cfg.channels_last:
+        if self.channels_last:
             ins = {k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v) for k, v in ins.items()}
         out = model(**ins)
         if isinstance(out, torch.Tensor):
@@ -463,7 +464,13 @@ class Trainer:
 
             self.manifold_guard = assert_manifolds(self.raw_model)
             log.info("manifold assertions on: every manifold parameter and output is checked after each forward")
-        if cfg.channels_last:
+        # channels-last is a CUDA speed key (tensor-core convolutions in NHWC). On the CPU it buys nothing,
+        # and the torch 2.13 CPU build corrupts memory in the NHWC convolution backward of the u236 ResNet
+        # on CPUs without AVX-512 (double free / segfault), so it is applied on CUDA only.
+        self.channels_last = bool(cfg.channels_last) and self.device.type == "cuda"
+        if cfg.channels_last and not self.channels_last:
+            log.info("channels_last ignored on %s (a CUDA speed key)", self.device.type)
+        if self.channels_last:
             self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.raw_model.train()
         self.opt = build_optimizer(cfg.optimizer, cfg.optimizer_params, self.raw_model,
@@ -630,7 +637,8 @@ class Trainer:
             "samples_per_s": round(self.samples_per_s, 1), "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
             "world_size": self.dist.world, "precision": cfg.precision, "units": self._units(),
-            "speed": {"compile": cfg.compile, "channels_last": cfg.channels_last, "resident": cfg.resident},
+            "speed": {"compile": cfg.compile, "channels_last": cfg.channels_last, "resident": cfg.resident,
+                      "channels_last_applied": self.channels_last},
             "time_limit_s": cfg.time_limit, "stopped_by_time_limit_after_epoch": self.stopped_by_time,
             "versions": _versions(), "record": self.plan.record,
         }
