@@ -37,7 +37,8 @@ status=0
 BENCH_ARGS=${BENCH_ARGS:-}
 if [ "$MODE" = experiment ]; then
   GEN_BATCH=${GEN_BATCH:-1024}
-  timeout "${GEN_S:-150}" "$PY" bench/physics_gen.py --device cuda --samples "${PROBE:-2048}" --batch "$GEN_BATCH" \
+  # SAMPLES given: no probe; the runs get what is left of CALL_S after generating at an assumed RATE
+  [ -n "${SAMPLES:-}" ] || timeout "${GEN_S:-150}" "$PY" bench/physics_gen.py --device cuda --samples "${PROBE:-2048}" --batch "$GEN_BATCH" \
     --out "$OUT/physics_gen-cuda.json" 2>&1 | tail -30 | tee "$OUT/physics_gen.log"
   # plan the rest of the call (CALL_S seconds from the start): generation at the measured rate plus
   # 60 s of set-up, then the runs in parallel, which keep RUN_MIN_S: up to SAMPLES_MAX potentials, at least
@@ -47,7 +48,12 @@ import json, sys
 try:
     r = float(json.load(open(sys.argv[1]))["samples_per_s"])
 except Exception:
-    r = 30.0          # no probe result: the 2026-11-22 eager rate
+    r = float("${RATE:-30}")   # no probe: the given rate (default: the 2026-11-22 eager rate)
+if "${SAMPLES:-}":
+    n = int("${SAMPLES:-0}")
+    left = ${CALL_S:-585} - ($(date +%s) - $T_START)
+    print(n, max(int(left - (n / r + 60) - 25), 30), int(left - 5))
+    sys.exit()
 left = ${CALL_S:-585} - ($(date +%s) - $T_START)
 n = max(${SAMPLES_MIN:-20000}, min(${SAMPLES_MAX:-40000}, int(r * ${GEN_TARGET_S:-200})))
 while n > 2000 and left - (n / r + 60) - 25 < ${RUN_MIN_S:-200}:
