@@ -36,8 +36,10 @@ Both do, per token tile:
     ∂L/∂x        = Σ_j a_j (x − μ_j) + (Σ_j g_j r_j / α) x
     ∂L/∂μ_e      = Σ_{(t, j): idx = e} [ −a_j (x − μ_j) + (g_j r_j / β_j) μ_j ]
 
-Kernel 1 (``_bwd_coef_kernel``) recomputes s, α, d per (token, slot) exactly as the forward's measure
-phase and writes a, w = g r/β [T, k] and b = Σ_j g_j r_j/α [T]. Kernel 2 (``_bwd_grad_kernel``) owns
+Kernel 1 (``_bwd_coef_kernel``) recomputes s (fp32, from the difference) and the float64 square sums
+as the forward's measure phase does, then forms every per-(token, slot) scalar (t, gate, g, a, r) in
+float64 — b and g cancel on some rows, see the kernel — and writes a, w = g r/β [T, k] and
+b = Σ_j g_j r_j/α [T] rounded once to fp32. Kernel 2 (``_bwd_grad_kernel``) owns
 one D-slice and one token split: it writes ∂L/∂x for its slice and reduces ∂L/∂μ over its tokens.
 The scatter over tokens is a matmul with the one-hot selection matrix, onehot_jᵀ [E, BLOCK_T] @
 q_j [BLOCK_T, BLOCK_D] (q_j = w_j μ_j − a_j (x − μ_j), each term formed by difference before the
@@ -329,23 +331,32 @@ def _bwd_coef_kernel(x_ptr, mu_ptr, idx_ptr, ggate_ptr, gdist_ptr, a_ptr, w_ptr,
             s_j += tl.sum(diff * diff, axis=1)
         s = tl.where(slot[None, :] == j, s_j[:, None], s)
         musq64 = tl.where(slot[None, :] == j, m_j[:, None], musq64)
+    # The per-(token, slot) scalars in float64 (BLOCK_T·k values per tile; the D loops above are
+    # unchanged). Two sums cancel for a fraction ~ε of random incoming gradients: b = Σ_j g_j r_j/α when
+    # g_1 r_1 ≈ −g_2 r_2 (r = 2√c √(t/(1+t)) lies within 1/t of 2√c, so its fp32 rounding — and on the
+    # GPU the non-IEEE tl.sqrt / division — was multiplied by |g r|/|Σ g r|, up to ~1e4 at 65 536
+    # tokens), and g = grad_dist − e^{−d} grad_gate near d = 0 (the fp32 gate's rounding, × |grad|/|g|).
+    # The incoming gradients are exact inputs, so float64 here gives the reference's answer rounded
+    # once (docs/kernels_routing.md, "Measured").
     c64 = _curvature64(c_hi, c_lo)
-    alpha = (1.0 - c64 * xsq64).to(tl.float32)
-    beta = (1.0 - c64 * musq64).to(tl.float32)
+    alpha = 1.0 - c64 * xsq64
+    beta = 1.0 - c64 * musq64
     ab = alpha[:, None] * beta
-    t = c * s / ab
-    g = tl.zeros([BLOCK_T, KP], tl.float32)
+    s64 = s.to(tl.float64)
+    t = c64 * s64 / ab
+    g = tl.zeros([BLOCK_T, KP], tl.float64)
     if HAS_GDIST:
-        g += tl.load(gdist_ptr + out, mask=o_live, other=0.0)
-    if HAS_GGATE:
-        g -= tl.exp(-_distance(t, two_over_sqrt_c)) * tl.load(ggate_ptr + out, mask=o_live, other=0.0)
+        g += tl.load(gdist_ptr + out, mask=o_live, other=0.0).to(tl.float64)
+    if HAS_GGATE:      # the gate in float64 too: g = grad_dist − e^{−d} grad_gate cancels near d = 0
+        gate = tl.exp(-_distance(t, 2.0 / tl.sqrt(c64)))
+        g -= gate * tl.load(ggate_ptr + out, mask=o_live, other=0.0).to(tl.float64)
     g = tl.where(o_live, g, 0.0)
-    pos = s > 0
-    a = tl.where(pos, 2.0 / (tl.sqrt(tl.where(pos, s, 1.0)) * tl.sqrt(ab) * tl.sqrt(1.0 + t)), 0.0)
-    gr = g * two_sqrt_c * tl.sqrt(t / (1.0 + t))
-    tl.store(a_ptr + out, g * a, mask=o_live)
-    tl.store(w_ptr + out, gr / beta, mask=o_live)
-    tl.store(b_ptr + tok, tl.sum(gr, axis=1) / alpha, mask=t_live)
+    pos = s64 > 0
+    a = tl.where(pos, 2.0 / (tl.sqrt(tl.where(pos, s64, 1.0)) * tl.sqrt(ab) * tl.sqrt(1.0 + t)), 0.0)
+    gr = g * (2.0 * tl.sqrt(c64)) * tl.sqrt(t / (1.0 + t))
+    tl.store(a_ptr + out, (g * a).to(tl.float32), mask=o_live)
+    tl.store(w_ptr + out, (gr / beta).to(tl.float32), mask=o_live)
+    tl.store(b_ptr + tok, (tl.sum(gr, axis=1) / alpha).to(tl.float32), mask=t_live)
 
 
 @triton.jit
