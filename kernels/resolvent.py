@@ -21,6 +21,9 @@ Design (``docs/kernels_k1.md`` has the floors and the measurements):
 * The previous sequential kernels (one lane per sequence, site-major copies, sweeps meeting in the
   middle) stay as ``resolvent_diag_triton_sequential`` / ``resolvent_diag_backward_triton_sequential``,
   the benchmark's peer.
+* Compile time: the loops over a segment's sites are runtime loops (the compose unrolled by 2). Fully
+  unrolled (``tl.static_range(SEG)``), Triton's coalescing pass — one def-use slice of the kernel per
+  load/store — took 78 s (forward) and minutes (backward) to compile for sm_90; now 2–4 s.
 * Complex numbers are (re, im) pairs of the input's real dtype; ``z`` travels as a 2-element tensor
   of that dtype so float64 inputs keep a float64 z.
 """
@@ -402,26 +405,33 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
         # 1. compose each segment's maps: P ← M_k P, M_k = [[d_k, −b²_k], [1, 0]]
         p00r, p00i, p01r, p01i = one, zero, zero, zero
         p10r, p10i, p11r, p11i = zero, zero, one, zero
-        for t in tl.static_range(SEG):
-            dr, b2, site, valid = _load_step(a_ptr, b_ptr, row64, row_live, w0 + seg * SEG + t, n, zr, MIRROR)
-            q00r, q00i = _cmul(dr, -zi, p00r, p00i)
-            q01r, q01i = _cmul(dr, -zi, p01r, p01i)
-            q00r -= b2 * p10r
-            q00i -= b2 * p10i
-            q01r -= b2 * p11r
-            q01i -= b2 * p11i
-            # past the chain's end M_k is the identity
-            p10r = tl.where(valid, p00r, p10r)
-            p10i = tl.where(valid, p00i, p10i)
-            p11r = tl.where(valid, p01r, p11r)
-            p11i = tl.where(valid, p01i, p11i)
-            p00r = tl.where(valid, q00r, p00r)
-            p00i = tl.where(valid, q00i, p00i)
-            p01r = tl.where(valid, q01r, p01r)
-            p01i = tl.where(valid, q01i, p01i)
-            if t % 2 == 1:
-                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
-                    p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
+        # A runtime loop, two steps per trip (renormalised after each pair): a fully unrolled segment
+        # made Triton's coalescing pass (one def-use slice of the whole kernel per load/store) take
+        # minutes to compile. For odd SEG the second step of the last trip is masked off (identity);
+        # the extra renormalisation it brings is exact (max |entry| is 1 already).
+        for t in range(0, SEG, 2):
+            for u in tl.static_range(2):
+                dr, b2, site, valid = _load_step(a_ptr, b_ptr, row64, row_live, w0 + seg * SEG + t + u, n, zr,
+                                                 MIRROR)
+                if SEG % 2 == 1:
+                    valid = valid & (t + u < SEG)
+                q00r, q00i = _cmul(dr, -zi, p00r, p00i)
+                q01r, q01i = _cmul(dr, -zi, p01r, p01i)
+                q00r -= b2 * p10r
+                q00i -= b2 * p10i
+                q01r -= b2 * p11r
+                q01i -= b2 * p11i
+                # past the chain's end M_k is the identity
+                p10r = tl.where(valid, p00r, p10r)
+                p10i = tl.where(valid, p00i, p10i)
+                p11r = tl.where(valid, p01r, p11r)
+                p11i = tl.where(valid, p01i, p11i)
+                p00r = tl.where(valid, q00r, p00r)
+                p00i = tl.where(valid, q00i, p00i)
+                p01r = tl.where(valid, q01r, p01r)
+                p01i = tl.where(valid, q01i, p01i)
+            p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
+                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
         # 2. scan over the window's segments, then act on [c; 1]
         q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
             _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i), 1, _mobius_compose)
@@ -435,8 +445,8 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
         x_i = tl.minimum(x_i, -zi)  # project the seed onto Im x ≤ −Im z, where the exact value lies
         x_r = tl.where(seg == SEGS - 1, c_r + zero, x_r)
         x_i = tl.where(seg == SEGS - 1, c_i + zero, x_i)
-        # 3. re-sweep segment target(s) with the Schur step from the seed
-        for t in tl.static_range(SEG):
+        # 3. re-sweep segment target(s) with the Schur step from the seed (a runtime loop, as above)
+        for t in range(SEG):
             dr, b2, site, valid = _load_step(a_ptr, b_ptr, row64, row_live, w0 + target * SEG + t, n, zr,
                                              MIRROR)
             nr, ni = _schur_step(dr, zero - zi, b2, x_r, x_i)
@@ -551,7 +561,7 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
     for w0 in range(0, n, SEGS * SEG):
         # 1. compose each segment's affine maps
         rr, ri, sr, si = one, zero, zero, zero
-        for t in tl.static_range(SEG):
+        for t in range(SEG):  # runtime loops: see _segmented_sweep
             s_r, s_i, q_r, q_i, p_r, p_i, hop, site, valid = _adjoint_terms(
                 a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + seg * SEG + t, n, zr, zi, MIRROR)
             nr_, ni_ = _cmul(q_r, q_i, rr, ri)
@@ -566,7 +576,7 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
         y_r = tl.where(seg == SEGS - 1, c_r + zero, y_r + sr)
         y_i = tl.where(seg == SEGS - 1, c_i + zero, y_i + si)
         # 3. re-sweep segment target(s) sequentially, writing the gradients
-        for t in tl.static_range(SEG):
+        for t in range(SEG):  # runtime loops: see _segmented_sweep
             s_r, s_i, q_r, q_i, p_r, p_i, hop, site, valid = _adjoint_terms(
                 a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + target * SEG + t, n, zr, zi, MIRROR)
             prev_r, prev_i = y_r, y_i
