@@ -31,6 +31,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 # Each benchmark gets a wall-clock cap (RESOLVENT_S, ROUTING_S seconds) so one cannot starve the other;
 # each writes its JSON as soon as its main timings are in.
 status=0
-timeout "${ROUTING_S:-200}" "$PY" "$ROOT/bench/hyperbolic_routing.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-routing.log" || status=1
-timeout "${RESOLVENT_S:-170}" "$PY" "$ROOT/bench/resolvent.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-resolvent.log" || status=1
+# RESOLVENT_FIRST=1 runs the resolvent bench first; RESOLVENT_ARGS (e.g. "--budget 200") go to it.
+routing() { timeout "${ROUTING_S:-200}" "$PY" "$ROOT/bench/hyperbolic_routing.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-routing.log" || status=1; }
+resolvent() { timeout "${RESOLVENT_S:-280}" "$PY" "$ROOT/bench/resolvent.py" --out "$OUT" ${RESOLVENT_ARGS:-} 2>&1 | tee "$OUT/gpu_k1-resolvent.log" || status=1; }
+if [ "${RESOLVENT_FIRST:-0}" = 1 ]; then resolvent; routing; else routing; resolvent; fi
 exit $status
