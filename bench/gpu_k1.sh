@@ -34,5 +34,8 @@ status=0
 # RESOLVENT_FIRST=1 runs the resolvent bench first; RESOLVENT_ARGS (e.g. "--budget 200") go to it.
 routing() { timeout "${ROUTING_S:-200}" "$PY" "$ROOT/bench/hyperbolic_routing.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-routing.log" || status=1; }
 resolvent() { timeout "${RESOLVENT_S:-280}" "$PY" "$ROOT/bench/resolvent.py" --out "$OUT" ${RESOLVENT_ARGS:-} 2>&1 | tee "$OUT/gpu_k1-resolvent.log" || status=1; }
-if [ "${RESOLVENT_FIRST:-0}" = 1 ]; then resolvent; routing; else routing; resolvent; fi
+layouts() { timeout "${LAYOUTS_S:-200}" "$PY" "$ROOT/bench/resolvent_layouts.py" --out "$OUT" 2>&1 | tee "$OUT/gpu_k1-resolvent_layouts.log" || status=1; }
+# ONLY=layouts runs just the segment-layout sweep of the resolvent kernels (bench/resolvent_layouts.py)
+if [ "${ONLY:-}" = layouts ]; then layouts
+elif [ "${RESOLVENT_FIRST:-0}" = 1 ]; then resolvent; routing; else routing; resolvent; fi
 exit $status
