@@ -38,13 +38,19 @@ from bkdsl.kernels import dispatch
 from bkdsl.nn.resolvent import check_inputs, resolvent_backward_reference, resolvent_diag_reference
 
 __all__ = ["resolvent_diag_triton", "resolvent_diag_triton_sequential", "resolvent_diag_backward_triton",
-           "resolvent_diag_backward_triton_sequential", "segment_layout", "SEG", "SEGS", "BLOCK_B", "BLOCK_SEQ", "CHUNK"]
+           "resolvent_diag_backward_triton_sequential", "segment_layout", "SEG", "SEGS", "BLOCK_B", "BWD_SEG",
+           "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
 
 # Segmented forward: SEG sites per segment, SEGS segments (lanes) per window, BLOCK_B sequences per
-# program. 4096 × 2048 gives 4096 programs of 128 lanes, 16 sites each, one window per sweep.
-SEG = 16
-SEGS = 128
+# program. 4096 × 2048 gives 4096 programs of 256 lanes, 4 sites each, two windows per sweep. Chosen by
+# the H200 sweep (bench/results/2026-12-01-resolvent_layouts*.json): forward 0.28–0.29 ms at (4, 256, 1)
+# against 0.65 ms at the first default (16, 128, 1); the backward is fastest at (2, 128, 1), 0.53 ms
+# (3.17 ms at the first default).
+SEG = 4
+SEGS = 256
 BLOCK_B = 1
+BWD_SEG = 2
+BWD_SEGS = 128
 
 # Sequential kernels (the backward, and the previous forward kept as a peer): one warp per program, one
 # sequence per lane: 4096 sequences give 128 programs, about one per SM of an H200 (132 SMs).
@@ -678,7 +684,8 @@ def resolvent_diag_triton_sequential(a: torch.Tensor, b: torch.Tensor, z_re: flo
 
 
 def resolvent_diag_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
-                                   grad: torch.Tensor, seg: int = SEG, segs: int = SEGS, block_b: int = BLOCK_B,
+                                   grad: torch.Tensor, seg: int = BWD_SEG, segs: int = BWD_SEGS,
+                                   block_b: int = BLOCK_B,
                                    num_warps: int | None = None,
                                    out: tuple[torch.Tensor, torch.Tensor] | None = None
                                    ) -> tuple[torch.Tensor, torch.Tensor]:

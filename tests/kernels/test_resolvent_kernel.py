@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import triton
 
 from bkdsl.kernels import dispatch
 from bkdsl.kernels import resolvent as kr
@@ -92,8 +93,8 @@ def test_default_launch_parameters():
     g = kr.resolvent_diag_triton(a, b, -0.5, 0.2)
     torch.testing.assert_close(g, resolvent_diag_reference(a, b, -0.5 + 0.2j), **_tol(torch.float32))
     assert kr.segment_layout(2048) == (kr.SEG, kr.SEGS)
-    assert kr.segment_layout(40) == (kr.SEG, 4)
-    assert kr.segment_layout(5) == (5, 1)
+    assert kr.segment_layout(40) == (kr.SEG, min(kr.SEGS, triton.next_power_of_2(triton.cdiv(40, kr.SEG))))
+    assert kr.segment_layout(3) == (3, 1)             # shorter than a segment: one segment
 
 
 def test_sequential_peer_still_matches_reference():
