@@ -7,6 +7,7 @@ that layout, checks both against the default layout on the same fresh random inp
 and times them (triton.testing.do_bench, median).
 
     python3 bench/resolvent_layouts.py --out bench/results              # H200, ~1 min
+    python3 bench/resolvent_layouts.py --layouts 4,128,1 4,64,1 2,256,1 2,128,1 4,256,1   # the run2 list
     TRITON_INTERPRET=1 python3 bench/resolvent_layouts.py --small --out /tmp/r   # CPU script check
 
 Writes <out>/<date>-resolvent_layouts.json after every layout, and prints a table last.
@@ -41,11 +42,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--budget", type=float, default=150.0, help="seconds; later layouts are skipped")
     ap.add_argument("--small", action="store_true")
+    ap.add_argument("--layouts", nargs="*", default=None, metavar="SEG,SEGS,BLOCK_B",
+                    help="layouts to sweep instead of the built-in list (e.g. 4,128,1 2,128,1)")
     a = ap.parse_args()
     small = a.small
     dev = "cpu" if small else "cuda"
     B, N = (3, 37) if small else (a.batch, a.n)
     layouts = SMALL_LAYOUTS if small else LAYOUTS
+    if a.layouts:
+        layouts = [tuple(int(v) for v in t.split(",")) for t in a.layouts]
     z_re, z_im = 0.0, 0.1
     gen = torch.Generator().manual_seed(int(time.time()))       # fresh inputs every run
     pot = (2.0 * torch.randn(B, N, generator=gen)).to(dev)
