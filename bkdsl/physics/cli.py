@@ -39,7 +39,7 @@ def _table(gs) -> str:
     rows = [
         ("nucleus", gs.nucleus), ("functional", f"{gs.functional} (ETF, order hbar^{gs.order})"),
         ("binding energy", vs(gs.binding_energy, gs.be_exp, ".3f") + " MeV"),
-        *([("  of which hbar^4", f"{gs.components['hbar4']:+.3f} MeV (restricted Fermi profiles)")]
+        *([("  hbar^4 energy", f"{gs.components['hbar4']:+.3f} MeV (unbinds; restricted Fermi profiles)")]
           if gs.order == 4 else []),
         ("rms radius n", f"{gs.r_n:.4f} fm"), ("rms radius p", f"{gs.r_p:.4f} fm"),
         ("charge radius", vs(gs.r_ch, gs.rch_exp, ".4f") + " fm" + (" (hbar^2 density)" if gs.order == 4 else "")),
