@@ -48,3 +48,46 @@ def test_too_few_iterations_e0704():
     with pytest.raises(BkError) as e:
         densities_in_potential("O16", v, grid=GRID, max_iter=5)
     assert e.value.code == "E0704" and e.value.diagnostic.help
+
+
+def _mg24_problem():
+    from bkdsl.physics.etf import SkyrmeETF
+    from bkdsl.physics.nuclei import get_nucleus
+    from bkdsl.physics.potentials import sho
+    from bkdsl.physics.skyrme import get_functional
+    from bkdsl.physics.solver import Variational
+
+    g = AxialGrid((10, 20, 0.8))
+    F = SkyrmeETF(get_functional("sly4"), get_nucleus("Mg24"), g, com_C=0.625)
+    v, _ = sho(g, 3, torch.Generator().manual_seed(4))
+    return F, Variational(F), v
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_compiled_energy_is_used_only_if_it_agrees_with_eager(monkeypatch, broken):
+    """solve(compile=True) runs the energy through torch.compile after a trial value-and-gradient
+    agrees with eager; a compiler whose result differs (or that raises) is dropped with a warning,
+    and the solution is the eager one either way."""
+    from bkdsl.physics.solver import solve
+
+    F, space, v = _mg24_problem()
+    calls = {"n": 0}
+
+    def fake_compile(fn, dynamic=None):
+        def wrapped(c, vv):
+            calls["n"] += 1
+            e = fn(c, vv)
+            return e + 1.0 if broken else e
+        return wrapped
+
+    ref = solve(F, v, space=space, max_iter=40, tol_res=1e-3, tol_de=1e-6)
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    if broken:
+        with pytest.warns(RuntimeWarning, match="torch.compile of the ETF energy failed"):
+            res = solve(F, v, space=space, max_iter=40, tol_res=1e-3, tol_de=1e-6, compile=True)
+        assert calls["n"] == 1                     # the trial only
+    else:
+        res = solve(F, v, space=space, max_iter=40, tol_res=1e-3, tol_de=1e-6, compile=True)
+        assert calls["n"] > 10                     # every evaluation went through it
+    assert torch.equal(res.iterations, ref.iterations)
+    torch.testing.assert_close(res.energies["total"], ref.energies["total"], rtol=0, atol=1e-9)
