@@ -205,3 +205,13 @@ def test_bad_speed_keys_are_diagnostics(monkeypatch):
         c = bkdsl.compile_file(ROOT / "specs" / "u236_multipole.bk", overrides={key: val})
         with pytest.raises(BkError):
             plan_from_compiled(c)
+
+
+def test_energy_baseline_output_is_not_dead_at_initialisation(tmp_path, monkeypatch):
+    """The thesis' E[ρ] net ended in a ReLU, which was dead at initialisation (every output ≤ 0, no
+    gradient) in the 2026-12-01 H200 run: its training loss never moved. The spec's output is linear
+    now; at the real width and seed the loss must change from the first epoch to the second."""
+    _, final = _run(tmp_path, monkeypatch, "u236_energy", "energy(width = 64)", {"train.epochs": "2"}, n=32)
+    recs = [json.loads(l) for l in (tmp_path / "u236_energy" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train.loss"] for r in recs if r["event"] == "epoch"]
+    assert len(losses) == 2 and abs(losses[1] - losses[0]) > 1e-3 * losses[0], losses
