@@ -248,19 +248,17 @@ def test_moe_forward_through_the_kernel_matches_reference():
 
 
 def _bench_hard_inputs(T, E, D, gen):
-    """bench/hyperbolic_routing.py ``hard_inputs``: centroids at ‖μ‖ = 1 − 1e-6 and 0.5, tokens within
-    1e-5..1e-3 of one of them, the first quarter at ‖x‖ = 1 − 1e-6 in random directions."""
-    dirs = torch.randn(E, D, generator=gen, dtype=torch.float64)
-    dirs = dirs / dirs.norm(dim=1, keepdim=True)
-    radius = torch.where(torch.arange(E) % 2 == 0, 1 - 1e-6, 0.5).double()
-    mu = (dirs * radius[:, None]).float()
-    owner = torch.randint(E, (T,), generator=gen)
-    base = mu[owner].double()
-    step = torch.logspace(-5, -3, T, dtype=torch.float64)[:, None] * (1 - base.norm(dim=1, keepdim=True))
-    x = pb.project((base + step * torch.randn(T, D, generator=gen, dtype=torch.float64)).float())
-    far = torch.randn(T // 4, D, generator=gen, dtype=torch.float64)
-    x[: T // 4] = (far / far.norm(dim=1, keepdim=True) * (1 - 1e-6)).float()
-    return x, mu
+    """bench/hyperbolic_routing.py ``hard_inputs`` itself (loaded from the file, on the CPU): centroids
+    at ‖μ‖ = 1 − 1e-6 and 0.5, tokens within 1e-5..1e-3 of one of them, the first quarter at
+    ‖x‖ = 1 − 1e-6 in random directions."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "hyperbolic_routing.py"
+    spec = importlib.util.spec_from_file_location("bench_hyperbolic_routing", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.hard_inputs(T, E, D, gen, "cpu")
 
 
 def test_backward_rows_whose_terms_cancel_at_the_bench_distribution():
