@@ -33,7 +33,7 @@ from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
 from .multipoles import multipoles, to_barn_units
 from .nuclei import get_nucleus
-from .potentials import THESIS_V0, make_potentials, random_ho_draws, random_ho_field
+from .potentials import THESIS_V0, make_potentials, potential_kind, random_ho_draws, random_ho_field
 from .skyrme import get_functional
 from .solver import K_CUT, Variational, evaluate, hessian_preconditioner, solve
 
@@ -73,7 +73,7 @@ def _potentials(kind: str, grid: AxialGrid, seed: int, indices: range, A: int, k
     does not depend on the chunking. For ``random_ho`` only the draws are per sample; the basis
     expansion (the expensive part) runs batched on the grid's device.
     """
-    if kind.lower().replace("-", "_") in ("random_ho", "ho", "randomho"):
+    if potential_kind(kind) == "random_ho":
         fkw = {k: kw[k] for k in ("b_z", "b_perp", "n_shell", "q") if k in kw}
         dkw = {k: kw[k] for k in ("v0", "t_max", "n_shell", "q") if k in kw}
         draws = [random_ho_draws(1, _sample_generator(seed, i), **dkw) for i in indices]
@@ -169,7 +169,7 @@ def generate_nuclear_densities(
     else:
         wfunc, wspace = func, space
     pkw = dict(potential_kwargs or {})
-    if potential.lower().replace("-", "_") in ("random_ho", "ho", "randomho"):
+    if potential_kind(potential) == "random_ho":
         pkw.setdefault("v0", v0)
 
     # ---- ground state (no external field) ----

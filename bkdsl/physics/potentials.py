@@ -174,13 +174,21 @@ def random_ho(grid: AxialGrid, batch: int, gen: torch.Generator, *, v0=THESIS_V0
 POTENTIALS = {"sho": sho, "rnd": rnd, "random_ho": random_ho}
 
 
-def make_potentials(kind: str, grid: AxialGrid, batch: int, gen: torch.Generator, *, A: int, **kw):
+_ALIASES = {"ho": "random_ho", "randomho": "random_ho", "rho_basis": "random_ho"}
+
+
+def potential_kind(kind: str) -> str:
+    """The canonical name (a key of POTENTIALS) of a potential kind as a user may spell it; E0201 if none."""
     k = kind.lower().replace("-", "_")
-    if k in ("ho", "randomho", "random_ho", "rho_basis"):
-        return random_ho(grid, batch, gen, **kw)
-    if k == "sho":
-        return sho(grid, batch, gen, **kw)
+    k = _ALIASES.get(k, k)
+    if k not in POTENTIALS:
+        raise BkError("E0201", f"unknown external potential `{kind}`",
+                      help="use one of: sho, rnd (24Mg, thesis sec. 3.2.3), random_ho (236U, eq. 4.6)")
+    return k
+
+
+def make_potentials(kind: str, grid: AxialGrid, batch: int, gen: torch.Generator, *, A: int, **kw):
+    k = potential_kind(kind)
     if k == "rnd":
-        return rnd(grid, batch, gen, A=A, **kw)
-    raise BkError("E0201", f"unknown external potential `{kind}`",
-                  help="use one of: sho, rnd (24Mg, thesis sec. 3.2.3), random_ho (236U, eq. 4.6)")
+        kw = dict(kw, A=A)
+    return POTENTIALS[k](grid, batch, gen, **kw)

@@ -509,8 +509,6 @@ def ground_state(nucleus="Pb208", functional="sly4", *, grid=None, k_cut: float 
     r_ch_4 = None
     wall = r.wall_s
     if hbar4:
-        import time
-
         from .etf4 import hbar4_shift
         t0 = time.perf_counter()
         shift, r2, r4 = hbar4_shift(params, nuc.Z, nuc.N, coulomb=coulomb)
