@@ -332,6 +332,8 @@ class Trainer:
     def _save(self, name: str, epoch: int, batch_idx: int, train_acc: dict) -> None:
         if not self.dist.is_main:
             return
+        if name == "last":
+            self._flush_best()     # a held-back best goes to disk first, so `last` never points past it
         bad = [n for n, p in self.raw_model.named_parameters() if not torch.isfinite(p).all()]
         if bad:
             raise BkError("E0607", f"parameters became non-finite ({', '.join(bad[:3])}) at global step "
@@ -356,7 +358,7 @@ class Trainer:
         return iv is None or last_epoch or time.perf_counter() - self._last_save_t >= iv
 
     def _flush_best(self) -> None:
-        """Write a `best` checkpoint held back by ``checkpoint_interval``."""
+        """Write a `best` checkpoint held back by ``checkpoint_interval`` (main rank; no-op otherwise)."""
         if self._pending_best is not None and self.dist.is_main:
             w, t, st = self._pending_best
             save_checkpoint(self.rundir / "checkpoints", "best", w, t, st)
@@ -566,7 +568,6 @@ class Trainer:
                     t_steps += time.perf_counter() - ts
                     progress.update(epoch, epochs, float(loss.detach()), samples_seen / max(t_steps, 1e-9))
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and b + 1 < nb:
-                        self._flush_best()
                         self._save("last", epoch, b + 1, train_acc)
                         D.barrier(dist)
                 self._end_of_epoch(epoch, train_acc)
@@ -576,7 +577,6 @@ class Trainer:
                     self.stopped_by_time = epoch + 1
                     last_epoch = True
                 if self._checkpoint_due(last_epoch):
-                    self._flush_best()
                     self._save("last", epoch + 1, 0, train_acc)
                 D.barrier(dist)
                 if last_epoch:
@@ -619,8 +619,7 @@ class Trainer:
     def _finish(self, stopped: BkError | None) -> dict:
         cfg = self.cfg
         test_from = "last"
-        if stopped is None:
-            self._flush_best()
+        self._flush_best()        # also after a stop: the held-back best was finite when it was taken
         if stopped is None and self.best is not None and (self.rundir / "checkpoints" / "best.safetensors").exists():
             ck = load_checkpoint(self.rundir / "checkpoints" / "best.safetensors")
             self.raw_model.load_state_dict(ck.weights)

@@ -135,3 +135,27 @@ def test_checkpoint_interval_writes_fewer_checkpoints_and_the_same_best(tmp_path
     assert last.state["epoch"] == 4            # the final epoch always writes `last`
     recs = [json.loads(l) for l in (tmp_path / "iv/metrics.jsonl").read_text().splitlines()]
     assert sum(1 for r in recs if r.get("best")) >= 1
+
+
+def test_checkpoint_interval_keeps_the_held_back_best_when_a_nan_stops_the_run(tmp_path):
+    """A best held in memory by ``checkpoint_interval`` is written even when E0607 stops the run."""
+    calls = {"n": 0}
+
+    def poisoned(out, batch):
+        total, terms = mse_loss(out, batch)
+        calls["n"] += 1
+        if calls["n"] == 30:  # during epoch 3, after two improving epochs were held back
+            total = total * float("nan")
+        return total, terms
+
+    plan = tiny_plan(epochs=5)
+    plan.loss = poisoned
+    plan.config.checkpoint_interval = 1e6
+    with pytest.raises(BkError) as e:
+        run(plan, tmp_path, quiet=True)
+    assert e.value.code == "E0607"
+    recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    last_best = max(r["global_step"] for r in recs if r.get("best"))
+    best = load_checkpoint(tmp_path / "checkpoints/best.safetensors")
+    assert best.state["global_step"] == last_best > 12      # the epoch-2 best, held back, not epoch 1's
+    assert all(torch.isfinite(v).all() for v in best.weights.values())
