@@ -4,6 +4,10 @@
 #
 #   bash bench/gpu_k2.sh            # writes bench/results/<date>-scattering_attention.json
 #   OUT=/some/dir bash bench/gpu_k2.sh
+#   ONLY=variants OUT=/some/dir bash bench/gpu_k2.sh   # just the launch-variant sweep (issue #8):
+#       <date>-scattering_attention-variants.json, stops at VARIANTS_BUDGET_S seconds of
+#       its own wall time (default 110) and is killed at VARIANTS_BUDGET_S + 25; VARIANTS_ARGS (e.g. --only-causal)
+#       go to it.
 #
 # Needs only torch + triton: bkdsl need not be installed. The three files the benchmark imports are
 # staged as a minimal `bkdsl` package (kernels/ installs as bkdsl.kernels), so the rest of the tree and
@@ -24,4 +28,10 @@ PY=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true
 "$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name())'
 set -o pipefail
-"$PY" "$ROOT/bench/scattering_attention.py" --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_k2.log"
+if [ "${ONLY:-}" = variants ]; then
+  budget=${VARIANTS_BUDGET_S:-110}
+  timeout "$((budget + 25))" "$PY" "$ROOT/bench/scattering_attention.py" --variants --budget-s "$budget" \
+    --out "$OUT" ${VARIANTS_ARGS:-} "$@" 2>&1 | tee "$OUT/gpu_k2-variants.log"
+else
+  "$PY" "$ROOT/bench/scattering_attention.py" --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_k2.log"
+fi

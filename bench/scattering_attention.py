@@ -2,6 +2,11 @@
 
     python bench/scattering_attention.py --out bench/results        # on the GPU (bench/gpu_k2.sh)
     TRITON_INTERPRET=1 python bench/scattering_attention.py --smoke  # CPU: checks the script, no timing
+    python bench/scattering_attention.py --variants --budget-s 120 --out DIR   # ONLY=variants bash bench/gpu_k2.sh
+    TRITON_INTERPRET=1 python bench/scattering_attention.py --variants --smoke  # CPU check of that sweep
+
+``--variants`` is the focused sweep of the launch variants (split causal diagonal, LPT order, TMA
+forward; see :func:`variant_sweep`), ``--only-causal`` restricts it to the causal inputs.
 
 Method: measure the two ceilings (bf16 matmul, device copy); build S so that exactly the intended
 fraction of 128-block pairs is kept; check ours against the reference (fp32, computed head-chunk by
@@ -120,14 +125,36 @@ def ceilings() -> dict:
     return {"bf16_matmul_tflops": 2 * 8192**3 / t_mm / 1e9, "copy_tb_s": 2 * x.numel() * 4 / t_cp / 1e9}
 
 
+def make_flex(bsz: int, n: int, block: int, dev, cuda: bool):
+    """FlexAttention (compiled on the GPU), create_block_mask, the σ buffer its mask_mods read (one
+    buffer, so each mask_mod compiles once) and the rule's mask_mods, plain and causal."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention) if cuda else flex_attention
+    sig_buf = torch.zeros(bsz, n // block, device=dev)
+
+    def rule(b, h, q_idx, kv_idx):
+        return sig_buf[b, q_idx // block] * sig_buf[b, kv_idx // block] > TAU
+
+    def rule_causal(b, h, q_idx, kv_idx):
+        return rule(b, h, q_idx, kv_idx) & (q_idx >= kv_idx)
+
+    return flex, create_block_mask, sig_buf, rule, rule_causal
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, no timing (CPU interpreter)")
     ap.add_argument("--no-causal", action="store_true")
     ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--budget-s", type=float, default=380.0, help="skip later parts past this wall time")
+    ap.add_argument("--budget-s", "--budget", type=float, default=380.0,
+                    help="skip later parts past this wall time")
+    ap.add_argument("--variants", action="store_true", help="only the launch-variant sweep (issue #8)")
+    ap.add_argument("--only-causal", action="store_true", help="--variants: the causal inputs only")
     args = ap.parse_args()
+    if args.variants:
+        return variant_sweep(args)
 
     cuda = torch.cuda.is_available() and not args.smoke
     dev = "cuda" if cuda else "cpu"
@@ -152,17 +179,7 @@ def main() -> int:
         result["ceilings"] = ceilings()
         LOG(f"ceilings: {result['ceilings']}")
 
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-
-    flex = torch.compile(flex_attention) if cuda else flex_attention
-    nb = n // block
-    sig_buf = torch.zeros(bsz, nb, device=dev)  # one buffer, so flex compiles each mask_mod once
-
-    def rule(b, h, q_idx, kv_idx):
-        return sig_buf[b, q_idx // block] * sig_buf[b, kv_idx // block] > TAU
-
-    def rule_causal(b, h, q_idx, kv_idx):
-        return rule(b, h, q_idx, kv_idx) & (q_idx >= kv_idx)
+    flex, create_block_mask, sig_buf, rule, rule_causal = make_flex(bsz, n, block, dev, cuda)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -434,6 +451,255 @@ def summary(result: dict) -> None:
             f"{t['flex_fwd']:>8.3f} {t['sdpa_fwd']:>8.3f} {t['ours_fwd_bwd']:>8.3f} {t['flex_fwd_bwd']:>8.3f} "
             f"{t['sdpa_fwd_bwd']:>8.3f} {r['fwd_ours_over_flex']:>8.3f} {r['fwd_bwd_ours_over_flex']:>9.3f} "
             f"{r['fwd_ours_over_sdpa_x_fraction']:>10.3f}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# --variants: the launch variants of issue #8 (split causal diagonal, LPT order, TMA forward)
+# ----------------------------------------------------------------------------------------------------
+
+# (kind, Launch) in priority order: the sweep stops at the budget, so the likeliest wins come first.
+# Causal inputs: LPT is predicted to matter most (the natural grid launches the lightest query blocks
+# first and leaves the heaviest as a tail), the split diagonal least (it saves masking, not FLOPs).
+CAUSAL_VARIANTS = [
+    ("dkdv", Launch(64, 64, 4, 4, lpt=True)),
+    ("dq", Launch(128, 128, 8, 2, lpt=True)),
+    ("fwd", Launch(128, 64, 4, 2, lpt=True)),
+    ("dkdv", Launch(64, 64, 4, 4, diag=2, lpt=True)),
+    ("dq", Launch(128, 128, 8, 2, diag=2, lpt=True)),
+    ("dq", Launch(128, 64, 8, 3, diag=2, lpt=True)),
+    ("dq", Launch(64, 64, 4, 3, lpt=True)),
+    ("dkdv", Launch(64, 128, 8, 3, diag=2, lpt=True)),
+    ("dkdv", Launch(32, 128, 8, 3, diag=2, lpt=True)),
+    ("dkdv", Launch(64, 64, 4, 3, diag=2, lpt=True)),
+    ("fwd", Launch(128, 64, 4, 2, lpt=True, tma=True)),
+    ("fwd", Launch(128, 64, 4, 2, diag=2, lpt=True)),
+    ("dkdv", Launch(64, 64, 4, 4, diag=2)),
+    ("dq", Launch(128, 128, 8, 2, diag=2)),
+    ("dq", Launch(128, 64, 8, 2, diag=2, lpt=True)),
+    ("fwd", Launch(128, 128, 8, 3, lpt=True, tma=True)),
+]
+# Non-causal 50% forward, for the stretch goal (SDPA × kept fraction): TMA loads, bigger tiles, stages.
+FULL_FWD_VARIANTS = [
+    Launch(128, 64, 4, 2, tma=True),
+    Launch(128, 64, 4, 2, lpt=True),
+    Launch(128, 128, 8, 3, tma=True),
+    Launch(128, 64, 4, 3, tma=True),
+    Launch(128, 128, 8, 4, tma=True),
+    Launch(128, 64, 4, 2, lpt=True, tma=True),
+]
+
+
+def _kernels(q, k, v, s, do, causal, plan, scale):
+    """kind → (launch(t) → output, default output): each kernel alone on shared inputs; the backward
+    kernels take the default forward's lse and Δ."""
+    base = default_tiles(128, q.shape[-1])
+    o, lse = scattering_attention_forward(q, k, v, s, TAU, 128, causal, scale, tiles=base, plan=plan)
+    delta = bwd_preprocess(o, do)
+    fns = {
+        "fwd": lambda t: scattering_attention_forward(
+            q, k, v, s, TAU, 128, causal, scale, tiles=base._replace(fwd=t), plan=plan)[0],
+        "dkdv": lambda t: torch.cat(bwd_dkdv(do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, t)),
+        "dq": lambda t: bwd_dq(do, q, k, v, lse, delta, plan, TAU, 128, causal, scale, t),
+    }
+    return {kind: (fn, fn(getattr(base, kind))) for kind, fn in fns.items()}, base
+
+
+def _variant_row(kind, t, fn, ref, default_ms, timer) -> dict:
+    """Check one variant against the default's output, then time it; a wrong one is never timed."""
+    row = {"kind": kind, "launch": t._asdict()}
+    try:
+        out = fn(t)
+        row["rel_err_vs_default"] = rel_err(out, ref)
+        row["finite"] = bool(torch.isfinite(out).all())
+        row["ok"] = row["finite"] and row["rel_err_vs_default"] < 1e-2
+        if row["ok"]:
+            row["ms"] = timer(lambda: fn(t))
+            row["speedup_vs_default"] = default_ms / row["ms"]
+    except Exception as e:  # a variant that does not compile or fit is a result, not a crash
+        row["ok"], row["error"] = False, f"{type(e).__name__}: {str(e)[:300]}"
+    LOG(f"   {kind:<5} {tuple(t)}: {row.get('ms', float('nan')):.3f} ms "
+        f"err {row.get('rel_err_vs_default', float('nan')):.1e} {row.get('error', '')}")
+    return row
+
+
+def _ours(tiles: Tiles, s, causal: bool, d: int):
+    """Our op as a user calls it (plan included, autograd), launched with ``tiles``."""
+    def f(a, b_, c):
+        with override_tiles(128, d, tiles):
+            return scattering_attention_triton(a, b_, c, s, TAU, 128, causal)
+    return f
+
+
+def _others(flex, bm, causal: bool) -> dict:
+    """FlexAttention with the rule's BlockMask, and dense SDPA (cuDNN and flash backends)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def sdpa(backend):
+        def f(a, b_, c):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(a, b_, c, is_causal=causal)
+        return f
+
+    return {"flex": lambda a, b_, c: flex(a, b_, c, block_mask=bm),
+            "sdpa_cudnn": sdpa(SDPBackend.CUDNN_ATTENTION), "sdpa_flash": sdpa(SDPBackend.FLASH_ATTENTION)}
+
+
+def _contenders(q, k, v, do, fns: dict, timer, backward: bool) -> dict:
+    """fwd (and fwd+bwd through autograd) of each contender, on the same inputs."""
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    t = {}
+    for key, f in fns.items():
+        with torch.no_grad():
+            t[f"{key}_fwd"] = timer(lambda: f(q, k, v))
+        if backward:
+            t[f"{key}_fwd_bwd"] = timer(lambda: f(qg, kg, vg).backward(do), [qg, kg, vg])
+        LOG(f"   {key}: " + ", ".join(f"{ph} {t[f'{key}_{ph}']:.3f} ms" for ph in ("fwd", "fwd_bwd")
+                                       if f"{key}_{ph}" in t))
+    return t
+
+
+def _best(rows: list[dict], base: Tiles) -> Tiles:
+    """Per kernel, the fastest checked row; the default rows come first, so a tie keeps the default."""
+    best: dict[str, tuple[float, Launch]] = {}
+    for r in rows:
+        ms = r.get("ms", math.nan)
+        if r.get("ok") and math.isfinite(ms) and ms < best.get(r["kind"], (math.inf,))[0]:
+            best[r["kind"]] = (ms, Launch(**r["launch"]))
+    return Tiles(*(best[kd][1] if kd in best else getattr(base, kd) for kd in ("fwd", "dkdv", "dq")))
+
+
+def variant_sweep(args) -> int:
+    """The focused sweep (``--variants``): causal 50% — every kernel's default and variants alone,
+    checked against the default's output, then fwd and fwd+bwd of the default, of the fastest
+    combination, of FlexAttention and SDPA; then (unless ``--only-causal``) the non-causal 50% forward
+    variants against the default and SDPA for the stretch goal. JSON rewritten after every item; items
+    past ``--budget-s`` are recorded as skipped."""
+    cuda = torch.cuda.is_available() and not args.smoke
+    dev = "cuda" if cuda else "cpu"
+    bsz, heads, n, d = (2, 16, 8192, 128) if cuda else (1, 2, 512, 32)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    t0 = time.time()
+    res: dict = {
+        "name": "scattering_attention-variants", "date": _dt.date.today().isoformat(),
+        "gpu": torch.cuda.get_device_name() if cuda else "cpu (interpreter smoke, no timing)",
+        "torch": torch.__version__, "triton": __import__("triton").__version__,
+        "sizes": {"B": bsz, "H": heads, "N": n, "D": d, "block": 128, "dtype": str(dtype), "tau": TAU},
+        "budget_s": args.budget_s, "default_tiles": default_tiles(128, d)._asdict(),
+        "timing": "triton.testing.do_bench median, warmup 25 ms, rep 100 ms, L2 flushed", "parts": {},
+        "skipped": [],
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{res['date']}-scattering_attention-variants{'-smoke' if args.smoke else ''}.json"
+
+    def save() -> None:
+        res["wall_s"] = time.time() - t0
+        path.write_text(json.dumps(res, indent=2))
+
+    def left() -> bool:
+        return time.time() - t0 < args.budget_s
+
+    def timer(fn, grads=None) -> float:
+        if not cuda:
+            fn()
+            return float("nan")
+        from triton.testing import do_bench
+
+        try:
+            return do_bench(fn, warmup=25, rep=100, grad_to_none=grads, return_mode="median")
+        except Exception as e:  # a contender that cannot run here is reported, not fatal
+            LOG(f"   failed: {type(e).__name__}: {str(e)[:300]}")
+            return float("nan")
+
+    gen = torch.Generator().manual_seed(int(time.time()))
+    flex, create_block_mask, sig_buf, rule, rule_causal = make_flex(bsz, n, 128, dev, cuda)
+    parts = [("causal-50%", True, CAUSAL_VARIANTS)]
+    if not args.only_causal:
+        parts.append(("full-50%", False, [("fwd", t) for t in FULL_FWD_VARIANTS]))
+    for name, causal, variants in parts:
+        if not left():
+            res["skipped"].append(name)
+            continue
+        LOG(f"== {name}")
+        s = banded_score(bsz, n, 128, 0.5, gen, dev)
+        q, k, v, do = (torch.randn(bsz, heads, n, d, device=dev, dtype=dtype) for _ in range(4))
+        plan = block_plan(s, TAU, 128, causal)
+        part = res["parts"][name] = {"rows": []}
+        sl = slice(0, 2)  # the default against the fp32 reference on two heads (cheap sanity check)
+        part["default_check"] = check(q[:, sl], k[:, sl], v[:, sl], s, causal, heads_per_chunk=2)
+        LOG(f"   default vs reference (2 heads): {part['default_check']}")
+        kernels, base = _kernels(q, k, v, s, do, causal, plan, 1.0 / math.sqrt(d))
+        default_ms = {}
+        for kind in dict.fromkeys(kind for kind, _ in variants):
+            fn, _ = kernels[kind]
+            default_ms[kind] = timer(lambda: fn(getattr(base, kind)))
+            part["rows"].append({"kind": kind, "launch": getattr(base, kind)._asdict(), "default": True,
+                                 "ok": True, "ms": default_ms[kind]})
+            LOG(f"   {kind:<5} default {tuple(getattr(base, kind))}: {default_ms[kind]:.3f} ms")
+        save()
+        if cuda:  # FlexAttention's compile is the one long item: its causal fwd+bwd comes first
+            sig_buf.copy_(plan.sigma)
+            bm = create_block_mask(rule_causal if causal else rule, bsz, None, n, n, device=dev,
+                                   BLOCK_SIZE=128)
+            others = _others(flex, bm, causal)
+            if causal:
+                fns = {"ours_default": _ours(base, s, causal, d)} | others
+                part["time_ms"] = _contenders(q, k, v, do, fns, timer, backward=True)
+                save()
+        for kind, t in variants:
+            if not left():
+                res["skipped"].append(f"{name} {kind} {tuple(t)}")
+                continue
+            fn, ref = kernels[kind]
+            part["rows"].append(_variant_row(kind, t, fn, ref, default_ms[kind], timer))
+            save()
+        best = _best(part["rows"], base)
+        part["best_tiles"] = best._asdict()
+        LOG(f"   best combination {best}")
+        if cuda and left():
+            fns = {"ours_best": _ours(best, s, causal, d)} if best != base else {}
+            if not causal:  # forward only, for the stretch goal; Flex compiles its forward alone
+                fns = {"ours_default": _ours(base, s, causal, d)} | fns | others
+            part.setdefault("time_ms", {}).update(_contenders(q, k, v, do, fns, timer, backward=causal))
+        _ratios(part, s, causal, bsz, heads, n, d)
+        save()
+        del q, k, v, do
+        if cuda:
+            torch.cuda.empty_cache()
+    save()
+    LOG(f"wrote {path}")
+    rows_ok = all(r.get("ok") or "error" in r for p in res["parts"].values() for r in p["rows"])
+    return 0 if rows_ok and all(p["default_check"]["ok"] for p in res["parts"].values()) else 1
+
+
+def _ratios(part: dict, s, causal, bsz, heads, n, d) -> None:
+    """ours / Flex (fwd, fwd+bwd) for the default and the best combination, and the forward against
+    SDPA × kept fraction of token pairs (the stretch goal: ≤ 1.1)."""
+    t = part.get("time_ms", {})
+    stats = block_sparsity_stats(s, TAU, 128, causal)
+    nb = n // 128
+    kept = stats.kept_blocks.sum().item()
+    if causal:
+        plan = block_plan(s, TAU, 128, True)
+        diag = (plan.sigma * plan.sigma > TAU).sum().item()
+        frac = ((kept - diag) * 128 * 128 + diag * 128 * 129 / 2) / (bsz * n * (n + 1) / 2)
+    else:
+        frac = kept / (bsz * nb * nb)
+    part["kept_token_pair_fraction"] = frac
+    r = {}
+    sdpa = {ph: min((t[f"sdpa_{x}_{ph}"] for x in ("cudnn", "flash") if t.get(f"sdpa_{x}_{ph}", math.nan)
+                     == t.get(f"sdpa_{x}_{ph}")), default=math.nan) for ph in ("fwd", "fwd_bwd")}
+    for who in ("default", "best"):
+        for ph in ("fwd", "fwd_bwd"):
+            ours = t.get(f"ours_{who}_{ph}")
+            if ours is None:
+                continue
+            if f"flex_{ph}" in t:
+                r[f"{who}_{ph}_over_flex"] = ours / t[f"flex_{ph}"]
+            r[f"{who}_{ph}_over_sdpa_x_fraction"] = ours / (sdpa[ph] * frac)
+    part["ratios"] = r
+    if r:
+        LOG("   " + "  ".join(f"{k_}={v_:.3f}" for k_, v_ in r.items()))
 
 
 if __name__ == "__main__":

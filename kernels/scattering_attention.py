@@ -25,6 +25,12 @@ Pipeline (no N×N mask and no per-pair Python work exists at any point)
                              style: dV += Pᵀ dO, dK += scale · (P ∘ (dP − Δ))ᵀ Q
 6. ``_attn_bwd_dq``          per query tile: loop over the kept key blocks (row list): dQ += scale · dS K
 
+Launch variants (fields of :class:`Launch`, constexpr flags in the kernels, all off by default):
+``diag`` splits the causal diagonal block into an unmasked part and masked sub-tiles; ``lpt`` launches
+the rule blocks in decreasing-work order (:func:`lpt_order`); ``tma`` (forward) loads Q, K, V through
+tensor descriptors. docs/kernels_attention.md gives their predictions; bench/scattering_attention.py
+``--variants`` measures them.
+
 Why a compacted list rather than testing σ_I·σ_J > τ inside the key loop: a branch around the loads
 inside the loop defeats Triton's software pipelining (``num_stages``); loading the next block index
 from a list keeps the loop branch-free. The list is block-level, B·nB² int32 (32 KiB for B = 2,
@@ -58,6 +64,7 @@ LOG2E = 1.4426950408889634
 __all__ = [
     "BlockPlan",
     "block_plan",
+    "lpt_order",
     "scattering_attention_triton",
     "scattering_attention_forward",
     "scattering_attention_backward",
@@ -157,24 +164,98 @@ def block_plan(score: Tensor, tau: float, block: int, causal: bool) -> BlockPlan
     return BlockPlan(sigma, rowmax, row_cnt, row_idx, col_cnt, col_idx)
 
 
+@triton.jit
+def _lpt_order_kernel(CNT, SIGMA, ORDER, tau, TOTAL, CAUSAL: tl.constexpr, TOTAL_POW2: tl.constexpr):
+    """ORDER = the flat rule blocks b·nB + I sorted by decreasing work, ties by increasing index.
+
+    Work in half-block units: 2·cnt (kept off-diagonal blocks) + 1 for a kept causal diagonal (a
+    triangle). One program sorts the packed key work·P + (P − 1 − idx), P = TOTAL_POW2, descending;
+    the index is the key's low part. Padding lanes get key −1 and sort last.
+    """
+    idx = tl.arange(0, TOTAL_POW2)
+    inside = idx < TOTAL
+    work = 2 * tl.load(CNT + idx, mask=inside, other=0).to(tl.int64)
+    if CAUSAL:
+        sig = tl.load(SIGMA + idx, mask=inside, other=0.0)
+        work += (sig * sig > tau).to(tl.int64)
+    key = tl.where(inside, work * TOTAL_POW2 + (TOTAL_POW2 - 1 - idx), -1)
+    key = tl.sort(key, descending=True)
+    tl.store(ORDER + idx, ((TOTAL_POW2 - 1) - key % TOTAL_POW2).to(tl.int32), mask=inside)
+
+
+def lpt_order(cnt: Tensor, sigma: Tensor, tau: float, causal: bool) -> Tensor:
+    """Longest-processing-time order of the rule blocks (flat b·nB + I, int32) for a count list of
+    the plan (``row_cnt`` for queries, ``col_cnt`` for keys). Launching the heaviest blocks first
+    trims the tail where a few long programs run alone (greedy LPT: makespan ≤ 4/3 of optimal)."""
+    total = cnt.numel()
+    order = torch.empty(total, dtype=torch.int32, device=cnt.device)
+    _lpt_order_kernel[(1,)](
+        cnt, sigma, order, float(tau), total, CAUSAL=causal, TOTAL_POW2=triton.next_power_of_2(total),
+    )
+    return order
+
+
+@triton.jit
+def _program_tile(ORDER, H, NB, BLOCK: tl.constexpr, TILE: tl.constexpr, LPT: tl.constexpr):
+    """(b, h, b·H + h, rule block, first row) of this program's resident tile.
+
+    Default: grid (tiles, B·H), tile index = program_id(0). LPT: a 1-D grid; program p takes rule
+    block ORDER[p // (H·T)], head (p // T) % H, tile p % T of that block, T = BLOCK // TILE. The GPU
+    issues programs in increasing id, so the heaviest blocks start first; tiles of one block and head
+    are neighbours and share their K/V (or Q/dO) blocks in L2.
+    """
+    if LPT:
+        TPB: tl.constexpr = BLOCK // TILE
+        pid = tl.program_id(0)
+        flat = tl.load(ORDER + pid // (H * TPB))
+        rem = pid % (H * TPB)
+        b = (flat // NB).to(tl.int64)
+        h = (rem // TPB).to(tl.int64)
+        blk = flat % NB
+        start = blk * BLOCK + (rem % TPB) * TILE
+    else:
+        pid_bh = tl.program_id(1)
+        b = (pid_bh // H).to(tl.int64)
+        h = (pid_bh % H).to(tl.int64)
+        start = tl.program_id(0) * TILE
+        blk = start // BLOCK
+    return b, h, b * H + h, blk, start
+
+
 # ----------------------------------------------------------------------------------------------------
 # 3. forward
 # ----------------------------------------------------------------------------------------------------
 
 
 @triton.jit
+def _kv_rows(base, desc, b, h, start, stride_n, N,
+             ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_N: tl.constexpr, TMA: tl.constexpr):
+    """Rows [start, start + ROWS) of one head's [N, D] matrix; rows past N read as 0.
+
+    TMA: one tensor-descriptor load of the [1, 1, ROWS, D] box of the [B, H, N, D] tensor (the copy
+    engine zero-fills rows past N); otherwise a pointer load from ``base`` (the head's first row)."""
+    if TMA:
+        x = desc.load([b.to(tl.int32), h.to(tl.int32), start, 0]).reshape(ROWS, HEAD_DIM)
+    else:
+        offs = start + tl.arange(0, ROWS)
+        ptrs = base + offs[:, None] * stride_n + tl.arange(0, HEAD_DIM)[None, :]
+        if EVEN_N:
+            x = tl.load(ptrs)
+        else:
+            x = tl.load(ptrs, mask=offs[:, None] < N, other=0.0)
+    return x
+
+
+@triton.jit
 def _fwd_tile(
-    acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, stride_kn, stride_vn, qk_scale, N,
-    BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr,
+    acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h, start_n, offs_m, stride_kn, stride_vn,
+    qk_scale, N,
+    BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_N: tl.constexpr, DIAGONAL: tl.constexpr,
+    PRECISION: tl.constexpr, TMA: tl.constexpr,
 ):
     """One key tile of the online softmax (base 2): m ← max(m, rowmax(s)); acc ← α·acc + P V."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
-    v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
-    if EVEN_N:
-        k = tl.load(k_ptrs)
-    else:
-        k = tl.load(k_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    k = _kv_rows(k_base, k_desc, b, h, start_n, stride_kn, N, BLOCK_N, HEAD_DIM, EVEN_N, TMA)
     s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
     if DIAGONAL or not EVEN_N:
         valid = offs_n[None, :] < N
@@ -191,39 +272,34 @@ def _fwd_tile(
     alpha = tl.math.exp2(m_i - m_use)
     l_i = l_i * alpha + tl.sum(p, axis=1)
     acc = acc * alpha[:, None]
-    if EVEN_N:
-        v = tl.load(v_ptrs)
-    else:
-        v = tl.load(v_ptrs, mask=offs_n[:, None] < N, other=0.0)
+    v = _kv_rows(v_base, v_desc, b, h, start_n, stride_vn, N, BLOCK_N, HEAD_DIM, EVEN_N, TMA)
     acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PRECISION)
     return acc, l_i, m_new
 
 
 @triton.jit
 def _attn_fwd(
-    Q, K, V, O, LSE, SCORE, SIGMA, ROWMAX, ROW_CNT, ROW_IDX,
+    Q, K, V, O, LSE, SCORE, SIGMA, ROWMAX, ROW_CNT, ROW_IDX, ORDER, QD, KD, VD,
     qk_scale, tau,
     sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son,
     H, N, NB,
     BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+    DIAG_SPLIT: tl.constexpr, FULL_N: tl.constexpr, MASK_N: tl.constexpr,
+    LPT: tl.constexpr, TMA: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
-    start_m = pid_m * BLOCK_M
-    blk_i = start_m // BLOCK
+    """Variants (constexpr): DIAG_SPLIT — the causal diagonal block as keys before the query tile,
+    unmasked in FULL_N tiles, then the query tile's own span masked in MASK_N sub-tiles (the default
+    masks every diagonal tile of BLOCK_N keys); LPT — heaviest query blocks first (ORDER, see
+    :func:`_program_tile`); TMA — Q and the kept off-diagonal K, V tiles by tensor-descriptor loads
+    (QD, KD, VD), the diagonal by pointers (its tile shapes differ from the descriptors' boxes)."""
+    b, h, bh, blk_i, start_m = _program_tile(ORDER, H, NB, BLOCK, BLOCK_M, LPT)
     plan_row = b * NB + blk_i
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_ptrs = Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :]
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
-    if EVEN_N:
-        q = tl.load(q_ptrs)
-    else:
-        q = tl.load(q_ptrs, mask=offs_m[:, None] < N, other=0.0)
+    q = _kv_rows(Q + b * sqb + h * sqh, QD, b, h, start_m, sqn, N, BLOCK_M, HEAD_DIM, EVEN_N, TMA)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -236,17 +312,29 @@ def _attn_fwd(
         blk_j = tl.load(ROW_IDX + plan_row * NB + it // TILES)
         start_n = blk_j * BLOCK + (it % TILES) * BLOCK_N
         acc, l_i, m_i = _fwd_tile(
-            acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, skn, svn, qk_scale, N,
-            BLOCK_N, EVEN_N, False, PRECISION,
+            acc, l_i, m_i, q, k_base, v_base, KD, VD, b, h, start_n, offs_m, skn, svn, qk_scale, N,
+            BLOCK_N, HEAD_DIM, EVEN_N, False, PRECISION, TMA,
         )
     if CAUSAL:
         sig_i = tl.load(SIGMA + plan_row)
         if sig_i * sig_i > tau:
-            for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
-                acc, l_i, m_i = _fwd_tile(
-                    acc, l_i, m_i, q, k_base, v_base, start_n, offs_m, offs_d, skn, svn, qk_scale, N,
-                    BLOCK_N, EVEN_N, True, PRECISION,
-                )
+            if DIAG_SPLIT:
+                for start_n in range(blk_i * BLOCK, start_m, FULL_N):
+                    acc, l_i, m_i = _fwd_tile(
+                        acc, l_i, m_i, q, k_base, v_base, KD, VD, b, h, start_n, offs_m, skn, svn,
+                        qk_scale, N, FULL_N, HEAD_DIM, EVEN_N, False, PRECISION, False,
+                    )
+                for start_n in range(start_m, start_m + BLOCK_M, MASK_N):
+                    acc, l_i, m_i = _fwd_tile(
+                        acc, l_i, m_i, q, k_base, v_base, KD, VD, b, h, start_n, offs_m, skn, svn,
+                        qk_scale, N, MASK_N, HEAD_DIM, EVEN_N, True, PRECISION, False,
+                    )
+            else:
+                for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
+                    acc, l_i, m_i = _fwd_tile(
+                        acc, l_i, m_i, q, k_base, v_base, KD, VD, b, h, start_n, offs_m, skn, svn,
+                        qk_scale, N, BLOCK_N, HEAD_DIM, EVEN_N, True, PRECISION, TMA,
+                    )
 
     s_tok = tl.load(SCORE + b * N + offs_m, mask=offs_m < N, other=0.0)
     active = s_tok * tl.load(ROWMAX + plan_row) > tau
@@ -257,10 +345,10 @@ def _attn_fwd(
     o_ptrs = O + b * sob + h * soh + offs_m[:, None] * son + offs_d[None, :]
     if EVEN_N:
         tl.store(o_ptrs, o.to(O.dtype.element_ty))
-        tl.store(LSE + pid_bh.to(tl.int64) * N + offs_m, lse)
+        tl.store(LSE + bh * N + offs_m, lse)
     else:
         tl.store(o_ptrs, o.to(O.dtype.element_ty), mask=offs_m[:, None] < N)
-        tl.store(LSE + pid_bh.to(tl.int64) * N + offs_m, lse, mask=offs_m < N)
+        tl.store(LSE + bh * N + offs_m, lse, mask=offs_m < N)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -322,20 +410,20 @@ def _dkdv_tile(
 
 @triton.jit
 def _attn_bwd_dkdv(
-    Q, K, V, DO, DK, DV, LSE, DELTA, SIGMA, COL_CNT, COL_IDX,
+    Q, K, V, DO, DK, DV, LSE, DELTA, SIGMA, COL_CNT, COL_IDX, ORDER,
     sm_scale, qk_scale, tau,
     sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn,
     sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
     H, N, NB,
     BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+    DIAG_SPLIT: tl.constexpr, FULL_M: tl.constexpr, MASK_M: tl.constexpr, LPT: tl.constexpr,
 ):
-    pid_n = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
-    start_n = pid_n * BLOCK_N
-    blk_j = start_n // BLOCK
+    """Variants (constexpr): DIAG_SPLIT — the causal diagonal block as the query rows of this key
+    tile's own span, masked in MASK_M sub-tiles (the Triton tutorial's BLK_SLICE_FACTOR), then the
+    rows after it, unmasked in FULL_M tiles (the default masks every diagonal tile of BLOCK_M rows);
+    LPT — heaviest key blocks first (ORDER from the column counts, see :func:`_program_tile`)."""
+    b, h, bh, blk_j, start_n = _program_tile(ORDER, H, NB, BLOCK, BLOCK_N, LPT)
     plan_row = b * NB + blk_j
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -349,8 +437,8 @@ def _attn_bwd_dkdv(
         v = tl.load(v_ptrs, mask=offs_n[:, None] < N, other=0.0)
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdb + h * sdh
-    lse_base = LSE + pid_bh.to(tl.int64) * N
-    delta_base = DELTA + pid_bh.to(tl.int64) * N
+    lse_base = LSE + bh * N
+    delta_base = DELTA + bh * N
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
 
@@ -366,12 +454,24 @@ def _attn_bwd_dkdv(
     if CAUSAL:
         sig_j = tl.load(SIGMA + plan_row)
         if sig_j * sig_j > tau:
-            # query tiles of the diagonal block that can see some key of this tile
-            for start_m in range((start_n // BLOCK_M) * BLOCK_M, (blk_j + 1) * BLOCK, BLOCK_M):
-                dk, dv = _dkdv_tile(
-                    dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
-                    sqn, sdn, qk_scale, N, BLOCK_M, EVEN_N, True, PRECISION,
-                )
+            if DIAG_SPLIT:
+                for start_m in range(start_n, start_n + BLOCK_N, MASK_M):
+                    dk, dv = _dkdv_tile(
+                        dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
+                        sqn, sdn, qk_scale, N, MASK_M, EVEN_N, True, PRECISION,
+                    )
+                for start_m in range(start_n + BLOCK_N, (blk_j + 1) * BLOCK, FULL_M):
+                    dk, dv = _dkdv_tile(
+                        dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
+                        sqn, sdn, qk_scale, N, FULL_M, EVEN_N, False, PRECISION,
+                    )
+            else:
+                # query tiles of the diagonal block that can see some key of this tile
+                for start_m in range((start_n // BLOCK_M) * BLOCK_M, (blk_j + 1) * BLOCK, BLOCK_M):
+                    dk, dv = _dkdv_tile(
+                        dk, dv, k, v, q_base, do_base, lse_base, delta_base, start_m, offs_n, offs_d,
+                        sqn, sdn, qk_scale, N, BLOCK_M, EVEN_N, True, PRECISION,
+                    )
 
     dk = dk * sm_scale
     dk_ptrs = DK + b * sdkb + h * sdkh + offs_n[:, None] * sdkn + offs_d[None, :]
@@ -412,26 +512,26 @@ def _dq_tile(
 
 @triton.jit
 def _attn_bwd_dq(
-    Q, K, V, DO, DQ, LSE, DELTA, SIGMA, ROW_CNT, ROW_IDX,
+    Q, K, V, DO, DQ, LSE, DELTA, SIGMA, ROW_CNT, ROW_IDX, ORDER,
     sm_scale, qk_scale, tau,
     sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, sdqb, sdqh, sdqn,
     H, N, NB,
     BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr, EVEN_N: tl.constexpr, PRECISION: tl.constexpr,
+    DIAG_SPLIT: tl.constexpr, FULL_N: tl.constexpr, MASK_N: tl.constexpr, LPT: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
-    start_m = pid_m * BLOCK_M
-    blk_i = start_m // BLOCK
+    """Variants (constexpr): DIAG_SPLIT — the causal diagonal block as keys before the query tile,
+    unmasked in FULL_N tiles, then the query tile's own span masked in MASK_N sub-tiles (the Triton
+    tutorial's BLK_SLICE_FACTOR; the default masks every diagonal tile of BLOCK_N keys); LPT —
+    heaviest query blocks first (ORDER, see :func:`_program_tile`)."""
+    b, h, bh, blk_i, start_m = _program_tile(ORDER, H, NB, BLOCK, BLOCK_M, LPT)
     plan_row = b * NB + blk_i
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     q_ptrs = Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :]
     do_ptrs = DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_d[None, :]
-    lse_ptrs = LSE + pid_bh.to(tl.int64) * N + offs_m
-    delta_ptrs = DELTA + pid_bh.to(tl.int64) * N + offs_m
+    lse_ptrs = LSE + bh * N + offs_m
+    delta_ptrs = DELTA + bh * N + offs_m
     if EVEN_N:
         q = tl.load(q_ptrs)
         do = tl.load(do_ptrs)
@@ -458,11 +558,23 @@ def _attn_bwd_dq(
     if CAUSAL:
         sig_i = tl.load(SIGMA + plan_row)
         if sig_i * sig_i > tau:
-            for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
-                dq = _dq_tile(
-                    dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn,
-                    qk_scale, N, BLOCK_N, EVEN_N, True, PRECISION,
-                )
+            if DIAG_SPLIT:
+                for start_n in range(blk_i * BLOCK, start_m, FULL_N):
+                    dq = _dq_tile(
+                        dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn,
+                        qk_scale, N, FULL_N, EVEN_N, False, PRECISION,
+                    )
+                for start_n in range(start_m, start_m + BLOCK_M, MASK_N):
+                    dq = _dq_tile(
+                        dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn,
+                        qk_scale, N, MASK_N, EVEN_N, True, PRECISION,
+                    )
+            else:
+                for start_n in range(blk_i * BLOCK, start_m + BLOCK_M, BLOCK_N):
+                    dq = _dq_tile(
+                        dq, q, do, lse, delta, k_base, v_base, start_n, offs_m, offs_d, skn, svn,
+                        qk_scale, N, BLOCK_N, EVEN_N, True, PRECISION,
+                    )
 
     dq = dq * sm_scale
     dq_ptrs = DQ + b * sdqb + h * sdqh + offs_m[:, None] * sdqn + offs_d[None, :]
@@ -478,12 +590,26 @@ def _attn_bwd_dq(
 
 
 class Launch(NamedTuple):
-    """One kernel's tile (rows m × columns n of the score tile) and launch parameters."""
+    """One kernel's tile (rows m × columns n of the score tile), launch parameters and variants.
+
+    The variant fields default to the measured-fastest behaviour (all off):
+
+    ``diag`` (causal only) 0: the diagonal block in the kernel's own tiles, every one masked. k ≥ 1:
+    split it — the part of the diagonal block that lies wholly below the diagonal in unmasked tiles of
+    min(m, n), and the resident tile's own span in masked sub-tiles of (streamed edge) // k, clamped to
+    [16, resident edge] (the Triton tutorial's BLK_SLICE_FACTOR = k). The streamed edge is m for dK/dV
+    and n for the forward and dQ.
+    ``lpt``: launch the rule blocks in decreasing work order (:func:`lpt_order`) on a 1-D grid.
+    ``tma`` (forward only): Q and the kept off-diagonal K, V tiles by tensor-descriptor (TMA) loads.
+    """
 
     m: int
     n: int
     warps: int
     stages: int
+    diag: int = 0
+    lpt: bool = False
+    tma: bool = False
 
 
 class Tiles(NamedTuple):
@@ -565,6 +691,38 @@ def _strides(*xs: Tensor) -> list[int]:
     return [st for x in xs for st in x.stride()[:3]]
 
 
+def _diag_tiles(t: Launch, resident: int, streamed: int) -> dict:
+    """Constexprs of the split diagonal: (DIAG_SPLIT, unmasked step, masked sub-tile).
+
+    The unmasked part spans whole resident tiles, so min(m, n) divides it; the masked sub-tile must
+    divide the resident edge (both powers of two, sub-tile ≤ resident) and feed tl.dot (≥ 16)."""
+    mask = max(16, min(streamed // max(t.diag, 1), resident))
+    return {"DIAG_SPLIT": t.diag > 0, "full": min(t.m, t.n), "mask": mask}
+
+
+def _schedule(cnt: Tensor, plan: BlockPlan, tau: float, causal: bool, block: int, tile: int,
+              heads: int, n: int, lpt: bool) -> tuple[tuple[int, ...], Tensor]:
+    """Grid and program → tile map: (tiles, B·H) in natural order, or a 1-D LPT grid over the
+    rule blocks sorted by ``cnt`` (the order tensor; the natural grid passes ``cnt`` as an unused
+    placeholder pointer)."""
+    if not lpt:
+        return (triton.cdiv(n, tile), cnt.shape[0] * heads), cnt
+    order = lpt_order(cnt, plan.sigma, tau, causal)
+    return (order.numel() * heads * (block // tile),), order
+
+
+def _descriptors(q: Tensor, k: Tensor, v: Tensor, t: Launch) -> tuple:
+    """Host tensor descriptors of [B, H, N, D] with boxes [1, 1, m, D] (Q) and [1, 1, n, D] (K, V)."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    d = q.shape[-1]
+
+    def desc(x: Tensor, rows: int):
+        return TensorDescriptor(x, list(x.shape), list(x.stride()), [1, 1, rows, d])
+
+    return desc(q, t.m), desc(k, t.n), desc(v, t.n)
+
+
 def scattering_attention_forward(
     q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float,
     tiles: Tiles | None = None, plan: BlockPlan | None = None,
@@ -578,11 +736,16 @@ def scattering_attention_forward(
     s = score.detach().float().contiguous()
     o = torch.empty_like(q)
     lse = torch.empty(bsz, heads, n, dtype=torch.float32, device=q.device)
-    _attn_fwd[(triton.cdiv(n, t.m), bsz * heads)](
-        q, k, v, o, lse, s, plan.sigma, plan.rowmax, plan.row_cnt, plan.row_idx,
+    grid, order = _schedule(plan.row_cnt, plan, tau, causal, block, t.m, heads, n, t.lpt)
+    descs = _descriptors(q, k, v, t) if t.tma else (q, k, v)
+    dg = _diag_tiles(t, resident=t.m, streamed=t.n)
+    _attn_fwd[grid](
+        q, k, v, o, lse, s, plan.sigma, plan.rowmax, plan.row_cnt, plan.row_idx, order, *descs,
         scale * LOG2E, float(tau), *_strides(q, k, v, o), heads, n, plan.sigma.shape[1],
         BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal,
-        EVEN_N=(n % block == 0), PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+        EVEN_N=(n % block == 0), PRECISION=_precision(q.dtype),
+        DIAG_SPLIT=dg["DIAG_SPLIT"], FULL_N=dg["full"], MASK_N=dg["mask"], LPT=t.lpt, TMA=t.tma,
+        num_warps=t.warps, num_stages=t.stages,
     )
     return o, lse
 
@@ -604,11 +767,14 @@ def bwd_dkdv(
 ) -> tuple[Tensor, Tensor]:
     bsz, heads, n, d = q.shape
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    _attn_bwd_dkdv[(triton.cdiv(n, t.n), bsz * heads)](
-        q, k, v, do, dk, dv, lse, delta, plan.sigma, plan.col_cnt, plan.col_idx,
+    grid, order = _schedule(plan.col_cnt, plan, tau, causal, block, t.n, heads, n, t.lpt)
+    dg = _diag_tiles(t, resident=t.n, streamed=t.m)
+    _attn_bwd_dkdv[grid](
+        q, k, v, do, dk, dv, lse, delta, plan.sigma, plan.col_cnt, plan.col_idx, order,
         scale, scale * LOG2E, float(tau), *_strides(q, k, v, do, dk, dv), heads, n, plan.sigma.shape[1],
         BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal, EVEN_N=(n % block == 0),
-        PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+        PRECISION=_precision(q.dtype), DIAG_SPLIT=dg["DIAG_SPLIT"], FULL_M=dg["full"], MASK_M=dg["mask"],
+        LPT=t.lpt, num_warps=t.warps, num_stages=t.stages,
     )
     return dk, dv
 
@@ -619,11 +785,14 @@ def bwd_dq(
 ) -> Tensor:
     bsz, heads, n, d = q.shape
     dq = torch.empty_like(q)
-    _attn_bwd_dq[(triton.cdiv(n, t.m), bsz * heads)](
-        q, k, v, do, dq, lse, delta, plan.sigma, plan.row_cnt, plan.row_idx,
+    grid, order = _schedule(plan.row_cnt, plan, tau, causal, block, t.m, heads, n, t.lpt)
+    dg = _diag_tiles(t, resident=t.m, streamed=t.n)
+    _attn_bwd_dq[grid](
+        q, k, v, do, dq, lse, delta, plan.sigma, plan.row_cnt, plan.row_idx, order,
         scale, scale * LOG2E, float(tau), *_strides(q, k, v, do, dq), heads, n, plan.sigma.shape[1],
         BLOCK=block, BLOCK_M=t.m, BLOCK_N=t.n, HEAD_DIM=d, CAUSAL=causal, EVEN_N=(n % block == 0),
-        PRECISION=_precision(q.dtype), num_warps=t.warps, num_stages=t.stages,
+        PRECISION=_precision(q.dtype), DIAG_SPLIT=dg["DIAG_SPLIT"], FULL_N=dg["full"], MASK_N=dg["mask"],
+        LPT=t.lpt, num_warps=t.warps, num_stages=t.stages,
     )
     return dq
 

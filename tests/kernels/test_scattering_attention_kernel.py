@@ -19,6 +19,7 @@ from bkdsl.kernels.scattering_attention import (
     Launch,
     Tiles,
     block_plan,
+    lpt_order,
     scattering_attention_backward,
     scattering_attention_forward,
     scattering_attention_triton,
@@ -99,6 +100,43 @@ def test_tiles_smaller_than_the_block(causal):
     s = _gated_score(1, 256, 64, gen)
     tiles = Tiles(fwd=Launch(32, 16, 4, 1), dkdv=Launch(16, 32, 4, 1), dq=Launch(32, 16, 4, 1))
     _compare(q, k, v, s, 1.0, 64, causal, tiles=tiles)
+
+
+VARIANTS = {  # name -> Tiles; rule block 64, so tiles subdivide it and the diagonal spans several tiles
+    "diag-split": Tiles(Launch(32, 16, 4, 1, diag=1), Launch(16, 32, 4, 1, diag=1), Launch(32, 16, 4, 1, diag=1)),
+    "diag-slice2": Tiles(Launch(32, 32, 4, 1, diag=2), Launch(32, 32, 4, 1, diag=2), Launch(32, 32, 4, 1, diag=2)),
+    "diag-wide": Tiles(Launch(16, 64, 4, 1, diag=2), Launch(64, 16, 4, 1, diag=2), Launch(16, 64, 4, 1, diag=2)),
+    "lpt": Tiles(Launch(32, 16, 4, 1, lpt=True), Launch(16, 32, 4, 1, lpt=True), Launch(32, 16, 4, 1, lpt=True)),
+    "tma": Tiles(Launch(32, 16, 4, 1, tma=True), Launch(16, 32, 4, 1), Launch(32, 16, 4, 1)),
+    "all": Tiles(Launch(32, 16, 4, 1, diag=2, lpt=True, tma=True), Launch(16, 32, 4, 1, diag=2, lpt=True),
+                 Launch(32, 32, 4, 1, diag=2, lpt=True)),
+}
+
+
+@pytest.mark.parametrize("n", [256, 200])  # 200: N not a multiple of the block
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variants_match_reference(variant, causal, n):
+    """Every launch variant (split diagonal, LPT order, tensor-descriptor loads) computes the rule."""
+    gen = torch.Generator().manual_seed(100 * sorted(VARIANTS).index(variant) + 10 * causal + n)
+    q, k, v = _qkv(2, 2, n, 16, gen)
+    s = _gated_score(2, n, 64, gen)
+    _compare(q, k, v, s, 1.0, 64, causal, tiles=VARIANTS[variant])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_lpt_order_is_decreasing_work(causal):
+    """The order kernel is a stable sort of the blocks by work 2·cnt (+1 for a kept causal diagonal)."""
+    gen = torch.Generator().manual_seed(17 + causal)
+    s = _gated_score(3, 37 * 16, 16, gen)
+    plan = block_plan(s, 1.0, 16, causal)
+    for cnt in (plan.row_cnt, plan.col_cnt):
+        work = 2 * cnt.flatten().long()
+        if causal:
+            work += (plan.sigma * plan.sigma > 1.0).flatten().long()
+        want = torch.sort(-work, stable=True).indices
+        assert torch.equal(lpt_order(cnt, plan.sigma, 1.0, causal).long(), want)
+        assert work.unique().numel() > 2, "the draw must have blocks of different work"
 
 
 def test_ties_at_the_threshold_follow_the_strict_rule():
