@@ -517,7 +517,9 @@ class Trainer:
         train = self.splits["train"]
         info = self.plan.data.dataset.info
         seed = self.plan.data.seed
-        samples_seen, t_steps = 0, 0.0
+        # samples/s leaves out this process's first step (kernel compilation, autotuning, cuDNN's
+        # algorithm search): it is reported alone as first_step_s
+        samples_seen, t_steps, self.first_step_s = 0, 0.0, None
         stopped = None
         try:
             for epoch in range(start_epoch, epochs):
@@ -564,8 +566,11 @@ class Trainer:
                     train_acc["sum"] += float(loss.detach()) * nloc
                     train_acc["n"] += nloc
                     train_acc["samples"] += nloc * dist.world
-                    samples_seen += nloc * dist.world
-                    t_steps += time.perf_counter() - ts
+                    if self.first_step_s is None:
+                        self.first_step_s = time.perf_counter() - ts
+                    else:
+                        samples_seen += nloc * dist.world
+                        t_steps += time.perf_counter() - ts
                     progress.update(epoch, epochs, float(loss.detach()), samples_seen / max(t_steps, 1e-9))
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and b + 1 < nb:
                         self._save("last", epoch, b + 1, train_acc)
@@ -633,7 +638,8 @@ class Trainer:
             "train": self.plan.name, "test": test, "test_weights": test_from, "best": self.best,
             "epochs": max([r["epoch"] for r in self.records if r.get("event") == "epoch"], default=0),
             "global_step": self.global_step, "wall_time_s": round(self.elapsed(), 3),
-            "samples_per_s": round(self.samples_per_s, 1), "device": str(self.device),
+            "samples_per_s": round(self.samples_per_s, 1),
+            "first_step_s": None if self.first_step_s is None else round(self.first_step_s, 3), "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
             "world_size": self.dist.world, "precision": cfg.precision, "units": self._units(),
             "speed": {"compile": cfg.compile, "channels_last": cfg.channels_last, "resident": cfg.resident,

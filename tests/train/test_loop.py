@@ -26,6 +26,7 @@ def test_run_writes_every_output_with_finite_metrics(tmp_path):
     assert recs[0]["units"]["mae_rho"] == "fm^-3"
     f = json.loads((tmp_path / "final.json").read_text())
     assert f["status"] == "completed" and f["device"] == "cpu" and f["samples_per_s"] > 0
+    assert f["first_step_s"] > 0  # the warm-up step, timed alone and left out of samples/s
     assert set(f["test"]) >= {"test.loss", "test.mae_rho", "test.rmse_A"} and "torch" in f["versions"]
     for p in ("checkpoints/last.safetensors", "checkpoints/best.safetensors", "plots/loss.png", "train.log"):
         assert (tmp_path / p).exists(), p
@@ -33,6 +34,31 @@ def test_run_writes_every_output_with_finite_metrics(tmp_path):
     best = load_checkpoint(tmp_path / "checkpoints/best.safetensors")
     assert best.state["global_step"] == f["best"]["global_step"]
     assert "norm.rho.scale" in best.tensors  # normalisation travels with the weights
+
+
+def test_samples_per_s_leaves_out_the_first_step(tmp_path, monkeypatch):
+    """A slow first step (compilation) must not drag the steady-state rate: patch the model's forward to
+    sleep 0.5 s once; the reported rate must stay above what counting that step would allow."""
+    import time as _time
+
+    from .tiny import TinyNet
+
+    fwd, calls = TinyNet.forward, []
+
+    def slow_once(self, *a, **k):
+        if not calls:
+            _time.sleep(0.5)
+        calls.append(1)
+        return fwd(self, *a, **k)
+
+    monkeypatch.setattr(TinyNet, "forward", slow_once)
+    plan = tiny_plan(epochs=2, batch=16)
+    f = run(plan, tmp_path, quiet=True)
+    assert f["first_step_s"] >= 0.5
+    steps = f["global_step"] - 1
+    assert steps > 0
+    # counting the sleep, the rate could not exceed (steps + 1)·batch / 0.5 s
+    assert f["samples_per_s"] > (steps + 1) * 16 / 0.5
 
 
 def test_metrics_are_inverted_and_converted_to_the_declared_unit(tmp_path):
