@@ -34,6 +34,8 @@ def main() -> None:
         "date": dt.date.today().isoformat(), "model": a.model, "seq_len": a.seq_len,
         "device": fk.get("device_name"), "versions": fk.get("versions"),
         "tokens_per_s": {"kernels": tok_k, "reference": tok_r, "ratio_kernels_over_reference": tok_k / tok_r},
+        "steps": {"kernels": fk.get("global_step"), "reference": fr.get("global_step")},
+        "first_step_s": {"kernels": fk.get("first_step_s"), "reference": fr.get("first_step_s")},
         "test": fk.get("test"), "wall_time_s": fk.get("wall_time_s"),
         "curve": [{k: r.get(k) for k in ("epoch", "global_step", "train.loss", "val.loss", "val.bits_per_byte",
                                           "model.attention_blocks_skipped", "model.attention_tokens_active",
