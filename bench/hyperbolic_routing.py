@@ -1,20 +1,31 @@
 """Benchmark: fused hyperbolic routing (distances + gate + top-k) and its backward, vs peers and floors.
 
-    python3 bench/hyperbolic_routing.py --out bench/results     # H200: < 90 s, writes <date>-hyperbolic_routing.json
-    python3 bench/hyperbolic_routing.py --dry --out /tmp/hr     # CPU, TRITON_INTERPRET=1, tiny sizes, no timing value
+    python3 bench/hyperbolic_routing.py --out bench/results --budget 135   # H200: stops by itself at 135 s
+    python3 bench/hyperbolic_routing.py --dry --out /tmp/hr                 # CPU, TRITON_INTERPRET=1, tiny sizes
 
 Method (BENCHMARKS.md). Floors first: bytes = one read of x and μ plus the outputs (gate, distance fp32,
 index int64) at the copy bandwidth measured here; arithmetic = T·E·D fp32 FMAs for all pairs. Then, at
 full size, every forward variant is checked against the float64 reference (chunked
 ``hyperbolic_route_reference``) on fresh random inputs and on hard inputs (centroids at ‖μ‖ = 1 − 1e-6,
-tokens within 1e-5..1e-3 of a centroid, a quarter of the tokens at ‖x‖ = 1 − 1e-6): max relative error
-of d and gate, index agreement, and the number of *non-tie* index differences (a selected expert whose
-float64 distance differs from the reference's by more than 1e-5 relative; must be 0). The backward
-kernel is checked against ``route_backward`` (float64 inside), row-wise ‖Δ‖/‖ref‖. Then everything is
-timed in this process on the same inputs (``triton.testing.do_bench``, median): the forward sweep
-(``--budget-s`` bounds it), geoopt's broadcast distance + top-k, the one-matmul form (cuBLAS) + top-k,
-the Triton backward alone (deterministic workspace and atomics), forward + backward with the Triton
-backward and with the PyTorch closed form. Last, a short table.
+tokens within 1e-5..1e-3 of a centroid, a quarter of the tokens at ‖x‖ = 1 − 1e-6) **before** it is
+timed: max relative error of d and gate ≤ 1e-5, no non-finite output, and every index equal to the
+float64 one except on ties (a *non-tie* difference is a selected expert whose float64 distance differs
+from the reference's by more than 1e-5 relative; must be 0). A variant that misses any of these is
+recorded under ``failed_or_skipped`` with its errors and is not timed. Timing: ``triton.testing.do_bench``
+(median), all in this process on the same inputs.
+
+Forward sweep, two stages (docs/kernels_routing.md, "Forward sweep v3"):
+
+* A — kernel structure on the default launch: the default, ‖x‖² once per tile (``xsq_once``), one
+  measure loop for all k slots (``fused_measure``), both, and select / measure as two kernels (``split``).
+* B — launches (BLOCK_T × BLOCK_D × warps × stages, maxnreg, persistent) of the fastest accurate
+  structure of stage A; then the single-tf32 selection, which must come out as failed (the check works).
+
+Then the backward kernels (workspace / atomic ∂L/∂μ), the **custom op breakdown** (forward kernel,
+backward kernels, the op forward alone, the op forward + backward; the host time to issue one op
+forward + backward; the GPU time of every kernel in one op forward + backward from torch.profiler, and
+wall − GPU busy), the PyTorch closed-form backward, geoopt and the one-matmul form, and the tf32 margin.
+The JSON is rewritten after every item; ``--budget`` (s, whole script) skips what would not fit.
 
 Also recorded: how many tokens a single-tf32 selection with a rigorous margin test would have to re-check
 (``tf32_margin``), the number that decides whether that variant can pay (docs/kernels_routing.md).
@@ -29,6 +40,7 @@ if "--dry" in sys.argv:                      # before triton is imported anywher
     _os.environ["TRITON_INTERPRET"] = "1"
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -42,27 +54,43 @@ from bkdsl.kernels import hyperbolic_routing as kh
 from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
 
-# most promising first (the budget guard skips the tail); register use from an sm_90 compile with
-# Triton 3.9 on the CPU (docs/kernels_routing.md): bt=64 w=8 st=2 222 regs, no spill; w=4 255 + spills
 R = kh.RouteConfig
-FORWARD_SWEEP = [
-    kh.DEFAULT_CONFIG,
-    kh.V1_CONFIG,
-    R(block_t=64, block_d=32, num_warps=8, num_stages=2, programs_per_sm=2, maxnreg=128),
-    R(block_t=32, block_d=32, num_warps=4, num_stages=2, programs_per_sm=3),
-    R(block_t=32, block_d=32, num_warps=4, num_stages=2, programs_per_sm=3, maxnreg=168),
-    R(block_t=64, block_d=32, num_warps=4, num_stages=2, programs_per_sm=2),
-    R(block_t=128, block_d=32, num_warps=8, num_stages=2, programs_per_sm=1),
-    R(block_t=64, block_d=32, num_warps=8, num_stages=3, programs_per_sm=2),
-    R(block_t=64, block_d=32, num_warps=8, num_stages=2, programs_per_sm=0),
-    R(block_t=64, block_d=32, num_warps=8, num_stages=2, precision="tf32", programs_per_sm=2),
-    R(kernel="rows", block_t=32, num_warps=8, num_stages=2, programs_per_sm=2),
-    R(kernel="rows", block_t=16, num_warps=4, num_stages=2, programs_per_sm=4),
+D0 = kh.DEFAULT_CONFIG
+#: Stage A: structure variants on the default launch (bt 64, bd 32, 4 warps, 3 stages, one program per
+#: tile). sm_90 registers from a CPU compile with Triton 3.9 (docs/kernels_routing.md): default 238,
+#: xsq_once 234, fused_measure 240, both 230; split: select 230 + measure 96 (fused 128), no spills.
+STRUCTURE_SWEEP = [
+    D0,
+    dataclasses.replace(D0, xsq_once=True),
+    dataclasses.replace(D0, fused_measure=True),
+    dataclasses.replace(D0, xsq_once=True, fused_measure=True),
+    dataclasses.replace(D0, kernel="split", fused_measure=True),
+    dataclasses.replace(D0, kernel="split"),
 ]
-BACKWARD_SWEEP = {
-    "workspace bd=32 w=8": kh.BackwardConfig(),
-    "workspace bd=32 w=4 splits x2": kh.BackwardConfig(num_warps=4, splits_per_sm=2),
+#: Stage B: launches, most promising first (the budget skips the tail); each takes ``kernel``,
+#: ``xsq_once`` and ``fused_measure`` from the fastest accurate entry of stage A. pps = programs per SM
+#: (0: one program per tile, as the default). Registers noted: sm_90 CPU compile with both flags.
+LAUNCH_SWEEP = [
+    dict(block_t=32, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0),              # 176 regs
+    dict(block_t=32, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0, maxnreg=168),  # 3 CTAs/SM
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=2, programs_per_sm=0),
+    dict(block_t=128, block_d=32, num_warps=8, num_stages=3, programs_per_sm=0),             # 228 regs
+    dict(block_t=64, block_d=32, num_warps=8, num_stages=3, programs_per_sm=0),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=4, programs_per_sm=0),
+    dict(block_t=32, block_d=64, num_warps=4, num_stages=3, programs_per_sm=0),
+    dict(block_t=32, block_d=32, num_warps=4, num_stages=2, programs_per_sm=0),
+    dict(block_t=64, block_d=64, num_warps=4, num_stages=3, programs_per_sm=0),              # 255, spills
+    dict(block_t=64, block_d=64, num_warps=4, num_stages=2, programs_per_sm=0),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0, maxnreg=168),
+    dict(block_t=128, block_d=64, num_warps=8, num_stages=2, programs_per_sm=0),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=2),
+]
+#: Last: the single-tf32 selection (0.099 ms measured, swaps near-ties): must be recorded as failed.
+CONTROL_SWEEP = [dataclasses.replace(D0, precision="tf32")]
+BACKWARD_SWEEP = {                     # the default first; the old 8-warp default (0.697 ms) last
+    "workspace bd=32 w=4 splits x2": kh.DEFAULT_BACKWARD,
     "atomic bd=32 w=4": kh.BackwardConfig(num_warps=4, atomic=True),
+    "workspace bd=32 w=8": kh.BackwardConfig(),
 }
 
 
@@ -178,6 +206,149 @@ def make_timer(dry):
     return lambda fn: do_bench(fn, warmup=10, rep=40, return_mode="median")
 
 
+def forward_failure(err):
+    """Why a variant misses the contract (None if it meets it): errors from :func:`check_forward`."""
+    why = []
+    for case, e in err.items():
+        if not (e["dist"] <= 1e-5 and e["gate"] <= 1e-5):
+            why.append(f"{case}: max rel error d {e['dist']:.2e}, gate {e['gate']:.2e} > 1e-5")
+        if e["non_tie_index_differences"]:
+            why.append(f"{case}: {e['non_tie_index_differences']} tokens with a non-tie index difference")
+        if e["nonfinite"]:
+            why.append(f"{case}: {e['nonfinite']} non-finite outputs")
+    return "; ".join(why) or None
+
+
+def host_us_per_call(fn, sync, n=30):
+    """Host time to issue one call (µs): n calls back to back, the clock read before the final sync
+    (the GPU queue absorbs the launches, so this is the CPU cost of the Python / dispatch path)."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    host = (time.perf_counter() - t0) / n * 1e6
+    sync()
+    return host
+
+
+def gpu_kernel_times(fn, iters=5):
+    """{kernel name: GPU µs per call} of every kernel ``fn`` launches, from torch.profiler (CUDA)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+    out = {}
+    for ev in prof.key_averages():
+        us = getattr(ev, "self_device_time_total", None)
+        if us is None:
+            us = getattr(ev, "self_cuda_time_total", 0.0)
+        if us > 0:
+            out[ev.key[:90]] = us / iters
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+class Run:
+    """Budget clock, logs, and the JSON rewritten after every item (a run cut short keeps what it had)."""
+
+    def __init__(self, args, result):
+        self.t0 = time.time()
+        self.budget = args.budget
+        self.result = result
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / f"{result['date']}-hyperbolic_routing{'-dry' if result['dry'] else ''}.json"
+
+    def elapsed(self):
+        return time.time() - self.t0
+
+    def left(self):
+        return self.budget - self.elapsed()
+
+    def log(self, msg):
+        print(f"[{self.elapsed():6.1f}s] {msg}", flush=True)
+
+    def save(self):
+        self.result["elapsed_s"] = self.elapsed()
+        self.path.write_text(json.dumps(self.result, indent=2))
+
+
+def sweep_forward(run, cfgs, x, mu, hx, hmu, k, ref, href, bench, stop_at, dry):
+    """Check, then time, each config until ``stop_at`` seconds; returns {label: ms} of those timed."""
+    res = run.result
+    timed = {}
+    for cfg in cfgs:
+        name = cfg.label()
+        if name in res["forward_sweep_ms"] or name in res["failed_or_skipped"]:
+            continue
+        if run.elapsed() > stop_at and not dry:
+            res["failed_or_skipped"][name] = "skipped: sweep budget spent"
+            continue
+        try:
+            fn = lambda cfg=cfg: kh.hyperbolic_route_triton(x, mu, k, 1.0, cfg)
+            err = {"random": check_forward(fn(), ref, x, mu),
+                   "hard": check_forward(kh.hyperbolic_route_triton(hx, hmu, k, 1.0, cfg), href, hx, hmu)}
+            res["max_error"][name] = err
+            why = forward_failure(err)
+            if why:
+                res["failed_or_skipped"][name] = f"failed the accuracy check: {why}"
+                run.log(f"{name}: FAILED {why}")
+            else:
+                ms = bench(fn)
+                res["forward_sweep_ms"][name] = timed[name] = ms
+                run.log(f"fwd {name:62s} {ms:8.4f} ms   floor/time {res['bytes_floor']['ms'] / ms:6.1%}")
+        except Exception as e:  # a launch that does not compile or fit is reported, not fatal
+            res["failed_or_skipped"][name] = f"{type(e).__name__}: {str(e)[:300]}"
+            run.log(f"{name}: FAILED {res['failed_or_skipped'][name]}")
+        run.save()
+    return timed
+
+
+def op_breakdown(run, x, mu, k, gg, gd, bench, dry):
+    """Where the custom op's forward + backward time goes (see the module docstring)."""
+    from bkdsl.kernels import dispatch
+
+    res = run.result["op_breakdown"]
+    sync = (lambda: None) if dry else torch.cuda.synchronize
+    xr, mr = x.clone().requires_grad_(True), mu.clone().requires_grad_(True)
+    _, idx, _ = kh.hyperbolic_route_triton(x, mu, k)
+
+    def op_fwd_bwd():
+        gate, _, dist = torch.ops.bkdsl.hyperbolic_route(xr, mr, k, 1.0)
+        torch.autograd.grad((gate * gg).sum() + (dist * gd).sum(), (xr, mr))
+
+    pieces = {
+        "forward kernel (hyperbolic_route_triton, default)": lambda: kh.hyperbolic_route_triton(x, mu, k),
+        "backward kernels (route_backward_triton, default)": lambda: kh.route_backward_triton(x, mu, idx, gg, gd),
+        "op forward, inputs without grad": lambda: torch.ops.bkdsl.hyperbolic_route(x, mu, k, 1.0),
+        "op forward, inputs with grad (saves for backward)": lambda: torch.ops.bkdsl.hyperbolic_route(xr, mr, k, 1.0),
+        "op forward + backward (autograd.grad of gate·gg + dist·gd)": op_fwd_bwd,
+    }
+    with dispatch.force("triton"):
+        for name, fn in pieces.items():
+            if run.left() < 5:
+                run.result["failed_or_skipped"][f"breakdown {name}"] = "skipped: budget spent"
+                continue
+            res["do_bench_ms"][name] = ms = bench(fn)
+            res["host_us_per_call"][name] = host = host_us_per_call(fn, sync, n=1 if dry else 30)
+            run.log(f"breakdown {name:58s} {ms:8.4f} ms   host {host:7.1f} us/call")
+            run.save()
+        if not dry and run.left() > 5:
+            kern = gpu_kernel_times(op_fwd_bwd)
+            busy = sum(kern.values()) / 1e3
+            wall = res["do_bench_ms"].get("op forward + backward (autograd.grad of gate·gg + dist·gd)")
+            res["gpu_us_per_kernel_op_fwd_bwd"] = kern
+            res["gpu_busy_ms_op_fwd_bwd"] = busy
+            res["wall_minus_gpu_busy_ms"] = wall - busy if wall else None
+            run.log(f"op fwd + bwd: GPU busy {busy:.4f} ms of {wall} ms; per kernel (us): "
+                    + ", ".join(f"{n[:40]} {v:.1f}" for n, v in kern.items()))
+            run.save()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results")
@@ -185,22 +356,35 @@ def main():
     ap.add_argument("--experts", type=int, default=64)
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--k", type=int, default=2)
-    ap.add_argument("--budget-s", type=float, default=45.0, help="wall time for the forward sweep")
+    ap.add_argument("--budget", type=float, default=135.0,
+                    help="wall seconds for the whole script (compiles included); later items are skipped")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="seconds after which the forward sweep stops (default: --budget − 40)")
     ap.add_argument("--dry", action="store_true", help="CPU interpreter, tiny sizes: checks the script")
     args = ap.parse_args()
-    t_start = time.time()
     dry = args.dry
     device = "cpu" if dry else "cuda"
     T, E, D, k = (150, 12, 40, 2) if dry else (args.tokens, args.experts, args.dim, args.k)
     gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
     bench = make_timer(dry)
-    log = lambda msg: print(f"[{time.time() - t_start:6.1f}s] {msg}", flush=True)
+    result = {
+        "name": "hyperbolic_routing", "date": _dt.date.today().isoformat(), "dry": dry,
+        "gpu": None if dry else torch.cuda.get_device_name(), "torch": torch.__version__,
+        "triton": __import__("triton").__version__, "python": platform.python_version(),
+        "sizes": {"tokens": T, "experts": E, "dim": D, "k": k, "dtype": "float32"},
+        "budget_s": args.budget, "default_forward": kh.DEFAULT_CONFIG.label(),
+        "target": "<= 0.1 ms forward at 65536 x 64 x 256, max rel error <= 1e-5 vs float64, indices = float64",
+        "forward_sweep_ms": {}, "failed_or_skipped": {}, "max_error": {}, "times_ms": {},
+        "backward_sweep_ms": {}, "op_breakdown": {"do_bench_ms": {}, "host_us_per_call": {}},
+    }
+    run = Run(args, result)
+    stop_fwd = args.budget_s if args.budget_s is not None else args.budget - 40
 
     # inputs and float64 references (full size)
     x, mu = ball_points(T, D, gen, device), ball_points(E, D, gen, device)
     hx, hmu = hard_inputs(T, E, D, gen, device)
     ref, href = reference64(x, mu, k), reference64(hx, hmu, k)
-    log("float64 references done")
+    run.log("float64 references done")
 
     # floors
     if dry:
@@ -212,136 +396,96 @@ def main():
         del src, dst
         n_sm = torch.cuda.get_device_properties(0).multi_processor_count
     floor_bytes = 4 * T * D + 4 * E * D + T * k * (4 + 4 + 8)
-    floor_ms = floor_bytes / bw * 1e3
-    fma_floor_ms = T * E * D / (n_sm * 128 * 1.98e9) * 1e3     # one fp32 FMA per lane per clock (H200 SXM)
-    times, errors, sweep, failed = {}, {}, {}, {}
+    result.update(copy_bandwidth_TBps=bw / 1e12, bytes_floor={"bytes": floor_bytes, "ms": floor_bytes / bw * 1e3},
+                  fp32_fma_floor_ms_all_pairs=T * E * D / (n_sm * 128 * 1.98e9) * 1e3)  # 1 FMA/lane/clock
+    run.save()
 
     def timed(name, fn):
-        ms = bench(fn)
-        times[name] = ms
-        log(f"{name:52s} {ms:9.4f} ms   floor/time {floor_ms / ms:6.1%}")
+        result["times_ms"][name] = ms = bench(fn)
+        run.log(f"{name:62s} {ms:8.4f} ms")
+        run.save()
         return ms
 
-    # forward sweep: check at full size, then time
-    for cfg in FORWARD_SWEEP:
-        name = cfg.label()
-        if time.time() - t_start > args.budget_s and sweep and not dry:
-            failed[name] = "skipped: sweep budget spent"
-            continue
-        try:
-            fn = lambda cfg=cfg: kh.hyperbolic_route_triton(x, mu, k, 1.0, cfg)
-            errors[name] = {"random": check_forward(fn(), ref, x, mu),
-                            "hard": check_forward(kh.hyperbolic_route_triton(hx, hmu, k, 1.0, cfg), href, hx, hmu)}
-            log(f"{name}: {errors[name]}")
-            sweep[name] = timed(f"fwd {name}", fn)
-        except Exception as e:  # a launch that does not compile or fit is reported, not fatal
-            failed[name] = f"{type(e).__name__}: {str(e)[:300]}"
-            log(f"{name}: FAILED {failed[name]}")
-    accurate = {n: v for n, v in sweep.items()
-                if max(errors[n]["random"]["dist"], errors[n]["hard"]["dist"]) <= 1e-5
-                and errors[n]["random"]["non_tie_index_differences"] == 0
-                and errors[n]["hard"]["non_tie_index_differences"] == 0}
-    best = min(accurate, key=accurate.get) if accurate else None
-    t_default = sweep.get(kh.DEFAULT_CONFIG.label())
-    t_v1 = sweep.get(kh.V1_CONFIG.label())
+    # forward sweep: A structure on the default launch, B launches of A's best, then the tf32 control
+    sweep = result["forward_sweep_ms"]
+    common = (x, mu, hx, hmu, k, ref, href, bench)
+    a = sweep_forward(run, STRUCTURE_SWEEP, *common, stop_fwd, dry)
+    best_a = min(a, key=a.get) if a else D0.label()
+    base = next(c for c in STRUCTURE_SWEEP if c.label() == best_a)
+    result["stage_a_best"] = best_a
+    launches = [dataclasses.replace(D0, kernel=base.kernel, xsq_once=base.xsq_once,
+                                    fused_measure=base.fused_measure, **launch) for launch in LAUNCH_SWEEP]
+    sweep_forward(run, launches, *common, stop_fwd, dry)
+    sweep_forward(run, CONTROL_SWEEP, *common, max(stop_fwd, run.elapsed() + 1), dry)
+    best = min(sweep, key=sweep.get) if sweep else None
+    t_default = sweep.get(D0.label())
+    result["best_accurate_forward"] = best
+    result["ratios"] = {"best / default": sweep[best] / t_default if best and t_default else None,
+                        "best / bytes_floor": sweep[best] / result["bytes_floor"]["ms"] if best else None,
+                        "best / fma_floor": sweep[best] / result["fp32_fma_floor_ms_all_pairs"] if best else None}
+    run.save()
 
-    # peers
-    if not dry:
-        ball = pb.ball(1.0).to(device)
-        timed("geoopt PoincareBall.dist broadcast + topk", lambda: geoopt_route(ball, x, mu, k))
-    timed("one-matmul form + topk (eager)", lambda: one_matmul_route(x, mu, k))
-    mm_err = max_rel(one_matmul_route(hx, hmu, k)[2], href[2])
-    log(f"one-matmul form on the hard inputs: max rel error of d {mm_err:.3e}")
-
-    # backward: accuracy, kernel alone, fwd + bwd both ways
+    # backward kernels: accuracy, then time
     gg = torch.randn(T, k, generator=gen).to(device)
     gd = torch.randn(T, k, generator=gen).to(device)
     idx, hidx = ref[1], href[1]
-    bwd = {}
     for name, bcfg in BACKWARD_SWEEP.items():
+        if run.left() < 25:
+            result["failed_or_skipped"][f"backward {name}"] = "skipped: budget spent"
+            continue
         try:
-            errors[f"backward {name}"] = {"random": check_backward(x, mu, idx, gg, gd, bcfg),
-                                          "hard": check_backward(hx, hmu, hidx, gg, gd, bcfg)}
-            log(f"backward {name}: {errors[f'backward {name}']}")
-            bwd[name] = timed(f"bwd kernels {name}", lambda bcfg=bcfg: kh.route_backward_triton(x, mu, idx, gg, gd,
-                                                                                                1.0, bcfg))
+            err = {"random": check_backward(x, mu, idx, gg, gd, bcfg),
+                   "hard": check_backward(hx, hmu, hidx, gg, gd, bcfg)}
+            result["max_error"][f"backward {name}"] = err
+            run.log(f"backward {name}: {err}")
+            result["backward_sweep_ms"][name] = timed(
+                f"bwd kernels {name}", lambda bcfg=bcfg: kh.route_backward_triton(x, mu, idx, gg, gd, 1.0, bcfg))
         except Exception as e:
-            failed[f"backward {name}"] = f"{type(e).__name__}: {str(e)[:300]}"
-            log(f"backward {name}: FAILED {failed[f'backward {name}']}")
-    xr, mr = x.clone().requires_grad_(True), mu.clone().requires_grad_(True)
+            result["failed_or_skipped"][f"backward {name}"] = f"{type(e).__name__}: {str(e)[:300]}"
+            run.log(f"backward {name}: FAILED {result['failed_or_skipped'][f'backward {name}']}")
+        run.save()
 
-    def fwd_bwd_op():
-        gate, _, dist = torch.ops.bkdsl.hyperbolic_route(xr, mr, k, 1.0)
-        torch.autograd.grad((gate * gg).sum() + (dist * gd).sum(), (xr, mr))
-
-    def fwd_bwd_closed_form():
-        gate, i, dist = kh.hyperbolic_route_triton(x, mu, k)
-        route_backward(x, mu, i, gg, gd)
-
-    from bkdsl.kernels import dispatch
-    t_fb = t_fb_ref = None
+    # the custom op: pieces on the GPU, host cost, per-kernel GPU time
     try:
-        with dispatch.force("triton"):
-            t_fb = timed("fwd + bwd, Triton backward (custom op)", fwd_bwd_op)
+        op_breakdown(run, x, mu, k, gg, gd, bench, dry)
     except Exception as e:
-        failed["fwd + bwd custom op"] = f"{type(e).__name__}: {str(e)[:300]}"
-        log(f"fwd + bwd custom op: FAILED {failed['fwd + bwd custom op']}")
-    t_fb_ref = timed("fwd + bwd, PyTorch closed-form backward", fwd_bwd_closed_form)
+        result["failed_or_skipped"]["op breakdown"] = f"{type(e).__name__}: {str(e)[:300]}"
+        run.log(f"op breakdown: FAILED {result['failed_or_skipped']['op breakdown']}")
+    if run.left() > 8:
+        def fwd_bwd_closed_form():
+            _, i, _ = kh.hyperbolic_route_triton(x, mu, k)
+            route_backward(x, mu, i, gg, gd)
+        timed("fwd kernel + PyTorch closed-form backward", fwd_bwd_closed_form)
 
-    tf32 = tf32_margin(x, mu, k, ref[2])
-    log(f"tf32 selection with a rigorous margin test would re-check: {tf32}")
-    nonfinite = [n for n in sweep if errors[n]["random"]["nonfinite"] or errors[n]["hard"]["nonfinite"]]
+    # peers and the tf32 margin
+    if not dry and run.left() > 6:
+        ball = pb.ball(1.0).to(device)
+        timed("geoopt PoincareBall.dist broadcast + topk", lambda: geoopt_route(ball, x, mu, k))
+    if run.left() > 4:
+        timed("one-matmul form + topk (eager)", lambda: one_matmul_route(x, mu, k))
+        result["one_matmul_max_rel_error_hard_inputs"] = max_rel(one_matmul_route(hx, hmu, k)[2], href[2])
+    if run.left() > 3:
+        result["tf32_margin"] = tf32_margin(x, mu, k, ref[2])
+        run.log(f"tf32 selection with a rigorous margin test would re-check: {result['tf32_margin']}")
+    result["variants_with_nonfinite_outputs"] = [
+        n for n, e in result["max_error"].items() if "random" in e and "nonfinite" in e["random"]
+        and (e["random"]["nonfinite"] or e["hard"]["nonfinite"])]
+    run.save()
+    run.log(f"wrote {run.path}")
 
-    result = {
-        "name": "hyperbolic_routing",
-        "date": _dt.date.today().isoformat(),
-        "dry": dry,
-        "gpu": None if dry else torch.cuda.get_device_name(),
-        "torch": torch.__version__,
-        "triton": __import__("triton").__version__,
-        "python": platform.python_version(),
-        "sizes": {"tokens": T, "experts": E, "dim": D, "k": k, "dtype": "float32"},
-        "copy_bandwidth_TBps": bw / 1e12,
-        "bytes_floor": {"bytes": floor_bytes, "ms": floor_ms},
-        "fp32_fma_floor_ms_all_pairs": fma_floor_ms,
-        "times_ms": times,
-        "forward_sweep_ms": sweep,
-        "backward_sweep_ms": bwd,
-        "failed_or_skipped": failed,
-        "variants_with_nonfinite_outputs": nonfinite,
-        "best_accurate_forward": best,
-        "default_forward": kh.DEFAULT_CONFIG.label(),
-        "ratios": {
-            "best / v1 launch": sweep[best] / t_v1 if best and t_v1 else None,
-            "default / v1 launch": t_default / t_v1 if t_default and t_v1 else None,
-            "best / one_matmul": sweep[best] / times["one-matmul form + topk (eager)"] if best else None,
-            "best / geoopt": (sweep[best] / times["geoopt PoincareBall.dist broadcast + topk"]
-                              if best and not dry else None),
-            "best / bytes_floor": sweep[best] / floor_ms if best else None,
-            "best / fma_floor": sweep[best] / fma_floor_ms if best else None,
-            "fwd+bwd triton / fwd+bwd closed form": t_fb / t_fb_ref if t_fb else None,
-        },
-        "max_error": errors,
-        "one_matmul_max_rel_error_hard_inputs": mm_err,
-        "tf32_margin": tf32,
-        "target": "<= 0.1 ms forward at 65536 x 64 x 256, max rel error <= 1e-5 vs float64",
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{result['date']}-hyperbolic_routing{'-dry' if dry else ''}.json"
-    path.write_text(json.dumps(result, indent=2))
-    log(f"wrote {path}")
-
-    ref_ms = t_v1 or t_default or 1.0
-    print(f"\n{'contender':52s} {'ms':>9s} {'v1/this':>8s}")
-    for name, v in times.items():
-        print(f"{name:52s} {v:9.4f} {ref_ms / v:8.3f}")
-    print(f"best accurate forward: {best} {sweep.get(best, float('nan')):.4f} ms; target 0.1 ms; "
-          f"bytes floor {floor_ms:.4f} ms at {bw / 1e12:.2f} TB/s; fp32 FMA floor {fma_floor_ms:.4f} ms")
-    if failed:
-        print(f"failed or skipped: {list(failed)}")
-    if nonfinite:
-        print(f"NON-FINITE OUTPUTS: {nonfinite}")
+    print(f"\n{'forward (accurate, timed)':66s} {'ms':>8s} {'default/this':>12s}")
+    for name, v in sorted(sweep.items(), key=lambda kv: kv[1]):
+        print(f"{name:66s} {v:8.4f} {(t_default or v) / v:12.3f}")
+    print(f"best accurate forward: {best} {sweep.get(best, float('nan')):.4f} ms (default {t_default} ms); "
+          f"target 0.1 ms; bytes floor {result['bytes_floor']['ms']:.4f} ms at {bw / 1e12:.2f} TB/s")
+    ob = result["op_breakdown"]
+    for name, v in ob["do_bench_ms"].items():
+        print(f"{name:66s} {v:8.4f} ms  host {ob['host_us_per_call'].get(name, float('nan')):7.1f} us")
+    if "gpu_busy_ms_op_fwd_bwd" in ob:
+        print(f"op fwd + bwd: GPU busy {ob['gpu_busy_ms_op_fwd_bwd']:.4f} ms, "
+              f"wall − busy {ob['wall_minus_gpu_busy_ms']}")
+    for name, why in result["failed_or_skipped"].items():
+        print(f"failed or skipped: {name}: {why}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ instead adds q_j into ∂L/∂μ with fp32 atomics (no workspace, not bit-reprod
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import struct
 
 import torch
 import triton
@@ -72,26 +74,37 @@ MAX_ROW_DIM = 256          # the ``rows`` kernel holds a padded row of at most t
 class RouteConfig:
     """Launch of the forward: which kernel, its tiles, and how many programs.
 
-    ``kernel="rows"`` needs D ≤ MAX_ROW_DIM (else the tiled kernel runs).
+    ``kernel``: ``tiled`` (select and measure in one program), ``rows`` (needs D ≤ MAX_ROW_DIM, else
+    the tiled kernel runs) or ``split`` (two kernels joined by the index output: a select kernel writes
+    the K experts of each token, a measure kernel, one program per tile, reads them back, measures,
+    re-sorts and writes all three outputs; one more read of x, 0.016 ms at the bench size, for two
+    lighter kernels).
     ``programs_per_sm`` > 0: persistent grid of min(tiles, SMs × programs_per_sm) programs looping
-    over token tiles; 0: one program per tile. ``precision`` is the selection dot's
-    ``input_precision`` (tf32x3: fp32-accurate products on the tensor cores; tf32: one product, a
-    2⁻¹⁰ relative error per input that may swap near-ties; ieee: fp32 FMAs).
+    over token tiles; 0: one program per tile (for ``split``: of the select kernel). ``precision`` is
+    the selection dot's ``input_precision`` (tf32x3: fp32-accurate products on the tensor cores; tf32:
+    one product, a 2⁻¹⁰ relative error per input that may swap near-ties; ieee: fp32 FMAs).
+    ``xsq_once`` (tiled): ‖x‖² summed once per tile, in float64, in the select loop (the key takes it
+    rounded to fp32) instead of an fp32 sum there and a float64 one in the measure loop.
+    ``fused_measure`` (tiled, split): the measure phase walks D once for all k slots (each x slice
+    loaded once) instead of once per slot; same sums in the same order, so the same bits.
     """
-    kernel: str = "tiled"          # "tiled" | "rows"
+    kernel: str = "tiled"          # "tiled" | "rows" | "split"
     block_t: int = 64
-    block_d: int = 32              # tiled only
+    block_d: int = 32              # tiled, split
     num_warps: int = 8
     num_stages: int = 2
     precision: str = "tf32x3"
     programs_per_sm: int = 2
     maxnreg: int | None = None     # cap on registers per thread (more programs per SM, maybe spills)
+    xsq_once: bool = False
+    fused_measure: bool = False
 
     def label(self) -> str:
-        bd = f" bd={self.block_d}" if self.kernel == "tiled" else ""
+        bd = f" bd={self.block_d}" if self.kernel != "rows" else ""
         reg = f" maxnreg={self.maxnreg}" if self.maxnreg else ""
+        flags = "".join(f" {name}" for name in ("xsq_once", "fused_measure") if getattr(self, name))
         return (f"{self.kernel} bt={self.block_t}{bd} w={self.num_warps} st={self.num_stages} "
-                f"{self.precision} pps={self.programs_per_sm}{reg}")
+                f"{self.precision} pps={self.programs_per_sm}{reg}{flags}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,10 +151,21 @@ def _curvature64(c_hi, c_lo):
 
 
 @triton.jit
-def _pick(vec, sel, exp_):
-    """vec[sel] for sel [BLOCK_T, KP] from a per-expert vector vec [BLOCK_E] held in registers."""
-    hit = sel[:, :, None] == exp_[None, None, :]
-    return tl.sum(tl.where(hit, vec[None, None, :], 0.0), axis=2)
+def _pick(vec, sel, exp_, BLOCK_T: tl.constexpr, K: tl.constexpr, KP: tl.constexpr):
+    """vec[sel] [BLOCK_T, KP] (1 on padded slots) from a per-expert vector vec [BLOCK_E] in registers,
+    one slot at a time (2-D [BLOCK_T, BLOCK_E] compares, not a 3-D one)."""
+    slot = tl.arange(0, KP)
+    out = tl.full([BLOCK_T, KP], 1.0, tl.float32)
+    for j in tl.static_range(K):
+        hit = exp_[None, :] == _slot(sel, slot, j)[:, None]
+        out = tl.where(slot[None, :] == j, tl.sum(tl.where(hit, vec[None, :], 0.0), axis=1)[:, None], out)
+    return out
+
+
+@triton.jit
+def _slot(vals, slot, j):
+    """Column j of a [BLOCK_T, KP] tile."""
+    return tl.sum(tl.where(slot[None, :] == j, vals, 0), axis=1)
 
 
 @triton.jit
@@ -205,62 +229,194 @@ def _select_key(xsq, musq, dot, beta, e_live):
 # --- forward kernels --------------------------------------------------------------------------------
 
 @triton.jit
-def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c_hi, c_lo, two_over_sqrt_c, K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr,
-                        BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr):
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    exp_ = tl.arange(0, BLOCK_E)
-    e_live = exp_ < E
-    c64 = _curvature64(c_hi, c_lo)
-    # ‖μ‖² in float64, once per program (E·D multiply-adds, from L2)
+def _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+               X_NORM: tl.constexpr, MU_NORM: tl.constexpr):
+    """One selected slot over D slices: s_j = Σ (x − μ_j)² in fp32 from the difference (no cancellation
+    near x = μ); with X_NORM, Σ x² in float64 added to ``xsq64``; with MU_NORM, ‖μ_j‖² of the gathered
+    rows in float64 (zeros otherwise). Shared by the forward's measure phase and the backward."""
+    s_j = tl.zeros([BLOCK_T], tl.float32)
+    m_j = tl.zeros([BLOCK_T], tl.float64)
+    for d0 in range(0, D, BLOCK_D):
+        col = d0 + tl.arange(0, BLOCK_D)
+        live = t_live[:, None] & (col < D)[None, :]
+        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
+        if X_NORM:
+            x64 = xt.to(tl.float64)
+            xsq64 += tl.sum(x64 * x64, axis=1)
+        mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
+        if MU_NORM:
+            m64 = mg.to(tl.float64)
+            m_j += tl.sum(m64 * m64, axis=1)
+        diff = xt - mg
+        s_j += tl.sum(diff * diff, axis=1)
+    return s_j, xsq64, m_j
+
+
+@triton.jit
+def _measure_per_slot(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+                      K: tl.constexpr, KP: tl.constexpr, X_NORM: tl.constexpr, MU_NORM: tl.constexpr):
+    """(s, ‖μ_sel‖² float64 (MU_NORM), xsq64) for the K selected slots, one slot's D loop after the other
+    (2-D tiles: few registers; x re-read per slot from L1/L2). ‖x‖² is summed in slot 0's loop when
+    X_NORM (else ``xsq64`` is already complete)."""
+    slot = tl.arange(0, KP)
+    s = tl.zeros([BLOCK_T, KP], tl.float32)
+    musq64 = tl.full([BLOCK_T, KP], 0.5, tl.float64)   # padded slots: any β > 0
+    for j in tl.static_range(K):
+        s_j, xsq64, m_j = _slot_sums(x_ptr, mu_ptr, row_x, t_live, _slot(sel, slot, j), D, xsq64, BLOCK_T,
+                                     BLOCK_D, X_NORM and j == 0, MU_NORM)
+        s = tl.where(slot[None, :] == j, s_j[:, None], s)
+        musq64 = tl.where(slot[None, :] == j, m_j[:, None], musq64)
+    return s, musq64, xsq64
+
+
+@triton.jit
+def _measure_fused(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+                   K: tl.constexpr, KP: tl.constexpr, X_NORM: tl.constexpr, MU_NORM: tl.constexpr):
+    """Same result as :func:`_measure_per_slot` with one D loop for all K slots: each x slice is loaded
+    once and serves the K gathered rows (K fewer x reads from L1/L2, K accumulators live at once).
+    Each slot's sums take the same terms in the same order, so the two agree bit for bit."""
+    slot = tl.arange(0, KP)
+    s = tl.zeros([BLOCK_T, KP], tl.float32)
+    musq64 = tl.where(slot[None, :] < K, tl.zeros([BLOCK_T, KP], tl.float64), 0.5)
+    for d0 in range(0, D, BLOCK_D):
+        col = d0 + tl.arange(0, BLOCK_D)
+        live = t_live[:, None] & (col < D)[None, :]
+        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
+        if X_NORM:
+            x64 = xt.to(tl.float64)
+            xsq64 += tl.sum(x64 * x64, axis=1)
+        for j in tl.static_range(K):
+            mg = tl.load(mu_ptr + _slot(sel, slot, j)[:, None] * D + col[None, :], mask=live, other=0.0)
+            if MU_NORM:
+                m64 = mg.to(tl.float64)
+                musq64 += tl.where(slot[None, :] == j, tl.sum(m64 * m64, axis=1)[:, None], 0.0)
+            diff = xt - mg
+            s += tl.where(slot[None, :] == j, tl.sum(diff * diff, axis=1)[:, None], 0.0)
+    return s, musq64, xsq64
+
+
+@triton.jit
+def _centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr):
+    """‖μ_e‖² in float64 for every expert (E·D multiply-adds, from L2), once per program."""
     musq64 = tl.zeros([BLOCK_E], tl.float64)
     for d0 in range(0, D, BLOCK_D):
         col = d0 + tl.arange(0, BLOCK_D)
         mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & (col < D)[None, :],
                      other=0.0).to(tl.float64)
         musq64 += tl.sum(mt * mt, axis=1)
-    musq, beta = _centroid_norms(musq64, e_live, c64)
+    return musq64
+
+
+@triton.jit
+def _select_tile(x_ptr, mu_ptr, row_x, t_live, musq, beta, exp_, e_live, D, BLOCK_T: tl.constexpr,
+                 BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr, K: tl.constexpr, KP: tl.constexpr,
+                 PRECISION: tl.constexpr, XSQ64: tl.constexpr):
+    """Phase 1 for one token tile: (indices [BLOCK_T, KP] of the K smallest keys, ‖x‖² in float64).
+
+    key = (‖x‖² + ‖μ‖² − 2 x·μ)/β with x·μ through ``tl.dot`` over D slices. With XSQ64 the tile's
+    ‖x‖² is summed in float64 here, once per tile, and returned for the measure phase (which then does
+    not sum it again; the key takes it rounded to fp32); otherwise an fp32 sum for the key only and
+    zeros are returned."""
+    dot = tl.zeros([BLOCK_T, BLOCK_E], tl.float32)
+    xsq = tl.zeros([BLOCK_T], tl.float32)
+    xsq64 = tl.zeros([BLOCK_T], tl.float64)
+    for d0 in range(0, D, BLOCK_D):
+        col = d0 + tl.arange(0, BLOCK_D)
+        c_live = col < D
+        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=t_live[:, None] & c_live[None, :], other=0.0)
+        mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :],
+                     other=0.0)
+        dot = tl.dot(xt, tl.trans(mt), dot, input_precision=PRECISION)
+        if XSQ64:
+            x64 = xt.to(tl.float64)
+            xsq64 += tl.sum(x64 * x64, axis=1)
+        else:
+            xsq += tl.sum(xt * xt, axis=1)
+    if XSQ64:
+        xsq = xsq64.to(tl.float32)
+    return _k_smallest(_select_key(xsq, musq, dot, beta, e_live), exp_, BLOCK_T, K, KP), xsq64
+
+
+@triton.jit
+def _measure(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+             K: tl.constexpr, KP: tl.constexpr, X_NORM: tl.constexpr, MU_NORM: tl.constexpr,
+             FUSED: tl.constexpr):
+    """Phase 2's sums by :func:`_measure_fused` (FUSED) or :func:`_measure_per_slot`."""
+    if FUSED:
+        out = _measure_fused(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP, X_NORM,
+                             MU_NORM)
+    else:
+        out = _measure_per_slot(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP, X_NORM,
+                                MU_NORM)
+    return out
+
+
+@triton.jit
+def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c_hi, c_lo, two_over_sqrt_c,
+                        K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+                        BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, XSQ_ONCE: tl.constexpr,
+                        FUSED_MEASURE: tl.constexpr):
+    """Select and measure in one program per token tile (persistent when the grid is smaller)."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    exp_ = tl.arange(0, BLOCK_E)
+    e_live = exp_ < E
+    c64 = _curvature64(c_hi, c_lo)
+    musq, beta = _centroid_norms(_centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E, BLOCK_D), e_live, c64)
     n_tiles = tl.cdiv(T, BLOCK_T)
     for tile in range(pid, n_tiles, nprog):
         tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
         t_live = tok < T
         row_x = tok.to(tl.int64) * D
-        # 1. select
-        dot = tl.zeros([BLOCK_T, BLOCK_E], tl.float32)
-        xsq = tl.zeros([BLOCK_T], tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            col = d0 + tl.arange(0, BLOCK_D)
-            c_live = col < D
-            xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=t_live[:, None] & c_live[None, :],
-                         other=0.0)
-            mt = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :],
-                         other=0.0)
-            dot = tl.dot(xt, tl.trans(mt), dot, input_precision=PRECISION)
-            xsq += tl.sum(xt * xt, axis=1)
-        sel = _k_smallest(_select_key(xsq, musq, dot, beta, e_live), exp_, BLOCK_T, K, KP)
-        # 2. measure, one selected slot at a time (2-D tiles keep the registers low; x again from L1/L2)
-        slot = tl.arange(0, KP)
-        s = tl.zeros([BLOCK_T, KP], tl.float32)
-        beta_sel = tl.full([BLOCK_T, KP], 1.0, tl.float32)
-        xsq64 = tl.zeros([BLOCK_T], tl.float64)
-        for j in tl.static_range(K):
-            sel_j = tl.sum(tl.where(slot[None, :] == j, sel, 0), axis=1)
-            s_j = tl.zeros([BLOCK_T], tl.float32)
-            for d0 in range(0, D, BLOCK_D):
-                col = d0 + tl.arange(0, BLOCK_D)
-                live = t_live[:, None] & (col < D)[None, :]
-                xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
-                if j == 0:
-                    x64 = xt.to(tl.float64)
-                    xsq64 += tl.sum(x64 * x64, axis=1)
-                mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
-                diff = xt - mg
-                s_j += tl.sum(diff * diff, axis=1)
-            s = tl.where(slot[None, :] == j, s_j[:, None], s)
-            b_j = tl.sum(tl.where(exp_[None, :] == sel_j[:, None], beta[None, :], 0.0), axis=1)
-            beta_sel = tl.where(slot[None, :] == j, b_j[:, None], beta_sel)
+        sel, xsq64 = _select_tile(x_ptr, mu_ptr, row_x, t_live, musq, beta, exp_, e_live, D, BLOCK_T, BLOCK_E,
+                                  BLOCK_D, K, KP, PRECISION, XSQ_ONCE)
+        beta_sel = _pick(beta, sel, exp_, BLOCK_T, K, KP)
+        s, _, xsq64 = _measure(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP,
+                               not XSQ_ONCE, False, FUSED_MEASURE)
         _finish_tile(s, xsq64, sel, beta_sel, tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64, two_over_sqrt_c,
                      K, KP)
+
+
+@triton.jit
+def _route_select_kernel(x_ptr, mu_ptr, idx_ptr, T, E, D, c_hi, c_lo, K: tl.constexpr, KP: tl.constexpr,
+                         BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr,
+                         PRECISION: tl.constexpr):
+    """``split`` phase 1: the K selected experts of each token into the index output (unsorted)."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    exp_ = tl.arange(0, BLOCK_E)
+    e_live = exp_ < E
+    musq, beta = _centroid_norms(_centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E, BLOCK_D), e_live,
+                                 _curvature64(c_hi, c_lo))
+    slot = tl.arange(0, KP)
+    n_tiles = tl.cdiv(T, BLOCK_T)
+    for tile in range(pid, n_tiles, nprog):
+        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
+        t_live = tok < T
+        sel, _ = _select_tile(x_ptr, mu_ptr, tok.to(tl.int64) * D, t_live, musq, beta, exp_, e_live, D, BLOCK_T,
+                              BLOCK_E, BLOCK_D, K, KP, PRECISION, False)
+        tl.store(idx_ptr + tok.to(tl.int64)[:, None] * K + slot[None, :], sel.to(tl.int64),
+                 mask=t_live[:, None] & (slot[None, :] < K))
+
+
+@triton.jit
+def _route_measure_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, D, c, c_hi, c_lo, two_over_sqrt_c,
+                          K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+                          FUSED_MEASURE: tl.constexpr):
+    """``split`` phase 2, one program per token tile: reads the selection from the index output, measures
+    (β_j from the gathered rows' float64 ‖μ_j‖², no per-program pass over all centroids), re-sorts,
+    and overwrites index, gate and distance."""
+    pid = tl.program_id(0)
+    tok = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+    t_live = tok < T
+    slot = tl.arange(0, KP)
+    o_live = t_live[:, None] & (slot[None, :] < K)
+    sel = tl.load(idx_ptr + tok.to(tl.int64)[:, None] * K + slot[None, :], mask=o_live, other=0).to(tl.int32)
+    c64 = _curvature64(c_hi, c_lo)
+    s, musq64, xsq64 = _measure(x_ptr, mu_ptr, tok.to(tl.int64) * D, t_live, sel, tl.zeros([BLOCK_T], tl.float64),
+                                D, BLOCK_T, BLOCK_D, K, KP, True, True, FUSED_MEASURE)
+    _finish_tile(s, xsq64, sel, (1.0 - c64 * musq64).to(tl.float32), tok, t_live, gate_ptr, idx_ptr, dist_ptr,
+                 c, c64, two_over_sqrt_c, K, KP)
 
 
 @triton.jit
@@ -292,8 +448,8 @@ def _route_rows_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c
                      mask=t_live[:, None, None] & c_live[None, None, :], other=0.0)
         diff = xt[:, None, :] - mg
         s = tl.sum(diff * diff, axis=2)
-        _finish_tile(s, xsq64, sel, _pick(beta, sel, exp_), tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64,
-                     two_over_sqrt_c, K, KP)
+        _finish_tile(s, xsq64, sel, _pick(beta, sel, exp_, BLOCK_T, K, KP), tok, t_live, gate_ptr, idx_ptr,
+                     dist_ptr, c, c64, two_over_sqrt_c, K, KP)
 
 
 # --- backward kernels -------------------------------------------------------------------------------
@@ -315,20 +471,7 @@ def _bwd_coef_kernel(x_ptr, mu_ptr, idx_ptr, ggate_ptr, gdist_ptr, a_ptr, w_ptr,
     musq64 = tl.full([BLOCK_T, KP], 0.5, tl.float64)    # ‖μ_j‖² of the gathered rows (padded slots: 0.5)
     for j in tl.static_range(K):                       # one slot at a time: 2-D tiles, few registers
         sel_j = tl.load(idx_ptr + tok.to(tl.int64) * K + j, mask=t_live, other=0)
-        s_j = tl.zeros([BLOCK_T], tl.float32)
-        m_j = tl.zeros([BLOCK_T], tl.float64)
-        for d0 in range(0, D, BLOCK_D):
-            col = d0 + tl.arange(0, BLOCK_D)
-            live = t_live[:, None] & (col < D)[None, :]
-            xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
-            if j == 0:
-                x64 = xt.to(tl.float64)
-                xsq64 += tl.sum(x64 * x64, axis=1)
-            mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
-            m64 = mg.to(tl.float64)
-            m_j += tl.sum(m64 * m64, axis=1)
-            diff = xt - mg
-            s_j += tl.sum(diff * diff, axis=1)
+        s_j, xsq64, m_j = _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T, BLOCK_D, j == 0, True)
         s = tl.where(slot[None, :] == j, s_j[:, None], s)
         musq64 = tl.where(slot[None, :] == j, m_j[:, None], musq64)
     # The per-(token, slot) scalars in float64 (BLOCK_T·k values per tile; the D loops above are
@@ -414,22 +557,48 @@ def _check(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
                                f"{mu.shape[0]}")
 
 
+@functools.lru_cache(maxsize=None)
+def _sms_of(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def _num_sms(device: torch.device) -> int:
     """Streaming multiprocessors of a CUDA device; 2 under the interpreter (so loops get > 1 trip)."""
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
+        return _sms_of(device.index if device.index is not None else torch.cuda.current_device())
     return 2
 
 
+@functools.lru_cache(maxsize=64)
 def _split(c: float) -> tuple[float, float]:
-    """c = c_hi + c_lo with both float32 numbers (c to ~2⁻⁴⁸ relative inside the kernel)."""
-    c_hi = float(torch.tensor(c, dtype=torch.float32))
-    return c_hi, float(torch.tensor(c - c_hi, dtype=torch.float32))
+    """c = c_hi + c_lo with both float32 numbers (c to ~2⁻⁴⁸ relative inside the kernel). Rounded by
+    ``struct`` (IEEE round-to-nearest, as torch does) and cached: no tensor is made per call."""
+    c_hi = _f32(c)
+    return c_hi, _f32(c - c_hi)
+
+
+def _f32(v: float) -> float:
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+def _cdiv(a: int, b: int) -> int:
+    """⌈a/b⌉. Plain integers: triton.cdiv / next_power_of_2 are constexpr functions in recent Triton
+    with a few µs of host overhead per call, and the launchers call them a dozen times per fwd + bwd."""
+    return -(-a // b)
+
+
+def _pow2(n: int) -> int:
+    """Smallest power of two ≥ n (n ≥ 1)."""
+    return 1 << (n - 1).bit_length()
 
 
 def _precision(p: str) -> str:
     # the interpreter computes every dot in numpy float32 whatever the mode
     return "ieee" if dispatch.interpreting() else p
+
+
+def _forward_grid(cfg: RouteConfig, n_tiles: int, device: torch.device) -> tuple[int]:
+    return (min(n_tiles, _num_sms(device) * cfg.programs_per_sm) if cfg.programs_per_sm > 0 else n_tiles,)
 
 
 def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0,
@@ -446,19 +615,29 @@ def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float 
     idx = _alloc((T, k), torch.int64, x.device)
     if T == 0:
         return gate, idx, dist
-    block_e = max(16, triton.next_power_of_2(E))
-    n_tiles = triton.cdiv(T, cfg.block_t)
-    grid = (min(n_tiles, _num_sms(x.device) * cfg.programs_per_sm) if cfg.programs_per_sm > 0 else n_tiles,)
-    common = dict(K=k, KP=triton.next_power_of_2(k), BLOCK_T=cfg.block_t, BLOCK_E=block_e,
-                  PRECISION=_precision(cfg.precision), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    c_hi, c_lo = _split(c)
+    kp, block_e = _pow2(k), max(16, _pow2(E))
+    n_tiles = _cdiv(T, cfg.block_t)
+    launch = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if cfg.maxnreg and x.is_cuda:
-        common["maxnreg"] = cfg.maxnreg
-    args = (x, mu, gate, idx, dist, T, E, D, float(c), *_split(c), 2.0 / math.sqrt(c))
-    dp = max(16, triton.next_power_of_2(D))
+        launch["maxnreg"] = cfg.maxnreg
+    common = dict(K=k, KP=kp, BLOCK_T=cfg.block_t, **launch)
+    dp = max(16, _pow2(D))
+    if cfg.kernel == "split":
+        _route_select_kernel[_forward_grid(cfg, n_tiles, x.device)](
+            x, mu, idx, T, E, D, c_hi, c_lo, BLOCK_E=block_e, BLOCK_D=cfg.block_d,
+            PRECISION=_precision(cfg.precision), **common)
+        _route_measure_kernel[(n_tiles,)](x, mu, gate, idx, dist, T, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c),
+                                          BLOCK_D=cfg.block_d, FUSED_MEASURE=cfg.fused_measure, **common)
+        return gate, idx, dist
+    args = (x, mu, gate, idx, dist, T, E, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c))
+    common.update(BLOCK_E=block_e, PRECISION=_precision(cfg.precision))
+    grid = _forward_grid(cfg, n_tiles, x.device)
     if cfg.kernel == "rows" and dp <= MAX_ROW_DIM:
         _route_rows_kernel[grid](*args, DP=dp, **common)
     else:
-        _route_tiled_kernel[grid](*args, BLOCK_D=cfg.block_d, **common)
+        _route_tiled_kernel[grid](*args, BLOCK_D=cfg.block_d, XSQ_ONCE=cfg.xsq_once,
+                                  FUSED_MEASURE=cfg.fused_measure, **common)
     return gate, idx, dist
 
 
@@ -479,16 +658,17 @@ def route_backward_triton(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, 
     a = torch.empty(T, k, dtype=torch.float32, device=x.device)
     w = torch.empty_like(a)
     b = torch.empty(T, dtype=torch.float32, device=x.device)
-    block_d1 = min(32, max(16, triton.next_power_of_2(D)))     # 32: no spills at 4 warps (sm_90)
-    _bwd_coef_kernel[(triton.cdiv(T, cfg.block_t),)](
+    dp = max(16, _pow2(D))
+    n_tiles = _cdiv(T, cfg.block_t)
+    _bwd_coef_kernel[(n_tiles,)](
         x, mu, idx, gg if gg is not None else a, gd if gd is not None else a, a, w, b, T, D, float(c), *_split(c),
-        2.0 / math.sqrt(c), 2.0 * math.sqrt(c), K=k, KP=triton.next_power_of_2(k), BLOCK_T=cfg.block_t,
-        BLOCK_D=block_d1, HAS_GGATE=gg is not None, HAS_GDIST=gd is not None, num_warps=4)
-    block_d = min(cfg.block_d, max(16, triton.next_power_of_2(D)))
-    n_chunks = triton.cdiv(D, block_d)
-    n_tiles = triton.cdiv(T, cfg.block_t)
-    splits = max(1, min(n_tiles, triton.cdiv(_num_sms(x.device) * cfg.splits_per_sm, n_chunks)))
-    block_e = max(16, triton.next_power_of_2(E))
+        2.0 / math.sqrt(c), 2.0 * math.sqrt(c), K=k, KP=_pow2(k), BLOCK_T=cfg.block_t,
+        BLOCK_D=min(32, dp), HAS_GGATE=gg is not None, HAS_GDIST=gd is not None,
+        num_warps=4)                                            # bd 32: no spills at 4 warps (sm_90)
+    block_d = min(cfg.block_d, dp)
+    n_chunks = _cdiv(D, block_d)
+    splits = max(1, min(n_tiles, _cdiv(_num_sms(x.device) * cfg.splits_per_sm, n_chunks)))
+    block_e = max(16, _pow2(E))
     if cfg.atomic:
         grad_mu = torch.zeros_like(mu)
         ws = grad_mu
@@ -534,6 +714,9 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x, mu, idx)
     ctx.c = c
     ctx.mark_non_differentiable(idx)
+    # no zero-filled [T, k] int64 gradient for the index, nor zeros for an unused gate or distance:
+    # the backward takes None for either (HAS_GGATE / HAS_GDIST)
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_gate, grad_idx, grad_dist):

@@ -1,5 +1,7 @@
 """The fused routing kernel (CPU interpreter) against the float64 reference, and the custom op."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -31,6 +33,13 @@ CONFIGS = {
     "v1": kh.V1_CONFIG,
     "tiled_small": kh.RouteConfig(kernel="tiled", block_t=16, block_d=16, programs_per_sm=1),
     "rows": kh.RouteConfig(kernel="rows", block_t=16, num_warps=4, programs_per_sm=1),
+    # the forward sweep's variants (bench/hyperbolic_routing.py): ‖x‖² once per tile, one measure loop
+    # for all slots, and select / measure as two kernels joined by the index output
+    "xsq_once": kh.RouteConfig(block_t=16, block_d=16, programs_per_sm=1, xsq_once=True),
+    "fused_measure": kh.RouteConfig(block_t=16, block_d=16, programs_per_sm=1, fused_measure=True),
+    "split": kh.RouteConfig(kernel="split", block_t=16, block_d=16, programs_per_sm=1),
+    "split_fused": kh.RouteConfig(kernel="split", block_t=16, block_d=16, programs_per_sm=0, fused_measure=True,
+                                  xsq_once=True),
 }
 
 
@@ -110,6 +119,52 @@ def test_distances_come_out_ascending_and_name_their_experts():
         assert (idx.sort(1).values[:, 1:] != idx.sort(1).values[:, :-1]).all()   # k distinct experts
 
 
+@pytest.mark.parametrize("variant", ["xsq_once", "fused_measure", "split", "split_fused"])
+def test_variants_give_the_default_launchs_bits(variant):
+    """The variants reorganise loads and loops, not arithmetic: same sums in the same order, so (under the
+    interpreter) the same bits as the plain tiled kernel at the same tile sizes, hard inputs included."""
+    x, mu, _ = _hard_inputs(seed=19, E=12, D=40, T=50)
+    plain = kh.RouteConfig(block_t=16, block_d=16, programs_per_sm=1)
+    want = kh.hyperbolic_route_triton(x, mu, 3, 1.0, plain)
+    got = kh.hyperbolic_route_triton(x, mu, 3, 1.0, CONFIGS[variant])
+    assert torch.isfinite(want[0]).all()
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
+def test_launcher_host_arithmetic():
+    """The plain-integer helpers that replace triton.cdiv / next_power_of_2 on the host, and the cached
+    two-float split of c (rounded as torch rounds to float32)."""
+    for n in (1, 2, 3, 16, 17, 255, 256, 257):
+        assert kh._pow2(n) == 1 << (n - 1).bit_length() and kh._pow2(n) >= n > kh._pow2(n) // 2
+        assert kh._cdiv(n, 16) == -(-n // 16) == (n + 15) // 16
+    for c in (1.0, 1.1, 2.5, 1 / 3):
+        c_hi, c_lo = kh._split(c)
+        assert c_hi == float(torch.tensor(c, dtype=torch.float32))
+        assert c_lo == float(torch.tensor(c - c_hi, dtype=torch.float32))
+        assert abs(c_hi + c_lo - c) <= 2.0 ** -46 * c
+
+
+def test_backward_gets_no_materialised_zero_gradients(monkeypatch):
+    """A loss that uses only the gate hands the backward None for the distance (and nothing is built
+    for the index): no zero-filled [T, k] tensors per step."""
+    seen = []
+    kernel_backward = kh.route_backward_triton
+    monkeypatch.setattr(kh, "route_backward_triton",
+                        lambda x, mu, idx, gg, gd, *a, **kw: seen.append((gg, gd)) or kernel_backward(x, mu, idx, gg, gd,
+                                                                                                      *a, **kw))
+    gen = torch.Generator().manual_seed(37)
+    x, mu = _ball_points(20, 8, gen), _ball_points(5, 8, gen)
+    xr, mr = x.clone().requires_grad_(True), mu.clone().requires_grad_(True)
+    with dispatch.force("triton"):
+        gate, _, _ = torch.ops.bkdsl.hyperbolic_route(xr, mr, 2, 1.0)
+        gx, gmu = torch.autograd.grad(gate.sum(), (xr, mr))
+    assert len(seen) == 1 and seen[0][0] is not None and seen[0][1] is None
+    rx, rmu = route_backward(x.double(), mu.double(), hyperbolic_route_reference(x.double(), mu.double(), 2)[1],
+                             torch.ones(20, 2, dtype=torch.float64), None)
+    assert _row_rel_err(gx, rx) <= 1e-5 and _row_rel_err(gmu, rmu) <= 1e-5
+
+
 def _poisoned(monkeypatch):
     """Make every output buffer start as NaN (floats) or −1 (indices)."""
     def alloc(shape, dtype, device):
@@ -119,7 +174,7 @@ def _poisoned(monkeypatch):
     monkeypatch.setattr(kh, "_alloc", alloc)
 
 
-@pytest.mark.parametrize("config", ["default", "tiled_small", "rows"])
+@pytest.mark.parametrize("config", ["default", "tiled_small", "rows", "fused_measure", "split"])
 def test_every_output_element_is_written(monkeypatch, config):
     _poisoned(monkeypatch)
     gen = torch.Generator().manual_seed(17)
@@ -247,10 +302,8 @@ def test_moe_forward_through_the_kernel_matches_reference():
     torch.testing.assert_close(y_t, y_r, rtol=1e-4, atol=1e-5)
 
 
-def _bench_hard_inputs(T, E, D, gen):
-    """bench/hyperbolic_routing.py ``hard_inputs`` itself (loaded from the file, on the CPU): centroids
-    at ‖μ‖ = 1 − 1e-6 and 0.5, tokens within 1e-5..1e-3 of one of them, the first quarter at
-    ‖x‖ = 1 − 1e-6 in random directions."""
+def _bench_module():
+    """bench/hyperbolic_routing.py, loaded from the file."""
     import importlib.util
     from pathlib import Path
 
@@ -258,7 +311,45 @@ def _bench_hard_inputs(T, E, D, gen):
     spec = importlib.util.spec_from_file_location("bench_hyperbolic_routing", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.hard_inputs(T, E, D, gen, "cpu")
+    return mod
+
+
+def _bench_hard_inputs(T, E, D, gen):
+    """The bench's ``hard_inputs`` itself (on the CPU): centroids at ‖μ‖ = 1 − 1e-6 and 0.5, tokens
+    within 1e-5..1e-3 of one of them, the first quarter at ‖x‖ = 1 − 1e-6 in random directions."""
+    return _bench_module().hard_inputs(T, E, D, gen, "cpu")
+
+
+def test_bench_sweep_records_an_inaccurate_variant_as_failed_and_does_not_time_it(monkeypatch, tmp_path):
+    """The sweep checks each variant on random and hard inputs before timing: one whose distances are
+    off by 1e-4 relative lands in failed_or_skipped (with the reason), is not timed, and the JSON on
+    disk says so; the accurate one is timed."""
+    import json
+    from types import SimpleNamespace
+
+    mod = _bench_module()
+    gen = torch.Generator().manual_seed(41)
+    T, E, D, k = 40, 6, 16, 2
+    x, mu = _ball_points(T, D, gen), _ball_points(E, D, gen)
+    hx, hmu = mod.hard_inputs(T, E, D, gen, "cpu")
+    good = kh.RouteConfig(block_t=16, block_d=16, programs_per_sm=1)
+    bad = dataclasses.replace(good, xsq_once=True)
+    real = kh.hyperbolic_route_triton
+
+    def route(x, mu, k, c=1.0, config=None):
+        gate, idx, dist = real(x, mu, k, c, config)
+        return gate, idx, dist * (1 + 1e-4) if config == bad else dist
+
+    monkeypatch.setattr(kh, "hyperbolic_route_triton", route)
+    result = {"forward_sweep_ms": {}, "failed_or_skipped": {}, "max_error": {}, "bytes_floor": {"ms": 1.0},
+              "date": "test", "dry": True}
+    run = mod.Run(SimpleNamespace(budget=1e9, out=str(tmp_path)), result)
+    timed = []
+    mod.sweep_forward(run, [good, bad], x, mu, hx, hmu, k, mod.reference64(x, mu, k), mod.reference64(hx, hmu, k),
+                      lambda fn: timed.append(fn) or 1.0, 1e9, True)
+    assert list(result["forward_sweep_ms"]) == [good.label()] and len(timed) == 1
+    assert result["failed_or_skipped"][bad.label()].startswith("failed the accuracy check")
+    assert bad.label() in json.loads(run.path.read_text())["failed_or_skipped"]
 
 
 def test_backward_rows_whose_terms_cancel_at_the_bench_distribution():
