@@ -58,7 +58,7 @@ R = kh.RouteConfig
 D0 = kh.DEFAULT_CONFIG
 #: Stage A: structure variants on the default launch (bt 64, bd 32, 4 warps, 3 stages, one program per
 #: tile). sm_90 registers from a CPU compile with Triton 3.9 (docs/kernels_routing.md): default 238,
-#: xsq_once 234, fused_measure 240, both 230; split: select 230 + measure 96 (fused 128), no spills.
+#: xsq_once 234, fused_measure 234, both 230; split: select 230 + measure 96 (fused 128), no spills.
 STRUCTURE_SWEEP = [
     D0,
     dataclasses.replace(D0, xsq_once=True),

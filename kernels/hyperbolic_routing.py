@@ -262,8 +262,13 @@ def _measure_per_slot(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T: tl.c
     s = tl.zeros([BLOCK_T, KP], tl.float32)
     musq64 = tl.full([BLOCK_T, KP], 0.5, tl.float64)   # padded slots: any β > 0
     for j in tl.static_range(K):
-        s_j, xsq64, m_j = _slot_sums(x_ptr, mu_ptr, row_x, t_live, _slot(sel, slot, j), D, xsq64, BLOCK_T,
-                                     BLOCK_D, X_NORM and j == 0, MU_NORM)
+        sel_j = _slot(sel, slot, j)
+        if X_NORM:     # constexpr branches, not `X_NORM and j == 0`: plain constexpr arguments for older Triton
+            s_j, xsq64, m_j = _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T, BLOCK_D, j == 0,
+                                         MU_NORM)
+        else:
+            s_j, xsq64, m_j = _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T, BLOCK_D, False,
+                                         MU_NORM)
         s = tl.where(slot[None, :] == j, s_j[:, None], s)
         musq64 = tl.where(slot[None, :] == j, m_j[:, None], musq64)
     return s, musq64, xsq64
@@ -371,8 +376,12 @@ def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, 
         sel, xsq64 = _select_tile(x_ptr, mu_ptr, row_x, t_live, musq, beta, exp_, e_live, D, BLOCK_T, BLOCK_E,
                                   BLOCK_D, K, KP, PRECISION, XSQ_ONCE)
         beta_sel = _pick(beta, sel, exp_, BLOCK_T, K, KP)
-        s, _, xsq64 = _measure(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP,
-                               not XSQ_ONCE, False, FUSED_MEASURE)
+        if XSQ_ONCE:   # ‖x‖² is complete: the measure loops do not sum it
+            s, _, xsq64 = _measure(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP, False,
+                                   False, FUSED_MEASURE)
+        else:
+            s, _, xsq64 = _measure(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T, BLOCK_D, K, KP, True,
+                                   False, FUSED_MEASURE)
         _finish_tile(s, xsq64, sel, beta_sel, tok, t_live, gate_ptr, idx_ptr, dist_ptr, c, c64, two_over_sqrt_c,
                      K, KP)
 
