@@ -16,6 +16,11 @@ Design (``docs/kernels_k1.md`` has the floors and the measurements):
 * Bounds: every stored α, β comes from a sequential Schur step; the scan only provides seeds, which
   are projected onto Im x ≤ −Im z where the exact value lies. Hence Im α, Im β ≤ −Im z and
   |G_ii| ≤ 1/Im z hold as in the reference (up to the rounding of one step), at any N.
+* Forward variants (launcher keywords, defaults = the measured kernel): ``io="packed"`` moves α and G as
+  8-B complex pairs; ``io="tile"`` loads a, b, α once per window and sweep as per-lane tiles of sites in
+  memory order (16-B accesses, chunks of TILE_SITES) and writes G as tiles; ``renorm="pow2"`` renormalises
+  by powers of two from the exponent bits; ``maxnreg`` caps registers (docs/kernels_k1.md, "Forward
+  variants").
 * Segmented backward (:func:`resolvent_diag_backward_triton`): the Möbius sweeps write α, β to scratch;
   the adjoint recurrences (linear given α, β) run the same compose / scan / re-sweep on affine maps.
 * The previous sequential kernels (one lane per sequence, site-major copies, sweeps meeting in the
@@ -38,8 +43,8 @@ from bkdsl.kernels import dispatch
 from bkdsl.nn.resolvent import check_inputs, resolvent_backward_reference, resolvent_diag_reference
 
 __all__ = ["resolvent_diag_triton", "resolvent_diag_triton_sequential", "resolvent_diag_backward_triton",
-           "resolvent_diag_backward_triton_sequential", "segment_layout", "SEG", "SEGS", "BLOCK_B", "BWD_SEG",
-           "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
+           "resolvent_diag_backward_triton_sequential", "segment_layout", "variant_flags", "IO_VARIANTS",
+           "RENORMS", "SEG", "SEGS", "BLOCK_B", "BWD_SEG", "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
 
 # Segmented forward: SEG sites per segment, SEGS segments (lanes) per window, BLOCK_B sequences per
 # program. 4096 × 2048 gives 4096 programs of 256 lanes, 4 sites each, two windows per sweep. Chosen by
@@ -51,6 +56,13 @@ SEGS = 256
 BLOCK_B = 1
 BWD_SEG = 2
 BWD_SEGS = 128
+# Variants of the segmented sweeps (launcher keywords io=, renorm=; the first of each is the default):
+# strided 4-B accesses per step / packed 8-B complex pairs / tile I/O per window; renormalisation by
+# 1/max or by a power of two. docs/kernels_k1.md, "Forward variants", has the predictions.
+IO_VARIANTS = ("strided", "packed", "tile")
+# io="tile" moves a segment in chunks of TILE_SITES sites (one 16-B fp32 access per lane and array).
+TILE_SITES = 4
+RENORMS = ("max", "pow2")
 
 # Sequential kernels (the backward, and the previous forward kept as a peer): one warp per program, one
 # sequence per lane: 4096 sequences give 128 programs, about one per SM of an H200 (132 SMs).
@@ -345,21 +357,38 @@ def _cmul(xr, xi, yr, yi):
 
 
 @triton.jit
-def _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i):
-    """The 2×2 complex matrix divided by its largest |real or imaginary part| (projective: free)."""
+def _scale_of(m, POW2: tl.constexpr):
+    """The factor that brings a matrix's largest |real or imaginary part| m to about 1: 1/m, or with
+    POW2 the power of two 2^(−⌊log₂ m⌋) made from m's exponent bits (scaled max in [1, 2); integer ops
+    and an exact multiply instead of MUFU.RCP + a rounding FMUL). The exponent field is clamped to the
+    normal range; m is never 0 (the maps are never the zero matrix) and never near the overflow bound."""
+    if POW2:
+        if m.dtype == tl.float64:
+            e = (m.to(tl.int64, bitcast=True) >> 52) & 0x7FF
+            s = (tl.minimum(tl.maximum(2046 - e, 1), 2046) << 52).to(tl.float64, bitcast=True)
+        else:
+            e = (m.to(tl.int32, bitcast=True) >> 23) & 0xFF
+            s = (tl.minimum(tl.maximum(254 - e, 1), 254) << 23).to(tl.float32, bitcast=True)
+    else:
+        s = 1.0 / tl.maximum(m, 1e-30)  # m = 0 only for the zero matrix, which the maps never produce
+    return s
+
+
+@triton.jit
+def _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2: tl.constexpr):
+    """The 2×2 complex matrix divided by its largest |real or imaginary part| (projective: free); with
+    POW2 by the power of two just below it (see :func:`_scale_of`)."""
     m = tl.maximum(tl.maximum(tl.maximum(tl.abs(p00r), tl.abs(p00i)), tl.maximum(tl.abs(p01r), tl.abs(p01i))),
                    tl.maximum(tl.maximum(tl.abs(p10r), tl.abs(p10i)), tl.maximum(tl.abs(p11r), tl.abs(p11i))))
-    s = 1.0 / tl.maximum(m, 1e-30)  # m = 0 only for the zero matrix, which the maps never produce
+    s = _scale_of(m, POW2)
     return p00r * s, p00i * s, p01r * s, p01i * s, p10r * s, p10i * s, p11r * s, p11i * s
 
 
 @triton.jit
-def _mobius_compose(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
+def _mobius_product(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
                     y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i):
-    """Scan combine: Y·X (X the earlier maps, Y the later ones), renormalised. Associative up to the
-    scale factor, which the projective action ignores. (The complex products are written out: under
-    TRITON_INTERPRET every nested jit call costs milliseconds, and the scan calls this per lane.)"""
-    # (Y·X)_jk = Y_j0 X_0k + Y_j1 X_1k
+    """Y·X for 2×2 complex matrices, (Y·X)_jk = Y_j0 X_0k + Y_j1 X_1k (the complex products written out:
+    under TRITON_INTERPRET every nested jit call costs milliseconds, and the scan calls this per lane)."""
     r00r = y00r * x00r - y00i * x00i + y01r * x10r - y01i * x10i
     r00i = y00r * x00i + y00i * x00r + y01r * x10i + y01i * x10r
     r01r = y00r * x01r - y00i * x01i + y01r * x11r - y01i * x11i
@@ -368,7 +397,26 @@ def _mobius_compose(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
     r10i = y10r * x00i + y10i * x00r + y11r * x10i + y11i * x10r
     r11r = y10r * x01r - y10i * x01i + y11r * x11r - y11i * x11i
     r11i = y10r * x01i + y10i * x01r + y11r * x11i + y11i * x11r
-    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i)
+    return r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i
+
+
+@triton.jit
+def _mobius_compose(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
+                    y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i):
+    """Scan combine: Y·X (X the earlier maps, Y the later ones), renormalised by 1/max. Associative up
+    to the scale factor, which the projective action ignores."""
+    r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i = _mobius_product(
+        x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i, y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i)
+    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i, False)
+
+
+@triton.jit
+def _mobius_compose_pow2(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
+                         y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i):
+    """Scan combine as :func:`_mobius_compose`, renormalised by a power of two (exact)."""
+    r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i = _mobius_product(
+        x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i, y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i)
+    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i, True)
 
 
 @triton.jit
@@ -394,11 +442,83 @@ def _load_step(a_ptr, b_ptr, row64, row_live, k, n, zr, MIRROR: tl.constexpr):
 
 
 @triton.jit
+def _compose_step(dr, b2, valid, zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i):
+    """P ← M P, M = [[d, −b²], [1, 0]], d = dr − i·Im z; past the chain's end (not valid) M = 1."""
+    q00r, q00i = _cmul(dr, -zi, p00r, p00i)
+    q01r, q01i = _cmul(dr, -zi, p01r, p01i)
+    q00r -= b2 * p10r
+    q00i -= b2 * p10i
+    q01r -= b2 * p11r
+    q01i -= b2 * p11i
+    p10r = tl.where(valid, p00r, p10r)
+    p10i = tl.where(valid, p00i, p10i)
+    p11r = tl.where(valid, p01r, p11r)
+    p11i = tl.where(valid, p01i, p11i)
+    p00r = tl.where(valid, q00r, p00r)
+    p00i = tl.where(valid, q00i, p00i)
+    p01r = tl.where(valid, q01r, p01r)
+    p01i = tl.where(valid, q01i, p01i)
+    return p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i
+
+
+@triton.jit
+def _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
+                  SEGS: tl.constexpr, POW2: tl.constexpr):
+    """Phase 2: the scan over the window's segment maps P_s gives Q_s = P_s ⋯ P_0; x_s = Q_s·[c; 1]
+    (projectively) is the Schur complement at the end of segment s, projected onto Im x ≤ −Im z where the
+    exact value lies. Lane SEGS − 1, which re-sweeps segment 0, gets the carry c itself."""
+    if POW2:
+        q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
+            _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, True), 1, _mobius_compose_pow2)
+    else:
+        q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
+            _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, False), 1, _mobius_compose)
+    u_r, u_i = _cmul(q00r, q00i, c_r, c_i)
+    u_r += q01r
+    u_i += q01i
+    v_r, v_i = _cmul(q10r, q10i, c_r, c_i)
+    v_r += q11r
+    v_i += q11i
+    x_r, x_i = _projective_ratio(u_r, u_i, v_r, v_i)
+    x_i = tl.minimum(x_i, -zi)
+    x_r = tl.where(seg == SEGS - 1, c_r + zero, x_r)
+    x_i = tl.where(seg == SEGS - 1, c_i + zero, x_i)
+    return x_r, x_i
+
+
+@triton.jit
+def _load_pair(at, valid, PACKED: tl.constexpr):
+    """(re, im) at the complex slots at (float pointers to re; im follows): two 4-B loads, or with PACKED
+    one 8-B load of the [..., 2] pair tile, split after the load."""
+    if PACKED:
+        pair = tl.load(at[:, :, None] + tl.arange(0, 2)[None, None, :], mask=valid[:, :, None], other=1.0)
+        re, im = tl.split(pair)
+    else:
+        re = tl.load(at, mask=valid, other=1.0)
+        im = tl.load(at + 1, mask=valid, other=0.0)
+    return re, im
+
+
+@triton.jit
+def _store_pair(at, re, im, valid, PACKED: tl.constexpr):
+    """Store (re, im) to the complex slots at: two 4-B stores, or with PACKED one 8-B store of
+    tl.join(re, im)."""
+    if PACKED:
+        tl.store(at[:, :, None] + tl.arange(0, 2)[None, None, :], tl.join(re, im), mask=valid[:, :, None])
+    else:
+        tl.store(at, re, mask=valid)
+        tl.store(at + 1, im, mask=valid)
+
+
+@triton.jit
 def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
-                     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr):
+                     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
+                     PACKED: tl.constexpr = False, POW2: tl.constexpr = False):
     """One Schur sweep over all windows: α (left to right) or, if MIRROR, β (right to left). Without
     FINISH the sweep writes its Schur complements to out (complex, re/im interleaved); with FINISH out
-    holds α already and the sweep writes G = 1/(α + β − d) over it."""
+    holds α already and the sweep writes G = 1/(α + β − d) over it. Every access is per step and lane
+    (stride SEG between lanes); PACKED moves each complex value as one 8-B pair, POW2 renormalises by
+    powers of two."""
     seg = tl.arange(0, SEGS)[None, :]                 # [1, SEGS]
     target = (seg + 1) % SEGS                         # the segment a lane re-sweeps
     carry_lane = (2 * SEGS - 2) % SEGS                # the lane that re-sweeps the last segment
@@ -421,36 +541,13 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
                                                  MIRROR)
                 if SEG % 2 == 1:
                     valid = valid & (t + u < SEG)
-                q00r, q00i = _cmul(dr, -zi, p00r, p00i)
-                q01r, q01i = _cmul(dr, -zi, p01r, p01i)
-                q00r -= b2 * p10r
-                q00i -= b2 * p10i
-                q01r -= b2 * p11r
-                q01i -= b2 * p11i
-                # past the chain's end M_k is the identity
-                p10r = tl.where(valid, p00r, p10r)
-                p10i = tl.where(valid, p00i, p10i)
-                p11r = tl.where(valid, p01r, p11r)
-                p11i = tl.where(valid, p01i, p11i)
-                p00r = tl.where(valid, q00r, p00r)
-                p00i = tl.where(valid, q00i, p00i)
-                p01r = tl.where(valid, q01r, p01r)
-                p01i = tl.where(valid, q01i, p01i)
+                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _compose_step(
+                    dr, b2, valid, zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
             p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
-                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
+                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2)
         # 2. scan over the window's segments, then act on [c; 1]
-        q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
-            _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i), 1, _mobius_compose)
-        u_r, u_i = _cmul(q00r, q00i, c_r, c_i)
-        u_r += q01r
-        u_i += q01i
-        v_r, v_i = _cmul(q10r, q10i, c_r, c_i)
-        v_r += q11r
-        v_i += q11i
-        x_r, x_i = _projective_ratio(u_r, u_i, v_r, v_i)
-        x_i = tl.minimum(x_i, -zi)  # project the seed onto Im x ≤ −Im z, where the exact value lies
-        x_r = tl.where(seg == SEGS - 1, c_r + zero, x_r)
-        x_i = tl.where(seg == SEGS - 1, c_i + zero, x_i)
+        x_r, x_i = _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
+                                 SEGS, POW2)
         # 3. re-sweep segment target(s) with the Schur step from the seed (a runtime loop, as above)
         for t in range(SEG):
             dr, b2, site, valid = _load_step(a_ptr, b_ptr, row64, row_live, w0 + target * SEG + t, n, zr,
@@ -460,14 +557,188 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
             x_i = tl.where(valid, ni, x_i)
             at = out_ptr + 2 * (row64 * n + site)
             if FINISH:
-                al_r = tl.load(at, mask=valid, other=1.0)
-                al_i = tl.load(at + 1, mask=valid, other=0.0)
+                al_r, al_i = _load_pair(at, valid, PACKED)
                 g_r, g_i = _reciprocal(al_r + x_r - dr, al_i + x_i + zi)
-                tl.store(at, g_r, mask=valid)
-                tl.store(at + 1, g_i, mask=valid)
+                _store_pair(at, g_r, g_i, valid, PACKED)
             else:
-                tl.store(at, x_r, mask=valid)
-                tl.store(at + 1, x_i, mask=valid)
+                _store_pair(at, x_r, x_i, valid, PACKED)
+        c_r = tl.sum(tl.where(seg == carry_lane, x_r, 0.0), axis=1, keep_dims=True)
+        c_i = tl.sum(tl.where(seg == carry_lane, x_i, 0.0), axis=1, keep_dims=True)
+
+
+# --- tile I/O (io="tile") ---------------------------------------------------------------------------
+#
+# Per window and sweep every array is touched once as a [BLOCK_B, SEGS, SEG] tile whose column j is in
+# memory order (each lane's SEG sites contiguous: 16-B loads at SEG 4 for a; b's rows, N − 1 long, are
+# not 16-B aligned, so Triton picks narrower accesses or converts the layout through shared memory):
+# a, b for the compose; a, b of the target segments and, finishing, α for the re-sweep; the re-sweep's
+# results leave as one [BLOCK_B, SEGS, SEG, 2] tile. No load waits for a store inside a window (the
+# strided form re-loads after every store, as the compiler cannot prove out does not alias a, b). The
+# segment loops are unrolled (tl.static_range): with one load or store per array and window the
+# coalescing pass no longer sees a slice per step. SEG is a power of two (the column splits).
+
+
+@triton.jit
+def _segment_low(first, n, MIRROR: tl.constexpr, SEG: tl.constexpr):
+    """Lowest site of the segment whose first sweep step is first: first, or N − first − SEG when MIRROR
+    (sweep step k is site N−1−k there), so that column j of a tile is site low + j in both sweeps. With
+    N a multiple of 16 (the runtime specialises it) the compiler sees low as a multiple of SEG."""
+    if MIRROR:
+        low = n - first - SEG
+    else:
+        low = first
+    return low
+
+
+@triton.jit
+def _inside(live3, low, off, n, EVEN: tl.constexpr):
+    """Which sites low + off of a tile lie in the chain. With EVEN (N a multiple of SEG) a segment is all
+    in or all out, so the mask is per segment and does not split the vector accesses."""
+    if EVEN:
+        inside = live3 & (low >= 0) & (low < n)
+    else:
+        inside = live3 & (low + off >= 0) & (low + off < n)
+    return inside
+
+
+@triton.jit
+def _load_tile(a_ptr, b_ptr, row3, live3, low, n, zr, MIRROR: tl.constexpr, SEG: tl.constexpr,
+               EVEN: tl.constexpr):
+    """(Re d, b²) of the sites low + j, j < SEG, as [BLOCK_B, SEGS, SEG] tiles: b is the bond to the previous
+    sweep step (site − 1, or site itself when MIRROR), 0 at the chain's start (b_{−1} = b_{N−1} = 0)."""
+    j = tl.arange(0, SEG)[None, None, :]
+    site = low + j
+    a = tl.load(a_ptr + row3 * n + site, mask=_inside(live3, low, j, n, EVEN), other=0.0)
+    if MIRROR:
+        bond = site
+    else:
+        bond = site - 1
+    hop = tl.load(b_ptr + row3 * (n - 1) + bond, mask=live3 & (bond >= 0) & (bond < n - 1), other=0.0)
+    return a - zr, hop * hop
+
+
+@triton.jit
+def _halve(x, ODD: tl.constexpr):
+    """The even (or odd) columns of a [.., .., W] tile: reshape to [.., .., W/2, 2] and split."""
+    even, odd = tl.split(tl.reshape(x, [x.shape[0], x.shape[1], x.shape[2] // 2, 2]))
+    if ODD:
+        even = odd
+    return even
+
+
+@triton.jit
+def _column(tile, t: tl.constexpr, MIRROR: tl.constexpr, SEG: tl.constexpr):
+    """Step t's column of a segment tile (column SEG−1−t when MIRROR) as [BLOCK_B, SEGS]: one halving
+    per bit of the column index, lowest first (register renaming when the SEG sites sit in one thread;
+    SEG a power of two ≤ 32)."""
+    col = t
+    if MIRROR:
+        col = SEG - 1 - t
+    x = tile
+    if SEG >= 2:
+        x = _halve(x, col & 1)
+    if SEG >= 4:
+        x = _halve(x, (col >> 1) & 1)
+    if SEG >= 8:
+        x = _halve(x, (col >> 2) & 1)
+    if SEG >= 16:
+        x = _halve(x, (col >> 3) & 1)
+    if SEG >= 32:
+        x = _halve(x, (col >> 4) & 1)
+    return tl.reshape(x, [x.shape[0], x.shape[1]])
+
+
+@triton.jit
+def _put(tile, x, t: tl.constexpr, MIRROR: tl.constexpr, SEG: tl.constexpr):
+    """tile with step t's column (SEG−1−t when MIRROR) replaced by x [BLOCK_B, SEGS] (a select against a
+    constant column index, which folds away where the SEG sites sit in one thread)."""
+    col = t
+    if MIRROR:
+        col = SEG - 1 - t
+    return tl.where(tl.arange(0, SEG)[None, None, :] == col, x[:, :, None], tile)
+
+
+@triton.jit
+def _pair_tile(out_ptr, row3, live3, low, n, CH: tl.constexpr, EVEN: tl.constexpr):
+    """Pointers and mask of the complex slots of sites low + j, j < CH, as one [BLOCK_B, SEGS, 2·CH] tile
+    (re, im interleaved: 32 B per lane for CH = 4, two 16-B accesses)."""
+    flat = tl.arange(0, 2 * CH)[None, None, :]
+    return out_ptr + 2 * (row3 * n + low) + flat, _inside(live3, low, flat // 2, n, EVEN)
+
+
+@triton.jit
+def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
+                          FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
+                          POW2: tl.constexpr, EVEN: tl.constexpr, CH: tl.constexpr):
+    """:func:`_segmented_sweep` with tile I/O (see above); the arithmetic is the same step for step.
+    A segment moves in chunks of CH = min(SEG, TILE_SITES) sites, each one [BLOCK_B, SEGS, CH] tile (a
+    16-B access per lane and array) that a thread holds whole, so the column splits are free; wider
+    tiles spread a lane's sites over threads and cost layout conversions through shared memory. The
+    re-sweep loads chunk c+1 before it stores chunk c."""
+    NCH: tl.constexpr = SEG // CH
+    seg = tl.arange(0, SEGS)[None, :]
+    target = (seg + 1) % SEGS
+    carry_lane = (2 * SEGS - 2) % SEGS
+    zero = tl.zeros([BLOCK_B, SEGS], zr.dtype)
+    one = zero + 1.0
+    row3 = row64[:, :, None]
+    live3 = row_live[:, :, None]
+    c_r = tl.zeros([BLOCK_B, 1], zr.dtype) + 1.0
+    c_i = tl.zeros([BLOCK_B, 1], zr.dtype)
+    for w0 in range(0, n, SEGS * SEG):
+        # 1. compose from the window's a, b chunks
+        first = w0 + seg[:, :, None] * SEG
+        p00r, p00i, p01r, p01i = one, zero, zero, zero
+        p10r, p10i, p11r, p11i = zero, zero, one, zero
+        for c in tl.static_range(NCH):
+            d_t, b2_t = _load_tile(a_ptr, b_ptr, row3, live3, _segment_low(first + c * CH, n, MIRROR, CH), n, zr,
+                                   MIRROR, CH, EVEN)
+            for u in tl.static_range(CH):
+                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _compose_step(
+                    _column(d_t, u, MIRROR, CH), _column(b2_t, u, MIRROR, CH),
+                    row_live & (w0 + seg * SEG + (c * CH + u) < n), zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
+                if u % 2 == 1:
+                    p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
+                        p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2)
+        # 2. seeds
+        x_r, x_i = _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
+                                 SEGS, POW2)
+        # 3. re-sweep the target segments chunk by chunk; each chunk's results leave as one complex tile
+        first = w0 + target[:, :, None] * SEG
+        low = _segment_low(first, n, MIRROR, CH)
+        d_t, b2_t = _load_tile(a_ptr, b_ptr, row3, live3, low, n, zr, MIRROR, CH, EVEN)
+        at, inside = _pair_tile(out_ptr, row3, live3, low, n, CH, EVEN)
+        if FINISH:
+            al_t = tl.load(at, mask=inside, other=1.0)
+        for c in tl.static_range(NCH):
+            if c + 1 < NCH:  # prefetch chunk c+1: no load of it waits for chunk c's store
+                low_n = _segment_low(first + (c + 1) * CH, n, MIRROR, CH)
+                d_n, b2_n = _load_tile(a_ptr, b_ptr, row3, live3, low_n, n, zr, MIRROR, CH, EVEN)
+                at_n, inside_n = _pair_tile(out_ptr, row3, live3, low_n, n, CH, EVEN)
+                if FINISH:
+                    al_n = tl.load(at_n, mask=inside_n, other=1.0)
+            if FINISH:
+                al_r_t, al_i_t = tl.split(tl.reshape(al_t, [BLOCK_B, SEGS, CH, 2]))
+            res_r = tl.zeros([BLOCK_B, SEGS, CH], zr.dtype)
+            res_i = tl.zeros([BLOCK_B, SEGS, CH], zr.dtype)
+            for u in tl.static_range(CH):
+                dr = _column(d_t, u, MIRROR, CH)
+                nr, ni = _schur_step(dr, zero - zi, _column(b2_t, u, MIRROR, CH), x_r, x_i)
+                valid = row_live & (w0 + target * SEG + (c * CH + u) < n)
+                x_r = tl.where(valid, nr, x_r)
+                x_i = tl.where(valid, ni, x_i)
+                if FINISH:
+                    y_r, y_i = _reciprocal(_column(al_r_t, u, MIRROR, CH) + x_r - dr,
+                                           _column(al_i_t, u, MIRROR, CH) + x_i + zi)
+                else:
+                    y_r, y_i = x_r, x_i
+                res_r = _put(res_r, y_r, u, MIRROR, CH)
+                res_i = _put(res_i, y_i, u, MIRROR, CH)
+            tl.store(at, tl.reshape(tl.join(res_r, res_i), [BLOCK_B, SEGS, 2 * CH]), mask=inside)
+            if c + 1 < NCH:
+                d_t, b2_t, at, inside = d_n, b2_n, at_n, inside_n
+                if FINISH:
+                    al_t = al_n
         c_r = tl.sum(tl.where(seg == carry_lane, x_r, 0.0), axis=1, keep_dims=True)
         c_i = tl.sum(tl.where(seg == carry_lane, x_i, 0.0), axis=1, keep_dims=True)
 
@@ -483,17 +754,35 @@ def _projective_ratio(u_r, u_i, v_r, v_i):
 
 
 @triton.jit
+def _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
+                  FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
+                  IO: tl.constexpr, POW2: tl.constexpr, EVEN: tl.constexpr, CH: tl.constexpr):
+    """The sweep with the I/O variant IO: 0 strided (per step, 4-B accesses), 1 packed (8-B complex
+    pairs), 2 tile (see _segmented_sweep_tile; EVEN: N is a multiple of its chunk of CH sites)."""
+    if IO == 2:
+        _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR, FINISH, BLOCK_B, SEGS,
+                              SEG, POW2, EVEN, CH)
+    else:
+        _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR, FINISH, BLOCK_B, SEGS, SEG,
+                         IO == 1, POW2)
+
+
+@triton.jit
 def _resolvent_segmented_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
-                                BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr):
+                                BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
+                                IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                                EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)[:, None]  # [BLOCK_B, 1]
     row_live = rows < n_seq
     row64 = rows.to(tl.int64)
     zr = tl.load(z_ptr)
     zi = tl.load(z_ptr + 1)
-    _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG)
+    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
+                  EVEN, CH)
     # β's re-sweep reads α parked by other lanes of this program
     tl.debug_barrier()
-    _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, True, True, BLOCK_B, SEGS, SEG)
+    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, True, True, BLOCK_B, SEGS, SEG, IO, POW2,
+                  EVEN, CH)
 
 
 # --- the segmented backward ------------------------------------------------------------------------
@@ -612,14 +901,19 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
 
 @triton.jit
 def _resolvent_segmented_bwd_kernel(a_ptr, b_ptr, z_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, n_seq, n,
-                                    BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr):
+                                    BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
+                                    IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                                EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)[:, None]
     row_live = rows < n_seq
     row64 = rows.to(tl.int64)
     zr = tl.load(z_ptr)
     zi = tl.load(z_ptr + 1)
-    _segmented_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG)
-    _segmented_sweep(a_ptr, b_ptr, be_ptr, row64, row_live, n, zr, zi, True, False, BLOCK_B, SEGS, SEG)
+    # α, β into scratch with the forward's I/O variant; the adjoint sweeps keep strided I/O
+    _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
+                  EVEN, CH)
+    _mobius_sweep(a_ptr, b_ptr, be_ptr, row64, row_live, n, zr, zi, True, False, BLOCK_B, SEGS, SEG, IO, POW2,
+                  EVEN, CH)
     tl.debug_barrier()  # the adjoint sweeps read α, β written by other lanes
     _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, row64, row_live, n, zr, zi,
                              False, BLOCK_B, SEGS, SEG)
@@ -648,23 +942,49 @@ def segment_layout(n: int, seg: int = SEG, segs: int = SEGS) -> tuple[int, int]:
     return seg, max(1, min(segs, triton.next_power_of_2(triton.cdiv(n, seg))))
 
 
+def variant_flags(n: int, seg: int, segs: int, io: str, renorm: str) -> dict:
+    """The kernels' layout and variant constexprs for a chain of N sites: SEG, SEGS (segment_layout); IO,
+    the I/O variant's code (strided 0, packed 1, tile 2; tile rounds SEG up to a power of two ≤ 32, the
+    padded sites being masked like a padded window); POW2 for renorm == "pow2" (renormalise by powers of
+    two instead of 1/max); for tile only CH = min(SEG, TILE_SITES), the sites per access, and EVEN = N is
+    a multiple of CH (per-chunk masks)."""
+    if io not in IO_VARIANTS:
+        raise ValueError(f"io must be one of {IO_VARIANTS}, got {io!r}")
+    if renorm not in RENORMS:
+        raise ValueError(f"renorm must be one of {RENORMS}, got {renorm!r}")
+    seg, segs = segment_layout(n, seg, segs)
+    flags = dict(SEG=seg, SEGS=segs, IO=IO_VARIANTS.index(io), POW2=renorm == "pow2")
+    if io == "tile":
+        seg = triton.next_power_of_2(seg)
+        if seg > 32:
+            raise ValueError(f"io='tile' needs SEG ≤ 32, got {seg}")
+        ch = min(seg, TILE_SITES)
+        flags.update(SEG=seg, CH=ch, EVEN=n % ch == 0)
+    return flags
+
+
 def resolvent_diag_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float, seg: int = SEG,
                           segs: int = SEGS, block_b: int = BLOCK_B, num_warps: int | None = None,
-                          out: torch.Tensor | None = None) -> torch.Tensor:
+                          out: torch.Tensor | None = None, io: str = "strided",
+                          renorm: str = "max", maxnreg: int | None = None) -> torch.Tensor:
     """G_ii by the segmented forward kernel (no autograd; see the custom op). Reads a [B, N] and
     b [B, N−1] in place and writes complex [B, N] directly (no layout copies), into ``out`` if given
-    (contiguous, complex, [B, N]; the tests pass a poisoned one)."""
+    (contiguous, complex, [B, N]; the tests pass a poisoned one). ``io`` and ``renorm`` pick a variant
+    (see :func:`variant_flags`; the defaults are the measured-fastest kernel); ``maxnreg`` caps the
+    registers per thread (Triton's CUDA option; the tile variant compiles to ≈ 120 at 4 × 256, which
+    allows 16 resident warps per SM, 80 allow 24)."""
     check_inputs(a, b)
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    seg, segs = segment_layout(n, seg, segs)
+    flags = variant_flags(n, seg, segs, io, renorm)
     if num_warps is None:
-        num_warps = max(1, min(8, block_b * segs // 32))
+        num_warps = max(1, min(8, block_b * flags["SEGS"] // 32))
     if out is None:
         out = torch.empty(n_seq, n, dtype=_complex_dtype(a.dtype), device=a.device)
     grid = (triton.cdiv(n_seq, block_b),)
     _resolvent_segmented_kernel[grid](a, b, _z_tensor(a, z_re, z_im), torch.view_as_real(out), n_seq, n,
-                                      BLOCK_B=block_b, SEGS=segs, SEG=seg, num_warps=num_warps)
+                                      BLOCK_B=block_b, num_warps=num_warps, **flags,
+                                      **({"maxnreg": maxnreg} if maxnreg else {}))
     return out
 
 
@@ -687,22 +1007,24 @@ def resolvent_diag_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re: float
                                    grad: torch.Tensor, seg: int = BWD_SEG, segs: int = BWD_SEGS,
                                    block_b: int = BLOCK_B,
                                    num_warps: int | None = None,
-                                   out: tuple[torch.Tensor, torch.Tensor] | None = None
+                                   out: tuple[torch.Tensor, torch.Tensor] | None = None,
+                                   io: str = "strided", renorm: str = "max"
                                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(∂L/∂a, ∂L/∂b) from ∂L/∂G by the segmented adjoint kernel ([B, N] in place, no layout copies);
-    into ``out`` = (like a, like b) if given. α and β are recomputed into scratch (2 × 8 B/site)."""
+    into ``out`` = (like a, like b) if given. α and β are recomputed into scratch (2 × 8 B/site) by the
+    forward's sweeps, with its ``io`` / ``renorm`` variant; the adjoint sweeps are the same for all."""
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    seg, segs = segment_layout(n, seg, segs)
+    flags = variant_flags(n, seg, segs, io, renorm)
     if num_warps is None:
-        num_warps = max(1, min(8, block_b * segs // 32))
+        num_warps = max(1, min(8, block_b * flags["SEGS"] // 32))
     g = torch.view_as_real(grad.to(_complex_dtype(a.dtype)).resolve_conj().contiguous())
     alpha = torch.empty(n_seq, n, 2, dtype=a.dtype, device=a.device)
     beta = torch.empty_like(alpha)
     grad_a, grad_b = out if out is not None else (torch.empty_like(a), torch.empty_like(b))
     grid = (triton.cdiv(n_seq, block_b),)
     _resolvent_segmented_bwd_kernel[grid](a, b, _z_tensor(a, z_re, z_im), g, alpha, beta, grad_a, grad_b,
-                                          n_seq, n, BLOCK_B=block_b, SEGS=segs, SEG=seg, num_warps=num_warps)
+                                          n_seq, n, BLOCK_B=block_b, num_warps=num_warps, **flags)
     return grad_a, grad_b
 
 

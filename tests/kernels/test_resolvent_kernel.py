@@ -64,12 +64,58 @@ def test_segmented_backward_matches_reference(batch, n, seg, segs):
     torch.testing.assert_close(gb / scale, rb / scale, **_tol(dtype))
 
 
-def test_renormalisation_keeps_segment_products_finite():
+# The forward variants (launcher keywords io=, renorm=) against the same reference. Cases add SEG 8 and
+# 16 (a tile then moves in chunks of 4 sites), N a multiple of SEG (the tile's per-chunk masks) and not,
+# SEG 3 (tile rounds it up to 4); block_b = 2 with odd batches leaves the last program half empty.
+VARIANTS = [("packed", "max"), ("tile", "max"), ("strided", "pow2"), ("tile", "pow2")]
+VARIANT_CASES = [(3, 1, 4, 4), (5, 7, 2, 4), (3, 21, 4, 4), (2, 64, 4, 4), (3, 19, 1, 8), (2, 13, 4, 1),
+                 (3, 40, 8, 2), (3, 35, 16, 2), (2, 48, 16, 2), (3, 10, 3, 2)]
+
+
+@pytest.mark.parametrize("batch,n,seg,segs", VARIANT_CASES)
+@pytest.mark.parametrize("io,renorm", VARIANTS)
+def test_forward_variants_match_reference(batch, n, seg, segs, io, renorm):
+    dtype = torch.float64 if n % 2 else torch.float32
+    a, b, _ = _chain(batch, n, dtype, seed=batch * 100 + n + 7)
+    z = (0.3, 0.12)
+    out, _ = _poisoned(batch, n, dtype)
+    g = kr.resolvent_diag_triton(a, b, *z, seg=seg, segs=segs, block_b=2, out=out, io=io, renorm=renorm)
+    torch.testing.assert_close(g, resolvent_diag_reference(a, b, complex(*z)), **_tol(dtype))
+
+
+@pytest.mark.parametrize("io,renorm", [("packed", "max"), ("tile", "pow2")])
+@pytest.mark.parametrize("batch,n,seg,segs", [(3, 21, 4, 4), (2, 32, 8, 2)])
+def test_backward_variants_match_reference(batch, n, seg, segs, io, renorm):
+    """The backward's Möbius sweeps (α, β into scratch) with the forward's I/O and renormalisation."""
+    dtype = torch.float64 if n % 2 else torch.float32
+    a, b, w = _chain(batch, n, dtype, seed=batch * 100 + n + 3)
+    z = (-0.3, 0.15)
+    _, out = _poisoned(batch, n, dtype)
+    ga, gb = kr.resolvent_diag_backward_triton(a, b, *z, w, seg=seg, segs=segs, block_b=2, out=out, io=io,
+                                               renorm=renorm)
+    ra, rb = resolvent_backward_reference(a, b, complex(*z), w)
+    scale = max(ra.abs().max().item(), 1.0)
+    torch.testing.assert_close(ga / scale, ra / scale, **_tol(dtype))
+    torch.testing.assert_close(gb / scale, rb / scale, **_tol(dtype))
+
+
+def test_variant_names_are_checked():
+    a, b, _ = _chain(2, 70, torch.float32, seed=13)
+    with pytest.raises(ValueError, match="io must be"):
+        kr.resolvent_diag_triton(a, b, 0.0, 0.1, io="vector")
+    with pytest.raises(ValueError, match="renorm must be"):
+        kr.resolvent_diag_triton(a, b, 0.0, 0.1, renorm="none")
+    with pytest.raises(ValueError, match="SEG ≤ 32"):
+        kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=64, segs=1, io="tile")
+
+
+@pytest.mark.parametrize("io,renorm", [("strided", "max")] + VARIANTS)
+def test_renormalisation_keeps_segment_products_finite(io, renorm):
     """|a| ~ 1e5 over 16-site segments: the raw transfer-matrix product would reach ~1e80 (float32
     overflows at 3e38); renormalised, G is finite and right."""
     a, b, _ = _chain(2, 64, torch.float32, seed=8)
     a = a * 5e4
-    g = kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=16, segs=4, block_b=2)
+    g = kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=16, segs=4, block_b=2, io=io, renorm=renorm)
     ref = resolvent_diag_reference(a.double(), b.double(), 0.1j)
     assert torch.isfinite(torch.view_as_real(g)).all()
     torch.testing.assert_close(g.to(torch.complex128), ref, rtol=1e-4, atol=1e-9)
