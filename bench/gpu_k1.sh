@@ -32,7 +32,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 # each writes its JSON as soon as its main timings are in.
 status=0
 # RESOLVENT_FIRST=1 runs the resolvent bench first; RESOLVENT_ARGS (e.g. "--budget 200") go to it.
-# ROUTING_ARGS (e.g. "--budget 140") go to the routing bench; ONLY=routing runs just it.
+# ROUTING_ARGS (e.g. "--budget 140") go to the routing bench; ONLY=routing / ONLY=resolvent runs just that one.
 routing() { timeout "${ROUTING_S:-200}" "$PY" "$ROOT/bench/hyperbolic_routing.py" --out "$OUT" ${ROUTING_ARGS:-} 2>&1 | tee "$OUT/gpu_k1-routing.log" || status=1; }
 resolvent() { timeout "${RESOLVENT_S:-280}" "$PY" "$ROOT/bench/resolvent.py" --out "$OUT" ${RESOLVENT_ARGS:-} 2>&1 | tee "$OUT/gpu_k1-resolvent.log" || status=1; }
 layouts() { timeout "${LAYOUTS_S:-200}" "$PY" "$ROOT/bench/resolvent_layouts.py" --out "$OUT" ${LAYOUTS_ARGS:-} 2>&1 | tee "$OUT/gpu_k1-resolvent_layouts.log" || status=1; }
@@ -40,5 +40,6 @@ layouts() { timeout "${LAYOUTS_S:-200}" "$PY" "$ROOT/bench/resolvent_layouts.py"
 # LAYOUTS_ARGS (e.g. "--budget 120 --bwd --layouts 4,256,1 4,256,1,tile") go to it.
 if [ "${ONLY:-}" = layouts ]; then layouts
 elif [ "${ONLY:-}" = routing ]; then routing
+elif [ "${ONLY:-}" = resolvent ]; then resolvent
 elif [ "${RESOLVENT_FIRST:-0}" = 1 ]; then resolvent; routing; else routing; resolvent; fi
 exit $status

@@ -56,34 +56,29 @@ from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
 
 R = kh.RouteConfig
 D0 = kh.DEFAULT_CONFIG
-#: Stage A: structure variants on the default launch (bt 64, bd 32, 4 warps, 3 stages, one program per
-#: tile). sm_90 registers from a CPU compile with Triton 3.9 (docs/kernels_routing.md): default 238,
-#: xsq_once 234, fused_measure 234, both 230; split: select 230 + measure 96 (fused 128), no spills.
+#: Stage A: structure variants at the default launch (v1 tile on 2 persistent programs per SM, fused
+#: measure: 0.103 ms in the sweep of bench/results/2026-12-01-hyperbolic_routing-run2.json), and the
+#: previous default (the v1 launch, one program per tile, 0.121 ms there) for the ratio.
 STRUCTURE_SWEEP = [
     D0,
+    kh.V1_CONFIG,
+    dataclasses.replace(D0, fused_measure=False),
     dataclasses.replace(D0, xsq_once=True),
-    dataclasses.replace(D0, fused_measure=True),
-    dataclasses.replace(D0, xsq_once=True, fused_measure=True),
-    dataclasses.replace(D0, kernel="split", fused_measure=True),
-    dataclasses.replace(D0, kernel="split"),
 ]
-#: Stage B: launches, most promising first (the budget skips the tail); each takes ``kernel``,
-#: ``xsq_once`` and ``fused_measure`` from the fastest accurate entry of stage A. pps = programs per SM
-#: (0: one program per tile, as the default). Registers noted: sm_90 CPU compile with both flags.
+#: Stage B: launches around the default, most promising first (the budget skips the tail); each takes
+#: ``kernel``, ``xsq_once`` and ``fused_measure`` from the fastest accurate entry of stage A. pps =
+#: programs per SM (0: one program per tile). The run2 sweep: one program per tile at bd 64 0.107 ms,
+#: bt 128 × 8 warps 0.108, maxnreg 168 0.110; bt 32 ≈ 0.19.
 LAUNCH_SWEEP = [
-    dict(block_t=32, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0),              # 176 regs
-    dict(block_t=32, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0, maxnreg=168),  # 3 CTAs/SM
-    dict(block_t=64, block_d=32, num_warps=4, num_stages=2, programs_per_sm=0),
-    dict(block_t=128, block_d=32, num_warps=8, num_stages=3, programs_per_sm=0),             # 228 regs
-    dict(block_t=64, block_d=32, num_warps=8, num_stages=3, programs_per_sm=0),
-    dict(block_t=64, block_d=32, num_warps=4, num_stages=4, programs_per_sm=0),
-    dict(block_t=32, block_d=64, num_warps=4, num_stages=3, programs_per_sm=0),
-    dict(block_t=32, block_d=32, num_warps=4, num_stages=2, programs_per_sm=0),
-    dict(block_t=64, block_d=64, num_warps=4, num_stages=3, programs_per_sm=0),              # 255, spills
-    dict(block_t=64, block_d=64, num_warps=4, num_stages=2, programs_per_sm=0),
-    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=0, maxnreg=168),
-    dict(block_t=128, block_d=64, num_warps=8, num_stages=2, programs_per_sm=0),
-    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=2),
+    dict(block_t=64, block_d=64, num_warps=4, num_stages=3, programs_per_sm=2),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=3),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=1),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=2, maxnreg=168),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=4, programs_per_sm=2),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=2, programs_per_sm=2),
+    dict(block_t=128, block_d=32, num_warps=8, num_stages=3, programs_per_sm=1),
+    dict(block_t=64, block_d=64, num_warps=4, num_stages=2, programs_per_sm=2),
+    dict(block_t=64, block_d=32, num_warps=4, num_stages=3, programs_per_sm=4),
 ]
 #: Last: the single-tf32 selection (0.099 ms measured, swaps near-ties): must be recorded as failed.
 CONTROL_SWEEP = [dataclasses.replace(D0, precision="tf32")]

@@ -32,13 +32,13 @@ import torch
 
 from bkdsl.kernels import resolvent as kr  # installed, or staged by bench/gpu_k1.sh  # noqa: E402
 
-# Most telling first (the budget cuts the tail): the default; packed and tile at the default layout;
-# tile with the register cap that keeps the default's occupancy (80 registers: 24 warps/SM) and with
-# power-of-two renormalisation; then the wider segments, which tile I/O should stop penalising; the
-# warp-local scan layout 16 × 32 × 4 (4 warps) last, as it compiles slowest.
-LAYOUTS = ["4,256,1", "4,256,1,packed", "4,256,1,tile", "4,256,1,tile,max,80", "4,256,1,tile,pow2",
-           "4,256,1,strided,pow2", "8,256,1,tile", "8,256,1,packed", "8,128,1,tile", "4,256,1,tile,pow2,80",
-           "2,128,1,packed", "16,128,1,packed", "16,128,1,tile", "16,32,4,tile", "16,32,4,tile,pow2"]
+# Most telling first (the budget cuts the tail): the default (tile I/O at 8 × 128, chosen by the first
+# sweep of the variants: bench/results/2026-12-01-resolvent_layouts-run3.json) and the previous default
+# (strided 4 × 256); then its neighbours: power-of-two renormalisation, shorter windows, two sequences
+# per program, 4-site segments; the warp-local scan layout 16 × 32 × 4 (4 warps, the first sweep's
+# fastest at 0.183 ms) last, as it compiles slowest (≈ 30 s).
+LAYOUTS = ["8,128,1,tile", "4,256,1", "8,128,1,tile,pow2", "8,64,1,tile", "8,64,1,tile,pow2", "8,128,2,tile",
+           "4,128,1,tile", "8,256,1,tile,pow2", "16,64,1,tile,pow2", "16,32,4,tile,pow2"]
 SMALL_LAYOUTS = ["4,4,2", "2,8,2", "1,16,1", "4,4,2,packed", "8,4,2,tile", "4,8,2,tile,pow2",
                  "2,8,2,strided,pow2", "4,4,2,tile,max,80"]
 
@@ -137,7 +137,7 @@ def main() -> int:
     res = {"name": "resolvent_layouts", "date": dt.date.today().isoformat(), "small": small,
            "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (interpreter)",
            "torch": torch.__version__, "size": [B, N], "z": [z_re, z_im], "tol": a.tol, "bwd": a.bwd,
-           "default_layout": [kr.SEG, kr.SEGS, kr.BLOCK_B], "layouts": {}, "skipped": [], "partial": True}
+           "default_layout": [kr.SEG, kr.SEGS, kr.BLOCK_B, kr.IO], "layouts": {}, "skipped": [], "partial": True}
     try:
         import triton
         res["triton"] = triton.__version__

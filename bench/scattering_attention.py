@@ -214,6 +214,8 @@ def main() -> int:
         LOG(f"   chosen tiles: {chosen}")
         del q, k, v, do
     result["tiles_used"] = chosen._asdict()
+    # causal scenarios run the causal entry of the tile table (the variant sweep's fastest combination)
+    result["tiles_used_causal"] = default_tiles(block, d, True)._asdict()
     save()
 
     scenarios = [(0.5, False), (1.0, False)] + ([] if args.no_causal else [(0.5, True), (1.0, True)])
@@ -223,7 +225,7 @@ def main() -> int:
             LOG(f"== {name}: skipped (wall-time budget)")
             result.setdefault("skipped", []).append(name)
             continue
-        with override_tiles(block, d, chosen):
+        with override_tiles(block, d, default_tiles(block, d, True) if causal else chosen):
             sc = scenario(name, fraction, causal, bsz, heads, n, d, block, dtype, dev, gen, cuda, flex,
                           create_block_mask, sig_buf, rule_causal if causal else rule, bench, result)
         result["scenarios"].append(sc)

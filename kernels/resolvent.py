@@ -44,16 +44,18 @@ from bkdsl.nn.resolvent import check_inputs, resolvent_backward_reference, resol
 
 __all__ = ["resolvent_diag_triton", "resolvent_diag_triton_sequential", "resolvent_diag_backward_triton",
            "resolvent_diag_backward_triton_sequential", "segment_layout", "variant_flags", "IO_VARIANTS",
-           "RENORMS", "SEG", "SEGS", "BLOCK_B", "BWD_SEG", "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
+           "RENORMS", "SEG", "SEGS", "BLOCK_B", "IO", "BWD_SEG", "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
 
 # Segmented forward: SEG sites per segment, SEGS segments (lanes) per window, BLOCK_B sequences per
-# program. 4096 × 2048 gives 4096 programs of 256 lanes, 4 sites each, two windows per sweep. Chosen by
-# the H200 sweep (bench/results/2026-12-01-resolvent_layouts*.json): forward 0.28–0.29 ms at (4, 256, 1)
-# against 0.65 ms at the first default (16, 128, 1); the backward is fastest at (2, 128, 1), 0.53 ms
-# (3.17 ms at the first default).
-SEG = 4
-SEGS = 256
+# program, IO the access variant. 4096 × 2048 gives 4096 programs of 128 lanes, 8 sites each, two windows
+# per sweep. Chosen by the H200 sweeps (bench/results/2026-12-01-resolvent_layouts*.json): with tile
+# I/O (a window's a, b, α loaded once, G written as one tile) the forward takes 0.187 ms at (8, 128, 1)
+# against 0.314 ms for the strided (4, 256, 1) kernel in the same process (0.28–0.29 ms in earlier
+# runs; 0.65 ms at the first default (16, 128, 1)). The backward is fastest at (2, 128, 1), 0.53 ms.
+SEG = 8
+SEGS = 128
 BLOCK_B = 1
+IO = "tile"
 BWD_SEG = 2
 BWD_SEGS = 128
 # Variants of the segmented sweeps (launcher keywords io=, renorm=; the first of each is the default):
@@ -965,7 +967,7 @@ def variant_flags(n: int, seg: int, segs: int, io: str, renorm: str) -> dict:
 
 def resolvent_diag_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float, seg: int = SEG,
                           segs: int = SEGS, block_b: int = BLOCK_B, num_warps: int | None = None,
-                          out: torch.Tensor | None = None, io: str = "strided",
+                          out: torch.Tensor | None = None, io: str = IO,
                           renorm: str = "max", maxnreg: int | None = None) -> torch.Tensor:
     """G_ii by the segmented forward kernel (no autograd; see the custom op). Reads a [B, N] and
     b [B, N−1] in place and writes complex [B, N] directly (no layout copies), into ``out`` if given

@@ -237,3 +237,18 @@ def test_half_precision_close_to_the_float32_reference():
     )
     for g, rg in zip(grads, ref_grads):
         assert _rel(g, rg) < 1e-2
+
+
+def test_default_tiles_pick_the_causal_entry_on_the_gpu_table(monkeypatch):
+    """Off the interpreter, causal calls with 128-blocks get the causal entry (LPT, split diagonal, TMA
+    where Triton has tensor descriptors); other calls keep the measured non-causal table."""
+    import bkdsl.kernels.scattering_attention as ksa
+
+    monkeypatch.setattr(ksa.dispatch, "interpreting", lambda: False)
+    causal = ksa.default_tiles(128, 128, causal=True)
+    assert causal == ksa._GPU_TILES_CAUSAL[128] or causal.fwd.tma is False
+    assert causal.dkdv.lpt and causal.dkdv.diag == 2 and causal.fwd.lpt
+    assert ksa.default_tiles(128, 128) == ksa._GPU_TILES[128]
+    assert ksa.default_tiles(64, 128, causal=True).dkdv.lpt is False   # not measured at 64-blocks
+    monkeypatch.setattr(ksa, "_has_tensor_descriptors", lambda: False)
+    assert ksa.default_tiles(128, 128, causal=True).fwd.tma is False
