@@ -18,7 +18,7 @@ COMMON=(--device cuda --quiet --set train.batch=32 --set data.seq_len=512 --set 
 python3 -m bkdsl train specs/phase8.bk "${COMMON[@]}" --set data.max_bytes=${MAX_BYTES:-5000000} --set train.steps=${STEPS:-2000} \
   --out /tmp/p8-kernels
 # The same model and data with the references for REF_STEPS (150) steps: tokens/s only. Both rates leave
-# out each run's first step (compilation), reported as first_step_s.
+# out warm-up steps (the first at each batch size: compilation), reported as warmup_s.
 BKDSL_KERNELS=reference python3 -m bkdsl train specs/phase8.bk "${COMMON[@]}" --set data.max_bytes=${MAX_BYTES:-5000000} \
   --set train.steps=${REF_STEPS:-150} --out /tmp/p8-reference
 python3 bench/phase8_summary.py /tmp/p8-kernels /tmp/p8-reference --model "$MODEL" --out "$OUT"

@@ -36,6 +36,7 @@ def main() -> None:
         "tokens_per_s": {"kernels": tok_k, "reference": tok_r, "ratio_kernels_over_reference": tok_k / tok_r},
         "steps": {"kernels": fk.get("global_step"), "reference": fr.get("global_step")},
         "first_step_s": {"kernels": fk.get("first_step_s"), "reference": fr.get("first_step_s")},
+        "warmup_s": {"kernels": fk.get("warmup_s"), "reference": fr.get("warmup_s")},
         "test": fk.get("test"), "wall_time_s": fk.get("wall_time_s"),
         "curve": [{k: r.get(k) for k in ("epoch", "global_step", "train.loss", "val.loss", "val.bits_per_byte",
                                           "model.attention_blocks_skipped", "model.attention_tokens_active",

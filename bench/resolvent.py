@@ -104,11 +104,14 @@ def main():
     long_batch_time = 2 if small else max(1, batch * n // long_n)  # same number of sites as the main size
     gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
     default = (kr.SEG, kr.SEGS, kr.BLOCK_B)
-    # other (SEG, SEGS, BLOCK_B) for the sweep; each one is a fresh compile
-    layouts = [(32, 64, 1), (8, 256, 1), (16, 64, 2)]
+    default_bwd = (kr.BWD_SEG, kr.BWD_SEGS, kr.BLOCK_B)   # the backward's own layout, as the custom op runs it
+    # other (SEG, SEGS, BLOCK_B) for the sweep, each a fresh compile (tile I/O at SEG 32 compiles for ≈ 30 s
+    # on the H200's host; bench/resolvent_layouts.py is the sweep of layouts and variants)
+    layouts = [(4, 256, 1)]
     long_layout = (32, 1024, 1)  # a long chain has few sequences: more, longer segments per window
     if small:
         default, layouts, long_layout = (4, 4, 2), [(2, 8, 2)], (4, 8, 2)
+        default_bwd = (2, 8, 2)
     import triton
 
     if small:
@@ -201,7 +204,7 @@ def main():
     del g
 
     # --- 2. the backward: compile, check, time
-    bwd = lambda: kr.resolvent_diag_backward_triton(a, b, Z.real, Z.imag, w, *default)  # noqa: E731
+    bwd = lambda: kr.resolvent_diag_backward_triton(a, b, Z.real, Z.imag, w, *default_bwd)  # noqa: E731
     gk = step("compile segmented bwd (first call)", first_call("segmented bwd", bwd))
     gr = step("reference bwd (adjoint sweeps, one call, for the check)",
               first_call("reference bwd", lambda: resolvent_backward_reference(a, b, Z, w)))
@@ -281,7 +284,7 @@ def main():
         errors["long"]["ok"] = ok(errors["long"])
         log(f"   N = {long_n} forward check: {errors['long']}")
     lgk = step(f"segmented bwd {long_batch_check} x {long_n}",
-               lambda: kr.resolvent_diag_backward_triton(la, lb, Z.real, Z.imag, lw, *default))
+               lambda: kr.resolvent_diag_backward_triton(la, lb, Z.real, Z.imag, lw, *default_bwd))
     lgr = step(f"reference bwd {long_batch_check} x {long_n}", lambda: resolvent_backward_reference(la, lb, Z, lw),
                need_s=50) if lgk is not None else None
     if lgk is not None and lgr is not None:

@@ -121,12 +121,12 @@ class BackwardConfig:
 #: The first version's launch (one program per 64-token tile, D slices of 32, 4 warps, tf32x3).
 V1_CONFIG = RouteConfig(kernel="tiled", block_t=64, block_d=32, num_warps=4, num_stages=3,
                         precision="tf32x3", programs_per_sm=0)
-#: The fastest accurate launch measured on the H200 (bench/results/2026-12-01-hyperbolic_routing-run2.json,
-#: 65 536 x 64 x 256): the v1 tile (64 tokens, D slices of 32, 4 warps, 3 stages) on a persistent grid of
-#: 2 programs per SM, measuring all k slots in one walk over D: 0.103 ms, against 0.121 ms for the v1
-#: launch in the same process (0.112 ms for v1 with the fused measure alone; the persistent 8-warp
-#: launch took 0.223 ms in the run before).
-DEFAULT_CONFIG = dataclasses.replace(V1_CONFIG, programs_per_sm=2, fused_measure=True)
+#: The fastest accurate launch measured on the H200 (65 536 x 64 x 256, fp32, k = 2): 64-token tiles,
+#: D slices of 64, 4 warps, 3 stages, on a persistent grid of 2 programs per SM, measuring all k slots
+#: in one walk over D — 0.0996 ms (bench/results/2026-12-01-hyperbolic_routing-run3.json), against
+#: 0.1034 ms with D slices of 32 in the same process (0.1030 in run2) and 0.121 ms for the v1 launch
+#: (one program per tile, run2). D slices of 64 were also 4 % faster at one program per tile in run2.
+DEFAULT_CONFIG = dataclasses.replace(V1_CONFIG, block_d=64, programs_per_sm=2, fused_measure=True)
 #: Fastest measured backward (same file: 0.294 ms vs 0.697 ms for 8 warps, 1 split per SM).
 DEFAULT_BACKWARD = BackwardConfig(num_warps=4, splits_per_sm=2)
 

@@ -517,9 +517,11 @@ class Trainer:
         train = self.splits["train"]
         info = self.plan.data.dataset.info
         seed = self.plan.data.seed
-        # samples/s leaves out this process's first step (kernel compilation, autotuning, cuDNN's
-        # algorithm search): it is reported alone as first_step_s
-        samples_seen, t_steps, self.first_step_s = 0, 0.0, None
+        # samples/s leaves out warm-up steps: this process's first step at each batch size (kernel
+        # compilation and shape specialisation, autotuning, cuDNN's algorithm search — an epoch's short
+        # last batch recompiles Triton kernels specialised on divisibility); their time is reported
+        # alone as warmup_s, the very first as first_step_s
+        samples_seen, t_steps, self.first_step_s, self.warmup_s, warm_sizes = 0, 0.0, None, 0.0, set()
         stopped = None
         try:
             for epoch in range(start_epoch, epochs):
@@ -566,8 +568,12 @@ class Trainer:
                     train_acc["sum"] += float(loss.detach()) * nloc
                     train_acc["n"] += nloc
                     train_acc["samples"] += nloc * dist.world
-                    if self.first_step_s is None:
-                        self.first_step_s = time.perf_counter() - ts
+                    if nloc not in warm_sizes:
+                        warm_sizes.add(nloc)
+                        dt_step = time.perf_counter() - ts
+                        self.warmup_s += dt_step
+                        if self.first_step_s is None:
+                            self.first_step_s = dt_step
                     else:
                         samples_seen += nloc * dist.world
                         t_steps += time.perf_counter() - ts
@@ -639,7 +645,8 @@ class Trainer:
             "epochs": max([r["epoch"] for r in self.records if r.get("event") == "epoch"], default=0),
             "global_step": self.global_step, "wall_time_s": round(self.elapsed(), 3),
             "samples_per_s": round(self.samples_per_s, 1),
-            "first_step_s": None if self.first_step_s is None else round(self.first_step_s, 3), "device": str(self.device),
+            "first_step_s": None if self.first_step_s is None else round(self.first_step_s, 3),
+            "warmup_s": round(self.warmup_s, 3), "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
             "world_size": self.dist.world, "precision": cfg.precision, "units": self._units(),
             "speed": {"compile": cfg.compile, "channels_last": cfg.channels_last, "resident": cfg.resident,

@@ -61,6 +61,31 @@ def test_samples_per_s_leaves_out_the_first_step(tmp_path, monkeypatch):
     assert f["samples_per_s"] > (steps + 1) * 16 / 0.5
 
 
+def test_samples_per_s_leaves_out_the_first_step_at_each_batch_size(tmp_path, monkeypatch):
+    """An epoch's short last batch is a new shape (Triton recompiles for it on the GPU): its first step is
+    warm-up too. Slow the first training forward at each batch size by 0.4 s: both slow steps land in
+    warmup_s and the rate stays above what counting either would allow."""
+    import time as _time
+
+    from .tiny import TinyNet
+
+    fwd, seen = TinyNet.forward, set()
+
+    def slow_per_size(self, *a, **k):
+        n = (list(a) + list(k.values()))[0].shape[0]
+        if self.training and n not in seen:
+            seen.add(n)
+            _time.sleep(0.4)
+        return fwd(self, *a, **k)
+
+    monkeypatch.setattr(TinyNet, "forward", slow_per_size)
+    plan = tiny_plan(samples=200, epochs=2, batch=16)      # 150 training samples: 9 × 16 + 6
+    f = run(plan, tmp_path, quiet=True)
+    assert seen == {16, 6}
+    assert f["warmup_s"] >= 0.8 and f["first_step_s"] >= 0.4
+    assert f["samples_per_s"] > f["global_step"] * 16 / 0.4
+
+
 def test_metrics_are_inverted_and_converted_to_the_declared_unit(tmp_path):
     a = run(tiny_plan(epochs=1, metrics=[Metric("mae", "rho", "rho", "fm^-3", 1.0)]), tmp_path / "a", quiet=True)
     # the same metric reported in nm^-3: 1 fm^-3 = 1e18 nm^-3
