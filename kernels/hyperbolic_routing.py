@@ -232,6 +232,19 @@ def _select_key(xsq, musq, dot, beta, e_live):
 # --- forward kernels --------------------------------------------------------------------------------
 
 @triton.jit
+def _x_slice(x_ptr, row_x, t_live, d0, D, xsq64, BLOCK_D: tl.constexpr, X_NORM: tl.constexpr):
+    """The x tile of D slice [d0, d0 + BLOCK_D) (zeros outside), its columns and mask; with X_NORM its
+    Σ x² in float64 added to ``xsq64``."""
+    col = d0 + tl.arange(0, BLOCK_D)
+    live = t_live[:, None] & (col < D)[None, :]
+    xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
+    if X_NORM:
+        x64 = xt.to(tl.float64)
+        xsq64 += tl.sum(x64 * x64, axis=1)
+    return xt, col, live, xsq64
+
+
+@triton.jit
 def _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
                X_NORM: tl.constexpr, MU_NORM: tl.constexpr):
     """One selected slot over D slices: s_j = Σ (x − μ_j)² in fp32 from the difference (no cancellation
@@ -240,12 +253,7 @@ def _slot_sums(x_ptr, mu_ptr, row_x, t_live, sel_j, D, xsq64, BLOCK_T: tl.conste
     s_j = tl.zeros([BLOCK_T], tl.float32)
     m_j = tl.zeros([BLOCK_T], tl.float64)
     for d0 in range(0, D, BLOCK_D):
-        col = d0 + tl.arange(0, BLOCK_D)
-        live = t_live[:, None] & (col < D)[None, :]
-        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
-        if X_NORM:
-            x64 = xt.to(tl.float64)
-            xsq64 += tl.sum(x64 * x64, axis=1)
+        xt, col, live, xsq64 = _x_slice(x_ptr, row_x, t_live, d0, D, xsq64, BLOCK_D, X_NORM)
         mg = tl.load(mu_ptr + sel_j[:, None] * D + col[None, :], mask=live, other=0.0)
         if MU_NORM:
             m64 = mg.to(tl.float64)
@@ -287,12 +295,7 @@ def _measure_fused(x_ptr, mu_ptr, row_x, t_live, sel, xsq64, D, BLOCK_T: tl.cons
     s = tl.zeros([BLOCK_T, KP], tl.float32)
     musq64 = tl.where(slot[None, :] < K, tl.zeros([BLOCK_T, KP], tl.float64), 0.5)
     for d0 in range(0, D, BLOCK_D):
-        col = d0 + tl.arange(0, BLOCK_D)
-        live = t_live[:, None] & (col < D)[None, :]
-        xt = tl.load(x_ptr + row_x[:, None] + col[None, :], mask=live, other=0.0)
-        if X_NORM:
-            x64 = xt.to(tl.float64)
-            xsq64 += tl.sum(x64 * x64, axis=1)
+        xt, col, live, xsq64 = _x_slice(x_ptr, row_x, t_live, d0, D, xsq64, BLOCK_D, X_NORM)
         for j in tl.static_range(K):
             mg = tl.load(mu_ptr + _slot(sel, slot, j)[:, None] * D + col[None, :], mask=live, other=0.0)
             if MU_NORM:
