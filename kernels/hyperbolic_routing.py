@@ -319,6 +319,17 @@ def _centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E: tl.constexpr, BLOCK_D: tl.c
 
 
 @triton.jit
+def _centroid_table(mu_ptr, E, D, c_hi, c_lo, BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Per program, before its token tiles: the expert lanes, which are live, c in float64, and
+    (‖μ‖², β) of every centroid (:func:`_centroid_norms` of :func:`_centroid_sq64`)."""
+    exp_ = tl.arange(0, BLOCK_E)
+    e_live = exp_ < E
+    c64 = _curvature64(c_hi, c_lo)
+    musq, beta = _centroid_norms(_centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E, BLOCK_D), e_live, c64)
+    return exp_, e_live, c64, musq, beta
+
+
+@triton.jit
 def _select_tile(x_ptr, mu_ptr, row_x, t_live, musq, beta, exp_, e_live, D, BLOCK_T: tl.constexpr,
                  BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr, K: tl.constexpr, KP: tl.constexpr,
                  PRECISION: tl.constexpr, XSQ64: tl.constexpr):
@@ -370,10 +381,7 @@ def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, 
     """Select and measure in one program per token tile (persistent when the grid is smaller)."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
-    exp_ = tl.arange(0, BLOCK_E)
-    e_live = exp_ < E
-    c64 = _curvature64(c_hi, c_lo)
-    musq, beta = _centroid_norms(_centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E, BLOCK_D), e_live, c64)
+    exp_, e_live, c64, musq, beta = _centroid_table(mu_ptr, E, D, c_hi, c_lo, BLOCK_E, BLOCK_D)
     n_tiles = tl.cdiv(T, BLOCK_T)
     for tile in range(pid, n_tiles, nprog):
         tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
@@ -399,10 +407,7 @@ def _route_select_kernel(x_ptr, mu_ptr, idx_ptr, T, E, D, c_hi, c_lo, K: tl.cons
     """``split`` phase 1: the K selected experts of each token into the index output (unsorted)."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
-    exp_ = tl.arange(0, BLOCK_E)
-    e_live = exp_ < E
-    musq, beta = _centroid_norms(_centroid_sq64(mu_ptr, exp_, e_live, D, BLOCK_E, BLOCK_D), e_live,
-                                 _curvature64(c_hi, c_lo))
+    exp_, e_live, _, musq, beta = _centroid_table(mu_ptr, E, D, c_hi, c_lo, BLOCK_E, BLOCK_D)
     slot = tl.arange(0, KP)
     n_tiles = tl.cdiv(T, BLOCK_T)
     for tile in range(pid, n_tiles, nprog):

@@ -770,15 +770,18 @@ def _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.
 
 
 @triton.jit
+def _program_rows(z_ptr, n_seq, BLOCK_B: tl.constexpr):
+    """This program's sequences as [BLOCK_B, 1] int64 row indices, which of them exist, and (Re z, Im z)."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)[:, None]
+    return rows.to(tl.int64), rows < n_seq, tl.load(z_ptr), tl.load(z_ptr + 1)
+
+
+@triton.jit
 def _resolvent_segmented_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
                                 BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
                                 IO: tl.constexpr = 0, POW2: tl.constexpr = False,
                                 EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)[:, None]  # [BLOCK_B, 1]
-    row_live = rows < n_seq
-    row64 = rows.to(tl.int64)
-    zr = tl.load(z_ptr)
-    zi = tl.load(z_ptr + 1)
+    row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
     _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
                   EVEN, CH)
     # β's re-sweep reads α parked by other lanes of this program
@@ -905,12 +908,8 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
 def _resolvent_segmented_bwd_kernel(a_ptr, b_ptr, z_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, n_seq, n,
                                     BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
                                     IO: tl.constexpr = 0, POW2: tl.constexpr = False,
-                                EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)[:, None]
-    row_live = rows < n_seq
-    row64 = rows.to(tl.int64)
-    zr = tl.load(z_ptr)
-    zi = tl.load(z_ptr + 1)
+                                    EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
+    row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
     # α, β into scratch with the forward's I/O variant; the adjoint sweeps keep strided I/O
     _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
                   EVEN, CH)

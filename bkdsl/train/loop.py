@@ -568,15 +568,15 @@ class Trainer:
                     train_acc["sum"] += float(loss.detach()) * nloc
                     train_acc["n"] += nloc
                     train_acc["samples"] += nloc * dist.world
+                    dt_step = time.perf_counter() - ts
                     if nloc not in warm_sizes:
                         warm_sizes.add(nloc)
-                        dt_step = time.perf_counter() - ts
                         self.warmup_s += dt_step
                         if self.first_step_s is None:
                             self.first_step_s = dt_step
                     else:
                         samples_seen += nloc * dist.world
-                        t_steps += time.perf_counter() - ts
+                        t_steps += dt_step
                     progress.update(epoch, epochs, float(loss.detach()), samples_seen / max(t_steps, 1e-9))
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and b + 1 < nb:
                         self._save("last", epoch, b + 1, train_acc)
