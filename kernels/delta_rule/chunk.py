@@ -30,11 +30,13 @@ and padded to whole chunks, so only the inputs' loads and the outputs' stores ar
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CHUNK", "DOTS", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
+__all__ = ["CHUNK", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
 SUB = 16            # diagonal block of the substitution
@@ -282,79 +284,129 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
                       du_ptr, dh_ptr, dz_ptr, dq_ptr, dk_ptr, dv_ptr, db_ptr, n, dk, dv, n_pad, n_chunks,
                       PHI: tl.constexpr, NORM: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                       DOT: tl.constexpr):
+    """One chunk's dQ, dK, dV, dβ; the d_v columns in blocks of BV (dQ, dK, dW_k, dM, dT accumulate)."""
     c, bh = tl.program_id(0), tl.program_id(1)
     bh64 = bh.to(tl.int64)
     t = tl.arange(0, 64)
     rows = c * 64 + t
-    ck, cv = tl.arange(0, BK), tl.arange(0, BV)
-    mk, mv = ck < dk, cv < dv
-    Qr = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, False)
-    Kr = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, False)
-    if PHI:
-        inside = (rows[:, None] < n) & mk[None, :]
-        Q = tl.where(inside, _phi(Qr), 0.0)
-        K = tl.where(inside, _phi(Kr), 0.0)
-    else:
-        Q = Qr
-        K = Kr
-    V = _load_in(v_ptr, bh64 * n * dv, rows, n, cv, dv, False)
+    ck = tl.arange(0, BK)
+    mk = ck < dk
+    Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
+    K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     b = _load_vec(b_ptr, bh64 * n, rows, n, 0.0)
-    dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
-    hb = (bh64 * n_chunks + c) * dv * dk
-    S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-    dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-    U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
-    dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
     T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64))
-    causal = t[:, None] >= t[None, :]
-    dM = tl.dot(dO, tl.trans(U), input_precision=DOT)
+    Tt = tl.trans(T)
+    hb = (bh64 * n_chunks + c) * dv * dk
     if NORM:
         den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
-        dO = dO / den[:, None]
-        dM = dM / den[:, None]
         dden = _load_vec(dden_ptr, bh64 * n, rows, n, 0.0)
+    dQ = tl.zeros([64, BK], dtype=tl.float32)
+    dK = tl.zeros([64, BK], dtype=tl.float32)
+    dWk = tl.zeros([64, BK], dtype=tl.float32)
+    dM = tl.zeros([64, 64], dtype=tl.float32)
+    dT = tl.zeros([64, 64], dtype=tl.float32)
+    db = tl.zeros([64], dtype=tl.float32)
+    for v0 in range(0, dv, BV):
+        cv = v0 + tl.arange(0, BV)
+        mv = cv < dv
+        dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
+        if NORM:
+            dO = dO / den[:, None]
+        S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
+        dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
+        U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        V = _load_in(v_ptr, bh64 * n * dv, rows, n, cv, dv, False)
+        # O = Q Sᵀ + (QKᵀ ⊙ M) U  and  S' = S + Uᵀ K
+        dM += tl.dot(dO, tl.trans(U), input_precision=DOT)
+        dQ += tl.dot(dO, S, input_precision=DOT)
+        dK += tl.dot(U, dS, input_precision=DOT)
+        # WY form: U = U_v − W_k Sᵀ, U_v = T diag(β) V
+        dWk -= tl.dot(dU, S, input_precision=DOT)
+        bV = V * b[:, None]
+        dT += tl.dot(dU, tl.trans(bV), input_precision=DOT)
+        dbV = tl.dot(Tt, dU, input_precision=DOT)
+        tl.store(dv_ptr + bh64 * n * dv + rows[:, None].to(tl.int64) * dv + cv[None, :],
+                 (dbV * b[:, None]).to(dv_ptr.dtype.element_ty), mask=(rows[:, None] < n) & mv[None, :])
+        db += tl.sum(V * dbV, 1)
+    if NORM:
         dM += dden[:, None]
-    dM = tl.where(causal, dM, 0.0)
-    dQ = tl.dot(dM, K, input_precision=DOT) + tl.dot(dO, S, input_precision=DOT)
-    dK = tl.dot(tl.trans(dM), Q, input_precision=DOT) + tl.dot(U, dS, input_precision=DOT)
+    dM = tl.where(t[:, None] >= t[None, :], dM, 0.0)
+    dQ += tl.dot(dM, K, input_precision=DOT)
+    dK += tl.dot(tl.trans(dM), Q, input_precision=DOT)
     if NORM:
         z = tl.load(z_ptr + (bh64 * n_chunks + c) * dk + ck, mask=mk, other=0.0)
         dzf = tl.load(dz_ptr + (bh64 * n_chunks + c) * dk + ck, mask=mk, other=0.0)
         dQ += dden[:, None] * z[None, :]
         dK += dzf[None, :]
-    # WY form: dW_k = −dU S, dT = dW_k (βK)ᵀ + dU (βV)ᵀ, d(βK) = Tᵀ dW_k, d(βV) = Tᵀ dU
-    bK = K * b[:, None]
-    bV = V * b[:, None]
-    dWk = -tl.dot(dU, S, input_precision=DOT)
-    dT = tl.dot(dWk, tl.trans(bK), input_precision=DOT) + tl.dot(dU, tl.trans(bV), input_precision=DOT)
-    Tt = tl.trans(T)
+    # W_k = T diag(β) K: dT += dW_k (βK)ᵀ, d(βK) = Tᵀ dW_k
+    dT += tl.dot(dWk, tl.trans(K * b[:, None]), input_precision=DOT)
     dbK = tl.dot(Tt, dWk, input_precision=DOT)
-    dbV = tl.dot(Tt, dU, input_precision=DOT)
-    dV = dbV * b[:, None]
     dK += dbK * b[:, None]
-    db = tl.sum(K * dbK, 1) + tl.sum(V * dbV, 1)
+    db += tl.sum(K * dbK, 1)
     # T = (I + A)⁻¹: dA = −Tᵀ dT Tᵀ on the strictly lower part; A = tril(diag(β) K Kᵀ, −1)
     dA = -tl.dot(tl.dot(Tt, dT, input_precision=DOT), Tt, input_precision=DOT)
     dA = tl.where(t[:, None] > t[None, :], dA, 0.0)
-    KK = tl.dot(K, tl.trans(K), input_precision=DOT)
-    db += tl.sum(dA * KK, 1)
+    db += tl.sum(dA * tl.dot(K, tl.trans(K), input_precision=DOT), 1)
     G = dA * b[:, None]
     dK += tl.dot(G, K, input_precision=DOT) + tl.dot(tl.trans(G), K, input_precision=DOT)
     if PHI:
-        dQ = dQ * _dphi(Qr)
-        dK = dK * _dphi(Kr)
+        dQ = dQ * _dphi(_load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, False))
+        dK = dK * _dphi(_load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, False))
     rk = (rows[:, None] < n) & mk[None, :]
-    rv = (rows[:, None] < n) & mv[None, :]
     tl.store(dq_ptr + bh64 * n * dk + rows[:, None].to(tl.int64) * dk + ck[None, :],
              dQ.to(dq_ptr.dtype.element_ty), mask=rk)
     tl.store(dk_ptr + bh64 * n * dk + rows[:, None].to(tl.int64) * dk + ck[None, :],
              dK.to(dk_ptr.dtype.element_ty), mask=rk)
-    tl.store(dv_ptr + bh64 * n * dv + rows[:, None].to(tl.int64) * dv + cv[None, :],
-             dV.to(dv_ptr.dtype.element_ty), mask=rv)
     tl.store(db_ptr + bh64 * n + rows, db.to(db_ptr.dtype.element_ty), mask=rows < n)
 
 
 # --- launchers ------------------------------------------------------------------------------------
+
+# Launch configurations (num_warps, num_stages) per kernel, tried in order: the first that compiles is
+# kept for that kernel and specialisation, and a fall-back is reported once (a default that does not
+# compile on some GPU/Triton must not crash). The sequential scans pipeline their per-chunk loads
+# (num_stages 2); the full-width per-chunk kernels hold 64 × d_k float32 tiles (8 warps).
+CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
+    "wy": ((8, 1), (4, 1), (8, 2)),
+    "state": ((4, 2), (4, 1), (8, 1), (2, 1)),
+    "out": ((4, 2), (8, 2), (4, 1), (8, 1)),
+    "state_bwd": ((4, 2), (4, 1), (8, 1), (8, 2)),
+    "grads": ((8, 1), (4, 1), (8, 2)),
+}
+_chosen: dict[tuple, tuple[int, int]] = {}
+
+
+def chosen_configs() -> dict[str, tuple[int, int]]:
+    """The configuration each kernel ran with (the bench records it): {"kernel/specialisation": (warps, stages)}."""
+    return {"/".join(map(str, key)): cfg for key, cfg in _chosen.items()}
+
+
+def _launch(name: str, kernel, grid, args, meta: dict, config: tuple[int, int] | None = None) -> None:
+    """Launch with a forced ``config``, the one chosen before for this specialisation, or the first of
+    ``CONFIGS[name]`` that compiles."""
+    if config is not None:
+        kernel[grid](*args, **meta, num_warps=config[0], num_stages=config[1])
+        return
+    key = (name, args[0].dtype, *sorted((k, v) for k, v in meta.items()))
+    if key in _chosen:
+        w, st = _chosen[key]
+        kernel[grid](*args, **meta, num_warps=w, num_stages=st)
+        return
+    failures = []
+    for w, st in CONFIGS[name]:
+        try:
+            kernel[grid](*args, **meta, num_warps=w, num_stages=st)
+        except Exception as e:  # compile failures (out of shared memory/registers, ptxas) come before the launch
+            failures.append(f"({w} warps, {st} stages): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            continue
+        _chosen[key] = (w, st)
+        if failures:
+            warnings.warn(f"delta_rule kernel {name!r}: fell back to ({w} warps, {st} stages) after "
+                          + "; ".join(failures), RuntimeWarning, stacklevel=3)
+        return
+    raise RuntimeError(f"delta_rule kernel {name!r}: no configuration compiled: " + "; ".join(failures))
+
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> None:
     if q.dim() != 4 or k.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3] \
@@ -378,10 +430,13 @@ def _default_dot(dtype: torch.dtype) -> str:
 
 def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
-                          block_v: int = 64, num_warps: int = 4) -> tuple[torch.Tensor, ...]:
+                          block_v: int = 64, configs: dict[str, tuple[int, int]] | None = None,
+                          ) -> tuple[torch.Tensor, ...]:
     """Forward. Returns (y, den, T, U, S, z): y in v's dtype, the rest float32 scratch that the
     backward reads (den [BH, N_pad], T [BH, N_pad, 64], U [BH, N_pad, d_v], S [BH, NC, d_v, d_k],
-    z [BH, NC, d_k])."""
+    z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
+    otherwise); ``block_v``: d_v columns per program of the state scans and the output; ``configs``:
+    {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
     _check(q, k, v, beta)
     dot = dot or _default_dot(q.dtype)
     if dot not in DOTS:
@@ -405,12 +460,13 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     y = torch.empty(B, H, N, dv, dtype=v.dtype, device=v.device)
     if N == 0 or bh == 0:
         return y, den, T, U, S, z
-    _wy_fwd_kernel[(nc, bh)](k, v, beta, T, Wk, Uv, N, dk, dv, n_pad, PHI=feature_map, BK=BK, BV=BVf, DOT=dot,
-                             num_warps=8)
-    _state_fwd_kernel[(triton.cdiv(dv, BV), bh)](k, Wk, Uv, U, S, z, N, dk, dv, n_pad, nc, PHI=feature_map,
-                                                 BK=BK, BV=BV, DOT=dot, num_warps=num_warps)
-    _out_fwd_kernel[(nc, triton.cdiv(dv, BV), bh)](q, k, U, S, z, y, den, N, dk, dv, n_pad, nc, PHI=feature_map,
-                                                   NORM=normalize, BK=BK, BV=BV, DOT=dot, num_warps=num_warps)
+    cfg = configs or {}
+    _launch("wy", _wy_fwd_kernel, (nc, bh), (k, v, beta, T, Wk, Uv, N, dk, dv, n_pad),
+            dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot), cfg.get("wy"))
+    _launch("state", _state_fwd_kernel, (triton.cdiv(dv, BV), bh), (k, Wk, Uv, U, S, z, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, BK=BK, BV=BV, DOT=dot), cfg.get("state"))
+    _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BV), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("out"))
     return y, den, T, U, S, z
 
 
@@ -418,7 +474,8 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
                           y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, U: torch.Tensor,
                           S: torch.Tensor, z: torch.Tensor, dy: torch.Tensor, feature_map: bool = True,
                           normalize: bool = True, dot: str | None = None, block_v: int = 64,
-                          num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                          configs: dict[str, tuple[int, int]] | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes."""
     dot = dot or _default_dot(q.dtype)
     q, k, v, beta, dy = (x.contiguous() for x in (q, k, v, beta, dy))
@@ -442,10 +499,11 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     dU = torch.empty(bh, n_pad, dv, **f32)
     dS = torch.empty(bh, nc, dv, dk, **f32)
     dz = torch.zeros(bh, nc, dk, **f32)
-    _state_bwd_kernel[(triton.cdiv(dv, BV), bh)](q, k, beta, T, dy, den, dden, dU, dS, dz, N, dk, dv, n_pad, nc,
-                                                 PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot,
-                                                 num_warps=num_warps)
-    _grads_bwd_kernel[(nc, bh)](q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db,
-                                N, dk, dv, n_pad, nc, PHI=feature_map, NORM=normalize, BK=BK, BV=BVf, DOT=dot,
-                                num_warps=8)
+    cfg = configs or {}
+    _launch("state_bwd", _state_bwd_kernel, (triton.cdiv(dv, BV), bh),
+            (q, k, beta, T, dy, den, dden, dU, dS, dz, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("state_bwd"))
+    _launch("grads", _grads_bwd_kernel, (nc, bh),
+            (q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("grads"))
     return dq, dkk, dvv, db

@@ -160,3 +160,36 @@ def test_mixed_dtypes_are_refused():
     q, k, v, beta = _inputs(1, 1, 8, 16, 16, True, seed=1)
     with pytest.raises(ValueError, match="share a dtype"):
         kc.delta_rule_fwd_triton(q.double(), k, v, beta)
+
+
+class _FlakyKernel:
+    """Stands in for a jitted kernel: configurations with 8 warps 'fail to compile'."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getitem__(self, grid):
+        def launch(*args, num_warps, num_stages, **meta):
+            self.calls.append((num_warps, num_stages))
+            if num_warps == 8:
+                raise RuntimeError("out of resource: shared memory")
+        return launch
+
+
+def test_launch_falls_back_to_the_next_config_once_and_says_so(monkeypatch):
+    monkeypatch.setattr(kc, "CONFIGS", {"fake": ((8, 1), (4, 2))})
+    monkeypatch.setattr(kc, "_chosen", {})
+    kern = _FlakyKernel()
+    x = torch.zeros(1)
+    with pytest.warns(RuntimeWarning, match="fell back to \\(4 warps, 2 stages\\)"):
+        kc._launch("fake", kern, (1,), (x,), dict(BK=16))
+    kc._launch("fake", kern, (1,), (x,), dict(BK=16))  # remembered: no second try of (8, 1)
+    assert kern.calls == [(8, 1), (4, 2), (4, 2)]
+    assert list(kc.chosen_configs().values()) == [(4, 2)]
+
+
+def test_launch_refuses_when_no_config_compiles(monkeypatch):
+    monkeypatch.setattr(kc, "CONFIGS", {"fake": ((8, 1), (8, 2))})
+    monkeypatch.setattr(kc, "_chosen", {})
+    with pytest.raises(RuntimeError, match="no configuration compiled"):
+        kc._launch("fake", _FlakyKernel(), (1,), (torch.zeros(1),), {})
