@@ -17,9 +17,11 @@ Forward, three kernels (the layout of Yang et al. 2024 / flash-linear-attention'
 
 Backward, two kernels (the gradients are derived in docs/kernels_delta.md):
 
+* :func:`_dv_local_bwd_kernel`, grid (chunks, d_v blocks, B·H): the parallel part of dU, (QKᵀ⊙M)ᵀ dO,
+  and each chunk's Σ_t dden_t q_t (a reverse cumulative sum over chunks gives dz from later chunks).
 * :func:`_state_bwd_kernel`, grid (d_v blocks, B·H), chunks in reverse: dS (gradient of the state at a
-  chunk's end) in registers, dU = (QKᵀ⊙M)ᵀ dO + K dSᵀ, dS ← dS + dOᵀ Q − dUᵀ W_k; and the normaliser's
-  gradient from later chunks, dz ← dz + Σ_t dden_t q_t.
+  chunk's end) in registers, dU += K dSᵀ, dS ← dS + dOᵀ Q − dUᵀ W_k — three matmuls per step on the
+  sequential path, as in the forward scan.
 * :func:`_grads_bwd_kernel`, grid (chunks, B·H): dQ, dK, dV, dβ of one chunk, through the WY form:
   dW_k = −dU S, dT = dW_k (βK)ᵀ + dU (βV)ᵀ, dA = −Tᵀ dT Tᵀ (strictly lower), and φ'(x) = 1 (x > 0) or eˣ.
 
@@ -243,10 +245,36 @@ def _out_fwd_kernel(q_ptr, k_ptr, u_ptr, h_ptr, z_ptr, y_ptr, den_ptr, n, dk, dv
 
 
 @triton.jit
-def _state_bwd_kernel(q_ptr, k_ptr, b_ptr, t_ptr, dy_ptr, den_ptr, dden_ptr, du_ptr, dh_ptr, dz_ptr,
-                      n, dk, dv, n_pad, n_chunks,
+def _dv_local_bwd_kernel(q_ptr, k_ptr, dy_ptr, den_ptr, dden_ptr, du_ptr, gz_ptr, n, dk, dv, n_pad, n_chunks,
+                         PHI: tl.constexpr, NORM: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                         DOT: tl.constexpr):
+    """The parallel part of dU: (QKᵀ ⊙ M)ᵀ dO per chunk, and the chunk's Σ_t dden_t q_t (normaliser)."""
+    c, iv, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    bh64 = bh.to(tl.int64)
+    t = tl.arange(0, 64)
+    rows = c * 64 + t
+    ck = tl.arange(0, BK)
+    cv = iv * BV + tl.arange(0, BV)
+    Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
+    K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
+    dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
+    if NORM:
+        den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
+        dO = dO / den[:, None]
+        if iv == 0:
+            dden = _load_vec(dden_ptr, bh64 * n, rows, n, 0.0)
+            tl.store(gz_ptr + (bh64 * n_chunks + c) * dk + ck, tl.sum(dden[:, None] * Q, 0), mask=ck < dk)
+    QK = tl.dot(Q, tl.trans(K), input_precision=DOT)
+    QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
+    tl.store(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), tl.dot(tl.trans(QK), dO, input_precision=DOT),
+             mask=cv[None, :] < dv)
+
+
+@triton.jit
+def _state_bwd_kernel(q_ptr, k_ptr, wk_ptr, dy_ptr, den_ptr, du_ptr, dh_ptr, n, dk, dv, n_pad, n_chunks,
                       PHI: tl.constexpr, NORM: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                       DOT: tl.constexpr):
+    """The sequential part, chunks in reverse: dU = dU_local + K dSᵀ, dS ← dS + dOᵀ Q − dUᵀ W_k."""
     iv, bh = tl.program_id(0), tl.program_id(1)
     bh64 = bh.to(tl.int64)
     t = tl.arange(0, 64)
@@ -254,28 +282,20 @@ def _state_bwd_kernel(q_ptr, k_ptr, b_ptr, t_ptr, dy_ptr, den_ptr, dden_ptr, du_
     cv = iv * BV + tl.arange(0, BV)
     mk, mv = ck < dk, cv < dv
     dS = tl.zeros([BV, BK], dtype=tl.float32)
-    dz = tl.zeros([BK], dtype=tl.float32)
     for i in range(n_chunks):
         c = n_chunks - 1 - i
         rows = c * 64 + t
         tl.store(_scratch(dh_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), dS, mask=mv[:, None] & mk[None, :])
         Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
+        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
         dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         if NORM:
-            if iv == 0:
-                tl.store(dz_ptr + (bh64 * n_chunks + c) * dk + ck, dz, mask=mk)
             den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
             dO = dO / den[:, None]
-            dden = _load_vec(dden_ptr, bh64 * n, rows, n, 0.0)
-            dz += tl.sum(dden[:, None] * Q, 0)
-        QK = tl.dot(Q, tl.trans(K), input_precision=DOT)
-        QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
-        dU = tl.dot(tl.trans(QK), dO, input_precision=DOT) + tl.dot(K, tl.trans(dS), input_precision=DOT)
-        tl.store(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), dU, mask=mv[None, :])
-        b = _load_vec(b_ptr, bh64 * n, rows, n, 0.0)
-        T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64))
-        Wk = tl.dot(T, K * b[:, None], input_precision=DOT)
+        du_at = _scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv)
+        dU = tl.load(du_at, mask=mv[None, :], other=0.0) + tl.dot(K, tl.trans(dS), input_precision=DOT)
+        tl.store(du_at, dU, mask=mv[None, :])
         dS += tl.dot(tl.trans(dO), Q, input_precision=DOT) - tl.dot(tl.trans(dU), Wk, input_precision=DOT)
 
 
@@ -371,6 +391,7 @@ CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
     "wy": ((8, 1), (4, 1), (8, 2)),
     "state": ((4, 2), (4, 1), (8, 1), (2, 1)),
     "out": ((4, 2), (8, 2), (4, 1), (8, 1)),
+    "dv_local": ((4, 2), (8, 2), (4, 1), (8, 1)),
     "state_bwd": ((4, 2), (4, 1), (8, 1), (8, 2)),
     "grads": ((8, 1), (4, 1), (8, 2)),
 }
@@ -432,9 +453,9 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
                           block_v: int = 64, configs: dict[str, tuple[int, int]] | None = None,
                           ) -> tuple[torch.Tensor, ...]:
-    """Forward. Returns (y, den, T, U, S, z): y in v's dtype, the rest float32 scratch that the
-    backward reads (den [BH, N_pad], T [BH, N_pad, 64], U [BH, N_pad, d_v], S [BH, NC, d_v, d_k],
-    z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
+    """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest float32 scratch that the
+    backward reads (den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v],
+    S [BH, NC, d_v, d_k], z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
     otherwise); ``block_v``: d_v columns per program of the state scans and the output; ``configs``:
     {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
     _check(q, k, v, beta)
@@ -459,7 +480,7 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     den = torch.ones(bh, n_pad, **f32)
     y = torch.empty(B, H, N, dv, dtype=v.dtype, device=v.device)
     if N == 0 or bh == 0:
-        return y, den, T, U, S, z
+        return y, den, T, Wk, U, S, z
     cfg = configs or {}
     _launch("wy", _wy_fwd_kernel, (nc, bh), (k, v, beta, T, Wk, Uv, N, dk, dv, n_pad),
             dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot), cfg.get("wy"))
@@ -467,11 +488,11 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
             dict(PHI=feature_map, BK=BK, BV=BV, DOT=dot), cfg.get("state"))
     _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BV), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("out"))
-    return y, den, T, U, S, z
+    return y, den, T, Wk, U, S, z
 
 
 def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
-                          y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, U: torch.Tensor,
+                          y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, Wk: torch.Tensor, U: torch.Tensor,
                           S: torch.Tensor, z: torch.Tensor, dy: torch.Tensor, feature_map: bool = True,
                           normalize: bool = True, dot: str | None = None, block_v: int = 64,
                           configs: dict[str, tuple[int, int]] | None = None,
@@ -498,10 +519,15 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     dden = dden.contiguous()
     dU = torch.empty(bh, n_pad, dv, **f32)
     dS = torch.empty(bh, nc, dv, dk, **f32)
-    dz = torch.zeros(bh, nc, dk, **f32)
+    gz = torch.zeros(bh, nc, dk, **f32)
     cfg = configs or {}
+    _launch("dv_local", _dv_local_bwd_kernel, (nc, triton.cdiv(dv, BV), bh),
+            (q, k, dy, den, dden, dU, gz, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("dv_local"))
+    later = gz.flip(1).cumsum(1).flip(1)  # Σ over chunks ≥ c of Σ_t dden_t q_t
+    dz = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], dim=1).contiguous()  # chunks > c
     _launch("state_bwd", _state_bwd_kernel, (triton.cdiv(dv, BV), bh),
-            (q, k, beta, T, dy, den, dden, dU, dS, dz, N, dk, dv, n_pad, nc),
+            (q, k, Wk, dy, den, dU, dS, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("state_bwd"))
     _launch("grads", _grads_bwd_kernel, (nc, bh),
             (q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db, N, dk, dv, n_pad, nc),

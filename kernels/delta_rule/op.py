@@ -1,6 +1,6 @@
 """``torch.ops.bkdsl.delta_rule``: the chunked Triton delta rule as a custom op, and the dispatching entry.
 
-``torch.ops.bkdsl.delta_rule(q, k, v, beta, feature_map, normalize)`` returns ``(y, den, T, U, S, z)``:
+``torch.ops.bkdsl.delta_rule(q, k, v, beta, feature_map, normalize)`` returns ``(y, den, T, W_k, U, S, z)``:
 y is the output, the rest is the float32 scratch its backward reads (saved by the autograd
 registration instead of recomputed). Its fake implementation gives the shapes, its autograd formula
 calls ``torch.ops.bkdsl.delta_rule_backward``, so torch.compile traces the pair as two opaque nodes.
@@ -24,7 +24,7 @@ __all__ = ["delta_rule", "delta_rule_op", "delta_rule_backward_op"]
 @torch.library.custom_op("bkdsl::delta_rule", mutates_args=())
 def delta_rule_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, feature_map: bool,
                   normalize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                            torch.Tensor]:
+                                            torch.Tensor, torch.Tensor]:
     """Chunked delta rule (Triton): y and the scratch of the backward."""
     return delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize)
 
@@ -36,35 +36,37 @@ def _(q, k, v, beta, feature_map, normalize):
     nc = -(-N // CHUNK)
     f32 = dict(dtype=torch.float32)
     return (v.new_empty(B, H, N, dv), q.new_empty(B * H, nc * CHUNK, **f32),
-            q.new_empty(B * H, nc * CHUNK, CHUNK, **f32), q.new_empty(B * H, nc * CHUNK, dv, **f32),
+            q.new_empty(B * H, nc * CHUNK, CHUNK, **f32), q.new_empty(B * H, nc * CHUNK, dk, **f32),
+            q.new_empty(B * H, nc * CHUNK, dv, **f32),
             q.new_empty(B * H, nc, dv, dk, **f32), q.new_empty(B * H, nc, dk, **f32))
 
 
 @torch.library.custom_op("bkdsl::delta_rule_backward", mutates_args=())
 def delta_rule_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
-                           y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, U: torch.Tensor, S: torch.Tensor,
+                           y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, Wk: torch.Tensor, U: torch.Tensor,
+                           S: torch.Tensor,
                            z: torch.Tensor, dy: torch.Tensor, feature_map: bool, normalize: bool,
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(∂L/∂q, ∂L/∂k, ∂L/∂v, ∂L/∂β) of the chunked delta rule (Triton)."""
-    return delta_rule_bwd_triton(q, k, v, beta, y, den, T, U, S, z, dy, feature_map, normalize)
+    return delta_rule_bwd_triton(q, k, v, beta, y, den, T, Wk, U, S, z, dy, feature_map, normalize)
 
 
 @delta_rule_backward_op.register_fake
-def _(q, k, v, beta, y, den, T, U, S, z, dy, feature_map, normalize):
+def _(q, k, v, beta, y, den, T, Wk, U, S, z, dy, feature_map, normalize):
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(beta)
 
 
 def _setup_context(ctx, inputs, output):
     q, k, v, beta, feature_map, normalize = inputs
-    y, den, T, U, S, z = output
-    ctx.mark_non_differentiable(den, T, U, S, z)
-    ctx.save_for_backward(q, k, v, beta, y, den, T, U, S, z)
+    y, den, T, Wk, U, S, z = output
+    ctx.mark_non_differentiable(den, T, Wk, U, S, z)
+    ctx.save_for_backward(q, k, v, beta, y, den, T, Wk, U, S, z)
     ctx.flags = (feature_map, normalize)
 
 
 def _backward(ctx, dy, *_scratch_grads):
-    q, k, v, beta, y, den, T, U, S, z = ctx.saved_tensors
-    dq, dk, dv, db = torch.ops.bkdsl.delta_rule_backward(q, k, v, beta, y, den, T, U, S, z, dy.contiguous(),
+    q, k, v, beta, y, den, T, Wk, U, S, z = ctx.saved_tensors
+    dq, dk, dv, db = torch.ops.bkdsl.delta_rule_backward(q, k, v, beta, y, den, T, Wk, U, S, z, dy.contiguous(),
                                                          *ctx.flags)
     return dq, dk, dv, db, None, None
 
