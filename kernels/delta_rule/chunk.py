@@ -46,6 +46,13 @@ DOTS = ("tf32", "tf32x3", "ieee")
 
 
 @triton.jit
+def _dot(a, b, DOT: tl.constexpr):
+    """a @ b, float32 operands at tl.dot's input precision DOT ("tf32", "tf32x3", "ieee"), float32 sums.
+    (Operands rounded to bf16, as fla does, are not offered: the CPU interpreter cannot check them.)"""
+    return tl.dot(a, b, input_precision=DOT)
+
+
+@triton.jit
 def _phi(x):
     """φ(x) = ELU(x) + 1."""
     return tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))
@@ -94,7 +101,7 @@ def _inv_unit_lower(A, BS: tl.constexpr):
 @triton.jit
 def _block_a(Ki, Kj, bi, STRICT: tl.constexpr, DOT: tl.constexpr):
     """A_ij = diag(β_i) K_i K_jᵀ (strictly lower part when STRICT, the diagonal block)."""
-    a = tl.dot(Ki, tl.trans(Kj), input_precision=DOT) * bi[:, None]
+    a = _dot(Ki, tl.trans(Kj), DOT) * bi[:, None]
     if STRICT:
         i = tl.arange(0, 16)
         a = tl.where(i[:, None] > i[None, :], a, 0.0)
@@ -128,15 +135,13 @@ def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
     A31 = _block_a(K3, K1, b3, False, DOT)
     A32 = _block_a(K3, K2, b3, False, DOT)
     # T_ij = −T_ii Σ_{j ≤ m < i} A_im T_mj
-    T10 = -tl.dot(T11, tl.dot(A10, T00, input_precision=DOT), input_precision=DOT)
-    T21 = -tl.dot(T22, tl.dot(A21, T11, input_precision=DOT), input_precision=DOT)
-    T32 = -tl.dot(T33, tl.dot(A32, T22, input_precision=DOT), input_precision=DOT)
-    T20 = -tl.dot(T22, tl.dot(A20, T00, input_precision=DOT) + tl.dot(A21, T10, input_precision=DOT),
-                  input_precision=DOT)
-    T31 = -tl.dot(T33, tl.dot(A31, T11, input_precision=DOT) + tl.dot(A32, T21, input_precision=DOT),
-                  input_precision=DOT)
-    T30 = -tl.dot(T33, tl.dot(A30, T00, input_precision=DOT) + tl.dot(A31, T10, input_precision=DOT)
-                  + tl.dot(A32, T20, input_precision=DOT), input_precision=DOT)
+    T10 = -_dot(T11, _dot(A10, T00, DOT), DOT)
+    T21 = -_dot(T22, _dot(A21, T11, DOT), DOT)
+    T32 = -_dot(T33, _dot(A32, T22, DOT), DOT)
+    T20 = -_dot(T22, _dot(A20, T00, DOT) + _dot(A21, T10, DOT), DOT)
+    T31 = -_dot(T33, _dot(A31, T11, DOT) + _dot(A32, T21, DOT), DOT)
+    T30 = -_dot(T33, _dot(A30, T00, DOT) + _dot(A31, T10, DOT)
+                  + _dot(A32, T20, DOT), DOT)
     zero = tl.zeros([16, 16], dtype=tl.float32)
     tb = bh64 * n_pad * 64
     ra = c * 64 + s
@@ -162,30 +167,30 @@ def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
     K2 = K2 * b2[:, None]
     K3 = K3 * b3[:, None]
     wb = bh64 * n_pad * dk
-    tl.store(_scratch(wk_ptr, wb, ra, ck, dk), tl.dot(T00, K0, input_precision=DOT), mask=ck[None, :] < dk)
+    tl.store(_scratch(wk_ptr, wb, ra, ck, dk), _dot(T00, K0, DOT), mask=ck[None, :] < dk)
     tl.store(_scratch(wk_ptr, wb, ra + 16, ck, dk),
-             tl.dot(T10, K0, input_precision=DOT) + tl.dot(T11, K1, input_precision=DOT), mask=ck[None, :] < dk)
+             _dot(T10, K0, DOT) + _dot(T11, K1, DOT), mask=ck[None, :] < dk)
     tl.store(_scratch(wk_ptr, wb, ra + 32, ck, dk),
-             tl.dot(T20, K0, input_precision=DOT) + tl.dot(T21, K1, input_precision=DOT)
-             + tl.dot(T22, K2, input_precision=DOT), mask=ck[None, :] < dk)
+             _dot(T20, K0, DOT) + _dot(T21, K1, DOT)
+             + _dot(T22, K2, DOT), mask=ck[None, :] < dk)
     tl.store(_scratch(wk_ptr, wb, ra + 48, ck, dk),
-             tl.dot(T30, K0, input_precision=DOT) + tl.dot(T31, K1, input_precision=DOT)
-             + tl.dot(T32, K2, input_precision=DOT) + tl.dot(T33, K3, input_precision=DOT), mask=ck[None, :] < dk)
+             _dot(T30, K0, DOT) + _dot(T31, K1, DOT)
+             + _dot(T32, K2, DOT) + _dot(T33, K3, DOT), mask=ck[None, :] < dk)
     # U_v = T diag(β) V
     V0 = _load_in(v_ptr, bh64 * n * dv, r0, n, cv, dv, False) * b0[:, None]
     V1 = _load_in(v_ptr, bh64 * n * dv, r0 + 16, n, cv, dv, False) * b1[:, None]
     V2 = _load_in(v_ptr, bh64 * n * dv, r0 + 32, n, cv, dv, False) * b2[:, None]
     V3 = _load_in(v_ptr, bh64 * n * dv, r0 + 48, n, cv, dv, False) * b3[:, None]
     ub = bh64 * n_pad * dv
-    tl.store(_scratch(uv_ptr, ub, ra, cv, dv), tl.dot(T00, V0, input_precision=DOT), mask=cv[None, :] < dv)
+    tl.store(_scratch(uv_ptr, ub, ra, cv, dv), _dot(T00, V0, DOT), mask=cv[None, :] < dv)
     tl.store(_scratch(uv_ptr, ub, ra + 16, cv, dv),
-             tl.dot(T10, V0, input_precision=DOT) + tl.dot(T11, V1, input_precision=DOT), mask=cv[None, :] < dv)
+             _dot(T10, V0, DOT) + _dot(T11, V1, DOT), mask=cv[None, :] < dv)
     tl.store(_scratch(uv_ptr, ub, ra + 32, cv, dv),
-             tl.dot(T20, V0, input_precision=DOT) + tl.dot(T21, V1, input_precision=DOT)
-             + tl.dot(T22, V2, input_precision=DOT), mask=cv[None, :] < dv)
+             _dot(T20, V0, DOT) + _dot(T21, V1, DOT)
+             + _dot(T22, V2, DOT), mask=cv[None, :] < dv)
     tl.store(_scratch(uv_ptr, ub, ra + 48, cv, dv),
-             tl.dot(T30, V0, input_precision=DOT) + tl.dot(T31, V1, input_precision=DOT)
-             + tl.dot(T32, V2, input_precision=DOT) + tl.dot(T33, V3, input_precision=DOT), mask=cv[None, :] < dv)
+             _dot(T30, V0, DOT) + _dot(T31, V1, DOT)
+             + _dot(T32, V2, DOT) + _dot(T33, V3, DOT), mask=cv[None, :] < dv)
 
 
 @triton.jit
@@ -207,10 +212,10 @@ def _state_fwd_kernel(k_ptr, wk_ptr, uv_ptr, u_ptr, h_ptr, z_ptr, n, dk, dv, n_p
             tl.store(z_ptr + (bh64 * n_chunks + c) * dk + ck, z, mask=mk)
         Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
         Uv = tl.load(_scratch(uv_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
-        U = Uv - tl.dot(Wk, tl.trans(S), input_precision=DOT)
+        U = Uv - _dot(Wk, tl.trans(S), DOT)
         tl.store(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), U, mask=mv[None, :])
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
-        S += tl.dot(tl.trans(U), K, input_precision=DOT)
+        S += _dot(tl.trans(U), K, DOT)
         z += tl.sum(K, 0)
 
 
@@ -230,9 +235,9 @@ def _out_fwd_kernel(q_ptr, k_ptr, u_ptr, h_ptr, z_ptr, y_ptr, den_ptr, n, dk, dv
     S = tl.load(_scratch(h_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), mask=mv[:, None] & mk[None, :],
                 other=0.0)
     U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
-    QK = tl.dot(Q, tl.trans(K), input_precision=DOT)
+    QK = _dot(Q, tl.trans(K), DOT)
     QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
-    O = tl.dot(Q, tl.trans(S), input_precision=DOT) + tl.dot(QK, U, input_precision=DOT)
+    O = _dot(Q, tl.trans(S), DOT) + _dot(QK, U, DOT)
     if NORM:
         z = tl.load(z_ptr + (bh64 * n_chunks + c) * dk + ck, mask=mk, other=0.0)
         den = tl.sum(Q * z[None, :], 1) + tl.sum(QK, 1)
@@ -264,9 +269,9 @@ def _dv_local_bwd_kernel(q_ptr, k_ptr, dy_ptr, den_ptr, dden_ptr, du_ptr, gz_ptr
         if iv == 0:
             dden = _load_vec(dden_ptr, bh64 * n, rows, n, 0.0)
             tl.store(gz_ptr + (bh64 * n_chunks + c) * dk + ck, tl.sum(dden[:, None] * Q, 0), mask=ck < dk)
-    QK = tl.dot(Q, tl.trans(K), input_precision=DOT)
+    QK = _dot(Q, tl.trans(K), DOT)
     QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
-    tl.store(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), tl.dot(tl.trans(QK), dO, input_precision=DOT),
+    tl.store(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), _dot(tl.trans(QK), dO, DOT),
              mask=cv[None, :] < dv)
 
 
@@ -294,9 +299,9 @@ def _state_bwd_kernel(q_ptr, k_ptr, wk_ptr, dy_ptr, den_ptr, du_ptr, dh_ptr, n, 
             den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
             dO = dO / den[:, None]
         du_at = _scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv)
-        dU = tl.load(du_at, mask=mv[None, :], other=0.0) + tl.dot(K, tl.trans(dS), input_precision=DOT)
+        dU = tl.load(du_at, mask=mv[None, :], other=0.0) + _dot(K, tl.trans(dS), DOT)
         tl.store(du_at, dU, mask=mv[None, :])
-        dS += tl.dot(tl.trans(dO), Q, input_precision=DOT) - tl.dot(tl.trans(dU), Wk, input_precision=DOT)
+        dS += _dot(tl.trans(dO), Q, DOT) - _dot(tl.trans(dU), Wk, DOT)
 
 
 @triton.jit
@@ -338,38 +343,38 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
         dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
         V = _load_in(v_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         # O = Q Sᵀ + (QKᵀ ⊙ M) U  and  S' = S + Uᵀ K
-        dM += tl.dot(dO, tl.trans(U), input_precision=DOT)
-        dQ += tl.dot(dO, S, input_precision=DOT)
-        dK += tl.dot(U, dS, input_precision=DOT)
+        dM += _dot(dO, tl.trans(U), DOT)
+        dQ += _dot(dO, S, DOT)
+        dK += _dot(U, dS, DOT)
         # WY form: U = U_v − W_k Sᵀ, U_v = T diag(β) V
-        dWk -= tl.dot(dU, S, input_precision=DOT)
+        dWk -= _dot(dU, S, DOT)
         bV = V * b[:, None]
-        dT += tl.dot(dU, tl.trans(bV), input_precision=DOT)
-        dbV = tl.dot(Tt, dU, input_precision=DOT)
+        dT += _dot(dU, tl.trans(bV), DOT)
+        dbV = _dot(Tt, dU, DOT)
         tl.store(dv_ptr + bh64 * n * dv + rows[:, None].to(tl.int64) * dv + cv[None, :],
                  (dbV * b[:, None]).to(dv_ptr.dtype.element_ty), mask=(rows[:, None] < n) & mv[None, :])
         db += tl.sum(V * dbV, 1)
     if NORM:
         dM += dden[:, None]
     dM = tl.where(t[:, None] >= t[None, :], dM, 0.0)
-    dQ += tl.dot(dM, K, input_precision=DOT)
-    dK += tl.dot(tl.trans(dM), Q, input_precision=DOT)
+    dQ += _dot(dM, K, DOT)
+    dK += _dot(tl.trans(dM), Q, DOT)
     if NORM:
         z = tl.load(z_ptr + (bh64 * n_chunks + c) * dk + ck, mask=mk, other=0.0)
         dzf = tl.load(dz_ptr + (bh64 * n_chunks + c) * dk + ck, mask=mk, other=0.0)
         dQ += dden[:, None] * z[None, :]
         dK += dzf[None, :]
     # W_k = T diag(β) K: dT += dW_k (βK)ᵀ, d(βK) = Tᵀ dW_k
-    dT += tl.dot(dWk, tl.trans(K * b[:, None]), input_precision=DOT)
-    dbK = tl.dot(Tt, dWk, input_precision=DOT)
+    dT += _dot(dWk, tl.trans(K * b[:, None]), DOT)
+    dbK = _dot(Tt, dWk, DOT)
     dK += dbK * b[:, None]
     db += tl.sum(K * dbK, 1)
     # T = (I + A)⁻¹: dA = −Tᵀ dT Tᵀ on the strictly lower part; A = tril(diag(β) K Kᵀ, −1)
-    dA = -tl.dot(tl.dot(Tt, dT, input_precision=DOT), Tt, input_precision=DOT)
+    dA = -_dot(_dot(Tt, dT, DOT), Tt, DOT)
     dA = tl.where(t[:, None] > t[None, :], dA, 0.0)
-    db += tl.sum(dA * tl.dot(K, tl.trans(K), input_precision=DOT), 1)
+    db += tl.sum(dA * _dot(K, tl.trans(K), DOT), 1)
     G = dA * b[:, None]
-    dK += tl.dot(G, K, input_precision=DOT) + tl.dot(tl.trans(G), K, input_precision=DOT)
+    dK += _dot(G, K, DOT) + _dot(tl.trans(G), K, DOT)
     if PHI:
         dQ = dQ * _dphi(_load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, False))
         dK = dK * _dphi(_load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, False))

@@ -193,3 +193,17 @@ def test_launch_refuses_when_no_config_compiles(monkeypatch):
     monkeypatch.setattr(kc, "_chosen", {})
     with pytest.raises(RuntimeError, match="no configuration compiled"):
         kc._launch("fake", _FlakyKernel(), (1,), (torch.zeros(1),), {})
+
+
+@pytest.mark.parametrize("dot", ["tf32", "ieee"])
+def test_dot_precisions_compute_the_same_function(dot):
+    q, k, v, beta = _inputs(1, 1, 70, 16, 16, True, seed=9)
+    y = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, dot=dot)[0]
+    ref = naive.delta_rule_recurrent(q.double(), k.double(), v.double(), beta.double(), True, True)
+    assert _rel(y, ref) < 2e-5  # the interpreter computes every precision in float32
+
+
+def test_unknown_dot_precision_is_refused():
+    q, k, v, beta = _inputs(1, 1, 8, 16, 16, True, seed=1)
+    with pytest.raises(ValueError, match="dot must be one of"):
+        kc.delta_rule_fwd_triton(q, k, v, beta, dot="bf16")
