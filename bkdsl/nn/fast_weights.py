@@ -141,8 +141,10 @@ class FastWeightLayer(nn.Module):
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
         """Whether this call takes ``torch.ops.bkdsl.delta_rule`` (the chunked Triton kernel): the delta
-        rule in chunked mode where :func:`bkdsl.kernels.dispatch.use_triton` says so (CUDA by default)."""
-        return self.mode == "chunked" and self.rule == "delta" and dispatch.use_triton(x)
+        rule in chunked mode with d_key, d_value ≤ 128 where :func:`bkdsl.kernels.dispatch.use_triton` says
+        so (CUDA by default)."""
+        return (self.mode == "chunked" and self.rule == "delta" and max(self.dk, self.dv) <= 128
+                and dispatch.use_triton(x))
 
     def _kernel(self, x: torch.Tensor) -> torch.Tensor:
         # Triton is imported only on this path: the reference path runs where triton is not installed.

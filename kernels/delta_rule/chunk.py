@@ -38,10 +38,10 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CHUNK", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
+__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
-SUB = 16            # diagonal block of the substitution
+MAX_D = 128         # widest d_k / d_v: whole rows of d_k are one tile (the state scan needs them)
 DOTS = ("tf32", "tf32x3", "ieee")
 
 
@@ -442,8 +442,9 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor
     if q.dtype not in (torch.float32, torch.bfloat16, torch.float16) or len({q.dtype, k.dtype, v.dtype}) != 1:
         raise ValueError(f"delta_rule: q, k, v must share a dtype among float32/bfloat16/float16, got "
                          f"{q.dtype}, {k.dtype}, {v.dtype}")
-    if q.shape[-1] > 256 or v.shape[-1] > 256:
-        raise ValueError("delta_rule: d_k and d_v up to 256")
+    if q.shape[-1] > MAX_D or v.shape[-1] > MAX_D:
+        raise ValueError(f"delta_rule: d_k and d_v up to {MAX_D} (one 64 × d float32 tile per program), got "
+                         f"{q.shape[-1]}, {v.shape[-1]}")
 
 
 def _block(d: int) -> int:

@@ -144,12 +144,14 @@ def test_fast_weight_layer_additive_and_recurrent_stay_on_the_reference():
         x = torch.randn(1, 8, 16)
         assert not FastWeightLayer(16, rule="additive").uses_kernel(x)
         assert not FastWeightLayer(16, mode="recurrent").uses_kernel(x)
+        assert not FastWeightLayer(16, d_key=160).uses_kernel(x)  # wider than the kernel's tiles
 
 
 @pytest.mark.parametrize("shapes", [((1, 1, 8, 16), (1, 1, 8, 8), (1, 1, 8, 16), (1, 1, 8)),
                                     ((1, 1, 8, 16), (1, 1, 8, 16), (1, 1, 9, 16), (1, 1, 8)),
                                     ((1, 1, 8, 16), (1, 1, 8, 16), (1, 1, 8, 16), (1, 8)),
-                                    ((8, 16), (8, 16), (8, 16), (8,))])
+                                    ((8, 16), (8, 16), (8, 16), (8,)),
+                                    ((1, 1, 8, 130), (1, 1, 8, 130), (1, 1, 8, 16), (1, 1, 8))])
 def test_bad_shapes_are_refused(shapes):
     q, k, v, beta = (torch.zeros(s) for s in shapes)
     with pytest.raises(ValueError, match="delta_rule"):
