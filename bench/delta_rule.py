@@ -129,6 +129,24 @@ def errors(got, ref) -> dict:
     return out
 
 
+def kernel_breakdown(fn, reps: int = 5) -> dict:
+    """GPU time per kernel name (µs per call, torch.profiler) of ``reps`` calls of fn: where the time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    rows = {}
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0.0)
+        if t > 0:
+            rows[ev.key[:80]] = round(t / reps, 1)
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1])[:20])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
@@ -232,6 +250,16 @@ def main() -> int:
                 res["ratios"][f"ours_over_floor_{part}_{dn}"] = tm[f"ours_fla_function_{part}_{dn}"] / fl["floor_ms"]
             LOG(f"time {dn}: {json.dumps({k: v for k, v in tm.items() if k.endswith(dn)})}")
             save()
+            if dtype == torch.bfloat16 and left():
+                try:
+                    bd = res.setdefault("kernel_us_per_call", {})
+                    bd["ours_fwdbwd_bf16"] = kernel_breakdown(ours_fb)
+                    if fla_fn is not None and "fla" in chk:
+                        bd["fla_fwdbwd_bf16"] = kernel_breakdown(fla_fb)
+                    LOG(f"kernels: {json.dumps(bd)}")
+                except Exception as e:  # diagnostics only: recorded, the run goes on
+                    res["errors"]["kernel_breakdown"] = f"{type(e).__name__}: {e}"
+                save()
         # --- bkdsl's function: φ = ELU + 1 and the normaliser ---
         if not left():
             res["skipped"].append(f"{dn} phi+normaliser: wall-time budget")
