@@ -68,18 +68,19 @@ def test_gradients_match_reference_autograd(B, H, N, dk, dv, feature_map, normal
         assert _rel(got, x.grad) < 5e-5, (name, _rel(got, x.grad))
 
 
-def test_bfloat16_forward_and_backward_within_documented_tolerance():
-    q, k, v, beta = _inputs(1, 2, 100, 16, 16, True, seed=11, dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_forward_and_backward_within_documented_tolerance(dtype):
+    q, k, v, beta = _inputs(1, 2, 100, 16, 16, True, seed=11, dtype=dtype)
     y, *rest = kc.delta_rule_fwd_triton(q, k, v, beta, True, True)
-    assert y.dtype == torch.bfloat16
+    assert y.dtype == dtype
     ref = naive.delta_rule_recurrent(q.double(), k.double(), v.double(), beta.double(), True, True)
     assert _rel(y, ref) < 3e-2
-    dy = torch.randn(1, 2, 100, 16, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    dy = torch.randn(1, 2, 100, 16, generator=torch.Generator().manual_seed(5)).to(dtype)
     grads = kc.delta_rule_bwd_triton(q, k, v, beta, y, *rest, dy, True, True)
     xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
     naive.delta_rule_chunked(*xs, True, True).backward(dy.double())
     for got, x in zip(grads, xs):
-        assert got.dtype == torch.bfloat16
+        assert got.dtype == dtype
         assert _rel(got, x.grad) < 3e-2
 
 
