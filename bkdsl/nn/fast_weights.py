@@ -127,16 +127,19 @@ class FastWeightLayer(nn.Module):
         self.wb = nn.Linear(d_model, heads)
         self.wo = nn.Linear(heads * d_value, d_model, bias=False)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def projections(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw q, k ``[B, H, T, d_key]``, v ``[B, H, T, d_value]`` and β = σ(w_β · x) ``[B, H, T]``."""
         B, T, _ = x.shape
         split = lambda t, d: t.view(B, T, self.h, d).transpose(1, 2)  # noqa: E731
-        q = elu_plus_one(split(self.wq(x), self.dk))
-        k = elu_plus_one(split(self.wk(x), self.dk))
+        beta = torch.sigmoid(self.wb(x)).transpose(1, 2)  # [B, H, T]
+        return split(self.wq(x), self.dk), split(self.wk(x), self.dk), split(self.wv(x), self.dv), beta
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v, beta = self.projections(x)
+        q, k = elu_plus_one(q), elu_plus_one(k)
         if self.key_norm:
             q = q / q.sum(-1, keepdim=True)
             k = k / k.sum(-1, keepdim=True)
-        v = split(self.wv(x), self.dv)
-        beta = torch.sigmoid(self.wb(x)).transpose(1, 2)  # [B, H, T]
         return q, k, v, beta
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
@@ -153,11 +156,8 @@ class FastWeightLayer(nn.Module):
         if self.key_norm:  # φ and its L1 normalisation in PyTorch, the kernel without its feature map
             q, k, v, beta = self.features(x)
             return torch.ops.bkdsl.delta_rule(q, k, v, beta, False, self.normalize)[0]
-        B, T, _ = x.shape
-        split = lambda t, d: t.view(B, T, self.h, d).transpose(1, 2)  # noqa: E731
-        q, k, v = split(self.wq(x), self.dk), split(self.wk(x), self.dk), split(self.wv(x), self.dv)
-        beta = torch.sigmoid(self.wb(x)).transpose(1, 2)
-        return torch.ops.bkdsl.delta_rule(q, k, v, beta, True, self.normalize)[0]  # φ = ELU + 1 in the kernel
+        q, k, v, beta = self.projections(x)  # φ = ELU + 1 inside the kernel
+        return torch.ops.bkdsl.delta_rule(q, k, v, beta, True, self.normalize)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.uses_kernel(x):  # the one dispatch decision of this call

@@ -15,7 +15,7 @@ Forward, three kernels (the layout of Yang et al. 2024 / flash-linear-attention'
   step per chunk; writes S (per chunk), U and z (per chunk).
 * :func:`_out_fwd_kernel`, grid (chunks, d_v blocks, B·H): Y and den.
 
-Backward, two kernels (the gradients are derived in docs/kernels_delta.md):
+Backward, three kernels (the gradients are derived in docs/kernels_delta.md):
 
 * :func:`_dv_local_bwd_kernel`, grid (chunks, d_v blocks, B·H): the parallel part of dU, (QKᵀ⊙M)ᵀ dO,
   and each chunk's Σ_t dden_t q_t (a reverse cumulative sum over chunks gives dz from later chunks).
@@ -26,7 +26,7 @@ Backward, two kernels (the gradients are derived in docs/kernels_delta.md):
   dW_k = −dU S, dT = dW_k (βK)ᵀ + dU (βV)ᵀ, dA = −Tᵀ dT Tᵀ (strictly lower), and φ'(x) = 1 (x > 0) or eˣ.
 
 Everything is computed in float32 (inputs bf16 or fp32, loaded and widened); ``dot`` picks tl.dot's
-input precision ("tf32", "tf32x3" or "ieee"). Scratch (T, U, S per chunk, z per chunk, den) is float32
+input precision ("tf32", "tf32x3" or "ieee"). Scratch (T, W_k, U, S and z per chunk, den) is float32
 and padded to whole chunks, so only the inputs' loads and the outputs' stores are masked.
 """
 
