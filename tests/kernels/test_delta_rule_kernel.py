@@ -210,3 +210,11 @@ def test_unknown_dot_precision_is_refused():
     q, k, v, beta = _inputs(1, 1, 8, 16, 16, True, seed=1)
     with pytest.raises(ValueError, match="dot must be one of"):
         kc.delta_rule_fwd_triton(q, k, v, beta, dot="bf16")
+
+
+def test_empty_sequence_gives_empty_output_and_gradients():
+    xs = [torch.zeros(s, requires_grad=True) for s in ((1, 2, 0, 16), (1, 2, 0, 16), (1, 2, 0, 8), (1, 2, 0))]
+    y = torch.ops.bkdsl.delta_rule(*xs, True, True)[0]
+    assert y.shape == (1, 2, 0, 8)
+    y.sum().backward()
+    assert [x.grad.shape for x in xs] == [x.shape for x in xs]
