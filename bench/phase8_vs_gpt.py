@@ -216,7 +216,8 @@ def moe_report(model: torch.nn.Module, data: Data, batch: int) -> list[dict[str,
         mx, mn = max(share), min(share)
         travel = m.centroid_travel().float().tolist()
         out.append({"metric": m.metric, "load_share": share, "load_max": mx, "load_min": mn,
-                    "load_max_over_min": mx / mn if mn > 0 else float("inf"),
+                    "load_max_over_min": mx / mn if mn > 0 else None,  # None: an expert got no token
+                    "idle_experts": sum(x == 0 for x in share),
                     "centroid_travel": travel, "centroid_travel_mean": sum(travel) / len(travel)})
     return out
 
@@ -411,7 +412,7 @@ def main() -> None:
         print(f"[{time.perf_counter() - start:6.1f}s] {msg}", flush=True)
 
     def save() -> None:
-        path.write_text(json.dumps(res, indent=2) + "\n")
+        path.write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
 
     def left() -> float:
         return a.deadline_s - (time.perf_counter() - start)
