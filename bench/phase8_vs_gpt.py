@@ -190,7 +190,10 @@ def causal_leak(model: torch.nn.Module, data: Data, autocast: bool) -> float:
         for j in sorted({1, n // 3, n // 2 + 1, n - 1}):
             x2 = x.clone()
             x2[:, j] = (x2[:, j] + 97) % 256
-            worst = max(worst, float((model(x2)["logits"].float() - y0)[:, :j].abs().max()))
+            dy = (model(x2)["logits"].float() - y0).abs()
+            if not torch.isfinite(dy).all():  # NaN would pass a max() silently: refuse instead
+                raise FloatingPointError("non-finite logits in the causality check")
+            worst = max(worst, float(dy[:, :j].max()))
     model.train()
     return worst
 
