@@ -371,9 +371,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="CPU-sized run that tests the script")
     ap.add_argument("--device", default=None)
     ap.add_argument("--steps", type=int, default=200, help="(a) equal steps")
-    ap.add_argument("--budget-s", type=float, default=100.0, help="(b) seconds of training per model")
-    ap.add_argument("--ablation-s", type=float, default=20.0, help="seconds per ablation run")
-    ap.add_argument("--deadline-s", type=float, default=500.0, help="skip parts that would not end before this")
+    ap.add_argument("--budget-s", type=float, default=90.0, help="(b) seconds of training per model")
+    ap.add_argument("--ablation-s", type=float, default=15.0, help="seconds per ablation run")
+    ap.add_argument("--deadline-s", type=float, default=480.0, help="skip parts that would not end before this")
     ap.add_argument("--max-bytes", type=int, default=40_000_000, help="cap on the corpus (default: all of it)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=512)
@@ -424,14 +424,23 @@ def main() -> None:
     res["data"] = data.meta
     log(f"data: {data.meta}")
 
+    built: dict[tuple, tuple[torch.nn.Module, dict[str, torch.Tensor]]] = {}
+
     def build(kind: str, model: str) -> torch.nn.Module:
+        """The model at its seed-0 initial weights. A model built before is reset to them (same
+        weights, and torch.compile's graphs and Triton's kernels are not compiled twice)."""
+        key = (kind, model, bool(a.compile_gpt and cuda and kind == "gpt"))
+        if key in built:
+            m, init = built[key]
+            m.load_state_dict(init)
+            return m
         torch.manual_seed(0)
         m = compile_model("phase8.bk" if kind == "phase8" else "gpt_baseline.bk", model).to(dev)
-        if kind == "gpt" and a.compile_gpt and cuda:
-            try:
-                return torch.compile(m)
-            except Exception as e:  # said in the record, never silent
-                res.setdefault("notes", []).append(f"torch.compile failed, eager GPT: {e!r}")
+        init = {k: v.detach().clone() for k, v in m.state_dict().items()}
+        if key[2]:
+            m = torch.compile(m)
+            init = {f"_orig_mod.{k}": v for k, v in init.items()}
+        built[key] = (m, init)
         return m
 
     def run(kind: str, model: str, **kw) -> tuple[dict[str, Any], torch.nn.Module]:
