@@ -83,8 +83,7 @@ def test_logits_before_j_do_not_move_after_training_steps(spec, model):
 
 @pytest.mark.parametrize("spec,model,replace", [
     ("phase8.bk", PHASE8, ("bk_resolvent(z = 0.1i, causal = true)", "bk_resolvent(z = 0.1i, causal = false)")),
-    ("phase8.bk", PHASE8, ("block = blk,\n                           causal = true)",
-                           "block = blk,\n                           causal = false)")),
+    ("phase8.bk", PHASE8, ("block = blk,\n    causal = true", "block = blk,\n    causal = false")),
     ("gpt_baseline.bk", GPT, ("heads = heads, causal = true)", "heads = heads, causal = false)")),
 ])
 def test_the_check_refutes_two_sided_variants(spec, model, replace):
