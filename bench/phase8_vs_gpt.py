@@ -446,8 +446,21 @@ def main() -> None:
     def run(kind: str, model: str, **kw) -> tuple[dict[str, Any], torch.nn.Module]:
         m = build(kind, model)
         autocast = gpt_autocast if kind == "gpt" else False
-        rec = train(kind, m, data, batch=a.batch, lr=a.lr, autocast=autocast, warmup_steps=20,
-                    warm=2 if a.tiny else 3, eval_batch=a.batch, log=log, **kw)
+
+        def go(m):
+            return train(kind, m, data, batch=a.batch, lr=a.lr, autocast=autocast, warmup_steps=20,
+                         warm=2 if a.tiny else 3, eval_batch=a.batch, log=log, **kw)
+        try:
+            rec = go(m)
+        except Exception as e:  # torch.compile fails lazily, at the first call: say so, run eager
+            if not (kind == "gpt" and a.compile_gpt and cuda):
+                raise
+            res.setdefault("notes", []).append(f"torch.compile of the GPT failed, eager from here: {e!r}"[:2000])
+            log(res["notes"][-1])
+            a.compile_gpt = 0
+            m = build(kind, model)
+            rec = go(m)
+        rec["compiled"] = bool(kind == "gpt" and a.compile_gpt and cuda)
         rec["params"] = n_params(m)
         rec["causal_leak"] = causal_leak(m, data, autocast)
         if rec["causal_leak"] > 0:
