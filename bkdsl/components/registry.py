@@ -180,6 +180,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.functions",
     "bkdsl.components.losses",
     "bkdsl.components.phase8",
+    "bkdsl.components.transformer",
     "bkdsl.components.structure",
     "bkdsl.components.training",
 ]

@@ -346,7 +346,8 @@ class FileSource(DataSource):
 
 class TextBytesParams(_DataParams):
     seq_len: int = Field(128, gt=0, description="bytes per sequence N")
-    max_bytes: int = Field(2_000_000, gt=0, description="bytes read in all")
+    max_bytes: int = Field(2_000_000, gt=0, description="bytes read in all (files in a seeded order; the "
+                                                          "whole standard library is about 30 MB)")
     root: str | None = Field(None, description="directory of .py files (default: the standard library)")
 
 
@@ -363,7 +364,7 @@ class TextBytesSource(DataSource):
         from bkdsl.train.sources import text_bytes_dataset
 
         p = self.params
-        return text_bytes_dataset(p.seq_len, p.max_bytes, p.root)
+        return text_bytes_dataset(p.seq_len, p.max_bytes, p.root, seed=seed)
 
     def fields(self) -> dict:
         from bkdsl.train.data import FieldInfo

@@ -52,6 +52,7 @@ __all__ = [
     "scattering_attention_reference",
     "scattering_attention_core",
     "scattering_score",
+    "block_leading_score",
     "ScatteringAttention",
 ]
 
@@ -211,14 +212,36 @@ def scattering_attention_core(
     return o
 
 
-def scattering_score(g: Tensor, eps: float = 1e-12) -> Tensor:
-    """S_i = |G_ii| / mean_j |G_jj| per sequence, from the complex Green diagonal g [B, N].
+def scattering_score(g: Tensor, causal: bool = False, eps: float = 1e-12) -> Tensor:
+    """The scattering score from the complex Green diagonal g [B, N], detached.
+
+    Two-sided (``causal=False``, for bidirectional models): S_i = |G_ii| / mean_j |G_jj|, the mean over
+    the whole sequence. Causal: S_i = |G_ii| / ((1/(i+1)) Σ_{j≤i} |G_jj|), the running mean, so that
+    S_i depends on G_{≤i} only (the sequence mean reads every later token: a leak in a language model).
 
     Detached: the gate is piecewise constant in S, so no gradient flows through it. ``eps`` guards a
     sequence whose Green diagonal vanishes identically (then S = 0: every token takes the identity path).
     """
     a = g.detach().abs().float()
+    if causal:
+        count = torch.arange(1, a.shape[-1] + 1, device=a.device, dtype=a.dtype)
+        return a / (a.cumsum(-1) / count).clamp_min(eps)
     return a / a.mean(-1, keepdim=True).clamp_min(eps)
+
+
+def block_leading_score(score: Tensor, block: int) -> Tensor:
+    """S̃_i = S_{first(I)} for every token i of block I: each block's score read at its first token.
+
+    Why, for causal models: the block rule reads σ_I = max_{i∈I} S_i, which for token i includes the
+    scores of the later tokens of its own block, so a byte j could change whether an earlier query i
+    of the same block attends (or takes the identity path). The first token of a block precedes every
+    query of the block, so with S̃ every decision that reaches o_i depends on S_{≤i} only:
+    σ̃_I = S_{first(I)}, keep(I, J) ⇔ S_{first(I)}·S_{first(J)} > τ (J ≤ I), active ⇔ σ̃_I·m̃_I > τ.
+    The price: the gate is per block, not per token.
+    """
+    n = score.shape[-1]
+    first = torch.arange(0, n, block, device=score.device)
+    return score[..., first].repeat_interleave(block, dim=-1)[..., :n].contiguous()
 
 
 class ScatteringAttention(nn.Module):
@@ -228,6 +251,10 @@ class ScatteringAttention(nn.Module):
     out [B, N, d_model] = W_o · o, with o from :func:`scattering_attention_core` on
     q = W_q h, k = W_k h, v = W_v h and S = :func:`scattering_score` (g). W_o has no bias, so out = 0 for
     inactive tokens and the residual ``h + out`` leaves them unchanged.
+
+    ``causal=True`` (language models): keys j ≤ i only, S normalised by its running mean, and the block
+    rule fed :func:`block_leading_score` (S) — every decision reaching o_i then depends on h_{≤i}, provided
+    g does (the causal resolvent). ``causal=False``: the two-sided rule on S, for encoders.
 
     ``skipped_fraction`` (buffer) is a running mean (momentum 0.1, as BatchNorm) of the fraction of
     block pairs skipped, for reporting; ``last_stats`` holds the last :class:`BlockSparsityStats`.
@@ -266,7 +293,9 @@ class ScatteringAttention(nn.Module):
             return x.view(bsz, n, heads, dh).transpose(1, 2)
 
         q, k, v = split(self.w_q(h)), split(self.w_k(h)), split(self.w_v(h))
-        s = scattering_score(g)
+        s = scattering_score(g, causal=self.causal)
+        if self.causal:
+            s = block_leading_score(s, self.block)
         o, stats = scattering_attention_core(q, k, v, s, self.tau, self.block, self.causal, return_stats=True)
         with torch.no_grad():
             mom = self.momentum
