@@ -81,6 +81,15 @@ class BkResolvent(Component):
     computed in O(N) by the continued-fraction (ratio) recursion; complex [B, N]."""
 
     Params = _BkP
+    # G_ii depends on h at every site through (H − z)⁻¹: both neighbours, then theirs (two-sided)
+    sequence = "bidirectional"
+    # a flip P of the sites maps H(h) to P H(h) P (symmetric hopping), so G_ii(Ph) = (P G(h) P)_ii
+    flip_equivariant = True
+
+    def output_bound(self):
+        """|G_ii| ≤ ‖(H − z)⁻¹‖₂ = 1 / dist(z, spec H) ≤ 1 / Im z for a real symmetric H."""
+        im = complex(self.params.z).imag
+        return 1.0 / im, f"|G_ii| ≤ ‖(H − z)⁻¹‖ ≤ 1/Im z = {1.0 / im:g} (H real symmetric)"
 
     @classmethod
     def from_args(cls, kwargs, span=None, decl_name=None):
@@ -129,6 +138,7 @@ class GreenFeaturesC(Component):
     """Linear features of the Green function: complex [B, N] → float [B, N, dim]."""
 
     Params = _GfP
+    sequence = "pointwise"  # [Re G_ii, Im G_ii] → features, site by site
 
     def infer(self, ins, ctx):
         t = ins[0]
@@ -162,6 +172,10 @@ class ScatteringAttentionC(Component):
     σ_I·σ_J > τ (σ = block max of S); tokens with S_i·m_I ≤ τ take the identity path (output 0)."""
 
     Params = _SaP
+
+    def sequence_pattern(self) -> str:
+        """Causal when built with ``causal = true`` (key blocks J ≤ I only), else every position."""
+        return "causal" if self.params.causal else "global"
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -205,6 +219,7 @@ class HyperbolicMoEC(Component):
 
     Params = _MoEP
     accepts = "any"
+    sequence = "pointwise"  # each token is routed by its own distance to the centroids
 
     def infer(self, ins, ctx):
         t = ins[0]
