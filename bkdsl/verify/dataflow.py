@@ -27,6 +27,7 @@ from bkdsl.components.registry import SEQUENCE_PATTERNS, Component, Proof
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import ValueType
 from bkdsl.verify.composition import closure
+from bkdsl.verify.probes import PROBE_BUDGET
 
 # operator nodes (``n.op == "function"``) that act entry by entry, broadcasting
 ELEMENTWISE = frozenset({"add", "sub", "mul", "truediv", "neg", "pow"})
@@ -67,6 +68,10 @@ class Verdict:
 
 def _component_has(comp: Component, prop: str) -> tuple[bool, str]:
     """Whether the component (in its claim inputs) has ``prop`` or a property implying it."""
+    size = comp.probe_elements()
+    if not size <= PROBE_BUDGET:  # refused before the component's probe allocates
+        return False, (f"the probe of `{comp.name}` would allocate ~{float(size):.3g} elements, over the "
+                       f"probe budget of {PROBE_BUDGET:.3g}")
     notes = []
     for q in (prop, "unitary", "isometric"):
         if prop not in closure({q}):
