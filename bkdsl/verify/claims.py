@@ -318,7 +318,8 @@ def decide_model_claim(prog: I.Program, ir: I.BlockIR, c: A.Claim) -> Proof:
     """Decide one claim on an elaborated block or model (what ``: c`` on it would establish)."""
     if c.name in NEW_KINDS:
         return _safe(_block_new_kind, prog, ir, c)
-    v = D.map_property(ir, c.name)
+    manifolds = {k: d.component for k, d in prog.decls.items() if d.kind == "manifold" and d.component is not None}
+    v = D.output_hyperbolic(ir, manifolds) if c.name == "hyperbolic" else D.map_property(ir, c.name)
     return Proof(v.holds, "composition", v.detail)
 
 

@@ -333,5 +333,34 @@ def output_bound(ir: I.BlockIR) -> tuple[float, str] | tuple[None, str]:
     return max(cs), "; ".join(whys)
 
 
+def output_hyperbolic(ir: I.BlockIR, manifolds: dict[str, Component]) -> Verdict:
+    """`hyperbolic` of a block: every output lands on a hyperbolic manifold — its type says so (the
+    elaborator checked each op's manifold typing) and the manifold is hyperbolic, or the op producing
+    it proves it (a property of where the values land: decided by the last op, not by a chain)."""
+    parts = []
+    for node_name in ir.outputs.values():
+        n = ir.node(node_name)
+        m = n.type.manifold if isinstance(n.type, ValueType) else None
+        mc = manifolds.get(m) if m else None
+        if mc is not None:
+            ok, why = _component_has(mc, "hyperbolic")
+            if ok:
+                parts.append(f"{node_label(n)} is typed on `{m}` ({why})")
+                continue
+        if n.op == "component":
+            ok, why = _component_has(n.target, "hyperbolic")
+            if not ok:
+                return Verdict(False, f"{node_label(n)}: {why}", n)
+            parts.append(why)
+        elif n.op == "block":
+            v = output_hyperbolic(n.target, manifolds)
+            if not v.holds:
+                return v
+            parts.append(v.detail)
+        else:
+            return Verdict(False, f"{node_label(n)} does not keep values on a hyperbolic manifold", n)
+    return Verdict(True, "; ".join(parts))
+
+
 def proof(v: Verdict, how: str = "composition") -> Proof:
     return Proof(v.holds, how, v.detail)

@@ -206,3 +206,11 @@ def test_claim_with_argument_round_trips_through_the_formatter():
     m, _ = parse(text, "x.bk")
     m2, _ = parse(format_module(m), "x.bk")
     assert m2 == m and "bounded(norm <= 2.0)" in format_module(m)
+
+
+def test_hyperbolic_block_decided_by_the_output_op():
+    ok = ("manifold ball = poincare(c = 1.0)\nmodel m : hyperbolic {\n  input x : [B, 4]\n"
+          "  output expmap0(ball, x)\n}\n")
+    bad = ok.replace("output expmap0(ball, x)", "output logmap0(ball, expmap0(ball, x))")
+    assert [d for d in bkdsl.check_source(ok) if d.is_error] == []
+    assert [d.code for d in bkdsl.check_source(bad) if d.is_error] == ["E0301"]
