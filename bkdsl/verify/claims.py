@@ -23,11 +23,13 @@ and :func:`check_claims` are its two views.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from bkdsl.components.registry import PROPERTIES, Component, Proof
+from bkdsl.components.registry import PROPERTIES, Component, InferCtx, Proof
+from bkdsl.semantics.types import DimUnifier, ValueType
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.resolve import Elaborator
@@ -239,7 +241,47 @@ def _decl_map_property(comp: Component, prop: str) -> Proof:
     return proof
 
 
+# The probe input of a declaration claim: every input of the component typed [B, N, PROBE_FEATURES].
+PROBE_FEATURES = 4
+
+
+def one_op_block(comp: Component) -> I.BlockIR | None:
+    """A model applying (a copy of) ``comp`` to inputs [B, N, 4] — what a declaration's probe runs;
+    None when the component does not accept such inputs (it is then decided analytically only)."""
+    if not comp.inputs:
+        return None
+    c = copy.copy(comp)  # infer may record sizes on the component: keep the declaration's own
+    ins = [ValueType(("B", "N", PROBE_FEATURES), "float", None, None) for _ in comp.inputs]
+    try:
+        out = c.infer(ins, InferCtx(DimUnifier(), None, {}))
+    except Exception:  # a component that needs other input types: no generic probe
+        return None
+    if not isinstance(out, ValueType):
+        return None
+    nodes = [I.Node(n, "input", None, [], t) for n, t in zip(comp.inputs, ins)]
+    nodes.append(I.Node("y", "component", c, [I.NodeRef(n) for n in comp.inputs], out))
+    return I.BlockIR(comp.decl_name or comp.name, True, {}, dict(zip(comp.inputs, ins)), {"out": "y"},
+                     nodes, [], [])
+
+
 def _decl_new_kind(comp: Component, c: A.Claim, prog: I.Program) -> Proof:
+    proof = _decl_new_kind_analytic(comp, c, prog)
+    ir = one_op_block(comp) if proof.holds or c.name == "causal" else None
+    if ir is None:
+        return proof
+    if not proof.holds:  # show where it leaks
+        probed = _safe(_block_new_kind, prog, ir, A.Claim("causal", c.span))
+        leak = probed.detail.split("; probe: ", 1)[1] if "; probe: " in probed.detail else None
+        return Proof(False, "analytic", proof.detail + (f"; probe: {leak}" if leak else ""))
+    probe_claim = {"causal": A.Claim("causal", c.span),
+                   "equivariant": A.Claim("equivariant", c.span, A.Call(A.Name("flip"), [], []))}.get(c.name, c)
+    probed = _safe(_block_new_kind, prog, ir, probe_claim)
+    if probed.how == "composition+probe":
+        return Proof(True, "analytic+probe", f"{proof.detail}; {probed.detail.split('; ', 1)[-1]}")
+    return probed
+
+
+def _decl_new_kind_analytic(comp: Component, c: A.Claim, prog: I.Program) -> Proof:
     if c.name == "causal":
         _axis_arg(c)
         pat = comp.sequence_pattern()

@@ -168,7 +168,7 @@ def test_bounded_resolvent_analytic_and_probe():
     (d,) = errors("g_bounded.bk")
     assert d.code == "E0301" and (d.span.line, d.span.col) == (6, 13) and "1/Im z = 2" in d.label
     rs = {(r.subject, r.prop): r.proof for r in establish_claims(program("g_bounded.bk"))}
-    assert rs[("g", "bounded(norm <= 2.0)")].holds
+    assert rs[("g", "bounded(norm <= 2.0)")].holds and rs[("g", "bounded(norm <= 2.0)")].how == "analytic+probe"
     assert rs[("ok", "bounded(norm <= 2.0)")].how == "composition+probe"
     assert rs[("ok", "equivariant(flip(N))")].holds  # z-parity of the resolvent: G(Ph) = P G(h) P
 
@@ -214,3 +214,14 @@ def test_hyperbolic_block_decided_by_the_output_op():
     bad = ok.replace("output expmap0(ball, x)", "output logmap0(ball, expmap0(ball, x))")
     assert [d for d in bkdsl.check_source(ok) if d.is_error] == []
     assert [d.code for d in bkdsl.check_source(bad) if d.is_error] == ["E0301"]
+
+
+def test_declaration_claims_of_the_new_kinds():
+    src = ("propagator g = bk_resolvent(z = 0.5i) : equivariant(flip(N)), causal\n"
+           "binding ph = phasor_bind() : causal\n")
+    c = api._pipeline(src, "x.bk", None)
+    (d,) = [d for d in c.diagnostics if d.is_error]
+    assert d.code == "E0301" and "bidirectional" in d.label and "moved when input position" in d.label
+    rs = {(r.subject, r.prop): r.proof for r in c.ir.claims}
+    assert rs[("g", "equivariant(flip(N))")].how == "analytic+probe"
+    assert rs[("ph", "causal")].holds and rs[("ph", "causal")].how == "analytic+probe"
