@@ -49,15 +49,16 @@ def _last(t: Any, sizes: dict[str, int]) -> int:
 
 
 def probe_elements(ir: I.BlockIR, sizes: dict[str, int]) -> int:
-    """A bound on what the probe allocates: every value, and a weight per op (in × out features)."""
+    """An estimate of what the probe allocates: every value, and a weight per op (in features, or
+    its largest integer parameter such as an embedding's table size, × out features)."""
     total = sum(_numel(t, sizes) for t in ir.inputs.values())
     for n in ir.nodes:
         total += _numel(n.type, sizes)
         if n.op == "component":
             ins = [a for a in n.args if isinstance(a, I.NodeRef)]
             fin = _last(ir.node(ins[0].name).type, sizes) if ins else 1
-            total += fin * _last(n.type, sizes)
-            total += n.target.probe_elements() if n.target.kind in ("integrator", "binding") else 0
+            ints = [abs(v) for _, v in n.target.params if isinstance(v, int) and not isinstance(v, bool)]
+            total += max([fin, *ints]) * _last(n.type, sizes)  # a weight: in (or a table size) × out
         elif n.op == "block":
             total += probe_elements(n.target, sizes)
     return total

@@ -225,3 +225,9 @@ def test_declaration_claims_of_the_new_kinds():
     rs = {(r.subject, r.prop): r.proof for r in c.ir.claims}
     assert rs[("g", "equivariant(flip(N))")].how == "analytic+probe"
     assert rs[("ph", "causal")].holds and rs[("ph", "causal")].how == "analytic+probe"
+
+
+def test_size_guard_counts_an_embedding_table():
+    src = "model m : causal {\n  input t : [B, N] int\n  output embedding(t, 1000000000, 4)\n}\n"
+    (d,) = [d for d in bkdsl.check_source(src) if d.is_error]
+    assert d.code == "E0305" and "over the probe budget" in d.label
