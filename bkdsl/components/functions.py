@@ -19,6 +19,7 @@ class _Elementwise(Component):
     kind = "function"
     inputs = ("x",)
     sequence = "pointwise"  # one scalar map per entry
+    mixes_last_axis = False
 
     def infer(self, ins: list[ValueType], ctx: InferCtx) -> ValueType:
         self.check_manifolds(ins, ctx)
@@ -138,8 +139,10 @@ class Reshape(Component):
 
 @component("squeeze_last", kind="function", inputs=("x",))
 class SqueezeLast(Component):
-    sequence = "pointwise"  # acts on the last axis only
     """[…, 1] → […]."""
+
+    sequence = "pointwise"  # acts on the last axis only
+    mixes_last_axis = False  # entry by entry
 
     function = staticmethod(ops.squeeze_last)
 
@@ -152,8 +155,10 @@ class SqueezeLast(Component):
 
 @component("magnitude", kind="function", inputs=("x",))
 class Magnitude(Component):
-    sequence = "pointwise"  # acts on the last axis only
     """|x|; the complex modulus for a complex tensor (e.g. |G_ii|)."""
+
+    sequence = "pointwise"  # acts on the last axis only
+    mixes_last_axis = False  # entry by entry
 
     accepts = "euclidean"
     function = staticmethod(ops.magnitude)

@@ -32,8 +32,9 @@ class _LinearP(BaseModel):
 
 @component("linear", kind="layer", inputs=("x",), positional=("x", "out_features"))
 class Linear(Component):
-    sequence = "pointwise"  # mixes the feature axis only
     """y = x Wᵀ + b over the last axis: [..., d_in] → [..., out_features]."""
+
+    sequence = "pointwise"  # mixes the feature axis only
 
     Params = _LinearP
 
@@ -60,8 +61,10 @@ class _EmbP(BaseModel):
 
 @component("embedding", kind="layer", inputs=("x",), positional=("x", "num_embeddings", "dim"))
 class Embedding(Component):
-    sequence = "pointwise"  # one lookup per position
     """Integer tokens [...] → vectors [..., dim]."""
+
+    sequence = "pointwise"  # one lookup per position
+    mixes_last_axis = False  # each token is looked up alone
 
     Params = _EmbP
 
@@ -93,11 +96,12 @@ def _conv_out(n: Any, k: int, s: int, p: int) -> Any:
 
 @component("conv2d", kind="layer", inputs=("x",), positional=("x", "out_channels", "kernel", "stride"))
 class Conv2d(Component):
-    sequence = "bidirectional"  # a stencil on both sides
     """2-D convolution [B, C, H, W] → [B, out, H', W'], H' = ⌊(H + 2p − k)/s⌋ + 1.
 
     An *even* kernel with stride 2 (k = 4, p = 1) samples both parities of the grid symmetrically —
     the thesis' remedy for parity-symmetry breaking in stride-2 downsampling."""
+
+    sequence = "bidirectional"  # a stencil on both sides
 
     Params = _ConvP
 
@@ -124,8 +128,9 @@ class Conv2d(Component):
 
 @component("batchnorm", kind="layer", inputs=("x",))
 class BatchNorm(Component):
-    sequence = "global"  # statistics over the batch and every position
     """Batch normalisation over the channel axis 1 of [B, C, ...] (2-D for [B, C, H, W], 1-D otherwise)."""
+
+    sequence = "global"  # statistics over the batch and every position
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -142,8 +147,9 @@ class BatchNorm(Component):
 
 @component("layernorm", kind="layer", inputs=("x",))
 class LayerNorm(Component):
-    sequence = "pointwise"  # normalises over the feature axis only
     """Layer normalisation over the last axis."""
+
+    sequence = "pointwise"  # normalises over the feature axis only
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)

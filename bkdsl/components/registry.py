@@ -103,6 +103,9 @@ class Component:
     # one of SEQUENCE_PATTERNS. "global" unless a component declares otherwise — an op nobody
     # described is assumed to mix every position (the claims pass then refuses `causal` through it).
     sequence: ClassVar[str] = "global"
+    # Whether the op combines the entries of its input's last (feature) axis — then a sequence axis
+    # that *is* the last axis gets mixed, whatever ``sequence`` says (layernorm over [B, N]).
+    mixes_last_axis: ClassVar[bool] = True
     # Whether flipping a sequence axis of the input flips the output (z-parity); by default every
     # pointwise op is, since it applies one map at each position.
     flip_equivariant: ClassVar[bool | None] = None

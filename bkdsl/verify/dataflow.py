@@ -213,6 +213,8 @@ def axis_flow(ir: I.BlockIR, in_axes: dict[str, int | None]) -> AxisFlow:
             comp: Component = n.target
             op_pat, op_flip = comp.sequence_pattern(), comp.flip_symmetric()
             out_ax = _follow_axis(in_t, n.type, ax0)
+            if comp.mixes_last_axis and isinstance(in_t, ValueType) and in_t.shape and ax0 == len(in_t.shape) - 1:
+                op_pat, op_flip = "global", False  # the axis is the feature axis this op combines
         elif n.op == "block":
             sub: I.BlockIR = n.target
             names = list(sub.inputs)

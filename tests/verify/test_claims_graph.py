@@ -231,3 +231,11 @@ def test_size_guard_counts_an_embedding_table():
     src = "model m : causal {\n  input t : [B, N] int\n  output embedding(t, 1000000000, 4)\n}\n"
     (d,) = [d for d in bkdsl.check_source(src) if d.is_error]
     assert d.code == "E0305" and "over the probe budget" in d.label
+
+
+def test_an_op_mixing_the_feature_axis_mixes_a_sequence_axis_placed_there():
+    src = "model m : causal(1) {\n  input x : [B, 8]\n  output layernorm(x)\n}\n"
+    (d,) = [d for d in bkdsl.check_source(src) if d.is_error]
+    assert d.code == "E0301" and "`layernorm` is global" in d.label
+    ok = "model m : causal(1) {\n  input x : [B, 8]\n  output tanh(x)\n}\n"
+    assert [d for d in bkdsl.check_source(ok) if d.is_error] == []
