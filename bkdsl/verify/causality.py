@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components.registry import lookup
-from bkdsl.components.registry import Proof
+from bkdsl.components.registry import Proof, lookup
 from bkdsl.diagnostics import BkError, Diagnostic
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.resolve import elaborate_model_call
@@ -68,6 +67,7 @@ def check_next_token_causality(prog: I.Program) -> list[Diagnostic]:
         if not read or t.get("model") is None or scope is None:
             continue
         span = t.entries["model"].span or t.span
+        ir: I.BlockIR | None = None
         try:
             ir = elaborate_model_call(t.get("model"), scope, span)
             proof = decide_model_claim(prog, ir, A.Claim("causal", span))
@@ -77,7 +77,7 @@ def check_next_token_causality(prog: I.Program) -> list[Diagnostic]:
             continue
         diags.append(Diagnostic(
             "E0309", f"train `{t.name}` fits next-token targets (`{'`, `'.join(sorted(read))}`) with model "
-                     f"`{ir.name if 'ir' in locals() else '?'}`, which is not established causal",
+                     f"`{ir.name if ir is not None else '?'}`, which is not established causal",
             span, label=proof.detail,
             help="make every op on the token path pointwise or causal (causal attention, a causal resolvent), "
                  "or opt out with `allow_acausal = true` in the train block"))

@@ -37,7 +37,6 @@ from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import _claim as claim_text
 from bkdsl.verify import dataflow as D
 from bkdsl.verify import model_probe as MP
-from bkdsl.verify.composition import COMPOSABLE
 from bkdsl.verify.probes import PROBE_BUDGET, ProbeError
 
 NEW_KINDS = ("causal", "equivariant", "bounded", "lipschitz")
