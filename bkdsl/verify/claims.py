@@ -32,7 +32,7 @@ from bkdsl.components.registry import PROPERTIES, Component, InferCtx, Proof
 from bkdsl.semantics.types import DimUnifier, ValueType
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.resolve import Elaborator
+from bkdsl.semantics.resolve import Elaborator, elaborate_model_call
 from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import _claim as claim_text
 from bkdsl.verify import dataflow as D
@@ -315,9 +315,24 @@ def _instances(prog: I.Program, name: str) -> list[I.BlockIR]:
             if n.op == "block":
                 walk(n.target)
 
-    for m in prog.models.values():
+    for m in _roots(prog):
         walk(m)
     return list(seen.values())
+
+
+def _roots(prog: I.Program) -> list[I.BlockIR]:
+    """The elaborated models: those with default configs, and each train block's `model = m(...)`."""
+    roots = list(prog.models.values())
+    scope = getattr(prog, "_scope", None)
+    for t in prog.trains.values():
+        call = t.get("model")
+        if call is None or scope is None:
+            continue
+        try:
+            roots.append(elaborate_model_call(call, scope, t.entries["model"].span))
+        except BkError:
+            continue  # the train block's own checks report it
+    return roots
 
 
 def _decide_block(prog: I.Program, name: str, tpl: Any) -> list[Decision]:

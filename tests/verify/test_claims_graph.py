@@ -239,3 +239,23 @@ def test_an_op_mixing_the_feature_axis_mixes_a_sequence_axis_placed_there():
     assert d.code == "E0301" and "`layernorm` is global" in d.label
     ok = "model m : causal(1) {\n  input x : [B, 8]\n  output tanh(x)\n}\n"
     assert [d for d in bkdsl.check_source(ok) if d.is_error] == []
+
+
+def test_model_claim_checked_at_the_train_blocks_config():
+    src = """binding ph = phasor_bind()
+model m(n: int) : unitary {
+  input x : [B, n]
+  output ph(x, x)
+}
+data d = text_bytes(seq_len = 16, max_bytes = 4000)
+loss l = cross_entropy(out, targets)
+train t {
+  model = m(n = 4)
+  data = d
+  loss = l
+  optimizer = adam(lr = 1e-3)
+  allow_acausal = true
+}
+"""
+    ds = [d for d in bkdsl.check_source(src) if d.is_error and d.code.startswith("E03")]
+    assert [d.code for d in ds] == ["E0301"] and "m(n=4)" in ds[0].message
