@@ -115,6 +115,9 @@ def causal_probe(prog: I.Program, ir: I.BlockIR, in_axes: dict, out_axes: dict, 
     fn = build(prog, ir, sizes)
     gen = torch.Generator().manual_seed(SEED + 1)
     a, b = _draw(ir, sizes, gen), _draw(ir, sizes, gen)
+    # a token draw could repeat a's token at j; take the other of {0, 1} so every position changes
+    b = {k: (1 - a[k] if a[k].dtype == torch.int64 else (~a[k] if a[k].dtype == torch.bool else v))
+         for k, v in b.items()}
     length = min(a[k].shape[ax] for k, ax in in_axes.items() if ax is not None)
     pos = [j for j in POSITIONS if j < length] or [length - 1]
     return _result(P.probe_causal(fn, a, b, in_axes, out_axes, pos))
