@@ -139,6 +139,7 @@ class GreenFeaturesC(Component):
 
     Params = _GfP
     sequence = "pointwise"  # [Re G_ii, Im G_ii] → features, site by site
+    mixes_last_axis = False  # G is [B, N]: its last axis is the sequence, read entry by entry
 
     def infer(self, ins, ctx):
         t = ins[0]

@@ -199,7 +199,7 @@ def axis_flow(ir: I.BlockIR, in_axes: dict[str, int | None]) -> AxisFlow:
         for _, a in used:
             ax, p, c, f, fc = state[a]
             if _rank(p) > _rank(pat):
-                pat, cul = p, c
+                pat, cul = p, (cul if cul is not None and _rank(pat) > _rank("causal") else c)
             if not f and fok:
                 fok, fcul = False, fc
             axes.append((a, ax))
@@ -238,7 +238,9 @@ def axis_flow(ir: I.BlockIR, in_axes: dict[str, int | None]) -> AxisFlow:
         if out_ax is None:
             op_pat, op_flip = "global", False
         if _rank(op_pat) > _rank(pat):
-            pat, cul = op_pat, (inner_cul or n) if n.op == "block" else n
+            if cul is None or _rank(pat) <= _rank("causal"):  # name the first op that breaks causality
+                cul = (inner_cul or n) if n.op == "block" else n
+            pat = op_pat
         if not op_flip and fok:
             fok, fcul = False, (inner_fcul or n) if n.op == "block" else n
         state[n.name] = (out_ax, pat, cul, fok, fcul)
