@@ -96,6 +96,15 @@ class BkResolvent(Component):
     """
 
     Params = _BkP
+    # G_ii depends on h at every site through (H − z)⁻¹: both neighbours, then theirs (two-sided)
+    sequence = "bidirectional"
+    # a flip P of the sites maps H(h) to P H(h) P (symmetric hopping), so G_ii(Ph) = (P G(h) P)_ii
+    flip_equivariant = True
+
+    def output_bound(self):
+        """|G_ii| ≤ ‖(H − z)⁻¹‖₂ = 1 / dist(z, spec H) ≤ 1 / Im z for a real symmetric H."""
+        im = complex(self.params.z).imag
+        return 1.0 / im, f"|G_ii| ≤ ‖(H − z)⁻¹‖ ≤ 1/Im z = {1.0 / im:g} (H real symmetric)"
 
     def sequence_pattern(self) -> str:
         """Dependence along the sequence axis (for the `causal` claim): the two-sided G_ii reads h at
@@ -154,7 +163,8 @@ class GreenFeaturesC(Component):
     """Linear features of the Green function: complex [B, N] → float [B, N, dim]."""
 
     Params = _GfP
-    sequence = "pointwise"
+    sequence = "pointwise"  # [Re G_ii, Im G_ii] → features, site by site
+    mixes_last_axis = False  # G is [B, N]: its last axis is the sequence, read entry by entry
 
     def infer(self, ins, ctx):
         t = ins[0]
@@ -194,7 +204,7 @@ class ScatteringAttentionC(Component):
     Params = _SaP
 
     def sequence_pattern(self) -> str:
-        """Causal with ``causal = true`` (output i reads positions ≤ i), else every position."""
+        """Causal when built with ``causal = true`` (key blocks J ≤ I only), else every position."""
         return "causal" if self.params.causal else "global"
 
     def infer(self, ins, ctx):
@@ -245,7 +255,7 @@ class HyperbolicMoEC(Component):
 
     Params = _MoEP
     accepts = "any"
-    sequence = "pointwise"
+    sequence = "pointwise"  # each token is routed by its own distance to the centroids
 
     def infer(self, ins, ctx):
         t = ins[0]

@@ -355,6 +355,9 @@ class TextBytesParams(_DataParams):
 class TextBytesSource(DataSource):
     Params = TextBytesParams
     unnormalized_fields = ("tokens", "targets")
+    # targets[t] = tokens[t + 1]: a loss reading `targets` trains next-token prediction, which a model
+    # may learn only if it is causal (bkdsl/verify/causality.py)
+    next_token_fields = ("targets",)
 
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 TRAIN_KEYS = ("model", "data", "loss", "optimizer", "schedule", "batch", "epochs", "steps", "select", "metrics",
               "plots", "seed", "precision", "device", "checkpoint_every", "grad_clip", "eval_batch",
-              "compile", "channels_last", "resident", "time_limit", "assert_manifolds", "checkpoint_interval")
+              "compile", "channels_last", "resident", "time_limit", "assert_manifolds", "checkpoint_interval",
+              "allow_acausal")
 
 
 def _int(v: Any, key: str, span: Span | None, minimum: int = 1) -> int:

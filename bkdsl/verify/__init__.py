@@ -8,7 +8,12 @@ from bkdsl.semantics.ir import Program
 
 def verify(prog: Program) -> list[Diagnostic]:
     """Run every pass over a resolved program. Shapes, manifolds and units are checked during
-    elaboration (each op's ``infer``); the claims pass runs here."""
-    from bkdsl.verify.properties import check_claims
+    elaboration (each op's ``infer``); the declaration and claims passes run here. The claims pass is
+    pure; its results are stored on ``prog.claims`` here, for `bkdsl compile`'s report (until the
+    pipeline keeps them beside the program)."""
+    from bkdsl.verify.claims import check_declarations, claim_diagnostics, decide_claims
 
-    return check_claims(prog)
+    diags = check_declarations(prog)
+    decisions = decide_claims(prog)
+    prog.claims = [d.result for d in decisions]
+    return diags + claim_diagnostics(decisions)
