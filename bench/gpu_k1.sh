@@ -25,13 +25,16 @@ cp "$ROOT/bkdsl/nn/resolvent.py" "$ROOT/bkdsl/nn/poincare.py" "$ROOT/bkdsl/nn/hy
 # kernels/ installs as bkdsl.kernels: the whole tree (kernels/<op>/ packages and the dispatcher)
 cp -r "$ROOT/kernels/." "$STAGE/bkdsl/kernels/"
 find "$STAGE/bkdsl/kernels" -name __pycache__ -prune -exec rm -rf {} +
-if ! "$PY" -c 'import geoopt' 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$STAGE/site" "$ROOT"/.whl/geoopt-*.whl
-  export PYTHONPATH="$STAGE/site"
-fi
+# geoopt is needed by the routing bench only (the resolvent benches import torch + triton alone)
+case "${ONLY:-}" in causal|resolvent|layouts) ;; *)
+  if ! "$PY" -c 'import geoopt' 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$STAGE/site" "$ROOT"/.whl/geoopt-*.whl
+    export PYTHONPATH="$STAGE/site"
+  fi ;;
+esac
 export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true
-"$PY" -c 'import torch, triton, geoopt; print("torch", torch.__version__, "triton", triton.__version__, "geoopt", geoopt.__version__, torch.cuda.get_device_name())'
+"$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name())'
 # Each benchmark gets a wall-clock cap (RESOLVENT_S, ROUTING_S seconds) so one cannot starve the other;
 # each writes its JSON as soon as its main timings are in.
 status=0

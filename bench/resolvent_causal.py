@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import triton
 
-from bkdsl.kernels import dispatch
+from bkdsl.kernels import dispatch, tiles
 from bkdsl.kernels.resolvent import causal as kc
 from bkdsl.kernels.resolvent import ops  # noqa: F401  (registers torch.ops.bkdsl.resolvent_diag_causal)
 from bkdsl.kernels.resolvent import segmented as ks
@@ -200,6 +200,21 @@ def main():
     log(f"start: {gpu}, torch {torch.__version__}, triton {triton.__version__}, budget {budget_s:.0f} s")
     a, b = chain(batch, n, device, gen)
     w = torch.randn(batch, n, generator=gen, dtype=torch.complex64).to(device)
+
+    # --- the layouts: the custom ops launch through their tile tables (a layout that fails to compile
+    # falls back to the next, #20.3); the bench times the layouts that ran
+    def pick():
+        torch.ops.bkdsl.resolvent_diag_causal(a, b, Z.real, Z.imag)
+        torch.ops.bkdsl.resolvent_diag_causal_backward(a, b, Z.real, Z.imag, w)
+        sync()
+        result["active_tiles"] = {k: dict(t) for k, t in tiles.active("resolvent").items()}
+        result["tile_failures"] = tiles.failures("resolvent")
+        for k, t in tiles.active("resolvent.causal").items():
+            if not small:
+                (layout if k.startswith("resolvent.causal_fwd") else bwd_layout).update(t)
+        return True
+
+    step("pick the causal layouts (custom ops, tile tables)", first_call("custom ops (tile tables)", pick))
 
     # --- the causal kernel: forward, backward, fwd+bwd through the custom op
     fwd = lambda: kc.resolvent_diag_causal_triton(a, b, Z.real, Z.imag, **layout)  # noqa: E731

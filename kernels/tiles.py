@@ -101,13 +101,19 @@ def _give_up(kernel: str, key: Hashable, table: Sequence[Any], i: int, why: str)
 
 def active(kernel: str | None = None) -> dict[str, Any]:
     """The tile in use per kernel and key, ``{"kernel key": tile}`` (only kernels launched so far in this
-    process), optionally for one kernel; the benchmarks write it to their JSON."""
-    return {f"{k} {key!r}": tile for (k, key), (_, tile) in _active.items() if kernel is None or k == kernel}
+    process), optionally for one kernel or op ("resolvent" selects "resolvent.fwd", …); the benchmarks
+    write it to their JSON."""
+    return {f"{k} {key!r}": tile for (k, key), (_, tile) in _active.items() if _named(k, kernel)}
 
 
 def failures(kernel: str | None = None) -> dict[str, str]:
     """The tiles given up so far and why, ``{"kernel key tile-index": reason}``."""
-    return {f"{k} {key!r} {i}": why for (k, key, i), why in _failed.items() if kernel is None or k == kernel}
+    return {f"{k} {key!r} {i}": why for (k, key, i), why in _failed.items() if _named(k, kernel)}
+
+
+def _named(k: str, kernel: str | None) -> bool:
+    """``kernel`` selects itself and its parts: "resolvent" → "resolvent.fwd", "resolvent.causal_bwd", …"""
+    return kernel is None or k == kernel or k.startswith(kernel + ".")
 
 
 def finite_or_nonfinite_input(*inputs: Any) -> Callable[[Any], bool]:
