@@ -16,7 +16,7 @@ is timed with ``triton.testing.do_bench`` (median), all in one process:
   backward through autograd);
 * the reference itself (one call).
 
-Then correctness at N = 65 536 on 2 chains (forward against the reference, gradients against the
+Correctness at N = 65 536 on 2 chains (forward against the reference, gradients against the
 reference adjoint sweep; |G| ≤ 1/Im z, Im G > 0, all finite) and the copy-bandwidth bytes floor
 (4 + 4 + 8)·B·N bytes. The JSON (``<out>/<date>-resolvent_causal.json``) is rewritten after every step,
 so a run cut short keeps its numbers; ``--budget`` seconds (default 200) stops it cleanly. Every check
@@ -266,6 +266,22 @@ def main():
                                                 lambda: resolvent_diag_causal_reference(a, b, Z), warmup=1, rep=1),
          need_s=2)
 
+    # --- N = 65 536: forward and gradients against the reference (loops without an autograd graph)
+    la, lb = chain(2, long_n, device, gen, disorder=3.0)
+    lw = torch.randn(2, long_n, generator=gen, dtype=torch.complex64).to(device)
+    lg = step(f"causal fwd 2 x {long_n}", lambda: kc.resolvent_diag_causal_triton(la, lb, Z.real, Z.imag, **layout))
+    lg_ref = step(f"reference fwd 2 x {long_n}", lambda: resolvent_diag_causal_reference(la, lb, Z), need_s=20)
+    if lg is not None and lg_ref is not None:
+        check("long", lg, lg_ref)
+    lgk = step(f"causal bwd 2 x {long_n}",
+               lambda: kc.resolvent_diag_causal_backward_triton(la, lb, Z.real, Z.imag, lw, **bwd_layout))
+    lgr = step(f"reference bwd 2 x {long_n}", lambda: resolvent_causal_backward_reference(la, lb, Z, lw),
+               need_s=40) if lgk is not None else None
+    if lgk is not None and lgr is not None:
+        errors.setdefault("long", {}).update(grad_errors(*lgk, *lgr))
+        errors["long"]["ok"] = ok(errors["long"])
+        log(f"   long gradients: {errors['long']}")
+
     # --- the strongest PyTorch peers: parallel scans under torch.compile (forward), autograd (fwd+bwd)
     scan = compile_peer(lambda a, b: variants.resolvent_diag_causal_associative_scan(
         a, b, Z, combine_mode="generic" if small else "pointwise"))
@@ -285,22 +301,6 @@ def main():
                 need_s=60) is not None:
             step("time doubling-scan peer fwd+bwd", timed("torch.compile doubling scan fwd+bwd (peer)", dbl_fwd_bwd))
     del gd, g_ref
-
-    # --- N = 65 536: forward and gradients against the reference (loops without an autograd graph)
-    la, lb = chain(2, long_n, device, gen, disorder=3.0)
-    lw = torch.randn(2, long_n, generator=gen, dtype=torch.complex64).to(device)
-    lg = step(f"causal fwd 2 x {long_n}", lambda: kc.resolvent_diag_causal_triton(la, lb, Z.real, Z.imag, **layout))
-    lg_ref = step(f"reference fwd 2 x {long_n}", lambda: resolvent_diag_causal_reference(la, lb, Z), need_s=20)
-    if lg is not None and lg_ref is not None:
-        check("long", lg, lg_ref)
-    lgk = step(f"causal bwd 2 x {long_n}",
-               lambda: kc.resolvent_diag_causal_backward_triton(la, lb, Z.real, Z.imag, lw, **bwd_layout))
-    lgr = step(f"reference bwd 2 x {long_n}", lambda: resolvent_causal_backward_reference(la, lb, Z, lw),
-               need_s=40) if lgk is not None else None
-    if lgk is not None and lgr is not None:
-        errors.setdefault("long", {}).update(grad_errors(*lgk, *lgr))
-        errors["long"]["ok"] = ok(errors["long"])
-        log(f"   long gradients: {errors['long']}")
 
     r = {}
     t = times
