@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from bkdsl.diagnostics import BkError
+from bkdsl.kernels.hyperbolic_routing import hyperbolic_route, hyperbolic_route_reference, route_backward
 from bkdsl.nn import poincare
 
 __all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "hyperbolic_kmeans",
@@ -42,81 +43,8 @@ __all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "
 
 
 # --- routing: distances, gates, top-k ---------------------------------------------------------------
-
-def _check_route(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
-    if x.dim() != 2 or mu.dim() != 2 or x.shape[1] != mu.shape[1]:
-        raise BkError("E0401", f"hyperbolic_route expects tokens [T, D] and centroids [E, D], got "
-                               f"{list(x.shape)} and {list(mu.shape)}")
-    if not 1 <= k <= mu.shape[0]:
-        raise BkError("E0201", f"top_k = {k} must lie in 1..{mu.shape[0]} (the number of experts)")
-
-
-def hyperbolic_route_reference(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
-                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, index, distance), each [T, k], nearest first: the specification of the kernel.
-
-    All T×E distances by :func:`poincare.dist` (difference then square, in float64), the k smallest
-    by ``torch.topk``, gate = exp(−d). Differentiable w.r.t. x and μ by autograd.
-    """
-    _check_route(x, mu, k)
-    d_all = poincare.dist(x[:, None, :], mu[None, :, :], c)
-    d, idx = torch.topk(d_all, k, dim=1, largest=False, sorted=True)
-    return torch.exp(-d), idx, d
-
-
-def route_backward(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, grad_gate: torch.Tensor | None,
-                   grad_dist: torch.Tensor | None, c: float = 1.0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""(∂L/∂x, ∂L/∂μ) of the selected gates and distances, in closed form (float64 inside).
-
-    With s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t:
-
-        ∂d/∂x =  2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/α) √(t/(1+t)) x
-        ∂d/∂μ = −2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/β) √(t/(1+t)) μ
-
-    and ∂L/∂d = grad_dist − e^{−d} grad_gate. At x = μ (s = 0) the first term takes its subgradient 0.
-    The selection (``idx``) is piecewise constant and carries no gradient.
-    """
-    x64, mu64 = x.to(torch.float64), mu.to(torch.float64)
-    m = mu64[idx]                                   # [T, k, D]
-    diff = x64[:, None, :] - m
-    s = (diff * diff).sum(-1)
-    alpha = poincare.conformal_denominator(x64, c)[:, None]
-    beta = poincare.conformal_denominator(m, c)
-    t = c * s / (alpha * beta)
-    d = 2.0 / math.sqrt(c) * torch.asinh(t.sqrt())
-    gd = torch.zeros_like(d)
-    if grad_dist is not None:
-        gd = gd + grad_dist.to(torch.float64)
-    if grad_gate is not None:
-        gd = gd - torch.exp(-d) * grad_gate.to(torch.float64)
-    pos = s > 0
-    a_coef = torch.where(pos, 2.0 / (torch.where(pos, s, 1.0).sqrt() * (alpha * beta).sqrt()
-                                     * (1.0 + t).sqrt()), 0.0)
-    r = (t / (1.0 + t)).sqrt() * 2.0 * math.sqrt(c)
-    common = (gd * a_coef)[..., None] * diff         # [T, k, D]
-    grad_x = common.sum(1) + (gd * r / alpha).sum(1)[:, None] * x64
-    contrib = -common + (gd * r / beta)[..., None] * m
-    grad_mu = torch.zeros_like(mu64).index_add_(0, idx.reshape(-1), contrib.reshape(-1, mu.shape[1]))
-    return grad_x.to(x.dtype), grad_mu.to(mu.dtype)
-
-
-def hyperbolic_route(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, index, distance) [T, k] of the k nearest centroids, nearest first; gate = exp(−d).
-
-    Fused Triton kernel (``torch.ops.bkdsl.hyperbolic_route``) where
-    :func:`bkdsl.kernels.dispatch.use_triton` says so, :func:`hyperbolic_route_reference` elsewhere.
-    """
-    from bkdsl.kernels.dispatch import use_triton
-
-    _check_route(x, mu, k)
-    if use_triton(x, mu):
-        from bkdsl.kernels import hyperbolic_routing  # noqa: F401  (registers the op)
-
-        return torch.ops.bkdsl.hyperbolic_route(x.contiguous(), mu.contiguous(), k, c)
-    return hyperbolic_route_reference(x, mu, k, c)
-
+# The reference, its closed-form backward and the dispatcher live beside the Triton kernels
+# (kernels/hyperbolic_routing/); re-exported here where the layer and its users import them.
 
 # --- initialisation -------------------------------------------------------------------------------
 
