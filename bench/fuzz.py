@@ -1,7 +1,8 @@
 """The adversarial suite for the front end: every input ends in diagnostics or success, never in an
 uncaught exception or a hang (issue #13, "Must show").
 
-Each case is one bk text made by one of these generators (chosen uniformly, all seeded):
+Each case is one bk text made by one of these generators (drawn with the weights in
+:data:`Fuzzer.WEIGHTS`, all seeded):
 
 * ``token`` — grammar-aware mutations of a shipped spec or stdlib file: the text is split into the
   lexer's tokens (names, numbers, strings, punctuation, newlines) and 1–4 edits are applied — swap two
@@ -73,6 +74,7 @@ class Fuzzer:
     """Seeded case generator: ``Fuzzer(seed).case(i) -> (generator, text)``."""
 
     GENERATORS = ("token", "splice", "unicode", "nesting", "numbers", "long")
+    WEIGHTS = (35, 15, 20, 10, 10, 10)
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -82,7 +84,7 @@ class Fuzzer:
 
     def case(self, i: int) -> tuple[str, str]:
         r = random.Random(f"{self.seed}:{i}")
-        g = self.GENERATORS[r.randrange(len(self.GENERATORS))]
+        g = r.choices(self.GENERATORS, self.WEIGHTS)[0]
         return g, getattr(self, "gen_" + g)(r)
 
     # -- generators -------------------------------------------------------------------------------
@@ -182,6 +184,8 @@ class Fuzzer:
     def gen_long(self, r: random.Random) -> str:
         k = r.randrange(5)
         n = r.choice([300, 1000, 5000, 20000])
+        if k == 3:
+            n = r.choice([300, 1000, 5000])
         if k == 0:
             return f"const {'a' * n} = 1\n"
         if k == 1:
@@ -202,31 +206,30 @@ def _alarm(signum, frame):
     raise Hang()
 
 
-def front_end(text: str, file: str = "fuzz.bk") -> list:
+def front_end(text: str, file: str = "fuzz.bk"):
     """parse → resolve (imports, names, constants, units, parameters, block elaboration and type
-    inference): ``bkdsl.check_source`` without the verifier's numerical probes."""
-    from bkdsl.api import _guarded
+    inference): ``bkdsl.check_source`` without the verifier's numerical probes. Returns
+    ``(module or None, diagnostics)``; a BkError escaping resolution becomes a diagnostic, as in
+    ``check_source``."""
+    from bkdsl.diagnostics import BkError
     from bkdsl.semantics.resolve import Loader, resolve
     from bkdsl.syntax.parser import parse
 
-    def pipeline(text, file):
-        loader = Loader()
-        mod, diags = parse(text, file)
-        if mod is None:
-            return diags
+    mod, diags = parse(text, file)
+    if mod is None:
+        return None, diags
+    loader = Loader()
+    try:
         _, rdiags = resolve(mod, loader)
-        return loader.diagnostics + rdiags
-
-    class _C:  # _guarded turns an escaping BkError into a diagnostic, as check_source does
-        def __init__(self, d):
-            self.diagnostics = d
-
-    return _guarded(lambda t, f: _C(pipeline(t, f)), text, file).diagnostics
+    except BkError as e:
+        return mod, loader.diagnostics + [e.diagnostic]
+    return mod, loader.diagnostics + rdiags
 
 
-def run_case(text: str, full: bool = True) -> str:
+def run_case(text: str, full: bool = True, fmt: bool = True) -> str:
     """'ok' | 'traceback: …' | 'hang' | 'fmt: …' for one text (watchdog: HANG_S seconds).
-    ``full``: ``check_source`` (with verification and its probes), else :func:`front_end`."""
+    ``full``: ``check_source`` (with verification and its probes), else :func:`front_end`;
+    ``fmt``: also check the formatter's round trip when the text parses."""
     from bkdsl.api import check_source
     from bkdsl.diagnostics import Diagnostic
     from bkdsl.syntax.fmt import format_module
@@ -235,13 +238,16 @@ def run_case(text: str, full: bool = True) -> str:
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, HANG_S)
     try:
-        diags = check_source(text, "fuzz.bk") if full else front_end(text)
+        if full:
+            diags = check_source(text, "fuzz.bk")
+            mod = parse(text, "fuzz.bk")[0] if fmt else None
+        else:
+            mod, diags = front_end(text)
         if not isinstance(diags, list) or not all(isinstance(d, Diagnostic) for d in diags):
             return "traceback: check_source returned something other than diagnostics"
         for d in diags:
             d.render(text)
-        mod, pd = parse(text, "fuzz.bk")
-        if mod is not None:
+        if mod is not None and fmt:
             once = format_module(mod)
             mod2, pd2 = parse(once, "fuzz.bk")
             if mod2 is None:
@@ -263,7 +269,7 @@ def run_case(text: str, full: bool = True) -> str:
 
 
 def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full_every: int = 1,
-         checkpoint=None) -> dict:
+         fmt_every: int = 1, checkpoint=None) -> dict:
     """Run cases ``start … start+cases-1``; every ``full_every``-th one through ``check_source`` (with the
     verifier), the others through :func:`front_end`. ``checkpoint(partial_result)`` is called every
     1000 cases (the long run writes its JSON as it goes)."""
@@ -275,7 +281,7 @@ def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full
     for i in range(start, start + cases):
         g, text = f.case(i)
         t = time.perf_counter()
-        res = run_case(text, full=(i % full_every == 0))
+        res = run_case(text, full=full_every > 0 and i % full_every == 0, fmt=fmt_every > 0 and i % fmt_every == 0)
         el = time.perf_counter() - t
         if el > slowest[0]:
             slowest = (el, i)
@@ -287,18 +293,18 @@ def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full
             if len(failures) < 50:
                 failures.append({"case": i, "generator": g, "result": res, "text": text[:2000]})
         if checkpoint is not None and (i - start + 1) % 1000 == 0:
-            checkpoint(_summary(counts, failures, slowest, seed, start, t0, full_every))
+            checkpoint(_summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every))
         if progress and (i - start + 1) % 1000 == 0:
             done = i - start + 1
             tot = {k: sum(c[k] for c in counts.values()) for k in ("tracebacks", "hangs", "fmt_failures")}
             print(f"{done}/{cases} {time.perf_counter() - t0:.0f}s {tot}", file=sys.stderr, flush=True)
-    return _summary(counts, failures, slowest, seed, start, t0, full_every)
+    return _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every)
 
 
-def _summary(counts, failures, slowest, seed, start, t0, full_every) -> dict:
+def _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every) -> dict:
     total = {k: sum(c[k] for c in counts.values()) for k in ("cases", "tracebacks", "hangs", "fmt_failures")}
     return {**total, "seed": seed, "first_case": start, "hang_limit_s": HANG_S,
-            "full_check_every": full_every, "wall_s": round(time.perf_counter() - t0, 1),
+            "full_check_every": full_every, "fmt_round_trip_every": fmt_every, "wall_s": round(time.perf_counter() - t0, 1),
             "slowest_case_s": round(slowest[0], 3), "slowest_case": slowest[1], "by_generator": counts,
             "failures": failures}
 
@@ -311,6 +317,25 @@ def warm_up() -> None:
         check_source(text, name)
 
 
+def merge(paths: list[str], out: str | None) -> dict:
+    """Sum shard results (cases, failures, per-generator counts); shards must not overlap."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    keys = ("cases", "tracebacks", "hangs", "fmt_failures")
+    res = {k: v for k, v in parts[0].items() if k not in keys + ("by_generator", "failures", "first_case", "partial")}
+    res.update({k: sum(p[k] for p in parts) for k in keys})
+    res["shards"] = [{"first_case": p["first_case"], "cases": p["cases"], "wall_s": p["wall_s"],
+                      "partial": p.get("partial", False)} for p in parts]
+    res["wall_s"] = round(max(p["wall_s"] for p in parts), 1)
+    res["slowest_case_s"] = max(p["slowest_case_s"] for p in parts)
+    res["by_generator"] = {g: {k: sum(p["by_generator"][g][k] for p in parts) for k in parts[0]["by_generator"][g]}
+                           for g in parts[0]["by_generator"]}
+    res["failures"] = [f for p in parts for f in p["failures"]][:50]
+    if out:
+        Path(out).write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps({k: res[k] for k in keys}))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=100_000)
@@ -319,8 +344,14 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON path (default: print)")
     ap.add_argument("--full-every", type=int, default=1,
                     help="run every k-th case through check_source with the verifier's probes (others: "
-                         "parse + resolve); 1 = all")
+                         "parse + resolve); 1 = all, 0 = none")
+    ap.add_argument("--fmt-every", type=int, default=1, help="check the fmt round trip on every k-th case")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="merge the JSON of shards (--start/--cases) into --out instead of running")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     import lark
     import torch
 
@@ -336,7 +367,8 @@ def main() -> None:
             Path(args.out).write_text(json.dumps({**head, "partial": True, **partial}, indent=1,
                                                  ensure_ascii=False) + "\n", encoding="utf-8")
 
-    res = fuzz(args.cases, args.seed, args.start, progress=True, full_every=args.full_every, checkpoint=checkpoint)
+    res = fuzz(args.cases, args.seed, args.start, progress=True, full_every=args.full_every,
+               fmt_every=args.fmt_every, checkpoint=checkpoint)
     res = {"date": dt.date.today().isoformat(), "machine": platform.machine(), "python": platform.python_version(),
            "torch": torch.__version__, "lark": lark.__version__, "bkdsl": getattr(bkdsl, "__version__", "?"), **res}
     text = json.dumps(res, indent=1, ensure_ascii=False)
