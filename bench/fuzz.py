@@ -16,8 +16,10 @@ Each case is one bk text made by one of these generators (drawn with the weights
 * ``numbers`` — huge and tiny literals, ``a^b^c`` towers, huge dimensions, ``repeat`` counts;
 * ``long`` — long inputs: very long lines, names, strings, many statements.
 
-Per case: ``bkdsl.check_source`` (parse → resolve → verify) under a 5 s watchdog (``SIGALRM``, same
-process); every diagnostic is rendered; when the text parses, the formatter's round trip is checked
+Per case: ``bkdsl.check_source`` (parse → resolve → verify), or with ``--full-every`` the front end
+alone (parse → resolve, see :func:`front_end`), under a watchdog of 5 s of the process's CPU time
+(``ITIMER_PROF``/``SIGPROF``, same process: CPU time, so that a loaded machine does not turn slow
+cases into false hangs; each case's wall time is recorded too); every diagnostic is rendered; when the text parses, the formatter's round trip is checked
 (``parse(fmt(x))`` succeeds and ``fmt`` is idempotent). Any exception (other than the watchdog's) is a
 *traceback*; a case that runs past the watchdog is a *hang*; a round trip that fails is a *fmt
 failure*. The JSON lists counts per generator and the first failures with their texts.
@@ -235,8 +237,8 @@ def run_case(text: str, full: bool = True, fmt: bool = True) -> str:
     from bkdsl.syntax.fmt import format_module
     from bkdsl.syntax.parser import parse
 
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, HANG_S)
+    old = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, HANG_S)
     try:
         if full:
             diags = check_source(text, "fuzz.bk")
@@ -264,8 +266,8 @@ def run_case(text: str, full: bool = True, fmt: bool = True) -> str:
         where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
         return f"traceback: {type(e).__name__} at {where}: {str(e)[:200]}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full_every: int = 1,
@@ -277,12 +279,14 @@ def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full
     counts = {g: {"cases": 0, "tracebacks": 0, "hangs": 0, "fmt_failures": 0} for g in Fuzzer.GENERATORS}
     failures: list[dict] = []
     slowest = (0.0, None)
+    over_5s_wall = 0
     t0 = time.perf_counter()
     for i in range(start, start + cases):
         g, text = f.case(i)
         t = time.perf_counter()
         res = run_case(text, full=full_every > 0 and i % full_every == 0, fmt=fmt_every > 0 and i % fmt_every == 0)
         el = time.perf_counter() - t
+        over_5s_wall += el > HANG_S
         if el > slowest[0]:
             slowest = (el, i)
         c = counts[g]
@@ -293,19 +297,20 @@ def fuzz(cases: int, seed: int = 0, start: int = 0, progress: bool = False, full
             if len(failures) < 50:
                 failures.append({"case": i, "generator": g, "result": res, "text": text[:2000]})
         if checkpoint is not None and (i - start + 1) % 1000 == 0:
-            checkpoint(_summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every))
+            checkpoint(_summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every, over_5s_wall))
         if progress and (i - start + 1) % 1000 == 0:
             done = i - start + 1
             tot = {k: sum(c[k] for c in counts.values()) for k in ("tracebacks", "hangs", "fmt_failures")}
             print(f"{done}/{cases} {time.perf_counter() - t0:.0f}s {tot}", file=sys.stderr, flush=True)
-    return _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every)
+    return _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every, over_5s_wall)
 
 
-def _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every) -> dict:
+def _summary(counts, failures, slowest, seed, start, t0, full_every, fmt_every, over_5s_wall) -> dict:
     total = {k: sum(c[k] for c in counts.values()) for k in ("cases", "tracebacks", "hangs", "fmt_failures")}
     return {**total, "seed": seed, "first_case": start, "hang_limit_s": HANG_S,
             "full_check_every": full_every, "fmt_round_trip_every": fmt_every, "wall_s": round(time.perf_counter() - t0, 1),
-            "slowest_case_s": round(slowest[0], 3), "slowest_case": slowest[1], "by_generator": counts,
+            "slowest_case_wall_s": round(slowest[0], 3), "slowest_case": slowest[1],
+            "cases_over_5s_wall": over_5s_wall, "load_average": list(__import__("os").getloadavg()), "by_generator": counts,
             "failures": failures}
 
 
@@ -326,7 +331,8 @@ def merge(paths: list[str], out: str | None) -> dict:
     res["shards"] = [{"first_case": p["first_case"], "cases": p["cases"], "wall_s": p["wall_s"],
                       "partial": p.get("partial", False)} for p in parts]
     res["wall_s"] = round(max(p["wall_s"] for p in parts), 1)
-    res["slowest_case_s"] = max(p["slowest_case_s"] for p in parts)
+    res["slowest_case_wall_s"] = max(p["slowest_case_wall_s"] for p in parts)
+    res["cases_over_5s_wall"] = sum(p.get("cases_over_5s_wall", 0) for p in parts)
     res["by_generator"] = {g: {k: sum(p["by_generator"][g][k] for p in parts) for k in parts[0]["by_generator"][g]}
                            for g in parts[0]["by_generator"]}
     res["failures"] = [f for p in parts for f in p["failures"]][:50]
