@@ -50,14 +50,35 @@ class Scope:
     program: I.Program | None = None
 
     def define(self, name: str, b: Binding) -> None:
-        if name in self.names and self.names[name].kind != "namespace":
+        if name in self.names and self.names[name].kind not in ("namespace", "poisoned"):
             prev = self.names[name].span
             raise BkError("E0003", f"`{name}` is defined twice", span=b.span,
                           notes=[f"first defined at {prev}"] if prev else [], help="rename one of them")
         self.names[name] = b
 
     def lookup(self, name: str) -> Binding | None:
-        return self.names.get(name)
+        b = self.names.get(name)
+        if b is not None and b.kind == "poisoned":
+            raise Cascade(name, b.span)
+        return b
+
+
+class Cascade(BkError):
+    """A use of a name whose declaration failed: its error was already reported, so this one is not
+    (no cascades after the first error of a declaration). Never shown to a user."""
+
+    def __init__(self, name: str, span: Span | None = None):
+        super().__init__("E0101", f"`{name}` is unusable: its declaration has an error", span=span)
+
+
+def report(diags: list[Diagnostic], e: BkError) -> None:
+    """Append ``e``'s diagnostic unless it is a cascade of an error already reported."""
+    if not isinstance(e, Cascade):
+        diags.append(e.diagnostic)
+
+
+def _declared_name(st) -> str | None:
+    return getattr(st, "name", None) if isinstance(st, (A.Const, A.ComponentDecl, A.Block, A.Data, A.Train)) else None
 
 
 @dataclass
@@ -433,10 +454,17 @@ def resolve(module: A.Module, loader: Loader | None = None) -> tuple[I.Program, 
         try:
             fn()
         except BkError as e:
-            diags.append(e.diagnostic)
+            report(diags, e)
 
     for st in module.stmts:
-        guard(lambda st=st: _resolve_stmt(st, scope, prog, loader))
+        try:
+            _resolve_stmt(st, scope, prog, loader)
+        except BkError as e:
+            report(diags, e)
+            name = _declared_name(st)
+            if name is not None and name not in scope.names:  # later uses are cascades, not new errors
+                scope.names[name] = Binding("poisoned", None, st.span)
+
     # elaborate models with their default config (all formals defaulted): the compiled artefact
     for name, b in scope.names.items():
         if b.kind == "block" and b.value.ast.is_model and b.value.scope is scope:
@@ -694,6 +722,8 @@ class _BlockBuilder:
 
     def vtype(self, t: A.TypeExpr) -> ValueType:
         shape = tuple(self.dim(d, t.span) for d in t.shape) if t.shape is not None else None
+        if t.manifold is not None and t.manifold in self.scope.names:
+            self.scope.lookup(t.manifold)  # a failed declaration: a cascade, not a new error
         if t.manifold is not None and t.manifold not in self.manifolds():
             raise BkError("E0101", f"unknown manifold `{t.manifold}`", span=t.span,
                           help="declare it: `manifold " + t.manifold + " = poincare(c = 1.0)`")
@@ -1119,7 +1149,7 @@ def check_train(t: I.TrainIR, scope: Scope, prog: I.Program, diags: list[Diagnos
     from bkdsl.verify.units import check_loss_expr, data_field_units
 
     def err(e: BkError) -> None:
-        diags.append(e.diagnostic)
+        report(diags, e)
 
     model = t.get("model")
     if model is None:
