@@ -3,7 +3,8 @@
 The spec is generated (seeded, nothing downloaded) to look like real specs at scale: constants with
 units and arithmetic, manifold/integrator declarations, blocks of dense layers, models composing
 them, comments and blank lines, a loss. Reported: the check's time in-process after imports
-(parse, resolve, verify — median of ``--repeat`` runs, and the first run), per stage, and the wall
+(parse, resolve, verify — median of ``--repeat`` runs, and the first run), per stage, its CPU time
+(``process_time``: what the check costs when the machine is shared), the load average, and the wall
 time of the CLI ``bkdsl check`` as a subprocess (that one includes Python's start and the imports
 of torch and the rest).
 
@@ -76,7 +77,8 @@ def main() -> None:
     n_lines = text.count("\n")
     check_source("const a = 1\n", "warm.bk")  # the parser's tables are built once per process
 
-    def once() -> tuple[float, dict, list]:
+    def once() -> tuple[float, dict, list, float]:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         mod, diags = parse(text, "scale.bk")
         t1 = time.perf_counter()
@@ -84,7 +86,8 @@ def main() -> None:
         t2 = time.perf_counter()
         vd = verify(prog) if prog is not None and not any(d.is_error for d in diags + rd) else []
         t3 = time.perf_counter()
-        return t3 - t0, {"parse": t1 - t0, "resolve": t2 - t1, "verify": t3 - t2}, diags + rd + vd
+        return (t3 - t0, {"parse": t1 - t0, "resolve": t2 - t1, "verify": t3 - t2}, diags + rd + vd,
+                time.process_time() - c0)
 
     runs = [once() for _ in range(args.repeat)]
     diags = runs[0][2]
@@ -109,6 +112,8 @@ def main() -> None:
         "stages_median_s": {k: round(statistics.median(r[1][k] for r in runs), 3) for k in runs[0][1]},
         "cli_wall_s": round(cli_s, 3), "cli_exit": cp.returncode, "python_and_imports_s": round(import_s, 3),
         "target_s": args.target_s, "meets_target": med < args.target_s,
+        "load_average_1_5_15": list(__import__("os").getloadavg()),
+        "cpu_s_median": round(statistics.median(r[3] for r in runs), 3),
         "bkdsl": getattr(bkdsl, "__version__", "?"),
     }
     print(json.dumps(res, indent=1))
