@@ -746,6 +746,7 @@ class _BlockBuilder:
                 if isinstance(s, (A.Input, A.Param)) and nm in defs:
                     raise BkError("E0003", f"`{nm}` is defined twice in `{b.name}`", span=s.span)
                 defs.setdefault(nm, []).append(i)
+        self.block_names = set(defs)  # for "did you mean" (a statement's env holds only what it uses)
         g = nx.DiGraph()
         g.add_nodes_from(range(len(b.body)))
         binding: list[dict[str, int]] = []
@@ -856,7 +857,8 @@ class _BlockBuilder:
                     return registry.lookup(e.id, registry.NON_METRIC)
                 if e.id == "repeat":
                     return "repeat"
-                raise unknown_name(e.id, e.span, self.scope, {**env, **self.cfg})
+                raise unknown_name(e.id, e.span, self.scope,
+                                   {**dict.fromkeys(getattr(self, "block_names", ())), **env, **self.cfg})
             if b.kind == "const":
                 return b.value
             if b.kind == "decl":

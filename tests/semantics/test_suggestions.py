@@ -76,3 +76,8 @@ def test_no_cascade_after_a_failed_declaration():
            "const a = zz\nconst b = a + 1\n")
     codes = [d.code for d in _errs(src)]
     assert codes == ["E0201", "E0101"], codes  # not "unknown manifold m" nor "unknown name a"
+
+
+def test_did_you_mean_a_name_of_the_block():
+    d = _errs("model q {\n  input x : [B, 4]\n  hidden = relu(x)\n  output linear(hiden, 3)\n}\n")[0]
+    assert d.code == "E0101" and d.help == "did you mean `hidden`?"
