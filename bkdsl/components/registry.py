@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bkdsl.diagnostics import BkError, Span
+from bkdsl.diagnostics import BkError, Span, pydantic_message
 from bkdsl.semantics.types import DimUnifier, ValueType
 
 KINDS = ("manifold", "propagator", "binding", "integrator", "loss", "layer", "function", "hamiltonian",
@@ -127,14 +127,15 @@ class Component:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_args(cls, kwargs: dict[str, Any], span: Span | None = None, decl_name: str | None = None,
-                  ) -> "Component":
-        """Validate ``kwargs`` through the component's pydantic schema (diagnostic E0201 on failure)."""
+                  arg_spans: dict[str, Span] | None = None) -> "Component":
+        """Validate ``kwargs`` through the component's pydantic schema (diagnostic E0201 on failure,
+        its caret under the offending argument when ``arg_spans`` names where each one was written)."""
         try:
             params = cls.Params(**kwargs)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"
-            msg = err.get("msg", "invalid value")
+            msg = pydantic_message(err.get("msg", "invalid value"))
             if err.get("type") == "extra_forbidden":
                 known = ", ".join(cls.Params.model_fields) or "none"
                 raise BkError("E0201", f"`{cls.name}` has no parameter `{loc}`", span=span,
@@ -142,6 +143,8 @@ class Component:
             if err.get("type") == "missing":
                 raise BkError("E0201", f"`{cls.name}` needs parameter `{loc}`", span=span,
                               help=f"write `{cls.name}({loc} = ...)`") from None
+            if err.get("loc"):  # the caret under the argument that holds the bad value
+                span = (arg_spans or {}).get(str(err["loc"][0]), span)
             raise BkError("E0201", f"bad value for `{cls.name}.{loc}`: {msg}", span=span,
                           help=_param_help(cls, loc)) from None
         return cls(params, span=span, decl_name=decl_name)
@@ -238,7 +241,7 @@ def _param_help(cls: type[Component], loc: str) -> str:
     f = cls.Params.model_fields.get(loc.split(".")[0])
     if f is not None and f.description:
         return f"`{loc}`: {f.description}"
-    return f"see `bkdsl doc {cls.name}` or docs/components.md"
+    return f"parameters of `{cls.name}`: {', '.join(cls.Params.model_fields) or 'none'}"
 
 
 # name → kind → class. A name may serve two roles (``mae`` as a differentiable loss term and as an

@@ -23,11 +23,13 @@ import pint
 
 from bkdsl.components import registry
 from bkdsl.components.registry import Component, InferCtx
-from bkdsl.diagnostics import BkError, Diagnostic, Span
+from bkdsl.diagnostics import BkError, Diagnostic, Span, did_you_mean
 from bkdsl.semantics import ir as I
+from bkdsl.semantics.imports import MAX_MODULE_BYTES, allowed_roots, resolve_import
+from bkdsl.semantics.limits import check_power, check_repeat, check_type
 from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
 from bkdsl.semantics.units import Q_, parse_unit, unit_str
-from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.semantics.values import CallValue, Ref, show_value
 from bkdsl.syntax import ast as A
 
 STDLIB_DIR = Path(__file__).resolve().parents[2] / "stdlib"
@@ -48,14 +50,35 @@ class Scope:
     program: I.Program | None = None
 
     def define(self, name: str, b: Binding) -> None:
-        if name in self.names and self.names[name].kind != "namespace":
+        if name in self.names and self.names[name].kind not in ("namespace", "poisoned"):
             prev = self.names[name].span
             raise BkError("E0003", f"`{name}` is defined twice", span=b.span,
                           notes=[f"first defined at {prev}"] if prev else [], help="rename one of them")
         self.names[name] = b
 
     def lookup(self, name: str) -> Binding | None:
-        return self.names.get(name)
+        b = self.names.get(name)
+        if b is not None and b.kind == "poisoned":
+            raise Cascade(name, b.span)
+        return b
+
+
+class Cascade(BkError):
+    """A use of a name whose declaration failed: its error was already reported, so this one is not
+    (no cascades after the first error of a declaration). Never shown to a user."""
+
+    def __init__(self, name: str, span: Span | None = None):
+        super().__init__("E0101", f"`{name}` is unusable: its declaration has an error", span=span)
+
+
+def report(diags: list[Diagnostic], e: BkError) -> None:
+    """Append ``e``'s diagnostic unless it is a cascade of an error already reported."""
+    if not isinstance(e, Cascade):
+        diags.append(e.diagnostic)
+
+
+def _declared_name(st) -> str | None:
+    return getattr(st, "name", None) if isinstance(st, (A.Const, A.ComponentDecl, A.Block, A.Data, A.Train)) else None
 
 
 @dataclass
@@ -100,30 +123,20 @@ class Loader:
     """Loads and resolves imported modules (stdlib by dotted name, others by relative path), with
     caching and import-cycle detection."""
 
-    def __init__(self, stdlib_dir: Path = STDLIB_DIR):
+    def __init__(self, stdlib_dir: Path = STDLIB_DIR, includes: tuple[Path, ...] = ()):
         self.stdlib_dir = stdlib_dir
+        self.includes = tuple(Path(p) for p in includes)  # --include DIR: more allowed import roots
+        self.roots: list[Path] | None = None  # set by the top-level spec's first import
         self.cache: dict[str, Scope] = {}
         self.stack: list[str] = []
         self.sources: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
 
     def path_for(self, imp_module: str, is_path: bool, importer: str, span: Span | None) -> Path:
-        if is_path:
-            base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
-            p = (base / imp_module)
-        else:
-            parts = imp_module.split(".")
-            if parts[0] == "stdlib":
-                p = self.stdlib_dir.joinpath(*parts[1:]).with_suffix(".bk")
-            else:
-                base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
-                p = base.joinpath(*parts).with_suffix(".bk")
-        if not p.is_file():
-            avail = sorted(x.stem for x in self.stdlib_dir.glob("*.bk"))
-            raise BkError("E0102", f"cannot import `{imp_module}`: no file {p}", span=span,
-                          help=f"stdlib modules: {', '.join('stdlib.' + a for a in avail)}; "
-                               "a local file is imported as `import \"path/to/file.bk\" as name`")
-        return p
+        base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
+        if self.roots is None:  # the top-level spec: its directory tree is the first allowed root
+            self.roots = allowed_roots(base, self.stdlib_dir, self.includes)
+        return resolve_import(imp_module, is_path, base, self.stdlib_dir, self.roots, span)
 
     def load(self, path: Path, span: Span | None) -> Scope:
         key = str(path.resolve())
@@ -136,9 +149,11 @@ class Loader:
         from bkdsl.syntax.parser import parse
 
         try:
+            if path.stat().st_size > MAX_MODULE_BYTES:
+                raise BkError("E0004", f"module {path.name} is larger than {MAX_MODULE_BYTES >> 20} MiB", span=span)
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise BkError("E0002", f"cannot read {path}: {e}", span=span) from None
+            raise BkError("E0002", f"cannot read {path}: {e.__class__.__name__}", span=span) from None
         shown = _display_path(path)
         self.sources[shown] = text
         mod, diags = parse(text, shown)
@@ -286,7 +301,7 @@ class ConstEval:
         if self.mode == "const" and cls.kind not in ("measure",):
             raise BkError("E0205", f"`{fname}(...)` is a component, not a constant", span=e.span,
                           help="declare it (e.g. `manifold m = poincare(c = 1.0)`) and use its name")
-        return instantiate(cls, args, kwargs, e.span)
+        return instantiate(cls, args, kwargs, e.span, call=e)
 
 
 def _call_name(func) -> str | None:
@@ -308,7 +323,7 @@ def lookup_component(name: str, func_ast, scope: Scope) -> type[Component] | Non
 
 
 def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], span: Span | None,
-                decl_name: str | None = None) -> Component:
+                decl_name: str | None = None, call: A.Call | None = None) -> Component:
     """Bind positional compile-time arguments to parameter names, validate, build the instance."""
     slots = [p for p in (cls.positional or tuple(cls.Params.model_fields)) if p not in cls.inputs]
     if len(args) > len(slots):
@@ -320,7 +335,16 @@ def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], s
         if k in kw:
             raise BkError("E0204", f"`{cls.name}` got `{k}` twice", span=span)
         kw[k] = v
-    return cls.from_args(kw, span=span, decl_name=decl_name)
+    return cls.from_args(kw, span=span, decl_name=decl_name, arg_spans=_arg_spans(call, slots))
+
+
+def _arg_spans(call: A.Call | None, slots: list[str]) -> dict[str, Span]:
+    """Parameter name → span of the argument written for it (positional by slot, keywords by name)."""
+    if call is None:
+        return {}
+    out = {s: a.span for s, a in zip(slots, call.args) if a.span is not None}
+    out.update({k.name: k.value.span or k.span for k in call.kwargs if (k.value.span or k.span) is not None})
+    return out
 
 
 def negate(v: Any, span: Span | None) -> Any:
@@ -335,6 +359,8 @@ def negate(v: Any, span: Span | None) -> Any:
 
 def arith(op: str, left: Any, right: Any, span: Span | None) -> Any:
     f = _ARITH[op]
+    if op == "^":
+        check_power(left, right, span)
     try:
         if isinstance(left, list) and not isinstance(right, list):
             return [arith(op, x, right, span) for x in left]
@@ -344,25 +370,75 @@ def arith(op: str, left: Any, right: Any, span: Span | None) -> Any:
     except pint.DimensionalityError as err:
         raise BkError("E0203", f"unit mismatch in `{op}`: {unit_str(err.units1)} vs {unit_str(err.units2)}",
                       span=span, help="both sides of + and - must have the same dimension") from None
-    except (TypeError, ZeroDivisionError) as err:
-        raise BkError("E0205", f"cannot compute `{op}` here: {err}", span=span) from None
+    except ZeroDivisionError:
+        raise BkError("E0205", f"division by zero in `{op}`", span=span) from None
+    except OverflowError:
+        raise BkError("E0207", f"`{op}` overflows a 64-bit float", span=span) from None
+    except ValueError:  # numpy: two lists (with units) of different lengths
+        raise BkError("E0205", f"cannot compute `{op}` of lists of different lengths "
+                               f"({_length(left)} and {_length(right)})", span=span,
+                      help="lists combine element by element; give both the same length") from None
+    except TypeError:
+        raise BkError("E0205", f"cannot compute `{op}` of {_kind(left)} and {_kind(right)}", span=span) from None
+
+
+def _length(v: Any) -> str:
+    m = getattr(v, "magnitude", v)
+    try:
+        return str(len(m))
+    except TypeError:
+        return "a scalar"
+
+
+def _show(v: Any) -> str:
+    """A compile-time value as the spec would write it (`-0.1i`, `3 fm`), else what kind it is."""
+    if isinstance(v, (bool, int, float, complex, str, pint.Quantity)) or (
+            isinstance(v, list) and all(isinstance(x, (bool, int, float, complex, str)) for x in v)):
+        s = show_value(v)
+        return s if len(s) <= 60 else s[:57] + "…"
+    return _kind(v)
+
+
+def _kind(v: Any) -> str:
+    """What a compile-time value is, in the language's words (never a Python repr)."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, complex):
+        return "a complex number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, pint.Quantity):
+        return "a quantity"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, Ref):
+        return f"`{v.path}`"
+    if isinstance(v, CallValue):
+        return f"`{v.name}(...)`"
+    if isinstance(v, Component):
+        return f"the component `{v.decl_name or v.name}`"
+    if isinstance(v, type) and issubclass(v, Component):
+        return f"the component `{v.name}`"
+    if isinstance(v, DF):
+        return f"the tensor `{v.label.lstrip('=')}`" if v.label.lstrip("=") else "a tensor"
+    if isinstance(v, (BlockTemplate, BlockInstance, RepeatInstance)):
+        return "a block"
+    return "this value"
 
 
 def unknown_name(name: str, span: Span | None, scope: Scope, env: dict | None = None) -> BkError:
-    import difflib
-
-    cands = list(scope.names) + list(env or {})
-    close = difflib.get_close_matches(name, cands, n=1)
-    help = f"did you mean `{close[0]}`?" if close else "define it with `const`, a declaration, or an import"
+    """E0101 with "did you mean" over local names, the config, and the registry's components."""
+    cands = [*scope.names, *(env or {}), *(n for n in registry.all_components() if ":" not in n)]
+    help = did_you_mean(name, cands, "define it with `const`, a declaration, or an import")
     return BkError("E0101", f"unknown name `{name}`", span=span, help=help)
 
 
 def unknown_component(name: str, span: Span | None) -> BkError:
-    import difflib
-
-    names = list(registry.all_components())
-    close = difflib.get_close_matches(name.split(".")[-1], names, n=1)
-    help = f"did you mean `{close[0]}`?" if close else "see docs/components.md for the component list"
+    names = [n for n in registry.all_components() if ":" not in n]
+    help = did_you_mean(name.split(".")[-1], names,
+                       "no component has this name; Python code adds one with `@bkdsl.component(...)`")
     return BkError("E0104", f"unknown component `{name}`", span=span, help=help)
 
 
@@ -378,10 +454,17 @@ def resolve(module: A.Module, loader: Loader | None = None) -> tuple[I.Program, 
         try:
             fn()
         except BkError as e:
-            diags.append(e.diagnostic)
+            report(diags, e)
 
     for st in module.stmts:
-        guard(lambda st=st: _resolve_stmt(st, scope, prog, loader))
+        try:
+            _resolve_stmt(st, scope, prog, loader)
+        except BkError as e:
+            report(diags, e)
+            name = _declared_name(st)
+            if name is not None and name not in scope.names:  # later uses are cascades, not new errors
+                scope.names[name] = Binding("poisoned", None, st.span)
+
     # elaborate models with their default config (all formals defaulted): the compiled artefact
     for name, b in scope.names.items():
         if b.kind == "block" and b.value.ast.is_model and b.value.scope is scope:
@@ -480,7 +563,7 @@ def _resolve_decl(st: A.ComponentDecl, scope: Scope, prog: I.Program) -> None:
     ev = ConstEval(scope, mode="component")
     args = [ev.ev(a) for a in st.value.args]
     kwargs = {k.name: ev.ev(k.value) for k in st.value.kwargs}
-    comp = instantiate(cls, args, kwargs, st.value.span, decl_name=st.name)
+    comp = instantiate(cls, args, kwargs, st.value.span, decl_name=st.name, call=st.value)
     d = I.DeclIR(st.kind, st.name, comp, claims, st.span, claim_asts=list(st.claims))
     scope.define(st.name, Binding("decl", d, st.name_span or st.span))
     prog.decls[st.name] = d
@@ -539,7 +622,7 @@ def _coerce(v: Any, t: str, name: str, span: Span | None) -> Any:
           "bool": lambda x: isinstance(x, bool), "str": lambda x: isinstance(x, str),
           "complex": lambda x: isinstance(x, (int, float, complex)) and not isinstance(x, bool)}[t]
     if not ok(v):
-        raise BkError("E0204", f"parameter `{name}` must be {t}, got {v!r}", span=span)
+        raise BkError("E0204", f"parameter `{name}` must be {t}, got {_show(v)}", span=span)
     return float(v) if t == "float" else v
 
 
@@ -574,10 +657,14 @@ class _BlockBuilder:
 
     # ---- helpers
     def manifolds(self) -> dict[str, Component]:
-        out = {}
-        for n, b in self.scope.names.items():
-            if b.kind == "decl" and b.value.kind == "manifold":
-                out[n] = b.value.component
+        # the scope's manifolds are found once per builder and scope (a scan per op was quadratic
+        # in the size of the spec: 10 000-line specs)
+        cached = getattr(self, "_scope_manifolds", None)
+        if cached is None or cached[0] is not self.scope:
+            cached = (self.scope, {n: b.value.component for n, b in self.scope.names.items()
+                                   if b.kind == "decl" and b.value.kind == "manifold"})
+            self._scope_manifolds = cached
+        out = dict(cached[1])
         for n, v in self.cfg.items():
             if isinstance(v, Component) and v.kind == "manifold":
                 out[n] = v
@@ -598,6 +685,7 @@ class _BlockBuilder:
 
     def add(self, op: str, target: Any, args: list[Any], typ: Any, span: Span | None, label: str = "",
             kwargs: dict | None = None) -> DF:
+        check_type(typ, span)  # bounded before anything is built (limits.py)
         name = self.fresh(label or (getattr(target, "name", None) or op))
         self.nodes.append(I.Node(name, op, target, args, typ, span, kwargs or {}, label))
         return DF(I.NodeRef(name), typ, ("=" + label) if op in ("input", "param") else label)
@@ -623,7 +711,7 @@ class _BlockBuilder:
                 self.uni.note(d.value, d.span or span)
                 return d.value
             if not isinstance(v, int) or isinstance(v, bool):
-                raise BkError("E0401", f"dimension `{d.value}` must be an integer, it is {v!r}", span=d.span)
+                raise BkError("E0401", f"dimension `{d.value}` must be an integer, it is {_show(v)}", span=d.span)
             return v
         left, right = self.dim(d.left, span), self.dim(d.right, span)
         if isinstance(left, int) and isinstance(right, int):
@@ -638,6 +726,8 @@ class _BlockBuilder:
 
     def vtype(self, t: A.TypeExpr) -> ValueType:
         shape = tuple(self.dim(d, t.span) for d in t.shape) if t.shape is not None else None
+        if t.manifold is not None and t.manifold in self.scope.names:
+            self.scope.lookup(t.manifold)  # a failed declaration: a cascade, not a new error
         if t.manifold is not None and t.manifold not in self.manifolds():
             raise BkError("E0101", f"unknown manifold `{t.manifold}`", span=t.span,
                           help="declare it: `manifold " + t.manifold + " = poincare(c = 1.0)`")
@@ -656,6 +746,7 @@ class _BlockBuilder:
                 if isinstance(s, (A.Input, A.Param)) and nm in defs:
                     raise BkError("E0003", f"`{nm}` is defined twice in `{b.name}`", span=s.span)
                 defs.setdefault(nm, []).append(i)
+        self.block_names = set(defs)  # for "did you mean" (a statement's env holds only what it uses)
         g = nx.DiGraph()
         g.add_nodes_from(range(len(b.body)))
         binding: list[dict[str, int]] = []
@@ -766,7 +857,8 @@ class _BlockBuilder:
                     return registry.lookup(e.id, registry.NON_METRIC)
                 if e.id == "repeat":
                     return "repeat"
-                raise unknown_name(e.id, e.span, self.scope, {**env, **self.cfg})
+                raise unknown_name(e.id, e.span, self.scope,
+                                   {**dict.fromkeys(getattr(self, "block_names", ())), **env, **self.cfg})
             if b.kind == "const":
                 return b.value
             if b.kind == "decl":
@@ -810,6 +902,8 @@ class _BlockBuilder:
         if isinstance(v.type, ValueType) and v.type.manifold is not None:
             m = v.type.manifold
             hint = {"+": "mobius_add", "-": "mobius_add with a negated operand", "*": "mobius_scalar_mul"}.get(op)
+            if hint is not None and registry.lookup(hint.split()[0]) is None:
+                hint = None  # never name an op that is not registered
             raise BkError("E0402", f"`{op}` is Euclidean; `{v.label.lstrip('=') or 'the value'}` lives on `{m}`", span=span,
                           help=(f"use `{hint}(...)` on the manifold, or " if hint else "") +
                                f"take `logmap0({m}, {v.label.lstrip('=') or 'x'})` first")
@@ -844,7 +938,7 @@ class _BlockBuilder:
                 hi = self.ev(it.hi, env) if it.hi is not None else None
                 for b in (lo, hi):
                     if b is not None and (not isinstance(b, int) or isinstance(b, bool)):
-                        raise BkError("E0205", f"slice bounds must be integers, got {b!r}", span=it.span)
+                        raise BkError("E0205", f"slice bounds must be integers, got {_show(b)}", span=it.span)
                 items.append(slice(lo, hi))
             else:
                 v = self.ev(it, env)
@@ -870,6 +964,7 @@ class _BlockBuilder:
                 raise BkError("E0204", "`repeat(block(...), n)` takes a configured block and a count", span=e.span)
             if args[1] < 1:
                 raise BkError("E0201", "`repeat` count must be at least 1", span=e.span)
+            check_repeat(args[1], e.args[1].span or e.span)
             return RepeatInstance(args[0], args[1], e.span)
         if isinstance(f, BlockTemplate):
             dfs = [a for a in args if isinstance(a, DF)]
@@ -901,7 +996,7 @@ class _BlockBuilder:
 
     def _need_df(self, a: Any, e: A.Call) -> DF:
         if not isinstance(a, DF):
-            raise BkError("E0204", f"expected a tensor argument, got {a!r}", span=e.span)
+            raise BkError("E0204", f"expected a tensor argument, got {_kind(a)}", span=e.span)
         return a
 
     def apply_block(self, inst: BlockInstance, dfs: list[DF], span: Span | None) -> DF:
@@ -934,7 +1029,7 @@ class _BlockBuilder:
                               help=f"signature: {cls.name}({', '.join(slots)})")
             v = bound.pop(nm)
             if not isinstance(v, DF):
-                raise BkError("E0204", f"input `{nm}` of `{cls.name}` must be a tensor, got {v!r}", span=span)
+                raise BkError("E0204", f"input `{nm}` of `{cls.name}` must be a tensor, got {_kind(v)}", span=span)
             ins.append(v)
         for k, v in bound.items():
             if isinstance(v, DF):
@@ -946,7 +1041,7 @@ class _BlockBuilder:
                               span=span)
             comp = type(decl)(decl.params, span=span, decl_name=decl.decl_name)
         else:
-            comp = cls.from_args(bound, span=span)
+            comp = cls.from_args(bound, span=span, arg_spans=_arg_spans(e, slots))
         ctx = self.ctx(span)
         ctx.arg_names = [_source_name(a) for a in e.args[:len(ins)]] + [""] * max(0, len(ins) - len(e.args))
         in_types = [d.type for d in ins]
@@ -1060,7 +1155,7 @@ def check_train(t: I.TrainIR, scope: Scope, prog: I.Program, diags: list[Diagnos
     from bkdsl.verify.units import check_loss_expr, data_field_units
 
     def err(e: BkError) -> None:
-        diags.append(e.diagnostic)
+        report(diags, e)
 
     model = t.get("model")
     if model is None:
@@ -1109,7 +1204,7 @@ def check_train(t: I.TrainIR, scope: Scope, prog: I.Program, diags: list[Diagnos
     for key in ("epochs", "steps", "batch"):
         v = t.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            err(BkError("E0609", f"`{key}` must be a positive integer, got {v!r}", span=t.entries[key].span))
+            err(BkError("E0609", f"`{key}` must be a positive integer, got {_show(v)}", span=t.entries[key].span))
 
 
 def elaborate_model_call(call: Any, scope: Scope, span: Span | None, el: Elaborator | None = None) -> I.BlockIR:
