@@ -182,6 +182,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.phase8",
     "bkdsl.components.structure",
     "bkdsl.components.training",
+    "bkdsl.components.optics",
 ]
 
 
