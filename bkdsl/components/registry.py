@@ -183,6 +183,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.structure",
     "bkdsl.components.training",
     "bkdsl.components.optics",
+    "bkdsl.components.hyperbolic",
 ]
 
 
