@@ -301,6 +301,8 @@ class _DetP(BaseModel):
     model_config = ConfigDict(extra="forbid")
     classes: int = Field(10, ge=1, le=64, description="number of detector regions (one per class)")
     size: int = Field(4, ge=1, description="side of each square detector region, in pixels")
+    normalize: bool = Field(True, description="logits T·E_k/Σ E_j (fractions of the detected energy)")
+    temperature: float = Field(10.0, gt=0, description="T, the softmax temperature of the normalised readout")
 
 
 @component("detector_readout", kind="function", inputs=("intensity",))
@@ -326,4 +328,5 @@ class DetectorReadout(Component):
         return ValueType((t.shape[0], self.params.classes), "float", None, None)
 
     def call_kwargs(self):
-        return {"classes": self.params.classes, "size": self.params.size}
+        p = self.params
+        return {"classes": p.classes, "size": p.size, "normalize": p.normalize, "temperature": p.temperature}

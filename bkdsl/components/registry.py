@@ -184,6 +184,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.training",
     "bkdsl.components.optics",
     "bkdsl.components.hyperbolic",
+    "bkdsl.components.optical_data",
 ]
 
 

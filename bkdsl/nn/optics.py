@@ -288,8 +288,14 @@ def detector_regions(n: int, classes: int, size: int) -> list[tuple[int, int]]:
     return [(origin + (c // k) * step, origin + (c % k) * step) for c in range(classes)]
 
 
-def detector_readout(intensity: torch.Tensor, classes: int = 10, size: int = 4) -> torch.Tensor:
-    """[B, N, N] intensity → [B, classes]: the intensity integrated over each detector region."""
+def detector_readout(intensity: torch.Tensor, classes: int = 10, size: int = 4, normalize: bool = True,
+                     temperature: float = 10.0) -> torch.Tensor:
+    """[B, N, N] intensity → [B, classes]: E_k, the intensity integrated over each detector region; with
+    ``normalize`` the logits are T·E_k / Σ_j E_j (the fraction of the detected energy, scaled by the
+    temperature T, as in Lin et al. 2018's softmax readout), so they do not depend on the input power."""
     n = intensity.shape[-1]
     outs = [intensity[..., r:r + size, c:c + size].sum(dim=(-2, -1)) for r, c in detector_regions(n, classes, size)]
-    return torch.stack(outs, dim=-1)
+    e = torch.stack(outs, dim=-1)
+    if normalize:
+        e = temperature * e / (e.sum(dim=-1, keepdim=True) + torch.finfo(e.dtype).tiny)
+    return e

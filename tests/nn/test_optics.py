@@ -163,6 +163,9 @@ def test_diffractive_ops():
     assert torch.equal(O.amplitude_field(x).real, x) and (O.amplitude_field(x).imag == 0).all()
     regions = O.detector_regions(16, 10, 2)
     assert len(set(regions)) == 10 and all(0 <= r and r + 2 <= 16 and 0 <= c and c + 2 <= 16 for r, c in regions)
-    out = O.detector_readout(i, classes=10, size=2)
+    out = O.detector_readout(i, classes=10, size=2, normalize=False)
     r0, c0 = regions[3]
     assert out.shape == (3, 10) and torch.allclose(out[:, 3], i[:, r0:r0 + 2, c0:c0 + 2].sum((-2, -1)))
+    norm = O.detector_readout(i, classes=10, size=2, temperature=5.0)
+    assert torch.allclose(norm, 5.0 * out / out.sum(-1, keepdim=True))
+    assert torch.allclose(O.detector_readout(7 * i, classes=10, size=2), O.detector_readout(i, classes=10, size=2))
