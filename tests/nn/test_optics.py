@@ -169,3 +169,18 @@ def test_diffractive_ops():
     norm = O.detector_readout(i, classes=10, size=2, temperature=5.0)
     assert torch.allclose(norm, 5.0 * out / out.sum(-1, keepdim=True))
     assert torch.allclose(O.detector_readout(7 * i, classes=10, size=2), O.detector_readout(i, classes=10, size=2))
+
+
+def test_pado_agrees_in_the_near_field():
+    """PADO's band-limited ASM on the same field, where float32 holds the phase (kz = 1.3e4 rad): the two
+    agree to its float32 phase rounding (bench/optics_asm.py records the far-field disagreement)."""
+    pytest.importorskip("pado")
+    from pado.light import Light
+    from pado.propagator import Propagator
+
+    n, dx, z, w0 = 128, 2e-6, 1e-3, 12e-6
+    u0 = O.gaussian_beam(n, dx, LAM, w0, 0.0, torch.complex64)
+    ours = O.angular_spectrum(u0.to(torch.complex128), dx, LAM, z)
+    light = Light((1, 1, n, n), pitch=dx, wvl=LAM, field=u0.reshape(1, 1, n, n), device="cpu")
+    theirs = Propagator("ASM").forward(light, z, linear=True, band_limit=True).field.reshape(n, n)
+    assert rel_err(theirs, ours) < 5e-3
