@@ -259,6 +259,9 @@ BUILTIN_MODULES = [
     "bkdsl.components.transformer",
     "bkdsl.components.structure",
     "bkdsl.components.training",
+    "bkdsl.components.optics",
+    "bkdsl.components.hyperbolic",
+    "bkdsl.components.optical_data",
 ]
 
 
