@@ -48,8 +48,8 @@ class DigitsField(DataSource):
     unnormalized_fields = ("digit",)
 
     @classmethod
-    def from_args(cls, kwargs, span=None, decl_name=None):
-        comp = super().from_args(kwargs, span, decl_name)
+    def from_args(cls, kwargs, span=None, decl_name=None, arg_spans=None):
+        comp = super().from_args(kwargs, span, decl_name, arg_spans)
         if 8 * comp.params.scale > comp.params.size:
             raise BkError("E0201", f"`digits_field`: an 8 × 8 digit upsampled ×{comp.params.scale} is "
                                    f"{8 * comp.params.scale} pixels, larger than the field ({comp.params.size})",

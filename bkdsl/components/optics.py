@@ -172,8 +172,8 @@ class AngularSpectrum(_Propagator):
     with the evanescent and band-limit masks, ×2 zero padding, H in complex128 (bkdsl.nn.optics)."""
 
     @classmethod
-    def from_args(cls, kwargs, span=None, decl_name=None):
-        comp = super().from_args(kwargs, span, decl_name)
+    def from_args(cls, kwargs, span=None, decl_name=None, arg_spans=None):
+        comp = super().from_args(kwargs, span, decl_name, arg_spans)
         _check_transfer_sampling(comp, span)
         return comp
 
@@ -188,8 +188,8 @@ class Fresnel(_Propagator):
     padded grid. Its chirp has the ASM's sampling condition Δx ≥ λz/(2D)."""
 
     @classmethod
-    def from_args(cls, kwargs, span=None, decl_name=None):
-        comp = super().from_args(kwargs, span, decl_name)
+    def from_args(cls, kwargs, span=None, decl_name=None, arg_spans=None):
+        comp = super().from_args(kwargs, span, decl_name, arg_spans)
         r = comp.report
         if not r.sampling_ok:
             raise BkError(
@@ -210,8 +210,8 @@ class Fraunhofer(_Propagator):
     Refused in the near field: the Fresnel number N_F = (D/2)²/(λz) must be ≤ 0.1."""
 
     @classmethod
-    def from_args(cls, kwargs, span=None, decl_name=None):
-        comp = super().from_args(kwargs, span, decl_name)
+    def from_args(cls, kwargs, span=None, decl_name=None, arg_spans=None):
+        comp = super().from_args(kwargs, span, decl_name, arg_spans)
         r = comp.report
         if not r.fresnel_number <= FRAUNHOFER_MAX_NF:
             raise BkError(
