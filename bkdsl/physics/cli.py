@@ -73,7 +73,10 @@ def run(args) -> int:
             return 0
     except BkError as e:
         if getattr(args, "json", False):
-            print(json.dumps(e.diagnostic.to_json(), indent=2))
+            d = e.diagnostic.to_json()
+            if e.code in ("E0704", "E0705"):     # a refused solve is never a ground state
+                d["converged"] = False
+            print(json.dumps(d, indent=2))
         else:
             print(e.diagnostic.render(), file=sys.stderr)
         return 1
