@@ -1,4 +1,4 @@
-"""`bkdsl physics ground-state NUCLEUS [--functional sly4] [--json]`.
+"""`bkdsl physics ground-state NUCLEUS [--method etf|hf] [--functional sly4] [--json]`.
 
 The lead hooks :func:`add_parser` / :func:`run` into ``bkdsl/cli.py``; meanwhile
 ``python -m bkdsl.physics.cli ground-state Pb208 --json`` works on its own.
@@ -11,6 +11,9 @@ import json
 import sys
 
 from bkdsl.diagnostics import BkError
+
+from .hf_spherical import H_STEP, hf_extrapolated
+from .nuclei import get_nucleus
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,6 +28,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gs.add_argument("--order", type=int, choices=(2, 4), default=4,
                     help="ETF order in hbar: 4 (default) adds the restricted hbar^4 kinetic term to the "
                          "binding energy, 2 gives the pure order-hbar^2 result")
+    gs.add_argument("--method", choices=("etf", "hf"), default="etf",
+                    help="etf (default): orbital-free extended Thomas-Fermi; hf: spherical Skyrme "
+                         "Hartree-Fock with orbitals (no pairing, Coulomb on)")
+    gs.add_argument("--step", type=float, default=None,
+                    help="hf: the coarser radial step in fm (default 0.1); hf solves at STEP and STEP/2 "
+                         "and reports their Richardson h -> 0 limit")
     gs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
     return p
@@ -54,10 +63,42 @@ def _table(gs) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
+def _hf_table(res) -> str:
+    def vs(x, ref, fmt):
+        if ref is None:
+            return f"{x:{fmt}}"
+        return f"{x:{fmt}}   (measured {ref:{fmt}}, {100 * (x - ref) / ref:+.2f} %)"
+
+    nuc = get_nucleus(res.nucleus)
+    x = res.extrapolated or {k: getattr(res, k) for k in ("binding_energy", "r_n", "r_p", "r_ch")}
+    raw = (res.extrapolated or {}).get("raw", {})
+    rows = [
+        ("nucleus", res.nucleus), ("functional", f"{res.functional} (spherical Hartree-Fock, no pairing)"),
+        ("binding energy", vs(x["binding_energy"], nuc.be_exp, ".3f") + " MeV"),
+        *([("  at steps " + " / ".join(raw), " / ".join(f"{v['binding_energy']:.3f}" for v in raw.values())
+            + " MeV (limit h -> 0 above)")] if raw else []),
+        ("rms radius n", f"{x['r_n']:.4f} fm"), ("rms radius p", f"{x['r_p']:.4f} fm"),
+        ("charge radius", vs(x["r_ch"], nuc.rch_exp, ".4f") + " fm"),
+        ("iterations", str(res.iterations)),
+        ("mesh", f"step {res.step} fm, box {res.box:.1f} fm"), ("wall time", f"{res.wall_s:.1f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {v}" for k, v in rows]
+    for q in ("n", "p"):
+        occ = [lv for lv in res.levels if lv.q == q and lv.occupation > 0]
+        lines.append(f"{q} levels (occupied): " + ", ".join(f"{lv.label} {lv.energy:.2f}" for lv in occ))
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from .solver import K_CUT, ground_state
 
     try:
+        if args.physics_cmd == "ground-state" and getattr(args, "method", "etf") == "hf":
+            res = hf_extrapolated(args.nucleus, args.functional,
+                                  step=args.step if args.step is not None else H_STEP)
+            print(json.dumps(res.to_json(), indent=2) if args.json else _hf_table(res))
+            return 0
         if args.physics_cmd == "ground-state":
             grid = None
             if args.grid:
