@@ -1,4 +1,4 @@
-"""`bkdsl physics ground-state NUCLEUS [--method etf|hf] [--functional sly4] [--json]`.
+"""`bkdsl physics ground-state NUCLEUS [--method etf|hf|hf-bcs] [--functional sly4] [--json]`.
 
 The lead hooks :func:`add_parser` / :func:`run` into ``bkdsl/cli.py``; meanwhile
 ``python -m bkdsl.physics.cli ground-state Pb208 --json`` works on its own.
@@ -12,6 +12,7 @@ import sys
 
 from bkdsl.diagnostics import BkError
 
+from .hf_axial import THESIS_GRID, axial_hf_bcs
 from .hf_spherical import H_STEP, hf_extrapolated
 from .nuclei import get_nucleus
 
@@ -28,9 +29,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gs.add_argument("--order", type=int, choices=(2, 4), default=4,
                     help="ETF order in hbar: 4 (default) adds the restricted hbar^4 kinetic term to the "
                          "binding energy, 2 gives the pure order-hbar^2 result")
-    gs.add_argument("--method", choices=("etf", "hf"), default="etf",
+    gs.add_argument("--method", choices=("etf", "hf", "hf-bcs"), default="etf",
                     help="etf (default): orbital-free extended Thomas-Fermi; hf: spherical Skyrme "
-                         "Hartree-Fock with orbitals (no pairing, Coulomb on)")
+                         "Hartree-Fock with orbitals (no pairing, Coulomb on); hf-bcs: axial Kohn-Sham "
+                         "HF+BCS on the thesis' ch. 3 lattice (no Coulomb, DDDI pairing)")
+    gs.add_argument("--stencil", type=int, choices=(2, 4, 6, 8), default=4,
+                    help="hf-bcs: finite-difference order on the lattice (default 4)")
     gs.add_argument("--step", type=float, default=None,
                     help="hf: the coarser radial step in fm (default 0.1); hf solves at STEP and STEP/2 "
                          "and reports their Richardson h -> 0 limit")
@@ -98,6 +102,26 @@ def run(args) -> int:
             res = hf_extrapolated(args.nucleus, args.functional,
                                   step=args.step if args.step is not None else H_STEP)
             print(json.dumps(res.to_json(), indent=2) if args.json else _hf_table(res))
+            return 0
+        if args.physics_cmd == "ground-state" and getattr(args, "method", "etf") == "hf-bcs":
+            grid = THESIS_GRID
+            if args.grid:
+                try:
+                    a, b, c = args.grid.split(",")
+                    grid = (int(a), int(b), float(c))
+                except ValueError:
+                    raise BkError("E0206", f"bad --grid `{args.grid}`", help="write NR,NZ,STEP_FM, e.g. 10,20,0.8")
+            res = axial_hf_bcs(args.nucleus, args.functional, grid=grid, order=args.stencil)
+            if args.json:
+                print(json.dumps(res.to_json(), indent=2))
+            else:
+                print(f"{res.nucleus}  {res.functional} axial Kohn-Sham HF+BCS (no Coulomb), grid {res.grid}, "
+                      f"stencil order {res.order}\n"
+                      f"E = {res.energy:.3f} MeV   pairing gap n/p {res.pairing_gap[0]:.3f}/{res.pairing_gap[1]:.3f} MeV"
+                      f"   lambda {res.fermi[0]:.3f} MeV   Q20 {res.Q20:+.4f} b   r_m {res.r_m:.3f} fm   "
+                      f"{res.iterations} iterations, {res.wall_s:.1f} s\n"
+                      + "\n".join(f"  {lv['q']} Omega {lv['Omega']:>4}  e = {lv['energy']:8.3f} MeV  v^2 = {lv['v2']:.4f}"
+                                  for lv in res.levels if lv["q"] == "n" and lv["energy"] < 5))
             return 0
         if args.physics_cmd == "ground-state":
             grid = None

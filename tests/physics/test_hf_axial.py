@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bkdsl.diagnostics import BkError
+from bkdsl.physics.cli import main
 from bkdsl.physics.hf_axial import AxialLattice, AxialSkyrme, axial_hf_bcs, central, staggered
 from bkdsl.physics.skyrme import SLY4
 
@@ -96,3 +97,10 @@ def test_refusals():
     with pytest.raises(BkError) as e:
         axial_hf_bcs("Mg24", grid=(6, 12, 1.2), max_iter=2)
     assert e.value.code == "E0704"
+
+
+def test_cli_hf_bcs_wiring(capsys):
+    assert main(["ground-state", "Mg24", "--method", "hf-bcs", "--grid", "6,13,1.2", "--json"]) == 1
+    assert '"E0703"' in capsys.readouterr().out
+    assert main(["ground-state", "Mg24", "--method", "hf-bcs", "--grid", "6;12"]) == 1
+    assert "E0206" in capsys.readouterr().err
