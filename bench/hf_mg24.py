@@ -40,13 +40,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results/2026-12-03-hf_mg24.json")
     ap.add_argument("--orders", default="4,6,8,2")
     ap.add_argument("--max-iter", type=int, default=200)
+    ap.add_argument("--mixing", default="broyden", choices=("broyden", "linear"))
+    ap.add_argument("--mix", type=float, default=0.3)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     max_iter = args.max_iter
     runs = []
     for order in (int(o) for o in args.orders.split(",")):
         try:
-            r = axial_hf_bcs("Mg24", order=order, mix=0.3, tol_e=1e-6, tol_rho=1e-7, max_iter=max_iter)
+            r = axial_hf_bcs("Mg24", order=order, mix=args.mix, mixing=args.mixing, tol_e=1e-6, tol_rho=1e-7,
+                             max_iter=max_iter)
         except BkError as e:                      # recorded, never reported as a result
             runs.append({"order": order, "converged": False, "diagnostic": e.diagnostic.to_json()})
             print(f"order {order}: {e.code} {e.diagnostic.message}", flush=True)
@@ -64,7 +67,8 @@ def main(argv=None) -> int:
     out = {"bench": "hf_mg24", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "host": platform.node(), "torch": torch.__version__, "device": "cpu", "dtype": "float64",
            "setup": "thesis ch. 3: SLy4, no Coulomb, 10 x 20 x 0.8 fm, Omega <= 9/2, DDDI V0 = -683.344 MeV fm^3, "
-                    "60 MeV cut-off, C = 0.625 MeV fm^-2, Broyden", "target_E": TARGET, "runs": runs}
+                    "60 MeV cut-off, C = 0.625 MeV fm^-2", "mixing": args.mixing, "mix": args.mix,
+           "max_iter": max_iter, "target_E": TARGET, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")

@@ -313,7 +313,7 @@ def _bcs(eps, delta, N, cut, lam0):
 def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: int = 4,
                  omega_max2: int = THESIS_OMEGA_MAX, V0: float = THESIS_V0, e_cut: float = THESIS_CUT,
                  com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
-                 mix: float = 0.3, max_iter: int = 400, tol_e: float = 1e-6, tol_rho: float = 1e-6,
+                 mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6, tol_rho: float = 1e-6,
                  z_shift: float = 0.0,
                  log=None) -> AxialResult:
     """Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
@@ -346,7 +346,9 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     lam = [-8.0, -8.0]
     Fields = None
     E_prev = float("inf")
-    mixer = BroydenMixer(mix)
+    if mixing not in ("broyden", "linear"):
+        raise BkError("E0201", f"unknown mixing `{mixing}`", help="use broyden or linear")
+    mixer = BroydenMixer(mix) if mixing == "broyden" else LinearMixer(mix)
     hist: list[float] = []
     converged = False
     it = 0
@@ -402,7 +404,10 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
         E_prev = E
     if not converged:
         raise BkError("E0704", f"axial HF+BCS of {nuc.name} did not converge in {it} iterations "
-                      f"(last energies {hist[-3:]})", help="lower mix or raise max_iter")
+                      f"(last energies {hist[-3:]})", help="lower mix, try mixing='linear', or raise max_iter",
+                      notes=[f"last E = {hist[-1] if hist else float('nan'):.6f} MeV, residual max|d rho| = "
+                             f"{res:.3e} fm^-3, gap n = {gaps[0]:.4f} MeV, lambda n = {lam[0]:.4f} MeV, "
+                             f"last 10 energies {[round(x, 5) for x in hist[-10:]]}"])
     comps = {k: float(v) for k, v in F.energy(Fields).items()}
     rho = Fields["rho"].sum(0)
     r2 = (lat.R**2 + lat.Z**2)
@@ -452,3 +457,13 @@ class BroydenMixer:
             out[k] = nxt[i:i + n].reshape(x_in[k].shape)
             i += n
         return out
+
+
+class LinearMixer:
+    """x <- x + alpha (x_out - x): slow but monotone where Broyden does not settle."""
+
+    def __init__(self, alpha: float = 0.3):
+        self.alpha = alpha
+
+    def __call__(self, x_in: dict, x_out: dict) -> dict:
+        return {k: x_in[k] + self.alpha * (x_out[k] - x_in[k]) for k in x_in}
