@@ -99,6 +99,7 @@ CODES: dict[str, str] = {
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",
     "E0704": "solver did not converge",
+    "E0705": "unphysical solution (collapsed density, radius or energy per nucleon out of bounds)",
     "E0801": "device not available",
     "X0001": "internal compiler error (a bug in bkdsl; rerun with --debug for the traceback)",
 }
