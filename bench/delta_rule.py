@@ -2,6 +2,7 @@
 
     python bench/delta_rule.py --out DIR --budget-s 190      # on the GPU (bench/gpu_delta.sh)
     TRITON_INTERPRET=1 python bench/delta_rule.py --smoke    # CPU: checks the script at tiny size, no timing
+    python bench/delta_rule.py --smem [--all]                # CPU: shared memory per kernel and config on sm_90
 
 Two functions, each checked before it is timed, on fresh random inputs (seed = wall clock, recorded):
 
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 
 from bkdsl.kernels.delta_rule import chunk as kc
 from bkdsl.kernels.delta_rule import naive
+from bkdsl.kernels.delta_rule import smem
 from bkdsl.kernels.delta_rule import op  # noqa: F401  (registers torch.ops.bkdsl.delta_rule)
 from bkdsl.nn.fast_weights import fast_weight_chunked
 
@@ -147,13 +149,37 @@ def kernel_breakdown(fn, reps: int = 5) -> dict:
     return dict(sorted(rows.items(), key=lambda kv: -kv[1])[:20])
 
 
+def smem_report(every: bool) -> int:
+    """Print the shared memory of each kernel × configuration of the table (bf16 inputs with bf16
+    operands, float32 inputs with tf32x3; φ and the normaliser on, the widest specialisation); only the
+    first entry of the small kernels unless ``every``. Exit status 1 when an entry exceeds the sm_90 limit."""
+    bad = 0
+    for dtype, dot in ((torch.bfloat16, "bf16"), (torch.float32, "tf32x3")):
+        for name, table in kc.CONFIGS.items():
+            for i, (w, st) in enumerate(table):
+                if i and not every and name not in ("grads", "wy"):
+                    continue
+                try:
+                    b = smem.smem_bytes(name, dtype, dot, True, True, w, st)
+                    verdict = "ok" if b <= smem.SMEM_LIMIT_SM90 else "OVER"
+                except Exception as e:  # a config that does not compile is a finding, not a crash
+                    b, verdict = -1, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                bad += verdict != "ok"
+                LOG(f"smem {name:9s} {str(dtype)[6:]:8s} {dot:6s} ({w} warps, {st} stages): {b:7d} B  {verdict}")
+    return 1 if bad else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, no timing (CPU interpreter)")
     ap.add_argument("--budget-s", type=float, default=190.0, help="skip later parts past this wall time")
     ap.add_argument("--no-sweep", action="store_true", help="skip the launch-configuration sweep")
+    ap.add_argument("--smem", action="store_true", help="shared memory per kernel/config on sm_90, then exit")
+    ap.add_argument("--all", action="store_true", help="with --smem: every entry of every kernel's table")
     args = ap.parse_args()
+    if args.smem:
+        return smem_report(args.all)
 
     cuda = torch.cuda.is_available() and not args.smoke
     dev = "cuda" if cuda else "cpu"

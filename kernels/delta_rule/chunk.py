@@ -32,6 +32,7 @@ and padded to whole chunks, so only the inputs' loads and the outputs' stores ar
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -42,14 +43,33 @@ __all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fw
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
 MAX_D = 128         # widest d_k / d_v: whole rows of d_k are one tile (the state scan needs them)
-DOTS = ("tf32", "tf32x3", "ieee")
+DOTS = ("bf16", "tf32", "tf32x3", "ieee")
 
 
 @triton.jit
 def _dot(a, b, DOT: tl.constexpr):
-    """a @ b, float32 operands at tl.dot's input precision DOT ("tf32", "tf32x3", "ieee"), float32 sums.
-    (Operands rounded to bf16, as fla does, are not offered: the CPU interpreter cannot check them.)"""
-    return tl.dot(a, b, input_precision=DOT)
+    """a @ b with float32 sums. DOT "tf32", "tf32x3", "ieee": float32 operands at that tl.dot input
+    precision. "bf16": operands rounded to bfloat16 (as flash-linear-attention does for bf16 inputs), one
+    bf16 MMA with float32 accumulation. "bf16_emulated": the same rounding, then an exact float32 dot
+    — what the CPU interpreter runs in place of "bf16" (its bf16 tl.dot returns garbage)."""
+    if DOT == "bf16":
+        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+    elif DOT == "bf16_emulated":
+        return tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=DOT)
+
+
+@triton.jit
+def _dot_hi(a, b, DOT: tl.constexpr):
+    """a @ b for the products of T's block inversion, which stay float32 (tf32; exact where DOT is
+    "bf16_emulated" or "ieee"): T's rounding error would multiply into every W_k and U_v row."""
+    if DOT == "bf16":
+        return tl.dot(a, b, input_precision="tf32")
+    elif DOT == "bf16_emulated":
+        return tl.dot(a, b, input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=DOT)
 
 
 @triton.jit
@@ -135,13 +155,13 @@ def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
     A31 = _block_a(K3, K1, b3, False, DOT)
     A32 = _block_a(K3, K2, b3, False, DOT)
     # T_ij = −T_ii Σ_{j ≤ m < i} A_im T_mj
-    T10 = -_dot(T11, _dot(A10, T00, DOT), DOT)
-    T21 = -_dot(T22, _dot(A21, T11, DOT), DOT)
-    T32 = -_dot(T33, _dot(A32, T22, DOT), DOT)
-    T20 = -_dot(T22, _dot(A20, T00, DOT) + _dot(A21, T10, DOT), DOT)
-    T31 = -_dot(T33, _dot(A31, T11, DOT) + _dot(A32, T21, DOT), DOT)
-    T30 = -_dot(T33, _dot(A30, T00, DOT) + _dot(A31, T10, DOT)
-                  + _dot(A32, T20, DOT), DOT)
+    T10 = -_dot_hi(T11, _dot_hi(A10, T00, DOT), DOT)
+    T21 = -_dot_hi(T22, _dot_hi(A21, T11, DOT), DOT)
+    T32 = -_dot_hi(T33, _dot_hi(A32, T22, DOT), DOT)
+    T20 = -_dot_hi(T22, _dot_hi(A20, T00, DOT) + _dot_hi(A21, T10, DOT), DOT)
+    T31 = -_dot_hi(T33, _dot_hi(A31, T11, DOT) + _dot_hi(A32, T21, DOT), DOT)
+    T30 = -_dot_hi(T33, _dot_hi(A30, T00, DOT) + _dot_hi(A31, T10, DOT)
+                   + _dot_hi(A32, T20, DOT), DOT)
     zero = tl.zeros([16, 16], dtype=tl.float32)
     tb = bh64 * n_pad * 64
     ra = c * 64 + s
@@ -452,7 +472,25 @@ def _block(d: int) -> int:
 
 
 def _default_dot(dtype: torch.dtype) -> str:
-    return "tf32x3" if dtype == torch.float32 else "tf32"
+    """bf16 operands for bf16 inputs (fla's precision), tf32x3 (≈ float32) for float32, tf32 for fp16."""
+    return {torch.float32: "tf32x3", torch.bfloat16: "bf16"}.get(dtype, "tf32")
+
+
+def _kernel_dot(dot: str | None, dtype: torch.dtype) -> str:
+    """The DOT constexpr the kernels get: ``dot`` (or the dtype's default), checked; "bf16" runs as
+    "bf16_emulated" under TRITON_INTERPRET (the interpreter's bf16 tl.dot is wrong, its emulation is not)."""
+    dot = dot or _default_dot(dtype)
+    if dot not in DOTS:
+        raise ValueError(f"dot must be one of {DOTS}, got {dot!r}")
+    if dot == "bf16" and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return "bf16_emulated"
+    return dot
+
+
+def _grads_block_v(dot: str, block_v: int, BVf: int) -> int:
+    """d_v columns per step of the grads kernel's loop: with float32 (tf32) operands its tiles need
+    ≥ 254 KB of shared memory at 64 columns on sm_90 (> 227 KB), so 32 there; bf16 operands fit at 64."""
+    return min(BVf, block_v if dot.startswith("bf16") else min(block_v, 32))
 
 
 def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
@@ -465,9 +503,7 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     otherwise); ``block_v``: d_v columns per program of the state scans and the output; ``configs``:
     {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
     _check(q, k, v, beta)
-    dot = dot or _default_dot(q.dtype)
-    if dot not in DOTS:
-        raise ValueError(f"dot must be one of {DOTS}, got {dot!r}")
+    dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta = (x.contiguous() for x in (q, k, v, beta))
     B, H, N, dk = q.shape
     dv = v.shape[-1]
@@ -504,7 +540,7 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
                           configs: dict[str, tuple[int, int]] | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes."""
-    dot = dot or _default_dot(q.dtype)
+    dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta, dy = (x.contiguous() for x in (q, k, v, beta, dy))
     B, H, N, dk = q.shape
     dv = v.shape[-1]
@@ -537,5 +573,6 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
             dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("state_bwd"))
     _launch("grads", _grads_bwd_kernel, (nc, bh),
             (q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("grads"))
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=_grads_block_v(dot, block_v, BVf), DOT=dot),
+            cfg.get("grads"))
     return dq, dkk, dvv, db

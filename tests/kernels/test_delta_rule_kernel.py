@@ -12,7 +12,7 @@ import torch
 
 from bkdsl.kernels import dispatch
 from bkdsl.kernels.delta_rule import chunk as kc
-from bkdsl.kernels.delta_rule import naive
+from bkdsl.kernels.delta_rule import naive, smem
 from bkdsl.kernels.delta_rule.op import delta_rule
 from bkdsl.nn.fast_weights import FastWeightLayer, fast_weight_chunked
 
@@ -209,7 +209,49 @@ def test_dot_precisions_compute_the_same_function(dot):
 def test_unknown_dot_precision_is_refused():
     q, k, v, beta = _inputs(1, 1, 8, 16, 16, True, seed=1)
     with pytest.raises(ValueError, match="dot must be one of"):
-        kc.delta_rule_fwd_triton(q, k, v, beta, dot="bf16")
+        kc.delta_rule_fwd_triton(q, k, v, beta, dot="fp8")
+
+
+def test_bf16_inputs_default_to_bf16_operands_emulated_under_the_interpreter(monkeypatch):
+    assert kc._default_dot(torch.bfloat16) == "bf16"
+    assert kc._default_dot(torch.float32) == "tf32x3"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert kc._kernel_dot(None, torch.bfloat16) == "bf16_emulated"
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert kc._kernel_dot(None, torch.bfloat16) == "bf16"  # what the GPU compiles
+
+
+def test_bf16_operands_round_the_products_and_stay_within_the_bf16_tolerance():
+    """float32 inputs with dot="bf16": the operands of the big products are rounded to bf16 (fla's
+    precision), so the error is far above the float32 path's (the rounding is really applied) and
+    within the half-precision bound — forward and all four gradients."""
+    q, k, v, beta = _inputs(1, 2, 150, 16, 24, True, seed=17)
+    dy = torch.randn(1, 2, 150, 24, generator=torch.Generator().manual_seed(3))
+    xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
+    ref = naive.delta_rule_chunked(*xs, True, True)
+    ref.backward(dy.double())
+    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, dot="bf16", block_v=16)
+    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, True, True, dot="bf16", block_v=16)
+    assert 1e-5 < _rel(fwd[0], ref) < 3e-2
+    for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
+        assert torch.isfinite(got).all(), name
+        assert _rel(got, x.grad) < 3e-2, (name, _rel(got, x.grad))
+
+
+def test_grads_kernel_columns_per_step_fit_sm90_shared_memory():
+    assert kc._grads_block_v("bf16", 64, 128) == 64
+    assert kc._grads_block_v("bf16_emulated", 64, 128) == 64
+    assert kc._grads_block_v("tf32", 64, 128) == 32   # 64 needs 254 KB with float32 operands
+    assert kc._grads_block_v("tf32x3", 64, 16) == 16
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_default_grads_config_fits_sm90_shared_memory(dtype):
+    """The backward's biggest kernel, compiled for sm_90 by Triton (no GPU needed), in its first table
+    configuration at d = 128 with φ and the normaliser: at most 200 KB (the first H200 run failed at 254 KB)."""
+    w, st = kc.CONFIGS["grads"][0]
+    b = smem.smem_bytes("grads", dtype, kc._default_dot(dtype), True, True, w, st)
+    assert 0 < b <= 200 * 1024, b
 
 
 def test_empty_sequence_gives_empty_output_and_gradients():
