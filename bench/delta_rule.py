@@ -41,7 +41,14 @@ from bkdsl.kernels.delta_rule import smem
 from bkdsl.kernels.delta_rule import op  # noqa: F401  (registers torch.ops.bkdsl.delta_rule)
 from bkdsl.nn.fast_weights import fast_weight_chunked
 
-LOG = print
+_T0 = time.time()
+
+
+def LOG(msg: str) -> None:
+    """print with the seconds since start (where the budget goes)."""
+    print(f"[{time.time() - _T0:6.1f}s] {msg}", flush=True)
+
+
 TOL = {torch.float32: 1e-3, torch.bfloat16: 3e-2}  # relative max error of a passing check
 
 
@@ -293,13 +300,13 @@ def main() -> int:
             if cuda:
                 LOG(f"time {dn}: {json.dumps({k: v for k, v in tm.items() if k.endswith(dn)})}")
                 save()
-                if dtype == torch.bfloat16 and left():
+                if left():  # per-kernel GPU time: ours (bf16 and fp32), fla's (bf16)
                     try:
                         bd = res.setdefault("kernel_us_per_call", {})
                         if chk["ours_ok"]:
-                            bd["ours_fwdbwd_bf16"] = kernel_breakdown(ours_fb)
+                            bd[f"ours_fwdbwd_{dn}"] = kernel_breakdown(ours_fb)
                         if fla_fn is not None and "fla" in chk:
-                            bd["fla_fwdbwd_bf16"] = kernel_breakdown(fla_fb)
+                            bd[f"fla_fwdbwd_{dn}"] = kernel_breakdown(fla_fb)
                         LOG(f"kernels: {json.dumps(bd)}")
                     except Exception as e:  # diagnostics only: recorded, the run goes on
                         res["errors"]["kernel_breakdown"] = f"{type(e).__name__}: {e}"
@@ -340,13 +347,12 @@ def main() -> int:
                             tm[f"torch_chunked_{part}_fp32"] / tm[f"ours_phi_norm_{part}_fp32"])
                 save()
 
-    # --- launch-configuration sweep of our bf16 fla-function call (which block_v / stages to default to) ---
+    # --- sweep of our bf16 fla-function call around the defaults (block_v 32, block_v_out 64, bf16 operands) ---
     if cuda and not args.no_sweep:
         q, k, v, beta, dy = make_inputs(B, H, N, D, torch.bfloat16, dev, gen, "fla")
         sweep = res.setdefault("sweep", [])
-        variants = [dict(block_v=32), dict(block_v=64, configs={"state": (4, 1)}),
-                    dict(block_v=32, configs={"state": (4, 3)}), dict(block_v=64, dot="tf32x3"),
-                    dict(block_v=128, configs={"state": (8, 2), "out": (8, 2)})]
+        variants = [dict(block_v=64), dict(block_v=16), dict(configs={"state": (4, 1), "state_bwd": (4, 1)}),
+                    dict(dot="tf32"), dict(block_v_out=128, configs={"out": (8, 2), "dv_local": (8, 2)})]
         for var in variants:
             if not left():
                 res["skipped"].append(f"sweep {var}: wall-time budget")
@@ -355,6 +361,8 @@ def main() -> int:
             try:
                 fwd = kc.delta_rule_fwd_triton(q, k, v, beta, False, False, **var)
                 row["err_vs_default"] = rel_max(fwd[0], kc.delta_rule_fwd_triton(q, k, v, beta, False, False)[0])
+                if not passes(row["err_vs_default"], torch.bfloat16):
+                    raise RuntimeError(f"variant disagrees with the default: {row['err_vs_default']}")
                 row["fwd_ms"] = bench(lambda: kc.delta_rule_fwd_triton(q, k, v, beta, False, False, **var))
                 row["bwd_ms"] = bench(lambda: kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, False, False, **var))
             except Exception as e:

@@ -39,7 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
+__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "scratch_dtype", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
 MAX_D = 128         # widest d_k / d_v: whole rows of d_k are one tile (the state scan needs them)
@@ -230,8 +230,8 @@ def _state_fwd_kernel(k_ptr, wk_ptr, uv_ptr, u_ptr, h_ptr, z_ptr, n, dk, dv, n_p
         tl.store(_scratch(h_ptr, hb, cv, ck, dk), S, mask=mv[:, None] & mk[None, :])
         if iv == 0:
             tl.store(z_ptr + (bh64 * n_chunks + c) * dk + ck, z, mask=mk)
-        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
-        Uv = tl.load(_scratch(uv_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0).to(tl.float32)
+        Uv = tl.load(_scratch(uv_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
         U = Uv - _dot(Wk, tl.trans(S), DOT)
         tl.store(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), U, mask=mv[None, :])
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
@@ -253,8 +253,8 @@ def _out_fwd_kernel(q_ptr, k_ptr, u_ptr, h_ptr, z_ptr, y_ptr, den_ptr, n, dk, dv
     Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     S = tl.load(_scratch(h_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), mask=mv[:, None] & mk[None, :],
-                other=0.0)
-    U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+                other=0.0).to(tl.float32)
+    U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
     QK = _dot(Q, tl.trans(K), DOT)
     QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
     O = _dot(Q, tl.trans(S), DOT) + _dot(QK, U, DOT)
@@ -313,7 +313,7 @@ def _state_bwd_kernel(q_ptr, k_ptr, wk_ptr, dy_ptr, den_ptr, du_ptr, dh_ptr, n, 
         tl.store(_scratch(dh_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), dS, mask=mv[:, None] & mk[None, :])
         Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
-        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
+        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0).to(tl.float32)
         dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         if NORM:
             den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
@@ -339,7 +339,7 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
     Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     b = _load_vec(b_ptr, bh64 * n, rows, n, 0.0)
-    T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64))
+    T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64)).to(tl.float32)
     Tt = tl.trans(T)
     hb = (bh64 * n_chunks + c) * dv * dk
     if NORM:
@@ -357,10 +357,10 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
         dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         if NORM:
             dO = dO / den[:, None]
-        S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-        dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-        U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
-        dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0).to(tl.float32)
+        dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0).to(tl.float32)
+        U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
+        dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
         V = _load_in(v_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         # O = Q Sᵀ + (QKᵀ ⊙ M) U  and  S' = S + Uᵀ K
         dM += _dot(dO, tl.trans(U), DOT)
@@ -487,6 +487,15 @@ def _kernel_dot(dot: str | None, dtype: torch.dtype) -> str:
     return dot
 
 
+def scratch_dtype(dot: str | None, dtype: torch.dtype | None = None) -> torch.dtype:
+    """dtype of the scratch that is only ever a tl.dot operand (T, W_k, U_v, U, S, dS): bfloat16 with
+    bf16 operands (rounding it on store loses nothing the MMA would keep; half the bytes, as fla stores
+    w, u, h), float32 otherwise. U_v, which enters U = U_v − W_k Sᵀ, is rounded like fla's u. dU, z and
+    den stay float32. ``dot`` None: the default for input ``dtype``."""
+    dot = dot or _default_dot(dtype)
+    return torch.bfloat16 if dot.startswith("bf16") else torch.float32
+
+
 def _grads_block_v(dot: str, block_v: int, BVf: int) -> int:
     """d_v columns per step of the grads kernel's loop: with float32 (tf32) operands its tiles need
     ≥ 254 KB of shared memory at 64 columns on sm_90 (> 227 KB), so 32 there; bf16 operands fit at 64."""
@@ -495,12 +504,14 @@ def _grads_block_v(dot: str, block_v: int, BVf: int) -> int:
 
 def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
-                          block_v: int = 64, configs: dict[str, tuple[int, int]] | None = None,
-                          ) -> tuple[torch.Tensor, ...]:
+                          block_v: int = 32, configs: dict[str, tuple[int, int]] | None = None,
+                          block_v_out: int = 64) -> tuple[torch.Tensor, ...]:
     """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest float32 scratch that the
     backward reads (den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v],
     S [BH, NC, d_v, d_k], z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
-    otherwise); ``block_v``: d_v columns per program of the state scans and the output; ``configs``:
+    otherwise); ``block_v``: d_v columns per program of the sequential state scan (32: 128 programs at
+    B·H = 32, d_v = 128, where 64 left half of the H200's 132 SMs idle); ``block_v_out``: of the output
+    kernel (64: Q Kᵀ is recomputed once per d_v block); ``configs``:
     {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
     _check(q, k, v, beta)
     dot = _kernel_dot(dot, q.dtype)
@@ -511,13 +522,14 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     nc = triton.cdiv(N, CHUNK)
     n_pad = nc * CHUNK
     BK, BVf = _block(dk), _block(dv)
-    BV = min(BVf, block_v)
+    BV, BVo = min(BVf, block_v), min(BVf, block_v_out)
     f32 = dict(dtype=torch.float32, device=q.device)
-    T = torch.empty(bh, n_pad, CHUNK, **f32)
-    Wk = torch.empty(bh, n_pad, dk, **f32)
-    Uv = torch.empty(bh, n_pad, dv, **f32)
-    U = torch.empty(bh, n_pad, dv, **f32)
-    S = torch.empty(bh, nc, dv, dk, **f32)
+    sc = dict(dtype=scratch_dtype(dot), device=q.device)
+    T = torch.empty(bh, n_pad, CHUNK, **sc)
+    Wk = torch.empty(bh, n_pad, dk, **sc)
+    Uv = torch.empty(bh, n_pad, dv, **sc)
+    U = torch.empty(bh, n_pad, dv, **sc)
+    S = torch.empty(bh, nc, dv, dk, **sc)
     z = torch.empty(bh, nc, dk, **f32)
     den = torch.ones(bh, n_pad, **f32)
     y = torch.empty(B, H, N, dv, dtype=v.dtype, device=v.device)
@@ -528,18 +540,20 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
             dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot), cfg.get("wy"))
     _launch("state", _state_fwd_kernel, (triton.cdiv(dv, BV), bh), (k, Wk, Uv, U, S, z, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, BK=BK, BV=BV, DOT=dot), cfg.get("state"))
-    _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BV), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("out"))
+    _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BVo), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BVo, DOT=dot), cfg.get("out"))
     return y, den, T, Wk, U, S, z
 
 
 def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, Wk: torch.Tensor, U: torch.Tensor,
                           S: torch.Tensor, z: torch.Tensor, dy: torch.Tensor, feature_map: bool = True,
-                          normalize: bool = True, dot: str | None = None, block_v: int = 64,
-                          configs: dict[str, tuple[int, int]] | None = None,
+                          normalize: bool = True, dot: str | None = None, block_v: int = 32,
+                          configs: dict[str, tuple[int, int]] | None = None, block_v_out: int = 64,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes."""
+    """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes. ``block_v``: d_v
+    columns per program of the reverse state scan; ``block_v_out``: of the parallel kernels (dv_local,
+    and the grads kernel's loop step, capped at 32 with float32 operands)."""
     dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta, dy = (x.contiguous() for x in (q, k, v, beta, dy))
     B, H, N, dk = q.shape
@@ -548,31 +562,33 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     nc = triton.cdiv(N, CHUNK)
     n_pad = nc * CHUNK
     BK, BVf = _block(dk), _block(dv)
-    BV = min(BVf, block_v)
+    BV, BVo = min(BVf, block_v), min(BVf, block_v_out)
     dq, dkk, dvv, db = (torch.empty_like(x) for x in (q, k, v, beta))
     if N == 0 or bh == 0:
         return dq, dkk, dvv, db
     f32 = dict(dtype=torch.float32, device=q.device)
     if normalize:
         # dden_t = −Σ_v dy_tv y_tv / den_t (y = o / den)
-        dden = -(dy.float() * y.float()).sum(-1) / den.view(B, H, n_pad)[:, :, :N]
+        dden = (-(dy.float() * y.float()).sum(-1) / den.view(B, H, n_pad)[:, :, :N]).contiguous()
     else:
-        dden = torch.zeros(B, H, N, **f32)
-    dden = dden.contiguous()
+        dden = den  # never read by the kernels (NORM off): no fill launch
     dU = torch.empty(bh, n_pad, dv, **f32)
-    dS = torch.empty(bh, nc, dv, dk, **f32)
-    gz = torch.zeros(bh, nc, dk, **f32)
+    dS = torch.empty(bh, nc, dv, dk, dtype=scratch_dtype(dot), device=q.device)
+    gz = torch.empty(bh, nc, dk, **f32) if normalize else den  # written/read only with NORM
     cfg = configs or {}
-    _launch("dv_local", _dv_local_bwd_kernel, (nc, triton.cdiv(dv, BV), bh),
+    _launch("dv_local", _dv_local_bwd_kernel, (nc, triton.cdiv(dv, BVo), bh),
             (q, k, dy, den, dden, dU, gz, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("dv_local"))
-    later = gz.flip(1).cumsum(1).flip(1)  # Σ over chunks ≥ c of Σ_t dden_t q_t
-    dz = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], dim=1).contiguous()  # chunks > c
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BVo, DOT=dot), cfg.get("dv_local"))
+    if normalize:  # Σ over chunks > c of Σ_t dden_t q_t (without the normaliser dz is never read: no launches)
+        later = gz.flip(1).cumsum(1).flip(1)
+        dz = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], dim=1).contiguous()
+    else:
+        dz = gz
     _launch("state_bwd", _state_bwd_kernel, (triton.cdiv(dv, BV), bh),
             (q, k, Wk, dy, den, dU, dS, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("state_bwd"))
     _launch("grads", _grads_bwd_kernel, (nc, bh),
             (q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=_grads_block_v(dot, block_v, BVf), DOT=dot),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=_grads_block_v(dot, block_v_out, BVf), DOT=dot),
             cfg.get("grads"))
     return dq, dkk, dvv, db

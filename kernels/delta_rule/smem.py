@@ -26,16 +26,18 @@ _PTR = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}
 
 
 def smem_bytes(name: str, dtype: torch.dtype, dot: str, phi: bool, norm: bool, warps: int, stages: int,
-               d: int = 128, block_v: int = 64) -> int:
+               d: int = 128, block_v: int = 32, block_v_out: int = 64) -> int:
     """Bytes of shared memory of kernel ``name`` (a key of :data:`chunk.CONFIGS`) compiled for sm_90 with
     inputs of ``dtype``, tl.dot precision ``dot``, φ/normaliser flags, (warps, stages), d_k = d_v = d and
-    the launchers' block sizes. Raises what the compiler raises (a configuration that does not compile)."""
+    the launchers' block sizes (their defaults ``block_v``, ``block_v_out``). Raises what the compiler raises (a configuration that does not compile)."""
     kernel = KERNELS[name]
     BVf = kc._block(d)
     if name == "grads":
-        BV = kc._grads_block_v(dot, block_v, BVf)
+        BV = kc._grads_block_v(dot, block_v_out, BVf)
+    elif name == "wy":
+        BV = BVf
     else:
-        BV = BVf if name == "wy" else min(BVf, block_v)
+        BV = min(BVf, block_v if name in ("state", "state_bwd") else block_v_out)
     meta = {"PHI": phi, "NORM": norm, "BK": kc._block(d), "BV": BV, "DOT": dot}
     meta = {k: v for k, v in meta.items() if k in kernel.arg_names}
     sig = {a: "constexpr" if a in meta else (_PTR[dtype] if a in _IN_PTRS else "*fp32") if a.endswith("_ptr")

@@ -45,7 +45,8 @@ CASES = [(1, 1, 1, 16, 16), (2, 1, 37, 16, 16), (1, 2, 64, 16, 32), (1, 1, 150, 
 @pytest.mark.parametrize("feature_map,normalize", [(True, True), (False, True), (True, False)])
 def test_forward_matches_float64_recurrence(B, H, N, dk, dv, feature_map, normalize):
     q, k, v, beta = _inputs(B, H, N, dk, dv, feature_map, seed=N * 10 + dk + dv + 3 * feature_map)
-    y, den, *_ = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16 if dv > 16 else 64)
+    y, den, *_ = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16 if dv > 16 else 64,
+                                          block_v_out=16 if dv > 24 else 64)
     ref = naive.delta_rule_recurrent(q.double(), k.double(), v.double(), beta.double(), feature_map, normalize)
     assert y.shape == ref.shape and y.dtype == torch.float32
     assert torch.isfinite(y).all()
@@ -58,8 +59,8 @@ def test_gradients_match_reference_autograd(B, H, N, dk, dv, feature_map, normal
     q, k, v, beta = _inputs(B, H, N, dk, dv, feature_map, seed=N + dk + 7 * normalize)
     g = torch.Generator().manual_seed(N + 1)
     dy = torch.randn(B, H, N, dv, generator=g)
-    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16)
-    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, feature_map, normalize, block_v=16)
+    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16, block_v_out=16)
+    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, feature_map, normalize, block_v=16, block_v_out=16)
     xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
     naive.delta_rule_chunked(*xs, feature_map, normalize).backward(dy.double())
     for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
@@ -230,8 +231,8 @@ def test_bf16_operands_round_the_products_and_stay_within_the_bf16_tolerance():
     xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
     ref = naive.delta_rule_chunked(*xs, True, True)
     ref.backward(dy.double())
-    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, dot="bf16", block_v=16)
-    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, True, True, dot="bf16", block_v=16)
+    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, dot="bf16", block_v=16, block_v_out=16)
+    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, True, True, dot="bf16", block_v=16, block_v_out=16)
     assert 1e-5 < _rel(fwd[0], ref) < 3e-2
     for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
         assert torch.isfinite(got).all(), name
