@@ -162,8 +162,8 @@ def smem_report(every: bool) -> int:
     first entry of the small kernels unless ``every``. Exit status 1 when an entry exceeds the sm_90 limit."""
     bad = 0
     for dtype, dot in ((torch.bfloat16, "bf16"), (torch.float32, "tf32x3")):
-        for name, table in kc.CONFIGS.items():
-            for i, (w, st) in enumerate(table):
+        for name in smem.KERNELS:
+            for i, (w, st) in enumerate(kc._table(name, {"DOT": dot})):
                 if i and not every and name not in ("grads", "wy"):
                     continue
                 try:

@@ -411,15 +411,27 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
 # Launch configurations (num_warps, num_stages) per kernel, tried in order: the first that compiles is
 # kept for that kernel and specialisation, and a fall-back is reported once (a default that does not
 # compile on some GPU/Triton must not crash). The sequential scans pipeline their per-chunk loads
-# (num_stages 2); the full-width per-chunk kernels hold 64 × d_k float32 tiles (8 warps).
+# (num_stages 2); the full-width per-chunk kernels hold 64 × d_k float32 tiles (8 warps). "<name>_f32"
+# replaces "<name>" when the operands are float32 (tf32/tf32x3/ieee), whose shared memory is larger.
+# Shared memory on sm_90 at d = 128 with φ and the normaliser, counted by smem.py (Triton 3.9), in
+# docs/kernels_delta.md: with bf16 operands every first entry ≤ 86 KB.
 CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
     "wy": ((8, 1), (4, 1), (8, 2)),
     "state": ((4, 2), (4, 1), (8, 1), (2, 1)),
     "out": ((4, 2), (8, 2), (4, 1), (8, 1)),
     "dv_local": ((4, 2), (8, 2), (4, 1), (8, 1)),
-    "state_bwd": ((4, 2), (4, 1), (8, 1), (8, 2)),
-    "grads": ((8, 1), (4, 1), (8, 2)),
+    "state_bwd": ((4, 2), (4, 1), (8, 1)),
+    "state_bwd_f32": ((4, 1), (8, 1)),      # (4, 2): 213 KB with tf32x3 operands
+    "grads": ((8, 1), (4, 1), (8, 2)),       # bf16 operands: 86, 66, 131 KB
+    "grads_f32": ((4, 1), (8, 1)),
 }
+
+
+def _table(name: str, meta: dict) -> tuple[tuple[int, int], ...]:
+    """The configurations to try for kernel ``name``: its float32-operand table where it has one."""
+    if not str(meta.get("DOT", "bf16")).startswith("bf16") and f"{name}_f32" in CONFIGS:
+        return CONFIGS[f"{name}_f32"]
+    return CONFIGS[name]
 _chosen: dict[tuple, tuple[int, int]] = {}
 
 
@@ -440,7 +452,7 @@ def _launch(name: str, kernel, grid, args, meta: dict, config: tuple[int, int] |
         kernel[grid](*args, **meta, num_warps=w, num_stages=st)
         return
     failures = []
-    for w, st in CONFIGS[name]:
+    for w, st in _table(name, meta):
         try:
             kernel[grid](*args, **meta, num_warps=w, num_stages=st)
         except Exception as e:  # compile failures (out of shared memory/registers, ptxas) come before the launch
