@@ -54,7 +54,8 @@ def smem_bytes(name: str, dtype: torch.dtype, dot: str, phi: bool, norm: bool, w
         BV = BVf
     else:
         BV = min(BVf, block_v if name in ("state", "state_bwd") else block_v_out)
-    meta = {"PHI": phi, "NORM": norm, "BK": kc._block(d), "BV": BV, "DOT": dot}
+    meta = {"PHI": phi, "NORM": norm, "BK": kc._block(d), "BV": BV,
+            "DOT": kc._grads_dot(dot) if name == "grads" else dot}
     meta = {k: v for k, v in meta.items() if k in kernel.arg_names}
     sig = {a: "constexpr" if a in meta else (_PTR[dtype] if a in _IN_PTRS else "*fp32") if a.endswith("_ptr")
            else "i32" for a in kernel.arg_names}

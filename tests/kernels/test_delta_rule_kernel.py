@@ -246,13 +246,19 @@ def test_grads_kernel_columns_per_step_fit_sm90_shared_memory():
     assert kc._grads_block_v("tf32x3", 64, 16) == 16
 
 
-def test_default_grads_config_fits_sm90_shared_memory_for_bf16_inputs():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_default_grads_config_fits_sm90_shared_memory(dtype):
     """The backward's biggest kernel, compiled for sm_90 by Triton (no GPU needed), in its first table
-    configuration at d = 128 with φ and the normaliser, bf16 inputs (the target): at most 200 KB (the first
-    H200 run failed at 254 KB). float32 inputs: see docs/kernels_delta.md (not guaranteed)."""
-    w, st = kc._table("grads", {"DOT": "bf16"})[0]
-    b = smem.smem_bytes("grads", torch.bfloat16, kc._default_dot(torch.bfloat16), True, True, w, st)
+    configuration at d = 128 with φ and the normaliser: at most 200 KB (the first H200 run failed at 254 KB)."""
+    dot = kc._default_dot(dtype)
+    w, st = kc._table("grads", {"DOT": kc._grads_dot(dot)})[0]
+    b = smem.smem_bytes("grads", dtype, dot, True, True, w, st)
     assert 0 < b <= 200 * 1024, b
+
+
+def test_grads_kernel_uses_ieee_dots_for_float32_operands():
+    assert kc._grads_dot("bf16") == "bf16" and kc._grads_dot("bf16_emulated") == "bf16_emulated"
+    assert kc._grads_dot("tf32x3") == "ieee" and kc._grads_dot("tf32") == "ieee"
 
 
 def test_float32_operands_use_their_own_smaller_tables():
