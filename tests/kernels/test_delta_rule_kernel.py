@@ -9,6 +9,8 @@ float32 from the rounded inputs, so the error is the inputs' rounding carried th
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 from bkdsl.kernels import dispatch
 from bkdsl.kernels.delta_rule import chunk as kc
@@ -223,9 +225,9 @@ def test_bf16_inputs_default_to_bf16_operands_emulated_under_the_interpreter(mon
 
 
 def test_bf16_operands_round_the_products_and_stay_within_the_bf16_tolerance():
-    """float32 inputs with dot="bf16": the operands of the big products are rounded to bf16 (fla's
-    precision), so the error is far above the float32 path's (the rounding is really applied) and
-    within the half-precision bound — forward and all four gradients."""
+    """float32 inputs with dot="bf16": the operands of the big products and the scratch are rounded to
+    bf16 (fla's precision), so the error is far above the float32 path's and within the half-precision
+    bound — forward and all four gradients (the operand rounding alone: the _dot probe test)."""
     q, k, v, beta = _inputs(1, 2, 150, 16, 24, True, seed=17)
     dy = torch.randn(1, 2, 150, 24, generator=torch.Generator().manual_seed(3))
     xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
@@ -237,6 +239,31 @@ def test_bf16_operands_round_the_products_and_stay_within_the_bf16_tolerance():
     for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
         assert torch.isfinite(got).all(), name
         assert _rel(got, x.grad) < 3e-2, (name, _rel(got, x.grad))
+
+
+@triton.jit
+def _dot_probe(a_ptr, b_ptr, c_ptr, DOT: tl.constexpr):
+    i = tl.arange(0, 32)
+    a = tl.load(a_ptr + i[:, None] * 32 + i[None, :])
+    b = tl.load(b_ptr + i[:, None] * 32 + i[None, :])
+    tl.store(c_ptr + i[:, None] * 32 + i[None, :], kc._dot(a, b, DOT))
+
+
+def test_dot_rounds_the_operands_to_bf16_only_in_the_bf16_modes():
+    """kc._dot itself: "bf16_emulated" (what the interpreter runs for "bf16") rounds both operands to bf16
+    (error vs the exact product at bf16's level, within 2 bf16 ulps of the rounded operands' product);
+    "ieee" does not."""
+    g = torch.Generator().manual_seed(8)
+    a, b = torch.randn(32, 32, generator=g), torch.randn(32, 32, generator=g)
+    exact = a.double() @ b.double()
+    scale = (a.abs().double() @ b.abs().double()).max().item()
+    c = torch.empty(32, 32)
+    _dot_probe[(1,)](a, b, c, DOT="bf16_emulated")
+    assert (c.double() - exact).abs().max().item() > 1e-3 * scale
+    rounded = a.bfloat16().double() @ b.bfloat16().double()
+    assert (c.double() - rounded).abs().max().item() < 2 * 2.0 ** -8 * scale
+    _dot_probe[(1,)](a, b, c, DOT="ieee")
+    assert (c.double() - exact).abs().max().item() < 1e-5 * scale
 
 
 def test_grads_kernel_columns_per_step_fit_sm90_shared_memory():
