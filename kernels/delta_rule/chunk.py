@@ -423,7 +423,7 @@ CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
     "state_bwd": ((4, 2), (4, 1), (8, 1)),
     "state_bwd_f32": ((4, 1), (8, 1)),      # (4, 2): 213 KB with tf32x3 operands
     "grads": ((8, 1), (4, 1), (8, 2)),       # bf16 operands: 86, 66, 131 KB
-    "grads_f32": ((4, 1), (8, 1)),
+    "grads_f32": ((4, 1), (8, 1)),           # ieee dots (see _grads_dot): 98 KB each
 }
 
 
