@@ -25,9 +25,12 @@ Backward, three kernels (the gradients are derived in docs/kernels_delta.md):
 * :func:`_grads_bwd_kernel`, grid (chunks, B·H): dQ, dK, dV, dβ of one chunk, through the WY form:
   dW_k = −dU S, dT = dW_k (βK)ᵀ + dU (βV)ᵀ, dA = −Tᵀ dT Tᵀ (strictly lower), and φ'(x) = 1 (x > 0) or eˣ.
 
-Everything is computed in float32 (inputs bf16 or fp32, loaded and widened); ``dot`` picks tl.dot's
-input precision ("tf32", "tf32x3" or "ieee"). Scratch (T, W_k, U, S and z per chunk, den) is float32
-and padded to whole chunks, so only the inputs' loads and the outputs' stores are masked.
+Elementwise arithmetic is float32 (inputs bf16, fp16 or fp32, loaded and widened); ``dot`` picks tl.dot's
+operands: "bf16" (default for bf16 inputs, fla's precision: operands rounded to bf16, float32 sums; T's
+block inversion stays tf32), "tf32x3" (default for float32), "tf32" (fp16), "ieee"; the grads kernel runs
+ieee whenever the operands are float32 (tf32x3 does not fit sm_90's shared memory there). Scratch that is
+only a dot operand (T, W_k, U_v, U, S, dS) is bf16 with bf16 operands, else float32; dU, z, den are
+float32. Scratch is padded to whole chunks, so only the inputs' loads and the outputs' stores are masked.
 """
 
 from __future__ import annotations
@@ -525,10 +528,10 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
                           block_v: int = 32, configs: dict[str, tuple[int, int]] | None = None,
                           block_v_out: int = 64) -> tuple[torch.Tensor, ...]:
-    """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest float32 scratch that the
-    backward reads (den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v],
-    S [BH, NC, d_v, d_k], z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
-    otherwise); ``block_v``: d_v columns per program of the sequential state scan (32: 128 programs at
+    """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest scratch that the backward
+    reads: den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v], S [BH, NC, d_v, d_k],
+    z [BH, NC, d_k] (T, W_k, U, S in :func:`scratch_dtype`, den and z float32). ``dot``: tl.dot's operands
+    (default bf16 for bf16 inputs, tf32x3 for float32, tf32 for fp16); ``block_v``: d_v columns per program of the sequential state scan (32: 128 programs at
     B·H = 32, d_v = 128, where 64 left half of the H200's 132 SMs idle); ``block_v_out``: of the output
     kernel (64: Q Kᵀ is recomputed once per d_v block); ``configs``:
     {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
