@@ -2,6 +2,7 @@
 
     python bench/delta_rule.py --out DIR --budget-s 190      # on the GPU (bench/gpu_delta.sh)
     TRITON_INTERPRET=1 python bench/delta_rule.py --smoke    # CPU: checks the script at tiny size, no timing
+    python bench/delta_rule.py --smem [--all]                # CPU: shared memory per kernel and config on sm_90
 
 Two functions, each checked before it is timed, on fresh random inputs (seed = wall clock, recorded):
 
@@ -36,10 +37,18 @@ import torch.nn.functional as F
 
 from bkdsl.kernels.delta_rule import chunk as kc
 from bkdsl.kernels.delta_rule import naive
+from bkdsl.kernels.delta_rule import smem
 from bkdsl.kernels.delta_rule import op  # noqa: F401  (registers torch.ops.bkdsl.delta_rule)
 from bkdsl.nn.fast_weights import fast_weight_chunked
 
-LOG = print
+_T0 = time.time()
+
+
+def LOG(msg: str) -> None:
+    """print with the seconds since start (where the budget goes)."""
+    print(f"[{time.time() - _T0:6.1f}s] {msg}", flush=True)
+
+
 TOL = {torch.float32: 1e-3, torch.bfloat16: 3e-2}  # relative max error of a passing check
 
 
@@ -147,13 +156,37 @@ def kernel_breakdown(fn, reps: int = 5) -> dict:
     return dict(sorted(rows.items(), key=lambda kv: -kv[1])[:20])
 
 
+def smem_report(every: bool) -> int:
+    """Print the shared memory of each kernel × configuration of the table (bf16 inputs with bf16
+    operands, float32 inputs with tf32x3; φ and the normaliser on, the widest specialisation); only the
+    first entry of the small kernels unless ``every``. Exit status 1 when an entry exceeds the sm_90 limit."""
+    bad = 0
+    for dtype, dot in ((torch.bfloat16, "bf16"), (torch.float32, "tf32x3")):
+        for name in smem.KERNELS:
+            for i, (w, st) in enumerate(kc._table(name, {"DOT": dot})):
+                if i and not every and name not in ("grads", "wy"):
+                    continue
+                try:
+                    b = smem.smem_bytes(name, dtype, dot, True, True, w, st)
+                    verdict = "ok" if b <= smem.SMEM_LIMIT_SM90 else "OVER"
+                except Exception as e:  # a config that does not compile is a finding, not a crash
+                    b, verdict = -1, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                bad += verdict != "ok"
+                LOG(f"smem {name:9s} {str(dtype)[6:]:8s} {dot:6s} ({w} warps, {st} stages): {b:7d} B  {verdict}")
+    return 1 if bad else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, no timing (CPU interpreter)")
     ap.add_argument("--budget-s", type=float, default=190.0, help="skip later parts past this wall time")
     ap.add_argument("--no-sweep", action="store_true", help="skip the launch-configuration sweep")
+    ap.add_argument("--smem", action="store_true", help="shared memory per kernel/config on sm_90, then exit")
+    ap.add_argument("--all", action="store_true", help="with --smem: every entry of every kernel's table")
     args = ap.parse_args()
+    if args.smem:
+        return smem_report(args.all)
 
     cuda = torch.cuda.is_available() and not args.smoke
     dev = "cuda" if cuda else "cpu"
@@ -267,13 +300,13 @@ def main() -> int:
             if cuda:
                 LOG(f"time {dn}: {json.dumps({k: v for k, v in tm.items() if k.endswith(dn)})}")
                 save()
-                if dtype == torch.bfloat16 and left():
+                if left():  # per-kernel GPU time: ours (bf16 and fp32), fla's (bf16)
                     try:
                         bd = res.setdefault("kernel_us_per_call", {})
                         if chk["ours_ok"]:
-                            bd["ours_fwdbwd_bf16"] = kernel_breakdown(ours_fb)
+                            bd[f"ours_fwdbwd_{dn}"] = kernel_breakdown(ours_fb)
                         if fla_fn is not None and "fla" in chk:
-                            bd["fla_fwdbwd_bf16"] = kernel_breakdown(fla_fb)
+                            bd[f"fla_fwdbwd_{dn}"] = kernel_breakdown(fla_fb)
                         LOG(f"kernels: {json.dumps(bd)}")
                     except Exception as e:  # diagnostics only: recorded, the run goes on
                         res["errors"]["kernel_breakdown"] = f"{type(e).__name__}: {e}"
@@ -314,13 +347,12 @@ def main() -> int:
                             tm[f"torch_chunked_{part}_fp32"] / tm[f"ours_phi_norm_{part}_fp32"])
                 save()
 
-    # --- launch-configuration sweep of our bf16 fla-function call (which block_v / stages to default to) ---
+    # --- sweep of our bf16 fla-function call around the defaults (block_v 32, block_v_out 64, bf16 operands) ---
     if cuda and not args.no_sweep:
         q, k, v, beta, dy = make_inputs(B, H, N, D, torch.bfloat16, dev, gen, "fla")
         sweep = res.setdefault("sweep", [])
-        variants = [dict(block_v=32), dict(block_v=64, configs={"state": (4, 1)}),
-                    dict(block_v=32, configs={"state": (4, 3)}), dict(block_v=64, dot="tf32x3"),
-                    dict(block_v=128, configs={"state": (8, 2), "out": (8, 2)})]
+        variants = [dict(block_v=64), dict(block_v=16), dict(configs={"state": (4, 1), "state_bwd": (4, 1)}),
+                    dict(dot="tf32"), dict(block_v_out=128, configs={"out": (8, 2), "dv_local": (8, 2)})]
         for var in variants:
             if not left():
                 res["skipped"].append(f"sweep {var}: wall-time budget")
@@ -329,6 +361,8 @@ def main() -> int:
             try:
                 fwd = kc.delta_rule_fwd_triton(q, k, v, beta, False, False, **var)
                 row["err_vs_default"] = rel_max(fwd[0], kc.delta_rule_fwd_triton(q, k, v, beta, False, False)[0])
+                if not passes(row["err_vs_default"], torch.bfloat16):
+                    raise RuntimeError(f"variant disagrees with the default: {row['err_vs_default']}")
                 row["fwd_ms"] = bench(lambda: kc.delta_rule_fwd_triton(q, k, v, beta, False, False, **var))
                 row["bwd_ms"] = bench(lambda: kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, False, False, **var))
             except Exception as e:

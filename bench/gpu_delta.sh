@@ -2,8 +2,10 @@
 # The chunked Triton delta rule on the GPU (H200) against flash-linear-attention's chunk_delta_rule
 # (issue #20 item 2): bench/delta_rule.py checks ours and fla against one float64 truth (forward and
 # gradients), then times ours, fla and the PyTorch chunked reference (fwd, fwd+bwd; bf16, fp32) in one
-# process, with the HBM/matmul floor. About 3.5 minutes: the bench stops starting parts at
-# DELTA_BUDGET_S (default 170 s) and is killed at DELTA_BUDGET_S + 45; its JSON is written after every part.
+# process, with the HBM/matmul floor and the per-kernel GPU time of ours and fla's. At most 4 minutes: the
+# wheel install is capped at 30 s, the bench stops starting parts at DELTA_BUDGET_S (default 150 s) and is
+# killed at DELTA_BUDGET_S + 40; its JSON is written after every part. Order: ours vs fla in bf16 (check,
+# fwd, fwd+bwd, per-kernel times) first — the target rows — then fp32, then φ + normaliser, then the sweep.
 #
 # fla is a bench-only peer, carried as a wheel (the H200 image has einops, torch, triton). Once, where
 # pip works, in the repository root:
@@ -25,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
 SITE=$(mktemp -d)
 if ls "$ROOT"/.whl/fla_core-*.whl >/dev/null 2>&1; then
-  timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+  timeout 30 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
     "$ROOT"/.whl/fla_core-*.whl || echo "fla wheel did not install: the bench runs without the peer"
 else
   echo "no .whl/fla_core-*.whl: the bench runs without the fla peer (see this file's header)"
@@ -39,9 +41,9 @@ cp -r "$ROOT/kernels/delta_rule" "$STAGE/bkdsl/kernels/"
 export PYTHONPATH="$STAGE:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true
 "$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name())' || true
-budget=${DELTA_BUDGET_S:-170}
+budget=${DELTA_BUDGET_S:-150}
 rc=0
-timeout "$((budget + 45))" "$PY" "$ROOT/bench/delta_rule.py" --out "$OUT" --budget-s "$budget" "$@" 2>&1 \
+timeout "$((budget + 40))" "$PY" "$ROOT/bench/delta_rule.py" --out "$OUT" --budget-s "$budget" "$@" 2>&1 \
   | tee "$OUT/gpu_delta.log" || rc=$?
 echo "== gpu_delta.sh: exit $rc; JSON: $(ls "$OUT"/*-delta_rule.json 2>/dev/null || echo none)"
 grep '^SUMMARY' "$OUT/gpu_delta.log" || echo "no SUMMARY line (killed at the time limit? the JSON holds the parts done)"

@@ -25,31 +25,54 @@ Backward, three kernels (the gradients are derived in docs/kernels_delta.md):
 * :func:`_grads_bwd_kernel`, grid (chunks, B·H): dQ, dK, dV, dβ of one chunk, through the WY form:
   dW_k = −dU S, dT = dW_k (βK)ᵀ + dU (βV)ᵀ, dA = −Tᵀ dT Tᵀ (strictly lower), and φ'(x) = 1 (x > 0) or eˣ.
 
-Everything is computed in float32 (inputs bf16 or fp32, loaded and widened); ``dot`` picks tl.dot's
-input precision ("tf32", "tf32x3" or "ieee"). Scratch (T, W_k, U, S and z per chunk, den) is float32
-and padded to whole chunks, so only the inputs' loads and the outputs' stores are masked.
+Elementwise arithmetic is float32 (inputs bf16, fp16 or fp32, loaded and widened); ``dot`` picks tl.dot's
+operands: "bf16" (default for bf16 inputs, fla's precision: operands rounded to bf16, float32 sums; T's
+block inversion stays tf32), "tf32x3" (default for float32), "tf32" (fp16), "ieee"; the grads kernel runs
+ieee whenever the operands are float32 (tf32x3 does not fit sm_90's shared memory there). Scratch that is
+only a dot operand (T, W_k, U_v, U, S, dS) is bf16 with bf16 operands, else float32; dU, z, den are
+float32. Scratch is padded to whole chunks, so only the inputs' loads and the outputs' stores are masked.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
+__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "scratch_dtype", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
 MAX_D = 128         # widest d_k / d_v: whole rows of d_k are one tile (the state scan needs them)
-DOTS = ("tf32", "tf32x3", "ieee")
+DOTS = ("bf16", "tf32", "tf32x3", "ieee")
 
 
 @triton.jit
 def _dot(a, b, DOT: tl.constexpr):
-    """a @ b, float32 operands at tl.dot's input precision DOT ("tf32", "tf32x3", "ieee"), float32 sums.
-    (Operands rounded to bf16, as fla does, are not offered: the CPU interpreter cannot check them.)"""
-    return tl.dot(a, b, input_precision=DOT)
+    """a @ b with float32 sums. DOT "tf32", "tf32x3", "ieee": float32 operands at that tl.dot input
+    precision. "bf16": operands rounded to bfloat16 (as flash-linear-attention does for bf16 inputs), one
+    bf16 MMA with float32 accumulation. "bf16_emulated": the same rounding, then an exact float32 dot
+    — what the CPU interpreter runs in place of "bf16" (its bf16 tl.dot returns garbage)."""
+    if DOT == "bf16":
+        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+    elif DOT == "bf16_emulated":
+        return tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=DOT)
+
+
+@triton.jit
+def _dot_hi(a, b, DOT: tl.constexpr):
+    """a @ b for the products of T's block inversion, which stay float32 (tf32; exact where DOT is
+    "bf16_emulated" or "ieee"): T's rounding error would multiply into every W_k and U_v row."""
+    if DOT == "bf16":
+        return tl.dot(a, b, input_precision="tf32")
+    elif DOT == "bf16_emulated":
+        return tl.dot(a, b, input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=DOT)
 
 
 @triton.jit
@@ -135,13 +158,13 @@ def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
     A31 = _block_a(K3, K1, b3, False, DOT)
     A32 = _block_a(K3, K2, b3, False, DOT)
     # T_ij = −T_ii Σ_{j ≤ m < i} A_im T_mj
-    T10 = -_dot(T11, _dot(A10, T00, DOT), DOT)
-    T21 = -_dot(T22, _dot(A21, T11, DOT), DOT)
-    T32 = -_dot(T33, _dot(A32, T22, DOT), DOT)
-    T20 = -_dot(T22, _dot(A20, T00, DOT) + _dot(A21, T10, DOT), DOT)
-    T31 = -_dot(T33, _dot(A31, T11, DOT) + _dot(A32, T21, DOT), DOT)
-    T30 = -_dot(T33, _dot(A30, T00, DOT) + _dot(A31, T10, DOT)
-                  + _dot(A32, T20, DOT), DOT)
+    T10 = -_dot_hi(T11, _dot_hi(A10, T00, DOT), DOT)
+    T21 = -_dot_hi(T22, _dot_hi(A21, T11, DOT), DOT)
+    T32 = -_dot_hi(T33, _dot_hi(A32, T22, DOT), DOT)
+    T20 = -_dot_hi(T22, _dot_hi(A20, T00, DOT) + _dot_hi(A21, T10, DOT), DOT)
+    T31 = -_dot_hi(T33, _dot_hi(A31, T11, DOT) + _dot_hi(A32, T21, DOT), DOT)
+    T30 = -_dot_hi(T33, _dot_hi(A30, T00, DOT) + _dot_hi(A31, T10, DOT)
+                   + _dot_hi(A32, T20, DOT), DOT)
     zero = tl.zeros([16, 16], dtype=tl.float32)
     tb = bh64 * n_pad * 64
     ra = c * 64 + s
@@ -210,8 +233,8 @@ def _state_fwd_kernel(k_ptr, wk_ptr, uv_ptr, u_ptr, h_ptr, z_ptr, n, dk, dv, n_p
         tl.store(_scratch(h_ptr, hb, cv, ck, dk), S, mask=mv[:, None] & mk[None, :])
         if iv == 0:
             tl.store(z_ptr + (bh64 * n_chunks + c) * dk + ck, z, mask=mk)
-        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
-        Uv = tl.load(_scratch(uv_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0).to(tl.float32)
+        Uv = tl.load(_scratch(uv_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
         U = Uv - _dot(Wk, tl.trans(S), DOT)
         tl.store(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), U, mask=mv[None, :])
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
@@ -233,8 +256,8 @@ def _out_fwd_kernel(q_ptr, k_ptr, u_ptr, h_ptr, z_ptr, y_ptr, den_ptr, n, dk, dv
     Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     S = tl.load(_scratch(h_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), mask=mv[:, None] & mk[None, :],
-                other=0.0)
-    U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+                other=0.0).to(tl.float32)
+    U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
     QK = _dot(Q, tl.trans(K), DOT)
     QK = tl.where(t[:, None] >= t[None, :], QK, 0.0)
     O = _dot(Q, tl.trans(S), DOT) + _dot(QK, U, DOT)
@@ -293,7 +316,7 @@ def _state_bwd_kernel(q_ptr, k_ptr, wk_ptr, dy_ptr, den_ptr, du_ptr, dh_ptr, n, 
         tl.store(_scratch(dh_ptr, (bh64 * n_chunks + c) * dv * dk, cv, ck, dk), dS, mask=mv[:, None] & mk[None, :])
         Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
         K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
-        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0)
+        Wk = tl.load(_scratch(wk_ptr, bh64 * n_pad * dk, rows, ck, dk), mask=mk[None, :], other=0.0).to(tl.float32)
         dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         if NORM:
             den = tl.load(den_ptr + bh64 * n_pad + rows, mask=rows < n, other=1.0)
@@ -319,7 +342,7 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
     Q = _load_in(q_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     K = _load_in(k_ptr, bh64 * n * dk, rows, n, ck, dk, PHI)
     b = _load_vec(b_ptr, bh64 * n, rows, n, 0.0)
-    T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64))
+    T = tl.load(_scratch(t_ptr, bh64 * n_pad * 64, rows, t, 64)).to(tl.float32)
     Tt = tl.trans(T)
     hb = (bh64 * n_chunks + c) * dv * dk
     if NORM:
@@ -337,10 +360,10 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
         dO = _load_in(dy_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         if NORM:
             dO = dO / den[:, None]
-        S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-        dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0)
-        U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
-        dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0)
+        S = tl.load(_scratch(h_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0).to(tl.float32)
+        dS = tl.load(_scratch(dh_ptr, hb, cv, ck, dk), mask=mv[:, None] & mk[None, :], other=0.0).to(tl.float32)
+        U = tl.load(_scratch(u_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
+        dU = tl.load(_scratch(du_ptr, bh64 * n_pad * dv, rows, cv, dv), mask=mv[None, :], other=0.0).to(tl.float32)
         V = _load_in(v_ptr, bh64 * n * dv, rows, n, cv, dv, False)
         # O = Q Sᵀ + (QKᵀ ⊙ M) U  and  S' = S + Uᵀ K
         dM += _dot(dO, tl.trans(U), DOT)
@@ -391,15 +414,27 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
 # Launch configurations (num_warps, num_stages) per kernel, tried in order: the first that compiles is
 # kept for that kernel and specialisation, and a fall-back is reported once (a default that does not
 # compile on some GPU/Triton must not crash). The sequential scans pipeline their per-chunk loads
-# (num_stages 2); the full-width per-chunk kernels hold 64 × d_k float32 tiles (8 warps).
+# (num_stages 2); the full-width per-chunk kernels hold 64 × d_k float32 tiles (8 warps). "<name>_f32"
+# replaces "<name>" when the operands are float32 (tf32/tf32x3/ieee), whose shared memory is larger.
+# Shared memory on sm_90 at d = 128 with φ and the normaliser, counted by smem.py (Triton 3.9), in
+# docs/kernels_delta.md: with bf16 operands every first entry ≤ 86 KB.
 CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
     "wy": ((8, 1), (4, 1), (8, 2)),
     "state": ((4, 2), (4, 1), (8, 1), (2, 1)),
     "out": ((4, 2), (8, 2), (4, 1), (8, 1)),
     "dv_local": ((4, 2), (8, 2), (4, 1), (8, 1)),
-    "state_bwd": ((4, 2), (4, 1), (8, 1), (8, 2)),
-    "grads": ((8, 1), (4, 1), (8, 2)),
+    "state_bwd": ((4, 2), (4, 1), (8, 1)),
+    "state_bwd_f32": ((4, 1), (8, 1)),      # (4, 2): 213 KB with tf32x3 operands
+    "grads": ((8, 1), (4, 1), (8, 2)),       # bf16 operands: 86, 66, 131 KB
+    "grads_f32": ((4, 1), (8, 1)),           # ieee dots (see _grads_dot): 98 KB each
 }
+
+
+def _table(name: str, meta: dict) -> tuple[tuple[int, int], ...]:
+    """The configurations to try for kernel ``name``: its float32-operand table where it has one."""
+    if not str(meta.get("DOT", "bf16")).startswith("bf16") and f"{name}_f32" in CONFIGS:
+        return CONFIGS[f"{name}_f32"]
+    return CONFIGS[name]
 _chosen: dict[tuple, tuple[int, int]] = {}
 
 
@@ -420,7 +455,7 @@ def _launch(name: str, kernel, grid, args, meta: dict, config: tuple[int, int] |
         kernel[grid](*args, **meta, num_warps=w, num_stages=st)
         return
     failures = []
-    for w, st in CONFIGS[name]:
+    for w, st in _table(name, meta):
         try:
             kernel[grid](*args, **meta, num_warps=w, num_stages=st)
         except Exception as e:  # compile failures (out of shared memory/registers, ptxas) come before the launch
@@ -452,22 +487,56 @@ def _block(d: int) -> int:
 
 
 def _default_dot(dtype: torch.dtype) -> str:
-    return "tf32x3" if dtype == torch.float32 else "tf32"
+    """bf16 operands for bf16 inputs (fla's precision), tf32x3 (≈ float32) for float32, tf32 for fp16."""
+    return {torch.float32: "tf32x3", torch.bfloat16: "bf16"}.get(dtype, "tf32")
+
+
+def _kernel_dot(dot: str | None, dtype: torch.dtype) -> str:
+    """The DOT constexpr the kernels get: ``dot`` (or the dtype's default), checked; "bf16" runs as
+    "bf16_emulated" under TRITON_INTERPRET (the interpreter's bf16 tl.dot is wrong, its emulation is not)."""
+    dot = dot or _default_dot(dtype)
+    if dot not in DOTS:
+        raise ValueError(f"dot must be one of {DOTS}, got {dot!r}")
+    if dot == "bf16" and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return "bf16_emulated"
+    return dot
+
+
+def scratch_dtype(dot: str | None, dtype: torch.dtype | None = None) -> torch.dtype:
+    """dtype of the scratch that is only ever a tl.dot operand (T, W_k, U_v, U, S, dS): bfloat16 with
+    bf16 operands (rounding it on store loses nothing the MMA would keep; half the bytes, as fla stores
+    w, u, h), float32 otherwise. U_v, which enters U = U_v − W_k Sᵀ, is rounded like fla's u. dU, z and
+    den stay float32. ``dot`` None: the default for input ``dtype``."""
+    dot = dot or _default_dot(dtype)
+    return torch.bfloat16 if dot.startswith("bf16") else torch.float32
+
+
+def _grads_dot(dot: str) -> str:
+    """tl.dot precision of the grads kernel: ``dot`` with bf16 operands; "ieee" (float32 FMA, exact
+    products) for every float32-operand mode — with tf32x3 each operand is split into two tf32 tiles and
+    the kernel needs 262 KB of shared memory on sm_90 even at 4 warps (tf32: 229 KB), ieee 98 KB."""
+    return dot if dot.startswith("bf16") else "ieee"
+
+
+def _grads_block_v(dot: str, block_v: int, BVf: int) -> int:
+    """d_v columns per step of the grads kernel's loop: with float32 (tf32) operands its tiles need
+    ≥ 254 KB of shared memory at 64 columns on sm_90 (> 227 KB), so 32 there; bf16 operands fit at 64."""
+    return min(BVf, block_v if dot.startswith("bf16") else min(block_v, 32))
 
 
 def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
-                          block_v: int = 64, configs: dict[str, tuple[int, int]] | None = None,
-                          ) -> tuple[torch.Tensor, ...]:
-    """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest float32 scratch that the
-    backward reads (den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v],
-    S [BH, NC, d_v, d_k], z [BH, NC, d_k]). ``dot``: tl.dot's input precision (default tf32x3 for float32 inputs, tf32
-    otherwise); ``block_v``: d_v columns per program of the state scans and the output; ``configs``:
+                          block_v: int = 32, configs: dict[str, tuple[int, int]] | None = None,
+                          block_v_out: int = 64) -> tuple[torch.Tensor, ...]:
+    """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest scratch that the backward
+    reads: den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v], S [BH, NC, d_v, d_k],
+    z [BH, NC, d_k] (T, W_k, U, S in :func:`scratch_dtype`, den and z float32). ``dot``: tl.dot's operands
+    (default bf16 for bf16 inputs, tf32x3 for float32, tf32 for fp16); ``block_v``: d_v columns per program of the sequential state scan (32: 128 programs at
+    B·H = 32, d_v = 128, where 64 left half of the H200's 132 SMs idle); ``block_v_out``: of the output
+    kernel (64: Q Kᵀ is recomputed once per d_v block); ``configs``:
     {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
     _check(q, k, v, beta)
-    dot = dot or _default_dot(q.dtype)
-    if dot not in DOTS:
-        raise ValueError(f"dot must be one of {DOTS}, got {dot!r}")
+    dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta = (x.contiguous() for x in (q, k, v, beta))
     B, H, N, dk = q.shape
     dv = v.shape[-1]
@@ -475,13 +544,14 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     nc = triton.cdiv(N, CHUNK)
     n_pad = nc * CHUNK
     BK, BVf = _block(dk), _block(dv)
-    BV = min(BVf, block_v)
+    BV, BVo = min(BVf, block_v), min(BVf, block_v_out)
     f32 = dict(dtype=torch.float32, device=q.device)
-    T = torch.empty(bh, n_pad, CHUNK, **f32)
-    Wk = torch.empty(bh, n_pad, dk, **f32)
-    Uv = torch.empty(bh, n_pad, dv, **f32)
-    U = torch.empty(bh, n_pad, dv, **f32)
-    S = torch.empty(bh, nc, dv, dk, **f32)
+    sc = dict(dtype=scratch_dtype(dot), device=q.device)
+    T = torch.empty(bh, n_pad, CHUNK, **sc)
+    Wk = torch.empty(bh, n_pad, dk, **sc)
+    Uv = torch.empty(bh, n_pad, dv, **sc)
+    U = torch.empty(bh, n_pad, dv, **sc)
+    S = torch.empty(bh, nc, dv, dk, **sc)
     z = torch.empty(bh, nc, dk, **f32)
     den = torch.ones(bh, n_pad, **f32)
     y = torch.empty(B, H, N, dv, dtype=v.dtype, device=v.device)
@@ -492,19 +562,21 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
             dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot), cfg.get("wy"))
     _launch("state", _state_fwd_kernel, (triton.cdiv(dv, BV), bh), (k, Wk, Uv, U, S, z, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, BK=BK, BV=BV, DOT=dot), cfg.get("state"))
-    _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BV), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("out"))
+    _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BVo), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BVo, DOT=dot), cfg.get("out"))
     return y, den, T, Wk, U, S, z
 
 
 def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           y: torch.Tensor, den: torch.Tensor, T: torch.Tensor, Wk: torch.Tensor, U: torch.Tensor,
                           S: torch.Tensor, z: torch.Tensor, dy: torch.Tensor, feature_map: bool = True,
-                          normalize: bool = True, dot: str | None = None, block_v: int = 64,
-                          configs: dict[str, tuple[int, int]] | None = None,
+                          normalize: bool = True, dot: str | None = None, block_v: int = 32,
+                          configs: dict[str, tuple[int, int]] | None = None, block_v_out: int = 64,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes."""
-    dot = dot or _default_dot(q.dtype)
+    """Backward from the forward's scratch: (dq, dk, dv, dβ) in the inputs' dtypes. ``block_v``: d_v
+    columns per program of the reverse state scan; ``block_v_out``: of the parallel kernels (dv_local,
+    and the grads kernel's loop step, capped at 32 with float32 operands)."""
+    dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta, dy = (x.contiguous() for x in (q, k, v, beta, dy))
     B, H, N, dk = q.shape
     dv = v.shape[-1]
@@ -512,30 +584,34 @@ def delta_rule_bwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     nc = triton.cdiv(N, CHUNK)
     n_pad = nc * CHUNK
     BK, BVf = _block(dk), _block(dv)
-    BV = min(BVf, block_v)
+    BV, BVo = min(BVf, block_v), min(BVf, block_v_out)
     dq, dkk, dvv, db = (torch.empty_like(x) for x in (q, k, v, beta))
     if N == 0 or bh == 0:
         return dq, dkk, dvv, db
     f32 = dict(dtype=torch.float32, device=q.device)
     if normalize:
         # dden_t = −Σ_v dy_tv y_tv / den_t (y = o / den)
-        dden = -(dy.float() * y.float()).sum(-1) / den.view(B, H, n_pad)[:, :, :N]
+        dden = (-(dy.float() * y.float()).sum(-1) / den.view(B, H, n_pad)[:, :, :N]).contiguous()
     else:
-        dden = torch.zeros(B, H, N, **f32)
-    dden = dden.contiguous()
+        dden = den  # never read by the kernels (NORM off): no fill launch
     dU = torch.empty(bh, n_pad, dv, **f32)
-    dS = torch.empty(bh, nc, dv, dk, **f32)
-    gz = torch.zeros(bh, nc, dk, **f32)
+    dS = torch.empty(bh, nc, dv, dk, dtype=scratch_dtype(dot), device=q.device)
+    gz = torch.empty(bh, nc, dk, **f32) if normalize else den  # written/read only with NORM
     cfg = configs or {}
-    _launch("dv_local", _dv_local_bwd_kernel, (nc, triton.cdiv(dv, BV), bh),
+    _launch("dv_local", _dv_local_bwd_kernel, (nc, triton.cdiv(dv, BVo), bh),
             (q, k, dy, den, dden, dU, gz, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("dv_local"))
-    later = gz.flip(1).cumsum(1).flip(1)  # Σ over chunks ≥ c of Σ_t dden_t q_t
-    dz = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], dim=1).contiguous()  # chunks > c
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BVo, DOT=dot), cfg.get("dv_local"))
+    if normalize:  # Σ over chunks > c of Σ_t dden_t q_t (without the normaliser dz is never read: no launches)
+        later = gz.flip(1).cumsum(1).flip(1)
+        dz = torch.cat([later[:, 1:], torch.zeros_like(later[:, :1])], dim=1).contiguous()
+    else:
+        dz = gz
     _launch("state_bwd", _state_bwd_kernel, (triton.cdiv(dv, BV), bh),
             (q, k, Wk, dy, den, dU, dS, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("state_bwd"))
     _launch("grads", _grads_bwd_kernel, (nc, bh),
             (q, k, v, beta, T, U, S, z, dy, den, dden, dU, dS, dz, dq, dkk, dvv, db, N, dk, dv, n_pad, nc),
-            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=BV, DOT=dot), cfg.get("grads"))
+            dict(PHI=feature_map, NORM=normalize, BK=BK, BV=_grads_block_v(dot, block_v_out, BVf),
+                 DOT=_grads_dot(dot)),
+            cfg.get("grads"))
     return dq, dkk, dvv, db

@@ -1,8 +1,8 @@
 """``torch.ops.bkdsl.delta_rule``: the chunked Triton delta rule as a custom op, and the dispatching entry.
 
 ``torch.ops.bkdsl.delta_rule(q, k, v, beta, feature_map, normalize)`` returns ``(y, den, T, W_k, U, S, z)``:
-y is the output, the rest is the float32 scratch its backward reads (saved by the autograd
-registration instead of recomputed). Its fake implementation gives the shapes, its autograd formula
+y is the output, the rest is the scratch its backward reads (T, W_k, U, S in bfloat16 for bf16
+inputs, else float32; den, z float32), saved by the autograd registration instead of recomputed. Its fake implementation gives the shapes, its autograd formula
 calls ``torch.ops.bkdsl.delta_rule_backward``, so torch.compile traces the pair as two opaque nodes.
 
 :func:`delta_rule` is what models call: one :func:`bkdsl.kernels.dispatch.use_triton` decision per call,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from bkdsl.kernels import dispatch
-from bkdsl.kernels.delta_rule.chunk import CHUNK, delta_rule_bwd_triton, delta_rule_fwd_triton
+from bkdsl.kernels.delta_rule.chunk import CHUNK, delta_rule_bwd_triton, delta_rule_fwd_triton, scratch_dtype
 from bkdsl.kernels.delta_rule.naive import delta_rule_chunked
 
 __all__ = ["delta_rule", "delta_rule_op", "delta_rule_backward_op"]
@@ -35,10 +35,11 @@ def _(q, k, v, beta, feature_map, normalize):
     dv = v.shape[-1]
     nc = -(-N // CHUNK)
     f32 = dict(dtype=torch.float32)
+    sc = dict(dtype=scratch_dtype(None, q.dtype))  # bf16 for bf16 inputs (bf16 MMA operands), else float32
     return (v.new_empty(B, H, N, dv), q.new_empty(B * H, nc * CHUNK, **f32),
-            q.new_empty(B * H, nc * CHUNK, CHUNK, **f32), q.new_empty(B * H, nc * CHUNK, dk, **f32),
-            q.new_empty(B * H, nc * CHUNK, dv, **f32),
-            q.new_empty(B * H, nc, dv, dk, **f32), q.new_empty(B * H, nc, dk, **f32))
+            q.new_empty(B * H, nc * CHUNK, CHUNK, **sc), q.new_empty(B * H, nc * CHUNK, dk, **sc),
+            q.new_empty(B * H, nc * CHUNK, dv, **sc),
+            q.new_empty(B * H, nc, dv, dk, **sc), q.new_empty(B * H, nc, dk, **f32))
 
 
 @torch.library.custom_op("bkdsl::delta_rule_backward", mutates_args=())

@@ -9,10 +9,12 @@ float32 from the rounded inputs, so the error is the inputs' rounding carried th
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 from bkdsl.kernels import dispatch
 from bkdsl.kernels.delta_rule import chunk as kc
-from bkdsl.kernels.delta_rule import naive
+from bkdsl.kernels.delta_rule import naive, smem
 from bkdsl.kernels.delta_rule.op import delta_rule
 from bkdsl.nn.fast_weights import FastWeightLayer, fast_weight_chunked
 
@@ -45,7 +47,8 @@ CASES = [(1, 1, 1, 16, 16), (2, 1, 37, 16, 16), (1, 2, 64, 16, 32), (1, 1, 150, 
 @pytest.mark.parametrize("feature_map,normalize", [(True, True), (False, True), (True, False)])
 def test_forward_matches_float64_recurrence(B, H, N, dk, dv, feature_map, normalize):
     q, k, v, beta = _inputs(B, H, N, dk, dv, feature_map, seed=N * 10 + dk + dv + 3 * feature_map)
-    y, den, *_ = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16 if dv > 16 else 64)
+    y, den, *_ = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16 if dv > 16 else 64,
+                                          block_v_out=16 if dv > 24 else 64)
     ref = naive.delta_rule_recurrent(q.double(), k.double(), v.double(), beta.double(), feature_map, normalize)
     assert y.shape == ref.shape and y.dtype == torch.float32
     assert torch.isfinite(y).all()
@@ -58,8 +61,8 @@ def test_gradients_match_reference_autograd(B, H, N, dk, dv, feature_map, normal
     q, k, v, beta = _inputs(B, H, N, dk, dv, feature_map, seed=N + dk + 7 * normalize)
     g = torch.Generator().manual_seed(N + 1)
     dy = torch.randn(B, H, N, dv, generator=g)
-    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16)
-    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, feature_map, normalize, block_v=16)
+    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, normalize, block_v=16, block_v_out=16)
+    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, feature_map, normalize, block_v=16, block_v_out=16)
     xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
     naive.delta_rule_chunked(*xs, feature_map, normalize).backward(dy.double())
     for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
@@ -209,7 +212,87 @@ def test_dot_precisions_compute_the_same_function(dot):
 def test_unknown_dot_precision_is_refused():
     q, k, v, beta = _inputs(1, 1, 8, 16, 16, True, seed=1)
     with pytest.raises(ValueError, match="dot must be one of"):
-        kc.delta_rule_fwd_triton(q, k, v, beta, dot="bf16")
+        kc.delta_rule_fwd_triton(q, k, v, beta, dot="fp8")
+
+
+def test_bf16_inputs_default_to_bf16_operands_emulated_under_the_interpreter(monkeypatch):
+    assert kc._default_dot(torch.bfloat16) == "bf16"
+    assert kc._default_dot(torch.float32) == "tf32x3"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert kc._kernel_dot(None, torch.bfloat16) == "bf16_emulated"
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert kc._kernel_dot(None, torch.bfloat16) == "bf16"  # what the GPU compiles
+
+
+def test_bf16_operands_round_the_products_and_stay_within_the_bf16_tolerance():
+    """float32 inputs with dot="bf16": the operands of the big products and the scratch are rounded to
+    bf16 (fla's precision), so the error is far above the float32 path's and within the half-precision
+    bound — forward and all four gradients (the operand rounding alone: the _dot probe test)."""
+    q, k, v, beta = _inputs(1, 2, 150, 16, 24, True, seed=17)
+    dy = torch.randn(1, 2, 150, 24, generator=torch.Generator().manual_seed(3))
+    xs = [t.double().requires_grad_() for t in (q, k, v, beta)]
+    ref = naive.delta_rule_chunked(*xs, True, True)
+    ref.backward(dy.double())
+    fwd = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, dot="bf16", block_v=16, block_v_out=16)
+    grads = kc.delta_rule_bwd_triton(q, k, v, beta, *fwd, dy, True, True, dot="bf16", block_v=16, block_v_out=16)
+    assert 1e-5 < _rel(fwd[0], ref) < 3e-2
+    for name, got, x in zip(("q", "k", "v", "beta"), grads, xs):
+        assert torch.isfinite(got).all(), name
+        assert _rel(got, x.grad) < 3e-2, (name, _rel(got, x.grad))
+
+
+@triton.jit
+def _dot_probe(a_ptr, b_ptr, c_ptr, DOT: tl.constexpr):
+    i = tl.arange(0, 32)
+    a = tl.load(a_ptr + i[:, None] * 32 + i[None, :])
+    b = tl.load(b_ptr + i[:, None] * 32 + i[None, :])
+    tl.store(c_ptr + i[:, None] * 32 + i[None, :], kc._dot(a, b, DOT))
+
+
+def test_dot_rounds_the_operands_to_bf16_only_in_the_bf16_modes():
+    """kc._dot itself: "bf16_emulated" (what the interpreter runs for "bf16") rounds both operands to bf16
+    (error vs the exact product at bf16's level, within 2 bf16 ulps of the rounded operands' product);
+    "ieee" does not."""
+    g = torch.Generator().manual_seed(8)
+    a, b = torch.randn(32, 32, generator=g), torch.randn(32, 32, generator=g)
+    exact = a.double() @ b.double()
+    scale = (a.abs().double() @ b.abs().double()).max().item()
+    c = torch.empty(32, 32)
+    _dot_probe[(1,)](a, b, c, DOT="bf16_emulated")
+    assert (c.double() - exact).abs().max().item() > 1e-3 * scale
+    rounded = a.bfloat16().double() @ b.bfloat16().double()
+    assert (c.double() - rounded).abs().max().item() < 2 * 2.0 ** -8 * scale
+    _dot_probe[(1,)](a, b, c, DOT="ieee")
+    assert (c.double() - exact).abs().max().item() < 1e-5 * scale
+
+
+def test_grads_kernel_columns_per_step_fit_sm90_shared_memory():
+    assert kc._grads_block_v("bf16", 64, 128) == 64
+    assert kc._grads_block_v("bf16_emulated", 64, 128) == 64
+    assert kc._grads_block_v("tf32", 64, 128) == 32   # 64 needs 254 KB with float32 operands
+    assert kc._grads_block_v("tf32x3", 64, 16) == 16
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_default_grads_config_fits_sm90_shared_memory(dtype):
+    """The backward's biggest kernel, compiled for sm_90 by Triton (no GPU needed), in its first table
+    configuration at d = 128 with φ and the normaliser: at most 200 KB (the first H200 run failed at 254 KB)."""
+    dot = kc._default_dot(dtype)
+    w, st = kc._table("grads", {"DOT": kc._grads_dot(dot)})[0]
+    b = smem.smem_bytes("grads", dtype, dot, True, True, w, st)
+    assert 0 < b <= 200 * 1024, b
+
+
+def test_grads_kernel_uses_ieee_dots_for_float32_operands():
+    assert kc._grads_dot("bf16") == "bf16" and kc._grads_dot("bf16_emulated") == "bf16_emulated"
+    assert kc._grads_dot("tf32x3") == "ieee" and kc._grads_dot("tf32") == "ieee"
+
+
+def test_float32_operands_use_their_own_smaller_tables():
+    assert kc._table("grads", {"DOT": "tf32x3"}) == kc.CONFIGS["grads_f32"]
+    assert kc._table("grads", {"DOT": "bf16"}) == kc.CONFIGS["grads"]
+    assert kc._table("state_bwd", {"DOT": "ieee"})[0][1] == 1   # 2 stages: 213 KB with float32 operands
+    assert kc._table("wy", {"DOT": "tf32"}) == kc.CONFIGS["wy"]
 
 
 def test_empty_sequence_gives_empty_output_and_gradients():
