@@ -104,8 +104,12 @@ def test_internal_error_exits_3_and_hides_traceback(good, monkeypatch, capsys):
 
 
 def test_set_override_is_checked(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), "f4"), y=np.ones((8, 1), "f4"))
     p = tmp_path / "t.bk"
-    p.write_text(GOOD + "train t {\n  model = m()\n  epochs = 3\n}\n")
+    p.write_text(GOOD + 'data dd = file("d.npz", x = field("x"), y = field("y"))\nloss l = mse(y)\n'
+                 "train t {\n  model = m()\n  data = dd\n  loss = l\n  epochs = 3\n}\n")
     assert main(["check", str(p), "--set", "train.epochs=2"]) == 0
     assert main(["check", str(p), "--set", "train.epochs=0"]) == 1
     assert "E0609" in capsys.readouterr().err

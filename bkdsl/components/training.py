@@ -314,6 +314,12 @@ class DataSource(Component):
         known without loading anything — what the compiler's unit checks of losses read."""
         return {}
 
+    def header(self, *, base_dir: str | None = None) -> dict:
+        """The fields as ``load`` would produce them (shapes, units), without reading or generating the
+        samples — what ``bkdsl check`` verifies the train block against. A file source reads its file's
+        headers here (a missing file or key is refused now, not after the first step)."""
+        return self.fields()
+
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:
         """Field name → unit text ("1" when dimensionless), from the call alone — what the compiler's
@@ -334,6 +340,11 @@ class FileSource(DataSource):
         from bkdsl.train.sources import field_decl, read_file
 
         return read_file(self.params.path, self.fields(), span=self.span, base_dir=base_dir)
+
+    def header(self, *, base_dir: str | None = None) -> dict:
+        from bkdsl.train.sources import read_header
+
+        return read_header(self.params.path, self.fields(), span=self.span, base_dir=base_dir)
 
     def fields(self) -> dict:
         from bkdsl.train.sources import field_decl

@@ -158,7 +158,7 @@ class DeclIR:
 @dataclass
 class LossIR:
     """``loss mtl(alpha) = mse(E) + alpha * l2_integral(rho, ...)`` — kept as an AST expression over
-    its formals; :mod:`bkdsl.lower.loss` turns it into a callable, :mod:`bkdsl.verify.units` checks it."""
+    its formals; :mod:`bkdsl.semantics.lossexpr` turns it into a callable, :mod:`bkdsl.verify.units` checks it."""
 
     name: str
     formals: list[str]
@@ -204,6 +204,8 @@ class Program:
     trains: dict[str, TrainIR] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
+    # the module's top-level names (a semantics.scope.Scope): what later stages look names up in
+    scope: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {

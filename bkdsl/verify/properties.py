@@ -15,7 +15,19 @@ from bkdsl.diagnostics import Diagnostic
 from bkdsl.semantics import ir as I
 
 
+def establish_claims(prog: I.Program) -> list[I.ClaimResult]:
+    """Every claim of the program with how it was decided (the report lists them)."""
+    return _decide(prog)[0]
+
+
 def check_claims(prog: I.Program) -> list[Diagnostic]:
+    """The refusals among the program's claims (the verification pass)."""
+    return _decide(prog)[1]
+
+
+def _decide(prog: I.Program) -> tuple[list[I.ClaimResult], list[Diagnostic]]:
+    """Decide each claim once; reads ``prog``, writes nothing into it."""
+    results: list[I.ClaimResult] = []
     diags: list[Diagnostic] = []
     for d in prog.decls.values():
         for prop, span in d.claims:
@@ -31,7 +43,7 @@ def check_claims(prog: I.Program) -> list[Diagnostic]:
                 code = "E0302" if "probe" in proof.how else "E0301"
                 diags.append(Diagnostic(code, f"`{comp.name}` is not {prop}", span, label=proof.detail,
                                         help=_alternatives(comp.kind, prop)))
-            prog.claims.append(I.ClaimResult(d.name, prop, proof, span))
+            results.append(I.ClaimResult(d.name, prop, proof, span))
     for name, tpl in prog.blocks.items():
         if not tpl.ast.claims:
             continue
@@ -40,14 +52,14 @@ def check_claims(prog: I.Program) -> list[Diagnostic]:
             if ir is None:
                 proof = Proof(False, "none", f"block `{name}` has parameters without defaults; "
                                              "its claims are checked where it is used")
-                prog.claims.append(I.ClaimResult(name, c.name, proof, c.span))
+                results.append(I.ClaimResult(name, c.name, proof, c.span))
                 continue
             proof = prove_block(ir, c.name)
-            prog.claims.append(I.ClaimResult(name, c.name, proof, c.span))
+            results.append(I.ClaimResult(name, c.name, proof, c.span))
             if not proof.holds:
                 diags.append(Diagnostic("E0301", f"block `{name}` is not known to be {c.name}", c.span,
                                         label=proof.detail, help=f"{c.name}: {PROPERTIES.get(c.name, '')}"))
-    return diags
+    return results, diags
 
 
 def prove_block(ir: I.BlockIR, prop: str) -> Proof:
