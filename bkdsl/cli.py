@@ -1,13 +1,27 @@
 """The ``bkdsl`` command line.
 
-Exit codes (other tools script against them): 0 success; 1 the input has errors (diagnostics
-printed); 2 usage error; 3 internal error (a bug: the traceback is shown with ``--debug``).
+Exit codes of every command (other tools script against them):
+
+====  =====================================================================================
+0     success
+1     the input has errors (diagnostics printed: spec, ``--set`` value, data, checkpoint)
+2     usage error (argparse: unknown option, missing argument)
+3     internal error — a bug in bkdsl; the traceback is shown with ``--debug``
+130   interrupted (Ctrl-C)
+====  =====================================================================================
+
+Subcommands whose modules are heavy (``train``, ``physics``) are imported only when they are the
+command being run, so ``bkdsl --help``, ``bkdsl check`` and ``bkdsl fmt`` never load them; ``--plugin
+MODULE_OR_FILE`` (repeatable, any command) imports a Python module of components before the command
+runs (:mod:`bkdsl.plugins`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -15,8 +29,16 @@ import traceback
 from pathlib import Path
 
 from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, render_all
+from bkdsl.overrides import overrides_of
+from bkdsl.plugins import load_plugins
 
-EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# Subcommands defined in their own rooms, imported only when run: name → (module, one-line help).
+LAZY_COMMANDS = {
+    "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
+    "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
+}
 
 
 def _print_diags(diags: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
@@ -29,12 +51,7 @@ def _print_diags(diags: list[Diagnostic], sources: dict[str, str], fmt: str) -> 
 
 
 def _overrides(args) -> dict[str, str]:
-    from bkdsl.overrides import parse_set_args
-
-    ov, diags = parse_set_args(getattr(args, "set", None) or [])
-    if diags:
-        raise BkErrors(diags)
-    return ov
+    return overrides_of(getattr(args, "set", None) or [])
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -202,9 +219,15 @@ def cmd_fmt(args) -> int:
 
 
 # ------------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bkdsl", description="The bk language: check, compile, train physics-informed models.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; of the :data:`LAZY_COMMANDS` only ``command``'s module is imported (the
+    others get a placeholder that lists them in ``--help``)."""
+    ap = argparse.ArgumentParser(prog="bkdsl", description="The bk language: check, compile, train physics-informed models.",
+                                 epilog="exit codes: 0 ok, 1 diagnostics, 2 usage, 3 internal error")
     ap.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                    help="import a Python module (dotted name or .py file) that registers components "
+                         "with @bkdsl.component before running the command (repeatable)")
     ap.add_argument("--version", action="version", version=f"bkdsl {__import__('bkdsl').__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -243,38 +266,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 if a file would change; write nothing")
     p.set_defaults(fn=cmd_fmt)
 
-    for modname in ("bkdsl.train.cli", "bkdsl.physics.cli"):
-        try:
-            mod = __import__(modname, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name and modname.startswith(e.name):
-                continue
-            raise
-        mod.add_parser(sub)
+    for name, (modname, help_) in LAZY_COMMANDS.items():
+        if name == command:
+            importlib.import_module(modname).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_, add_help=False)
     return ap
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or an option's value)."""
+    takes_value = {"--plugin"}
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in takes_value:
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = build_parser()
+    ap = build_parser(command_of(argv))
     args = ap.parse_args(argv)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command under the exit-code table; diagnostics are printed once (under torchrun by
+    rank 0 only; an internal error by every rank, so a crash on rank 1 is not silent)."""
     fmt = getattr(args, "format", "text")
     fn = getattr(args, "fn", None) or getattr(args, "func")  # subcommands from other modules set `func`
+    rank = int(os.environ.get("RANK", "0"))
     try:
+        load_plugins(getattr(args, "plugin", None) or [])
         rc = fn(args)
         return int(rc or 0)
     except BkErrors as e:
-        _print_diags(e.diagnostics, e.sources, fmt)
+        if rank == 0:
+            _print_diags(e.diagnostics, e.sources, fmt)
         return EXIT_DIAG
     except BkError as e:
-        _print_diags([e.diagnostic], {}, fmt)
+        if rank == 0:
+            _print_diags([e.diagnostic], {}, fmt)
         return EXIT_DIAG
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted" + ("; resume with --resume" if getattr(args, "command", "") == "train" else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:  # a bug in bkdsl, never the user's fault
-        print(f"internal error[X0001]: {type(e).__name__}: {e}", file=sys.stderr)
-        if args.debug:
+        where = f" (rank {rank})" if rank else ""
+        print(f"internal error[X0001]{where}: {type(e).__name__}: {e}", file=sys.stderr)
+        if getattr(args, "debug", False):
             traceback.print_exc()
         else:
             print("   = note: this is a bug in bkdsl; rerun with --debug for the traceback and report it",

@@ -24,7 +24,7 @@ def test_compile_raises_with_all_diagnostics():
 
 
 def test_user_component_extends_the_language():
-    from bkdsl.components.registry import _REGISTRY
+    from bkdsl.registry import _REGISTRY
 
     @bkdsl.component("swish_test", kind="function", inputs=("x",))
     class Swish(bkdsl.Component):

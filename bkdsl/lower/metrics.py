@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit, unit_str
 from bkdsl.semantics.values import CallValue, Ref

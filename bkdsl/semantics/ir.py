@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from bkdsl.components.registry import Component, Proof
+from bkdsl.registry import Component, Proof
 from bkdsl.diagnostics import Span
 from bkdsl.semantics.types import ValueType
 from bkdsl.semantics.values import to_json

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pint
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.consteval import ConstEval, _call_name, instantiate, unknown_component
 from bkdsl.semantics.units import DIMENSIONLESS, Q_, parse_unit, unit_str, ureg

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import networkx as nx
 import pint
 
-from bkdsl.components import registry
-from bkdsl.components.registry import Component, InferCtx
+from bkdsl import registry
+from bkdsl.registry import Component, InferCtx
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import DimUnifier, ValueType, broadcast

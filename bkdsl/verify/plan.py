@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.components.training import instantiate
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.lower.metrics import MetricProgram
@@ -370,7 +370,9 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"])
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
-    for key, kind in (("optimizer", "optimizer"), ("schedule", "schedule"), ("select", "selector")):
+    if t.get("optimizer") is not None:
+        guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer"))
+    for key, kind in (("schedule", "schedule"), ("select", "selector")):
         if t.get(key) is not None:
             guard(lambda key=key, kind=kind: instantiate(t.get(key), kind, sp.get(key)).make())
     if header is not None:

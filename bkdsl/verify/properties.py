@@ -10,7 +10,7 @@ Refusals carry the numbers: E0302 when a probe refutes the claim, E0301 when not
 
 from __future__ import annotations
 
-from bkdsl.components.registry import PROPERTIES, Proof
+from bkdsl.registry import PROPERTIES, Proof
 from bkdsl.diagnostics import Diagnostic
 from bkdsl.semantics import ir as I
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.lossexpr import loss_unit
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
