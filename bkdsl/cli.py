@@ -1,14 +1,7 @@
 """The ``bkdsl`` command line.
 
-Exit codes of every command (other tools script against them):
-
-====  =====================================================================================
-0     success
-1     the input has errors (diagnostics printed: spec, ``--set`` value, data, checkpoint)
-2     usage error (argparse: unknown option, missing argument)
-3     internal error — a bug in bkdsl; the traceback is shown with ``--debug``
-130   interrupted (Ctrl-C)
-====  =====================================================================================
+Every command exits by one table (:mod:`bkdsl.exitcodes`): 0 ok, 1 diagnostics, 2 usage, 3 internal
+error, 130 interrupted.
 
 Subcommands whose modules are heavy (``train``, ``physics``) are imported only when they are the
 command being run, so ``bkdsl --help``, ``bkdsl check`` and ``bkdsl fmt`` never load them; ``--plugin
@@ -21,33 +14,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 
-from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, render_all
+from bkdsl.diagnostics import BkError, Diagnostic, render_all
+from bkdsl.exitcodes import EXIT_DIAG, EXIT_OK, print_diagnostics as _print_diags, run_command
 from bkdsl.overrides import overrides_of
-from bkdsl.plugins import load_plugins
 
-EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Subcommands defined in their own rooms, imported only when run: name → (module, one-line help).
 LAZY_COMMANDS = {
     "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
 }
-
-
-def _print_diags(diags: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
-    if not diags:
-        if fmt == "json":
-            print("[]")
-        return
-    out = render_all(diags, sources, fmt)
-    print(out, file=sys.stdout if fmt == "json" else sys.stderr)
 
 
 def _overrides(args) -> dict[str, str]:
@@ -293,39 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser(command_of(argv))
     args = ap.parse_args(argv)
     return run_command(args)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command under the exit-code table; diagnostics are printed once (under torchrun by
-    rank 0 only; an internal error by every rank, so a crash on rank 1 is not silent)."""
-    fmt = getattr(args, "format", "text")
-    fn = getattr(args, "fn", None) or getattr(args, "func")  # subcommands from other modules set `func`
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        load_plugins(getattr(args, "plugin", None) or [])
-        rc = fn(args)
-        return int(rc or 0)
-    except BkErrors as e:
-        if rank == 0:
-            _print_diags(e.diagnostics, e.sources, fmt)
-        return EXIT_DIAG
-    except BkError as e:
-        if rank == 0:
-            _print_diags([e.diagnostic], {}, fmt)
-        return EXIT_DIAG
-    except KeyboardInterrupt:
-        print("interrupted" + ("; resume with --resume" if getattr(args, "command", "") == "train" else ""),
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # a bug in bkdsl, never the user's fault
-        where = f" (rank {rank})" if rank else ""
-        print(f"internal error[X0001]{where}: {type(e).__name__}: {e}", file=sys.stderr)
-        if getattr(args, "debug", False):
-            traceback.print_exc()
-        else:
-            print("   = note: this is a bug in bkdsl; rerun with --debug for the traceback and report it",
-                  file=sys.stderr)
-        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

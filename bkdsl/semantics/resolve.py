@@ -20,6 +20,7 @@ import pint
 
 from bkdsl import registry
 from bkdsl.registry import Component, InferCtx
+from bkdsl import resources
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
@@ -31,7 +32,7 @@ from bkdsl.semantics.elaborate import Elaborator
 from bkdsl.semantics.lossexpr import loss_unit
 from bkdsl.semantics.scope import Binding, BlockTemplate, Scope
 
-STDLIB_DIR = Path(__file__).resolve().parents[2] / "stdlib"
+STDLIB_DIR = resources.STDLIB_DIR
 
 # =========================================================================== module loading
 class Loader:

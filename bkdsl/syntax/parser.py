@@ -13,10 +13,11 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from bkdsl import resources
 from bkdsl.diagnostics import Diagnostic, Span
 from bkdsl.syntax import ast as A
 
-GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "bk.lark"
+GRAMMAR_PATH = resources.GRAMMAR_PATH
 
 
 class _DropNewlinesInBrackets:

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 import bkdsl
-from bkdsl import cli as bkdsl_cli
 from bkdsl.diagnostics import BkError
+from bkdsl.exitcodes import run_command
 from bkdsl.overrides import overrides_of
 from bkdsl.train.loop import run as run_plan
 from bkdsl.train.plan import plan_from_compiled
@@ -78,8 +78,8 @@ def choose_rundir(spec: str, out: str | None, resume: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``bkdsl train``; errors propagate to :func:`bkdsl.cli.run_command`, which prints them and maps
-    them to the exit-code table (1 diagnostics, 3 internal error)."""
+    """Run ``bkdsl train``; errors propagate to :func:`bkdsl.exitcodes.run_command`, which prints them
+    and maps them to the exit-code table (1 diagnostics, 3 internal error)."""
     return _run(args)
 
 
@@ -150,7 +150,10 @@ def _summary(final: dict, rundir: Path, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bkdsl.train.cli SPEC ...`` = ``bkdsl train SPEC ...`` (same exit codes)."""
-    return bkdsl_cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
+    p = add_arguments(argparse.ArgumentParser(prog="bkdsl train", description="train a spec's model"))
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
+    p.set_defaults(fn=run, command="train")
+    return run_command(p.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
