@@ -9,11 +9,12 @@ entry of a train block) and ``data.KEY`` / ``data.NAME.KEY`` (a keyword argument
 from __future__ import annotations
 
 from bkdsl.diagnostics import BkErrors, Diagnostic, Span
-from bkdsl.syntax.parser import parse
 from bkdsl.syntax import ast as A
 
 
 def parse_value(text: str, file: str) -> tuple[A.Expr | None, list[Diagnostic]]:
+    from bkdsl.syntax.parser import parse  # Lark loads when a value is parsed, not for `bkdsl --help`
+
     prefix = "const __override = "
     mod, diags = parse(prefix + text, file)
     if diags:
