@@ -106,7 +106,7 @@ class Component:
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"
-            msg = err.get("msg", "invalid value")
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")  # no pydantic prefixes
             if err.get("type") == "extra_forbidden":
                 known = ", ".join(cls.Params.model_fields) or "none"
                 raise BkError("E0201", f"`{cls.name}` has no parameter `{loc}`", span=span,

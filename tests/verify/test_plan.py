@@ -130,3 +130,8 @@ def _write(d, text):
     p = d / "s.bk"
     p.write_text(text)
     return p
+
+
+def test_parameter_messages_carry_no_pydantic_prefix(spec_dir):
+    d = next(x for x in check(spec_dir, WS_SPEC.replace("step = 0.25 fm", "step = 0.25 MeV")) if x.code == "E0201")
+    assert d.message == "bad value for `woods_saxon.step`: expected a quantity in fm, got MeV"
