@@ -22,6 +22,7 @@ Users extend the language from Python without touching the compiler::
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
@@ -108,9 +109,11 @@ class Component:
             loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")  # no pydantic prefixes
             if err.get("type") == "extra_forbidden":
+                close = difflib.get_close_matches(loc, list(cls.Params.model_fields), n=1, cutoff=0.6)
                 known = ", ".join(cls.Params.model_fields) or "none"
                 raise BkError("E0201", f"`{cls.name}` has no parameter `{loc}`", span=span,
-                              help=f"parameters of `{cls.name}`: {known}") from None
+                              help=f"did you mean `{close[0]}`?" if close else
+                              f"parameters of `{cls.name}`: {known}") from None
             if err.get("type") == "missing":
                 raise BkError("E0201", f"`{cls.name}` needs parameter `{loc}`", span=span,
                               help=f"write `{cls.name}({loc} = ...)`") from None

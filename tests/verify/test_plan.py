@@ -98,6 +98,8 @@ def test_unknown_names_get_did_you_mean(spec_dir):
     assert (d.span.line, d.span.col) == (14, 3)  # the misspelled entry, not the block
     d = next(x for x in check(spec_dir, FILE_SPEC.replace("mae(y) in MeV", "maee(y)")) if x.code == "E0104")
     assert d.help == "did you mean `mae`?"
+    d = next(x for x in check(spec_dir, WS_SPEC.replace("samples = 64", "sampels = 64")) if x.code == "E0201")
+    assert d.help == "did you mean `samples`?"
 
 
 def test_header_only_reads_no_array(spec_dir, monkeypatch):
