@@ -31,6 +31,14 @@ complex outputs and s_i = α_i + β_i − d_i:
     ∂L/∂a_i = Re(Ā_i + B̄_i − σ_i)
     ∂L/∂b_i = Re(−2 b_i (Ā_{i+1} / α_i + B̄_i / β_{i+1}))
 
+The causal (retarded) resolvent, ``causal=True``, is the diagonal of the resolvent of each leading
+principal block H⁽ⁱ⁾ = H[:i+1, :i+1]: G⁽ⁱ⁾_ii = 1 / (a_i − z − b_{i−1}² G⁽ⁱ⁻¹⁾_{i−1,i−1}) = 1/α_i, the
+left continued fraction alone (one left Möbius scan). It reads only a_{≤i} and b_{<i}, and Im α_i ≤ −Im z
+gives |G⁽ⁱ⁾_ii| ≤ 1/Im z as before. Its adjoint is the Ā sweep with σ_i = −u_i G_ii²:
+
+    Ā_{N−1} = σ_{N−1},  Ā_i = σ_i + Ā_{i+1} b_i² / α_i²
+    ∂L/∂a_i = Re Ā_i,   ∂L/∂b_i = Re(−2 b_i Ā_{i+1} / α_i)
+
 The reference here is vectorised over the batch and sequential over N (a Python loop, the
 specification of :mod:`bkdsl.kernels.resolvent`); :func:`resolvent_diag_dense` is the O(N³) float64
 oracle the tests compare against.
@@ -47,7 +55,8 @@ from bkdsl.diagnostics import BkError
 SpectralParameter = Union[complex, float, Sequence[float]]
 
 __all__ = ["resolvent_diag", "resolvent_diag_reference", "resolvent_backward_reference", "resolvent_diag_dense", "ResolventDiag",
-           "spectral_parameter", "check_inputs"]
+           "resolvent_diag_causal_reference", "resolvent_causal_backward_reference", "resolvent_diag_causal_dense",
+           "ResolventDiagCausal", "spectral_parameter", "check_inputs"]
 
 
 def spectral_parameter(z: SpectralParameter) -> complex:
@@ -84,6 +93,17 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
+def _left_sweep(a: torch.Tensor, b: torch.Tensor, z: complex) -> torch.Tensor:
+    """α (complex [B, N]), the left Schur complements α_0 = d_0, α_i = d_i − b_{i−1}²/α_{i−1}."""
+    cdt = _complex_dtype(a.dtype)
+    d_cols = (a.to(cdt) - z).unbind(1)
+    b2_cols = (b * b).to(cdt).unbind(1)
+    alpha = [d_cols[0]]
+    for i in range(1, a.shape[1]):
+        alpha.append(d_cols[i] - b2_cols[i - 1] / alpha[-1])
+    return torch.stack(alpha, 1)
+
+
 def _schur_sweeps(a: torch.Tensor, b: torch.Tensor, z: complex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """α, β (each [B, N], complex) and d = a − z. One Python step per site, the batch vectorised."""
     cdt = _complex_dtype(a.dtype)
@@ -91,14 +111,11 @@ def _schur_sweeps(a: torch.Tensor, b: torch.Tensor, z: complex) -> tuple[torch.T
     d = a.to(cdt) - z
     b2 = (b * b).to(cdt)
     d_cols, b2_cols = d.unbind(1), b2.unbind(1)
-    alpha = [d_cols[0]]
-    for i in range(1, n):
-        alpha.append(d_cols[i] - b2_cols[i - 1] / alpha[-1])
     beta = [d_cols[n - 1]]
     for i in range(n - 2, -1, -1):
         beta.append(d_cols[i] - b2_cols[i] / beta[-1])
     beta.reverse()
-    return torch.stack(alpha, 1), torch.stack(beta, 1), d
+    return _left_sweep(a, b, z), torch.stack(beta, 1), d
 
 
 def _adjoint_sweeps(b: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sigma: torch.Tensor
@@ -139,6 +156,48 @@ def resolvent_diag_reference(a: torch.Tensor, b: torch.Tensor, z: SpectralParame
     return 1.0 / (alpha + beta - d)
 
 
+def resolvent_causal_backward_reference(a: torch.Tensor, b: torch.Tensor, z: complex, grad: torch.Tensor
+                                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂L/∂a, ∂L/∂b) of the causal diagonal G_ii = 1/α_i from ∂L/∂G, by the Ā sweep; O(N)."""
+    alpha = _left_sweep(a, b, z)
+    g = 1.0 / alpha
+    sigma = -grad.to(alpha.dtype).conj() * g * g
+    n = alpha.shape[1]
+    s_cols = sigma.unbind(1)
+    ra = ((b * b).to(alpha.dtype) / (alpha[:, :-1] * alpha[:, :-1])).unbind(1)  # ∂α_{i+1}/∂α_i
+    abar = [s_cols[n - 1]]
+    for i in range(n - 2, -1, -1):
+        abar.append(s_cols[i] + abar[-1] * ra[i])
+    abar.reverse()
+    abar = torch.stack(abar, 1)
+    grad_a = abar.real
+    grad_b = (-2.0 * b * (abar[:, 1:] / alpha[:, :-1])).real
+    return grad_a.to(a.dtype), grad_b.to(b.dtype)
+
+
+def resolvent_diag_causal_reference(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter) -> torch.Tensor:
+    """The retarded diagonal G⁽ⁱ⁾_ii = 1/α_i (leading blocks), by the left continued fraction; no autograd."""
+    z = spectral_parameter(z)
+    check_inputs(a, b)
+    return 1.0 / _left_sweep(a, b, z)
+
+
+class ResolventDiagCausal(torch.autograd.Function):
+    """G⁽ⁱ⁾_ii = 1/α_i with exact O(N) gradients through the Ā sweep (module docstring); z constant."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, z: complex) -> torch.Tensor:  # type: ignore[override]
+        ctx.z = z
+        ctx.save_for_backward(a, b)
+        return 1.0 / _left_sweep(a, b, z)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        a, b = ctx.saved_tensors
+        grad_a, grad_b = resolvent_causal_backward_reference(a, b, ctx.z, grad)
+        return grad_a, grad_b, None
+
+
 class ResolventDiag(torch.autograd.Function):
     """G_ii with exact O(N) gradients w.r.t. a and b through the adjoint sweeps (module docstring).
 
@@ -160,8 +219,11 @@ class ResolventDiag(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
-def resolvent_diag(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter) -> torch.Tensor:
+def resolvent_diag(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter, causal: bool = False) -> torch.Tensor:
     """G_ii = diag((H − zI)⁻¹) for a batch of symmetric tridiagonal H; complex [B, N].
+
+    With ``causal=True`` the retarded diagonal G⁽ⁱ⁾_ii of the leading block H[:i+1, :i+1] instead
+    (module docstring): the output at i depends only on a_{≤i} and b_{<i}.
 
     a: [B, N] on-site potential, b: [B, N−1] hopping, real float32 (→ complex64) or float64
     (→ complex128); z: complex with Im z > 0, or a pair (Re z, Im z). Differentiable w.r.t. a and b.
@@ -173,6 +235,8 @@ def resolvent_diag(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter) -> to
 
     z = spectral_parameter(z)
     check_inputs(a, b)
+    if causal:
+        return ResolventDiagCausal.apply(a, b, z)  # the Triton causal scan is wired in by bkdsl.kernels
     if use_triton(a, b):
         from bkdsl.kernels import resolvent as _kernel  # registers torch.ops.bkdsl.resolvent_diag
 
@@ -188,3 +252,17 @@ def resolvent_diag_dense(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter)
     h = torch.diag_embed(a64) + torch.diag_embed(b64, offset=1) + torch.diag_embed(b64, offset=-1)
     eye = torch.eye(a.shape[1], dtype=torch.complex128, device=a.device)
     return torch.diagonal(torch.linalg.inv(h.to(torch.complex128) - z * eye), dim1=-2, dim2=-1)
+
+
+def resolvent_diag_causal_dense(a: torch.Tensor, b: torch.Tensor, z: SpectralParameter) -> torch.Tensor:
+    """The O(N⁴) oracle of the causal diagonal: G⁽ⁱ⁾_ii = inv(H[:i+1, :i+1] − zI)_ii in complex128, one
+    dense inverse per leading block. Differentiable."""
+    z = spectral_parameter(z)
+    check_inputs(a, b)
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    h = (torch.diag_embed(a64) + torch.diag_embed(b64, offset=1) + torch.diag_embed(b64, offset=-1)).to(torch.complex128)
+    cols = []
+    for i in range(a.shape[1]):
+        eye = torch.eye(i + 1, dtype=torch.complex128, device=a.device)
+        cols.append(torch.linalg.inv(h[:, : i + 1, : i + 1] - z * eye)[:, i, i])
+    return torch.stack(cols, 1)
