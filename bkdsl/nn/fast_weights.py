@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bkdsl.kernels import dispatch
+
 RULES = ("delta", "additive")
 
 
@@ -125,19 +127,43 @@ class FastWeightLayer(nn.Module):
         self.wb = nn.Linear(d_model, heads)
         self.wo = nn.Linear(heads * d_value, d_model, bias=False)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def projections(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw q, k ``[B, H, T, d_key]``, v ``[B, H, T, d_value]`` and β = σ(w_β · x) ``[B, H, T]``."""
         B, T, _ = x.shape
         split = lambda t, d: t.view(B, T, self.h, d).transpose(1, 2)  # noqa: E731
-        q = elu_plus_one(split(self.wq(x), self.dk))
-        k = elu_plus_one(split(self.wk(x), self.dk))
+        beta = torch.sigmoid(self.wb(x)).transpose(1, 2)  # [B, H, T]
+        return split(self.wq(x), self.dk), split(self.wk(x), self.dk), split(self.wv(x), self.dv), beta
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v, beta = self.projections(x)
+        q, k = elu_plus_one(q), elu_plus_one(k)
         if self.key_norm:
             q = q / q.sum(-1, keepdim=True)
             k = k / k.sum(-1, keepdim=True)
-        v = split(self.wv(x), self.dv)
-        beta = torch.sigmoid(self.wb(x)).transpose(1, 2)  # [B, H, T]
         return q, k, v, beta
 
+    def uses_kernel(self, x: torch.Tensor) -> bool:
+        """Whether this call takes ``torch.ops.bkdsl.delta_rule`` (the chunked Triton kernel): the delta
+        rule in chunked mode with d_key, d_value ≤ 128 where :func:`bkdsl.kernels.dispatch.use_triton` says
+        so (CUDA by default)."""
+        return (self.mode == "chunked" and self.rule == "delta" and max(self.dk, self.dv) <= 128
+                and dispatch.use_triton(x))
+
+    def _kernel(self, x: torch.Tensor) -> torch.Tensor:
+        # Triton is imported only on this path: the reference path runs where triton is not installed.
+        from bkdsl.kernels.delta_rule import op  # noqa: F401  (registers torch.ops.bkdsl.delta_rule)
+
+        if self.key_norm:  # φ and its L1 normalisation in PyTorch, the kernel without its feature map
+            q, k, v, beta = self.features(x)
+            return torch.ops.bkdsl.delta_rule(q, k, v, beta, False, self.normalize)[0]
+        q, k, v, beta = self.projections(x)  # φ = ELU + 1 inside the kernel
+        return torch.ops.bkdsl.delta_rule(q, k, v, beta, True, self.normalize)[0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.uses_kernel(x):  # the one dispatch decision of this call
+            y = self._kernel(x)
+            B, H, T, dv = y.shape
+            return self.wo(y.transpose(1, 2).reshape(B, T, H * dv))
         q, k, v, beta = self.features(x)
         if self.mode == "chunked":
             y, _ = fast_weight_chunked(q, k, v, beta, self.rule, self.normalize, self.chunk)
