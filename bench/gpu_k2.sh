@@ -9,7 +9,7 @@
 #       its own wall time (default 110) and is killed at VARIANTS_BUDGET_S + 25; VARIANTS_ARGS (e.g. --only-causal)
 #       go to it.
 #
-# Needs only torch + triton: bkdsl need not be installed. The three files the benchmark imports are
+# Needs only torch + triton: bkdsl need not be installed. The files the benchmark imports are
 # staged as a minimal `bkdsl` package (kernels/ installs as bkdsl.kernels), so the rest of the tree and
 # its dependencies (lark, pint, geoopt, ...) are not needed on the GPU machine.
 set -euo pipefail
@@ -20,9 +20,12 @@ mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STAGE=$(mktemp -d)
 mkdir -p "$STAGE/bkdsl/nn" "$STAGE/bkdsl/kernels"
-touch "$STAGE/bkdsl/__init__.py" "$STAGE/bkdsl/nn/__init__.py" "$STAGE/bkdsl/kernels/__init__.py"
+touch "$STAGE/bkdsl/__init__.py" "$STAGE/bkdsl/nn/__init__.py"
+cp "$ROOT/bkdsl/diagnostics.py" "$STAGE/bkdsl/"
 cp "$ROOT/bkdsl/nn/scattering_attention.py" "$STAGE/bkdsl/nn/"
-cp "$ROOT/kernels/dispatch.py" "$ROOT/kernels/scattering_attention.py" "$STAGE/bkdsl/kernels/"
+# kernels/ installs as bkdsl.kernels: the whole tree (kernels/<op>/ packages, dispatch, tile tables)
+cp -r "$ROOT/kernels/." "$STAGE/bkdsl/kernels/"
+find "$STAGE/bkdsl/kernels" -name __pycache__ -prune -exec rm -rf {} +
 export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv || true

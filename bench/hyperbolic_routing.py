@@ -50,7 +50,8 @@ from pathlib import Path
 
 import torch
 
-from bkdsl.kernels import hyperbolic_routing as kh
+from bkdsl.kernels.hyperbolic_routing import kernel as kh
+from bkdsl.kernels.hyperbolic_routing import ops as _ops  # noqa: F401  (registers torch.ops.bkdsl.hyperbolic_route)
 from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
 

@@ -38,7 +38,9 @@ from pathlib import Path
 import torch
 
 from bkdsl.kernels import dispatch
-from bkdsl.kernels import resolvent as kr
+from bkdsl.kernels.resolvent import ops as _ops  # noqa: F401  (registers torch.ops.bkdsl.resolvent_diag*)
+from bkdsl.kernels.resolvent import segmented as kr
+from bkdsl.kernels.resolvent import variants as kv
 from bkdsl.nn.resolvent import ResolventDiag, resolvent_backward_reference, resolvent_diag_reference
 
 Z = 0.1j
@@ -228,7 +230,7 @@ def main():
     fb_ms = step("time segmented fwd+bwd (custom op)", timed("segmented fwd+bwd (custom op, autograd)", triton_fwd_bwd))
 
     # --- 3. the peer, the floor, the reference
-    seq = lambda: kr.resolvent_diag_triton_sequential(a, b, Z.real, Z.imag)  # noqa: E731
+    seq = lambda: kv.resolvent_diag_triton_sequential(a, b, Z.real, Z.imag)  # noqa: E731
     seq_g = step("compile sequential fwd (first call)", first_call("sequential fwd", seq))
     if seq_g is not None and g_ref is not None:
         errors["sequential_fwd_vs_reference"] = rel_err(seq_g, g_ref)
@@ -298,11 +300,11 @@ def main():
          timed(f"segmented fwd {long_batch_time} x {long_n}", lambda: kr.resolvent_diag_triton(ta, tb, Z.real, Z.imag, *default)))
     step(f"time sequential fwd {long_batch_time} x {long_n}",
          timed(f"previous sequential fwd {long_batch_time} x {long_n}",
-               lambda: kr.resolvent_diag_triton_sequential(ta, tb, Z.real, Z.imag), warmup=1, rep=20), need_s=5)
+               lambda: kv.resolvent_diag_triton_sequential(ta, tb, Z.real, Z.imag), warmup=1, rep=20), need_s=5)
 
     # the sequential backward peer: its unrolled chunks (8 × ~25 loads/stores) compile slowly (≈ 90 s
     # on a 2-core CPU for sm_90, ≈ 8× the sequential forward), so it comes after the long chain
-    seq_b = lambda: kr.resolvent_diag_backward_triton_sequential(a, b, Z.real, Z.imag, w)  # noqa: E731
+    seq_b = lambda: kv.resolvent_diag_backward_triton_sequential(a, b, Z.real, Z.imag, w)  # noqa: E731
     seq_b_need = max(60.0, 10 * compile_s.get("sequential fwd", 10.0))
     if step("compile sequential bwd (first call)", first_call("sequential bwd", seq_b), need_s=seq_b_need) is not None:
         step("time sequential bwd", timed("previous sequential bwd kernel (peer)", seq_b))

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from bkdsl.kernels import resolvent as kr  # installed, or staged by bench/gpu_k1.sh  # noqa: E402
+from bkdsl.kernels.resolvent import ops as _ops  # noqa: F401  (registers torch.ops.bkdsl.resolvent_diag*)
+from bkdsl.kernels.resolvent import segmented as kr  # installed, or staged by bench/gpu_k1.sh  # noqa: E402
 
 # Most telling first (the budget cuts the tail): the default (tile I/O at 8 × 128, chosen by the first
 # sweep of the variants: bench/results/2026-12-01-resolvent_layouts-run3.json) and the previous default

@@ -20,7 +20,7 @@ from bkdsl.semantics.lossexpr import LossProgram
 from bkdsl.semantics.resolve import Loader, resolve
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.syntax.parser import parse
-from bkdsl.verify import check_train_plan, establish_claims, verify
+from bkdsl.verify import check_train_plan, verify, verify_with_claims
 
 
 @dataclass
@@ -140,11 +140,11 @@ def _pipeline(text: str, file: str, overrides: dict[str, str] | None, claims: bo
     prog, rdiags = resolve(module, loader)
     diags = loader.diagnostics + rdiags
     if not any(d.is_error for d in diags):
-        diags += verify(prog)
+        vdiags, results = verify_with_claims(prog) if claims else (verify(prog), [])
+        diags += vdiags
+        prog = replace(prog, claims=results)
     elif prog.trains:  # a broken model still gets its train block checked (each error reported once)
         diags += check_train_plan(prog)
-    if claims and not any(d.is_error for d in diags):
-        prog = replace(prog, claims=establish_claims(prog))
     return Compiled(file, prog, unique(diags), loader.sources)
 
 

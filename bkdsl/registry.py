@@ -46,7 +46,18 @@ PROPERTIES = {
     "reversible": "the map has an exact inverse that the component implements",
     "commutative": "bind(x, y) = bind(y, x)",
     "hyperbolic": "values stay on the declared hyperbolic manifold",
+    "causal": "along a sequence axis (default: N of a [B, N, ...] input), the output at position t "
+              "depends only on inputs at positions ≤ t: `causal`, `causal(N)`",
+    "equivariant": "z-parity: model(flip(x)) = flip(model(x)) along the axis (invariance for outputs "
+                   "without that axis): `equivariant(flip(z))`",
+    "bounded": "every output entry satisfies |y| ≤ c for every input: `bounded(norm <= c)` (sup norm)",
+    "lipschitz": "‖f(x) − f(y)‖₂ ≤ L ‖x − y‖₂ per example: `lipschitz(<= L)`",
 }
+
+# The dependence patterns of an op along a sequence axis (``Component.sequence``), from the
+# most local to the least: output position t depends on input position t only / on positions ≤ t /
+# on neighbours on both sides / on every position.
+SEQUENCE_PATTERNS = ("pointwise", "causal", "bidirectional", "global")
 
 
 class NoParams(BaseModel):
@@ -89,6 +100,23 @@ class Component:
     function: ClassVar[Callable | None] = None
     # manifold-typing defaults: which manifolds the inputs may live on ("euclidean", "any")
     accepts: ClassVar[str] = "euclidean"
+    # Dependence along the sequence axes (every axis but the trailing feature axis the op may mix):
+    # one of SEQUENCE_PATTERNS. "global" unless a component declares otherwise — an op nobody
+    # described is assumed to mix every position (the claims pass then refuses `causal` through it).
+    sequence: ClassVar[str] = "global"
+    # Whether the op combines the entries of its input's last (feature) axis — then a sequence axis
+    # that *is* the last axis gets mixed, whatever ``sequence`` says (layernorm over [B, N]).
+    mixes_last_axis: ClassVar[bool] = True
+    # Whether flipping a sequence axis of the input flips the output (z-parity); by default every
+    # pointwise op is, since it applies one map at each position.
+    flip_equivariant: ClassVar[bool | None] = None
+    # The inputs the properties of :meth:`prove` speak about, the other inputs held fixed (None: the
+    # sole input of a one-input op, none of a multi-input op). A binding proves y ↦ bind(x₀, y).
+    property_inputs: ClassVar[tuple[str, ...] | None] = None
+    # Sup-norm bound of every output entry, |y| ≤ c for every input (None: unknown), and the
+    # Lipschitz constant in ℓ₂ of the op in its property input (None: unknown).
+    output_bound_value: ClassVar[float | None] = None
+    lipschitz_value: ClassVar[float | None] = None
 
     def __init__(self, params: BaseModel, span: Span | None = None, decl_name: str | None = None):
         self.params = params
@@ -155,6 +183,51 @@ class Component:
         if prop in self.guarantees:
             return Proof(True, "analytic", f"`{self.name}` is {prop} by construction")
         return None
+
+    # -- claims over the dataflow graph (bkdsl/verify/dataflow.py) -----------------------------
+    def sequence_pattern(self) -> str:
+        """Dependence along a sequence axis (one of SEQUENCE_PATTERNS); parameters may change it
+        (a layer built with ``causal = true`` overrides this)."""
+        return self.sequence
+
+    def flip_symmetric(self) -> bool:
+        """True when flip(op(x)) = op(flip(x)) along every sequence axis."""
+        if self.flip_equivariant is not None:
+            return self.flip_equivariant
+        return self.sequence_pattern() == "pointwise"
+
+    def claim_inputs(self) -> tuple[str, ...]:
+        """The inputs in which the properties of :meth:`prove` hold (the others held fixed)."""
+        if self.property_inputs is not None:
+            return self.property_inputs
+        return self.inputs if len(self.inputs) == 1 else ()
+
+    def output_bound(self) -> tuple[float, str] | None:
+        """(c, why) with |y| ≤ c for every entry of every output, or None."""
+        if self.output_bound_value is None:
+            return None
+        return float(self.output_bound_value), f"`{self.name}` maps into [−{self.output_bound_value:g}, {self.output_bound_value:g}]"
+
+    def lipschitz(self) -> tuple[float, str] | None:
+        """(L, why): ‖op(x) − op(y)‖₂ ≤ L‖x − y‖₂ in its property input, or None."""
+        if self.lipschitz_value is not None:
+            return float(self.lipschitz_value), f"`{self.name}` is {self.lipschitz_value:g}-Lipschitz"
+        for prop in ("isometric", "contractive"):
+            pr = self.prove(prop) if prop in self.guarantees else None
+            if pr is not None and pr.holds:
+                return 1.0, f"`{self.name}` is {prop}"
+        return None
+
+    def validate(self) -> None:
+        """Raise a BkError for parameter combinations the declaration alone refuses (beyond the
+        schema), so that `check` refuses them without the component being used in a model."""
+
+    def probe_elements(self) -> int:
+        """A bound on the tensor elements a probe of this component allocates (checked against
+        bkdsl.verify.probes.PROBE_BUDGET before any probe runs). Default: 64 points of the largest
+        integer parameter (a size such as ``n`` or ``dim``)."""
+        sizes = [abs(v) for _, v in self.params if isinstance(v, int) and not isinstance(v, bool)]
+        return 64 * max(sizes, default=1) ** 2 if sizes else 64
 
     def describe(self) -> dict[str, Any]:
         from bkdsl.semantics.values import to_json
@@ -232,6 +305,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.functions",
     "bkdsl.components.losses",
     "bkdsl.components.phase8",
+    "bkdsl.components.transformer",
     "bkdsl.components.structure",
     "bkdsl.components.training",
     "bkdsl.components.optimizers",

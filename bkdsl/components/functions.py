@@ -18,6 +18,8 @@ from bkdsl.semantics.types import ValueType
 class _Elementwise(Component):
     kind = "function"
     inputs = ("x",)
+    sequence = "pointwise"  # one scalar map per entry
+    mixes_last_axis = False
 
     def infer(self, ins: list[ValueType], ctx: InferCtx) -> ValueType:
         self.check_manifolds(ins, ctx)
@@ -26,14 +28,19 @@ class _Elementwise(Component):
         return ins[0].with_(unit=None)
 
 
-def _elementwise(name: str, fn, doc: str) -> None:
-    cls = type(f"Fn_{name}", (_Elementwise,), {"function": staticmethod(fn), "__doc__": doc})
+def _elementwise(name: str, fn, doc: str, lipschitz: float, bound: float | None) -> None:
+    cls = type(f"Fn_{name}", (_Elementwise,), {"function": staticmethod(fn), "__doc__": doc,
+                                                "lipschitz_value": lipschitz, "output_bound_value": bound})
     component(name, kind="function", inputs=("x",))(cls)
 
 
-for _n, _d in [("relu", "max(x, 0)"), ("gelu", "x Φ(x)"), ("silu", "x σ(x)"), ("elu", "x if x > 0 else eˣ − 1"),
-               ("tanh", "tanh x"), ("sigmoid", "1 / (1 + e⁻ˣ)"), ("softplus", "log(1 + eˣ)")]:
-    _elementwise(_n, getattr(ops, _n), _d)
+# (name, formula, Lipschitz constant = sup |f'|, sup |f| or None). gelu: max of Φ(x) + xφ(x) at
+# x = √2 is 1.1289; silu: max of σ(x)(1 + x(1 − σ(x))) at x ≈ 2.40 is 1.0998 (both rounded up).
+for _n, _d, _l, _b in [("relu", "max(x, 0)", 1.0, None), ("gelu", "x Φ(x)", 1.129, None),
+                       ("silu", "x σ(x)", 1.1, None), ("elu", "x if x > 0 else eˣ − 1", 1.0, None),
+                       ("tanh", "tanh x", 1.0, 1.0), ("sigmoid", "1 / (1 + e⁻ˣ)", 0.25, 1.0),
+                       ("softplus", "log(1 + eˣ)", 1.0, None)]:
+    _elementwise(_n, getattr(ops, _n), _d, _l, _b)
 
 
 class _UpP(BaseModel):
@@ -134,6 +141,9 @@ class Reshape(Component):
 class SqueezeLast(Component):
     """[…, 1] → […]."""
 
+    sequence = "pointwise"  # acts on the last axis only
+    mixes_last_axis = False  # entry by entry
+
     function = staticmethod(ops.squeeze_last)
 
     def infer(self, ins, ctx):
@@ -146,6 +156,9 @@ class SqueezeLast(Component):
 @component("magnitude", kind="function", inputs=("x",))
 class Magnitude(Component):
     """|x|; the complex modulus for a complex tensor (e.g. |G_ii|)."""
+
+    sequence = "pointwise"  # acts on the last axis only
+    mixes_last_axis = False  # entry by entry
 
     accepts = "euclidean"
     function = staticmethod(ops.magnitude)

@@ -34,6 +34,8 @@ class _LinearP(BaseModel):
 class Linear(Component):
     """y = x Wᵀ + b over the last axis: [..., d_in] → [..., out_features]."""
 
+    sequence = "pointwise"  # mixes the feature axis only
+
     Params = _LinearP
 
     def infer(self, ins, ctx):
@@ -60,6 +62,9 @@ class _EmbP(BaseModel):
 @component("embedding", kind="layer", inputs=("x",), positional=("x", "num_embeddings", "dim"))
 class Embedding(Component):
     """Integer tokens [...] → vectors [..., dim]."""
+
+    sequence = "pointwise"  # one lookup per position
+    mixes_last_axis = False  # each token is looked up alone
 
     Params = _EmbP
 
@@ -96,6 +101,8 @@ class Conv2d(Component):
     An *even* kernel with stride 2 (k = 4, p = 1) samples both parities of the grid symmetrically —
     the thesis' remedy for parity-symmetry breaking in stride-2 downsampling."""
 
+    sequence = "bidirectional"  # a stencil on both sides
+
     Params = _ConvP
 
     def infer(self, ins, ctx):
@@ -123,6 +130,8 @@ class Conv2d(Component):
 class BatchNorm(Component):
     """Batch normalisation over the channel axis 1 of [B, C, ...] (2-D for [B, C, H, W], 1-D otherwise)."""
 
+    sequence = "global"  # statistics over the batch and every position
+
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
         t = ins[0]
@@ -139,6 +148,8 @@ class BatchNorm(Component):
 @component("layernorm", kind="layer", inputs=("x",))
 class LayerNorm(Component):
     """Layer normalisation over the last axis."""
+
+    sequence = "pointwise"  # normalises over the feature axis only
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)

@@ -95,6 +95,7 @@ def _ball(comp: Component, name: str, ctx: InferCtx) -> Component:
 
 class _BallOp(Component):
     kind = "function"
+    sequence = "pointwise"  # exp₀, log₀, ⊕ and d act on the last (feature) axis of each position
     Params = _OnBall
     accepts = "any"
     c: float = 1.0

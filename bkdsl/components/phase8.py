@@ -34,8 +34,14 @@ def _hidden(ins: list[ValueType], ctx: InferCtx, name: str) -> tuple[Any, Any, i
 
 # ------------------------------------------------------------------------------ the propagator
 class TridiagonalHamiltonian(torch.nn.Module):
-    """H(h) from the hidden state: potential a_i = w_aᵀh_i + c_a on the diagonal, hopping
-    b_i = t₀ + w_bᵀ(h_i + h_{i+1})/2 on the off-diagonals (symmetric)."""
+    """H(h) from the hidden state: potential a_i = w_aᵀh_i + c_a on the diagonal, and on the
+    off-diagonals (symmetric) the bond between sites i−1 and i, b_{i−1} = t₀ + w_bᵀ(h_{i−1} + h_i)/2.
+
+    Row i of H reads h_{i−1}, h_i through a_i and b_{i−1}, and h_{i+1} only through the bond b_i to the
+    next site. The causal (retarded) resolvent G⁽ⁱ⁾_ii = 1/(a_i − z − b_{i−1}² G⁽ⁱ⁻¹⁾_{i−1,i−1}) uses the
+    leading block H[:i+1, :i+1], whose entries read h_{≤i} only; the two-sided resolvent also reads
+    b_i and every later entry (bidirectional).
+    """
 
     def __init__(self, d: int, t0: float):
         super().__init__()
@@ -50,22 +56,26 @@ class TridiagonalHamiltonian(torch.nn.Module):
 
 
 class GreenFunction(torch.nn.Module):
-    """G_ii = diag((H(h) − zI)⁻¹), O(N) (the whole propagator as one module, for direct use)."""
+    """G_ii = diag((H(h) − zI)⁻¹) (two-sided) or G⁽ⁱ⁾_ii of the leading blocks (``causal``), O(N)
+    (the whole propagator as one module, for direct use)."""
 
-    def __init__(self, d: int, z: complex, t0: float):
+    def __init__(self, d: int, z: complex, t0: float, causal: bool = False):
         super().__init__()
         self.hamiltonian = TridiagonalHamiltonian(d, t0)
-        self.z = z
+        self.z, self.causal = z, causal
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         a, b = self.hamiltonian(h)
-        return resolvent_diag(a, b, self.z)
+        return resolvent_diag(a, b, self.z, causal=self.causal)
 
 
 class _BkP(BaseModel):
     model_config = ConfigDict(extra="forbid")
     z: complex = Field(0.1j, description="spectral parameter z with Im z > 0 (e.g. 0.1i)")
     hopping: float = Field(1.0, description="bare hopping t₀ of the tridiagonal Hamiltonian")
+    causal: bool = Field(False, description="true: the retarded Green function of the leading blocks, "
+                                           "G_ii reads h_{≤i} (language models); false: the two-sided "
+                                           "resolvent diagonal, G_ii reads the whole sequence (encoders)")
 
     @field_validator("z", mode="before")
     @classmethod
@@ -78,9 +88,33 @@ class _BkP(BaseModel):
 @component("bk_resolvent", kind="propagator", inputs=("h",))
 class BkResolvent(Component):
     """The BK-Core propagator: G_ii = diag((H − zI)⁻¹) of a tridiagonal H built from the hidden state,
-    computed in O(N) by the continued-fraction (ratio) recursion; complex [B, N]."""
+    computed in O(N) by the continued-fraction (ratio) recursion; complex [B, N].
+
+    ``causal = true``: G⁽ⁱ⁾_ii = [(H_{≤i} − zI)⁻¹]_ii of the leading principal block, one left scan
+    G⁽ⁱ⁾_ii = 1/(a_i − z − b_{i−1}² G⁽ⁱ⁻¹⁾_{i−1,i−1}); it depends on h_{≤i} only. Default false (the
+    two-sided resolvent, whose G_ii reads every token): a language model must ask for the causal one.
+    """
 
     Params = _BkP
+    # G_ii depends on h at every site through (H − z)⁻¹: both neighbours, then theirs (two-sided)
+    sequence = "bidirectional"
+    # a flip P of the sites maps H(h) to P H(h) P (symmetric hopping), so G_ii(Ph) = (P G(h) P)_ii
+    flip_equivariant = True
+
+    def output_bound(self):
+        """|G_ii| ≤ ‖(H − z)⁻¹‖₂ = 1 / dist(z, spec H) ≤ 1 / Im z for a real symmetric H."""
+        im = complex(self.params.z).imag
+        return 1.0 / im, f"|G_ii| ≤ ‖(H − z)⁻¹‖ ≤ 1/Im z = {1.0 / im:g} (H real symmetric)"
+
+    def sequence_pattern(self) -> str:
+        """Dependence along the sequence axis (for the `causal` claim): the two-sided G_ii reads h at
+        every site through (H − z)⁻¹; the retarded one reads h_{≤i}."""
+        return "causal" if self.params.causal else "bidirectional"
+
+    def flip_symmetric(self) -> bool:
+        """A flip P of the sites maps H(h) to P H(h) P, so the two-sided G is flip-equivariant; the
+        retarded one (leading blocks) is not."""
+        return not self.params.causal
 
     @classmethod
     def from_args(cls, kwargs, span=None, decl_name=None):
@@ -104,8 +138,8 @@ class BkResolvent(Component):
         ab = emit.call_module(TridiagonalHamiltonian(self.d, self.params.hopping), args, "hamiltonian")
         a = emit.call_function(operator.getitem, (ab, 0), suffix="potential")
         b = emit.call_function(operator.getitem, (ab, 1), suffix="hopping")
-        return emit.graph.create_node("call_function", resolvent_diag, (a, b), {"z": self.params.z},
-                                      name=emit.base)
+        return emit.graph.create_node("call_function", resolvent_diag, (a, b),
+                                      {"z": self.params.z, "causal": self.params.causal}, name=emit.base)
 
 
 class GreenFeatures(torch.nn.Module):
@@ -129,6 +163,8 @@ class GreenFeaturesC(Component):
     """Linear features of the Green function: complex [B, N] → float [B, N, dim]."""
 
     Params = _GfP
+    sequence = "pointwise"  # [Re G_ii, Im G_ii] → features, site by site
+    mixes_last_axis = False  # G is [B, N]: its last axis is the sequence, read entry by entry
 
     def infer(self, ins, ctx):
         t = ins[0]
@@ -151,17 +187,25 @@ class ScatteringAttentionLayer(ScatteringAttention):
 class _SaP(BaseModel):
     model_config = ConfigDict(extra="forbid")
     heads: int = Field(gt=0)
-    tau: float = Field(gt=0, description="threshold on S_i·S_j, S_i = |G_ii| / mean_j |G_jj|")
+    tau: float = Field(gt=0, description="threshold on S_I·S_J; S_i = |G_ii| over its running mean "
+                                        "(causal) or its sequence mean (two-sided)")
     block: int = Field(64, gt=0, description="block size of the block-sparse attention")
-    causal: bool = True
+    causal: bool = Field(True, description="true: keys j ≤ i, S by its running mean, each block gated at "
+                                          "its first token (output i reads h_{≤i}); false: bidirectional")
 
 
 @component("scattering_attention", kind="layer", inputs=("h", "density"))
 class ScatteringAttentionC(Component):
     """Attention pruned by the scattering score of G: a query block attends a key block only when
-    σ_I·σ_J > τ (σ = block max of S); tokens with S_i·m_I ≤ τ take the identity path (output 0)."""
+    σ_I·σ_J > τ (σ = block max of S); tokens with S_i·m_I ≤ τ take the identity path (output 0).
+    Causal (default): S is normalised by its running mean and σ_I is read at block I's first token
+    (:func:`bkdsl.nn.scattering_attention.block_leading_score`), so output i reads h_{≤i} and G_{≤i}."""
 
     Params = _SaP
+
+    def sequence_pattern(self) -> str:
+        """Causal when built with ``causal = true`` (key blocks J ≤ I only), else every position."""
+        return "causal" if self.params.causal else "global"
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -184,27 +228,34 @@ class ScatteringAttentionC(Component):
 # ------------------------------------------------------------------------------ hyperbolic MoE
 class HyperbolicMoELayer(HyperbolicMoE):
     def training_report(self) -> dict[str, float]:
+        """Load of the busiest and idlest expert (shares of the last batch's assignments) and the mean
+        distance the centroids travelled since k-means (Poincaré distance; tangent norm if Euclidean)."""
         load = self.load.float()
         if load.sum() <= 0:
             return {}
-        return {"moe_load_max": float(load.max()), "moe_load_min": float(load.min())}
+        return {"moe_load_max": float(load.max()), "moe_load_min": float(load.min()),
+                "moe_centroid_travel": float(self.centroid_travel().float().mean())}
 
 
 class _MoEP(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     experts: int = Field(gt=0)
-    top_k: int = Field(1, gt=0)
-    hidden: int | None = Field(None, gt=0)
+    top_k: int = Field(2, gt=0, description="experts per token; gates softmax(−d/T) over them (k ≥ 2)")
+    hidden: int | None = Field(None, gt=0, description="width of each expert's MLP (default 2·d)")
+    temperature: float = Field(1.0, gt=0, description="T of the gate exp(−d/T)")
+    euclidean: bool = Field(False, description="ablation: route by ‖log₀x − μ‖ with Euclidean centroids")
     manifold: Any = Field(None, description="the ball (inferred from the input when omitted)")
 
 
 @component("hyperbolic_moe", kind="layer", inputs=("x",))
 class HyperbolicMoEC(Component):
-    """Routerless experts: token x goes to the expert(s) whose centroid μ_e (a geoopt ManifoldParameter)
-    is nearest in Poincaré distance, gate exp(−d(x, μ_e)); output on the same ball."""
+    """Routerless experts: token x goes to the top_k experts whose centroids μ_e (geoopt
+    ManifoldParameters, moved by Riemannian steps) are nearest in Poincaré distance, with gates
+    exp(−d(x, μ_e)/T) renormalised over them (differentiable in μ); output on the same ball."""
 
     Params = _MoEP
     accepts = "any"
+    sequence = "pointwise"  # each token is routed by its own distance to the centroids
 
     def infer(self, ins, ctx):
         t = ins[0]
@@ -222,7 +273,8 @@ class HyperbolicMoEC(Component):
 
     def build(self):
         p = self.params
-        return HyperbolicMoELayer(self.d, p.experts, p.top_k, p.hidden, self.c)
+        return HyperbolicMoELayer(self.d, p.experts, p.top_k, p.hidden, self.c, temperature=p.temperature,
+                                  metric="euclidean" if p.euclidean else "poincare")
 
     def prove(self, prop: str) -> Proof | None:
         if prop == "hyperbolic":

@@ -56,6 +56,12 @@ def _last_dim(ins: list[ValueType], ctx, what: str) -> Any:
 # =============================================================================================
 class _Binding(Component):
     inputs = ("x", "y")
+    sequence = "pointwise"  # binds the feature vectors of each position
+
+    def claim_inputs(self):
+        """``prove`` speaks about y ↦ bind(x₀, y); a commutative binding is the same map in x."""
+        comm = self.prove("commutative") if self.commutative_rule() is not None else None
+        return ("x", "y") if comm is not None and comm.holds else ("y",)
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -279,6 +285,7 @@ class _CirculantP(_P):
 @component("circulant", kind="layer", inputs=("x",), positional=("x", "n"))
 class Circulant(Component):
     """A CCNN layer y = w ⊛ x (+ b) held as its N-vector w (source 001 §2.3.2)."""
+    sequence = "pointwise"  # a circulant on the feature axis of each position
 
     Params = _CirculantP
 
@@ -599,6 +606,16 @@ class _Integrator(Component):
     method = ""
     inputs = ("x",)
     Params = _IntegratorP
+    sequence = "pointwise"  # integrates the phase-space vector [q, p] of each position
+
+    def validate(self) -> None:
+        """What the declaration alone already refuses (E0201), checked by the claims pass at check time."""
+        self._check_method()
+
+    def probe_elements(self) -> int:
+        # the probes use at most 8 steps on a 2·dim phase space, whatever `steps` says
+        dim = getattr(self.params.H.params, "dim", 1) if self.params.H is not None else 1
+        return 64 * (2 * int(dim)) ** 2
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)

@@ -329,7 +329,8 @@ class FileSource(DataSource):
 
 class TextBytesParams(_DataParams):
     seq_len: int = Field(128, gt=0, description="bytes per sequence N")
-    max_bytes: int = Field(2_000_000, gt=0, description="bytes read in all")
+    max_bytes: int = Field(2_000_000, gt=0, description="bytes read in all (files in a seeded order; the "
+                                                          "whole standard library is about 30 MB)")
     root: str | None = Field(None, description="directory of .py files (default: the standard library)")
 
 
@@ -337,6 +338,9 @@ class TextBytesParams(_DataParams):
 class TextBytesSource(DataSource):
     Params = TextBytesParams
     unnormalized_fields = ("tokens", "targets")
+    # targets[t] = tokens[t + 1]: a loss reading `targets` trains next-token prediction, which a model
+    # may learn only if it is causal (bkdsl/verify/causality.py)
+    next_token_fields = ("targets",)
 
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:
@@ -346,7 +350,7 @@ class TextBytesSource(DataSource):
         from bkdsl.train.sources import text_bytes_dataset
 
         p = self.params
-        return text_bytes_dataset(p.seq_len, p.max_bytes, p.root)
+        return text_bytes_dataset(p.seq_len, p.max_bytes, p.root, seed=seed)
 
     def fields(self) -> dict:
         from bkdsl.train.data import FieldInfo

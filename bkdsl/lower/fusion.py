@@ -12,16 +12,18 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
+from bkdsl.kernels.resolvent import load_ops
 from bkdsl.nn.resolvent import resolvent_diag, spectral_parameter
 
 
 def _resolvent_rewrite(g: fx.Graph, node: fx.Node) -> fx.Node:
-    from bkdsl.kernels import resolvent as _k  # noqa: F401  (registers torch.ops.bkdsl.resolvent_diag)
-
+    load_ops()  # registers torch.ops.bkdsl.resolvent_diag[_causal] (imports Triton)
     a, b = node.args[:2]
     z = spectral_parameter(node.kwargs.get("z", node.args[2] if len(node.args) > 2 else None))
+    causal = node.kwargs.get("causal", node.args[3] if len(node.args) > 3 else False)
+    op = torch.ops.bkdsl.resolvent_diag_causal if causal else torch.ops.bkdsl.resolvent_diag
     with g.inserting_before(node):
-        return g.call_function(torch.ops.bkdsl.resolvent_diag.default, (a, b, z.real, z.imag))
+        return g.call_function(op.default, (a, b, z.real, z.imag))
 
 
 REWRITES = {resolvent_diag: _resolvent_rewrite}

@@ -4,7 +4,8 @@ Reference: BK-Core Phase 8, §2 (``/work/shared/reference/README.md``). There is
 
     d_e(x) = d_𝔻(x, μ_e)                      (Poincaré distance to centroid μ_e, :func:`poincare.dist`)
     top-k  = the k nearest centroids          (k = 1: the Voronoi cell of x)
-    gate   = exp(−d_e(x)), normalised over the top-k (w_j = e^{−d_j} / Σ_l e^{−d_l}; a softmax of −d)
+    gate   = exp(−d_e(x)/T), renormalised over the top-k (w_j = e^{−d_j/T} / Σ_l e^{−d_l/T}; a softmax
+             of −d/T) for k ≥ 2, raw for k = 1 — either way differentiable in the centroids
 
 Experts act in the tangent space at the origin: y = exp₀( Σ_j w_j · MLP_{e_j}(log₀ x) ) — each expert
 is a plain MLP on log₀ x, their outputs are mixed as tangent vectors (a convex combination, so the
@@ -34,88 +35,16 @@ import torch
 from torch import nn
 
 from bkdsl.diagnostics import BkError
+from bkdsl.kernels.hyperbolic_routing import hyperbolic_route, hyperbolic_route_reference, route_backward
 from bkdsl.nn import poincare
 
 __all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "hyperbolic_kmeans",
-           "einstein_midpoint", "HyperbolicMoE"]
+           "einstein_midpoint", "distance_gates", "HyperbolicMoE"]
 
 
 # --- routing: distances, gates, top-k ---------------------------------------------------------------
-
-def _check_route(x: torch.Tensor, mu: torch.Tensor, k: int) -> None:
-    if x.dim() != 2 or mu.dim() != 2 or x.shape[1] != mu.shape[1]:
-        raise BkError("E0401", f"hyperbolic_route expects tokens [T, D] and centroids [E, D], got "
-                               f"{list(x.shape)} and {list(mu.shape)}")
-    if not 1 <= k <= mu.shape[0]:
-        raise BkError("E0201", f"top_k = {k} must lie in 1..{mu.shape[0]} (the number of experts)")
-
-
-def hyperbolic_route_reference(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
-                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, index, distance), each [T, k], nearest first: the specification of the kernel.
-
-    All T×E distances by :func:`poincare.dist` (difference then square, in float64), the k smallest
-    by ``torch.topk``, gate = exp(−d). Differentiable w.r.t. x and μ by autograd.
-    """
-    _check_route(x, mu, k)
-    d_all = poincare.dist(x[:, None, :], mu[None, :, :], c)
-    d, idx = torch.topk(d_all, k, dim=1, largest=False, sorted=True)
-    return torch.exp(-d), idx, d
-
-
-def route_backward(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, grad_gate: torch.Tensor | None,
-                   grad_dist: torch.Tensor | None, c: float = 1.0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""(∂L/∂x, ∂L/∂μ) of the selected gates and distances, in closed form (float64 inside).
-
-    With s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t:
-
-        ∂d/∂x =  2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/α) √(t/(1+t)) x
-        ∂d/∂μ = −2 (x − μ) / (√s √(αβ) √(1+t)) + (2√c/β) √(t/(1+t)) μ
-
-    and ∂L/∂d = grad_dist − e^{−d} grad_gate. At x = μ (s = 0) the first term takes its subgradient 0.
-    The selection (``idx``) is piecewise constant and carries no gradient.
-    """
-    x64, mu64 = x.to(torch.float64), mu.to(torch.float64)
-    m = mu64[idx]                                   # [T, k, D]
-    diff = x64[:, None, :] - m
-    s = (diff * diff).sum(-1)
-    alpha = poincare.conformal_denominator(x64, c)[:, None]
-    beta = poincare.conformal_denominator(m, c)
-    t = c * s / (alpha * beta)
-    d = 2.0 / math.sqrt(c) * torch.asinh(t.sqrt())
-    gd = torch.zeros_like(d)
-    if grad_dist is not None:
-        gd = gd + grad_dist.to(torch.float64)
-    if grad_gate is not None:
-        gd = gd - torch.exp(-d) * grad_gate.to(torch.float64)
-    pos = s > 0
-    a_coef = torch.where(pos, 2.0 / (torch.where(pos, s, 1.0).sqrt() * (alpha * beta).sqrt()
-                                     * (1.0 + t).sqrt()), 0.0)
-    r = (t / (1.0 + t)).sqrt() * 2.0 * math.sqrt(c)
-    common = (gd * a_coef)[..., None] * diff         # [T, k, D]
-    grad_x = common.sum(1) + (gd * r / alpha).sum(1)[:, None] * x64
-    contrib = -common + (gd * r / beta)[..., None] * m
-    grad_mu = torch.zeros_like(mu64).index_add_(0, idx.reshape(-1), contrib.reshape(-1, mu.shape[1]))
-    return grad_x.to(x.dtype), grad_mu.to(mu.dtype)
-
-
-def hyperbolic_route(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, index, distance) [T, k] of the k nearest centroids, nearest first; gate = exp(−d).
-
-    Fused Triton kernel (``torch.ops.bkdsl.hyperbolic_route``) where
-    :func:`bkdsl.kernels.dispatch.use_triton` says so, :func:`hyperbolic_route_reference` elsewhere.
-    """
-    from bkdsl.kernels.dispatch import use_triton
-
-    _check_route(x, mu, k)
-    if use_triton(x, mu):
-        from bkdsl.kernels import hyperbolic_routing  # noqa: F401  (registers the op)
-
-        return torch.ops.bkdsl.hyperbolic_route(x.contiguous(), mu.contiguous(), k, c)
-    return hyperbolic_route_reference(x, mu, k, c)
-
+# The reference, its closed-form backward and the dispatcher live beside the Triton kernels
+# (kernels/hyperbolic_routing/); re-exported here where the layer and its users import them.
 
 # --- initialisation -------------------------------------------------------------------------------
 
@@ -170,50 +99,86 @@ def hyperbolic_kmeans(x: torch.Tensor, k: int, iters: int = 10, c: float = 1.0,
 
 # --- the layer ------------------------------------------------------------------------------------
 
+def distance_gates(d: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Gates [T, k] from the distances [T, k] of the k selected centroids (source 000 §2).
+
+    k ≥ 2: the top-k of exp(−d/T) renormalised, w_j = e^{−d_j/T} / Σ_l e^{−d_l/T} (a softmax of −d/T
+    over the selected experts). Its derivative ∂w_j/∂d_l = −(δ_jl − w_l) w_j / T is non-zero whenever
+    the selected distances differ, so the centroids receive gradient through the gate.
+    k = 1: the raw gate exp(−d/T) (a renormalised single gate would be identically 1 and carry none).
+    """
+    if d.shape[-1] == 1:
+        return torch.exp(-d / temperature)
+    return torch.softmax(-d / temperature, dim=-1)
+
+
 class HyperbolicMoE(nn.Module):
     """Mixture of tangent-space MLP experts routed by Poincaré distance (module docstring).
 
     Args:
         d: dimension of the ball.
         experts: number of experts E (and centroids).
-        top_k: experts per token (1: Voronoi routing).
+        top_k: experts per token (default 2; see :func:`distance_gates` for the gate).
         hidden: width of each expert's MLP (default 2d).
         c: curvature magnitude (the ball has curvature −c).
-        normalize: gates normalised over the top-k (default). With top_k = 1 a normalised gate is 1 and
-            the centroids receive no gradient (they move only by :meth:`init_from_batch`); set
-            ``normalize=False`` to use the raw gate exp(−d).
+        temperature: T of the gate exp(−d/T) (distance units of the ball).
+        metric: ``"poincare"`` (centroids μ_e on the ball, geoopt ``ManifoldParameter``, distance
+            d_𝔻(x, μ_e)) or ``"euclidean"`` (the ablation: centroids are plain vectors of the tangent
+            space at the origin, distance ‖log₀x − μ_e‖₂; the same gate, experts and mixing).
         activation: the experts' nonlinearity.
 
     Input x: [..., d] points of the ball; output: [..., d] points of the ball.
+
+    Statistics (not trained): ``load`` [E], the fraction of (token, slot) assignments each expert got
+    in the last forward; ``centroids_start``, the centroids after construction or
+    :meth:`init_from_batch`, from which :meth:`centroid_travel` measures how far they moved.
     """
 
-    def __init__(self, d: int, experts: int, top_k: int = 1, hidden: int | None = None, c: float = 1.0,
-                 normalize: bool = True, activation: Callable[[], nn.Module] = nn.GELU):
+    def __init__(self, d: int, experts: int, top_k: int = 2, hidden: int | None = None, c: float = 1.0,
+                 temperature: float = 1.0, metric: str = "poincare",
+                 activation: Callable[[], nn.Module] = nn.GELU):
         super().__init__()
         if not 1 <= top_k <= experts:
             raise BkError("E0201", f"top_k = {top_k} must lie in 1..{experts}")
-        self.d, self.num_experts, self.top_k, self.c, self.normalize = d, experts, top_k, c, normalize
+        if not temperature > 0:
+            raise BkError("E0201", f"temperature = {temperature} must be > 0")
+        if metric not in ("poincare", "euclidean"):
+            raise BkError("E0201", f"metric = {metric!r} must be 'poincare' or 'euclidean'")
+        self.d, self.num_experts, self.top_k, self.c = d, experts, top_k, c
+        self.temperature, self.metric = float(temperature), metric
         hidden = hidden or 2 * d
         self.manifold = geoopt.PoincareBall(c=c)
-        init = poincare.expmap0(0.5 * torch.randn(experts, d) / math.sqrt(d), c)
-        self.centroids = geoopt.ManifoldParameter(init, manifold=self.manifold)
+        tangent = 0.5 * torch.randn(experts, d) / math.sqrt(d)
+        if metric == "poincare":
+            self.centroids = geoopt.ManifoldParameter(poincare.expmap0(tangent, c), manifold=self.manifold)
+        else:
+            self.centroids = nn.Parameter(tangent)
         self.experts = nn.ModuleList(
             nn.Sequential(nn.Linear(d, hidden), activation(), nn.Linear(hidden, d)) for _ in range(experts))
         self.register_buffer("load", torch.zeros(experts), persistent=False)
+        self.register_buffer("centroids_start", self.centroids.detach().clone(), persistent=False)
 
     @torch.no_grad()
     def init_from_batch(self, x: torch.Tensor, iters: int = 10, generator: torch.Generator | None = None
                         ) -> None:
-        """Place the centroids by :func:`hyperbolic_kmeans` on a batch of embeddings [..., d]."""
+        """Place the centroids by :func:`hyperbolic_kmeans` on a batch of embeddings [..., d]. For the
+        Euclidean metric they are the same k-means centroids mapped by log₀, so that the ablation
+        starts from the same seeds and differs only in the metric."""
         mu = hyperbolic_kmeans(x.detach().reshape(-1, self.d).to(self.centroids.dtype), self.num_experts,
                                iters, self.c, generator)
+        if self.metric == "euclidean":
+            mu = poincare.logmap0(mu, self.c)
         self.centroids.copy_(mu)
+        self.centroids_start.copy_(mu)
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(weights, index, distance) [T, k] for tokens x [T, d]."""
-        gate, idx, dist = hyperbolic_route(x, self.centroids, self.top_k, self.c)
-        w = gate / gate.sum(-1, keepdim=True) if self.normalize else gate
-        return w, idx, dist
+        """(gates, index, distance) [T, k] for tokens x [T, d]; gates by :func:`distance_gates`."""
+        if self.metric == "poincare":
+            _, idx, dist = hyperbolic_route(x, self.centroids, self.top_k, self.c)
+        else:
+            d_all = torch.cdist(poincare.logmap0(x, self.c), self.centroids.to(x.dtype))
+            dist, idx = torch.topk(d_all, self.top_k, dim=1, largest=False, sorted=True)
+        return distance_gates(dist, self.temperature), idx, dist
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -223,7 +188,7 @@ class HyperbolicMoE(nn.Module):
         mixed = torch.zeros_like(v)
         flat_idx = idx.reshape(-1)
         flat_tok = torch.arange(tokens.shape[0], device=x.device).repeat_interleave(self.top_k)
-        flat_w = w.reshape(-1)
+        flat_w = w.reshape(-1).to(v.dtype)
         for e, expert in enumerate(self.experts):
             sel = (flat_idx == e).nonzero(as_tuple=True)[0]
             if sel.numel() == 0:
@@ -235,17 +200,29 @@ class HyperbolicMoE(nn.Module):
             self.load.copy_(counts / max(flat_idx.numel(), 1))
         return poincare.expmap0(mixed, self.c).reshape(shape)
 
+    @torch.no_grad()
+    def centroid_travel(self) -> torch.Tensor:
+        """Distance [E] each centroid moved since ``centroids_start``: d_𝔻 on the ball (Poincaré metric),
+        ‖·‖₂ in the tangent space (Euclidean metric)."""
+        mu, mu0 = self.centroids.detach(), self.centroids_start
+        if self.metric == "poincare":
+            return poincare.dist(mu, mu0, self.c).to(mu.dtype)
+        return (mu - mu0).norm(dim=-1)
+
     def load_balance(self) -> dict[str, torch.Tensor | float]:
         """Fraction of (token, slot) assignments per expert in the last forward, and summaries.
 
         ``fraction`` [E] sums to 1; ``max_over_mean`` is 1 for a perfectly balanced layer;
+        ``max_over_min`` is the busiest over the idlest share (inf when an expert is idle);
         ``entropy`` is in nats (log E when balanced); ``idle`` counts experts that got no token.
         """
         f = self.load.clone()
         nz = f[f > 0]
+        fmin = float(f.min())
         return {
             "fraction": f,
             "max_over_mean": float(f.max() * self.num_experts) if f.sum() > 0 else 0.0,
+            "max_over_min": float(f.max()) / fmin if fmin > 0 else float("inf"),
             "entropy": float(-(nz * nz.log()).sum()),
             "idle": int((f == 0).sum()),
         }

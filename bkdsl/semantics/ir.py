@@ -153,6 +153,7 @@ class DeclIR:
     component: Component | None  # None for loss declarations (an expression, see LossIR)
     claims: list[tuple[str, Span | None]]
     span: Span | None = None
+    claim_asts: list[Any] = field(default_factory=list)  # the AST claims, with their arguments
 
 
 @dataclass
@@ -166,6 +167,7 @@ class LossIR:
     expr: Any  # bkdsl.syntax.ast.Expr
     span: Span | None = None
     scope: Any = None  # the resolver scope (constants, declarations) the expression closes over
+    claims: list[Any] = field(default_factory=list)  # AST claims written on it (rejected: E0306)
 
 
 @dataclass

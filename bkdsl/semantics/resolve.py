@@ -190,7 +190,7 @@ def _resolve_decl(st: A.ComponentDecl, scope: Scope, prog: I.Program) -> None:
     if st.kind == "loss":
         formals = [f.name for f in st.formals or []]
         defaults = {f.name: ConstEval(scope).ev(f.default) for f in st.formals or [] if f.default is not None}
-        loss = I.LossIR(st.name, formals, defaults, st.value, st.span, scope)
+        loss = I.LossIR(st.name, formals, defaults, st.value, st.span, scope, claims=list(st.claims))
         scope.define(st.name, Binding("loss", loss, st.name_span or st.span))
         prog.losses[st.name] = loss
         try:  # names, components and parameters now; units need the data's fields (the train pass)
@@ -213,6 +213,6 @@ def _resolve_decl(st: A.ComponentDecl, scope: Scope, prog: I.Program) -> None:
     args = [ev.ev(a) for a in st.value.args]
     kwargs = {k.name: ev.ev(k.value) for k in st.value.kwargs}
     comp = instantiate(cls, args, kwargs, st.value.span, decl_name=st.name)
-    d = I.DeclIR(st.kind, st.name, comp, claims, st.span)
+    d = I.DeclIR(st.kind, st.name, comp, claims, st.span, claim_asts=list(st.claims))
     scope.define(st.name, Binding("decl", d, st.name_span or st.span))
     prog.decls[st.name] = d

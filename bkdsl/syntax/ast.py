@@ -185,7 +185,20 @@ class Formal:
 
 @dataclass
 class Claim:
+    """``: causal(N)`` — a property name and its optional argument: an expression (``N``,
+    ``flip(z)``) or a :class:`ClaimBound` (``norm <= 10.0``)."""
+
     name: str
+    span: Span | None = _sp()
+    arg: "Expr | ClaimBound | None" = None
+
+
+@dataclass
+class ClaimBound:
+    """``norm <= c`` / ``<= L`` inside a claim: the measured quantity (or None) and its bound."""
+
+    measure: str | None
+    bound: "Expr"
     span: Span | None = _sp()
 
 

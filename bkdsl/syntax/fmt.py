@@ -133,8 +133,17 @@ def _formal_texts(fs: list[A.Formal]) -> list[str]:
     return out
 
 
+def _claim(c: A.Claim) -> str:
+    if c.arg is None:
+        return c.name
+    if isinstance(c.arg, A.ClaimBound):
+        lhs = f"{c.arg.measure} " if c.arg.measure else ""
+        return f"{c.name}({lhs}<= {expr(c.arg.bound)})"
+    return f"{c.name}({expr(c.arg)})"
+
+
 def _claims(cs: list[A.Claim]) -> str:
-    return (" : " + ", ".join(c.name for c in cs)) if cs else ""
+    return (" : " + ", ".join(_claim(c) for c in cs)) if cs else ""
 
 
 class _Emitter:

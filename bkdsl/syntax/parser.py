@@ -105,7 +105,15 @@ class _ToAst(Transformer):
                                _span(self.file, name))
 
     def claims(self, meta, ch):
-        return [A.Claim(str(c), _span(self.file, c)) for c in ch]
+        return list(ch)
+
+    def claim(self, meta, ch):
+        name, arg = ch
+        return A.Claim(str(name), _span(self.file, name), arg)
+
+    def claim_bound(self, meta, ch):
+        measure, bound = ch
+        return A.ClaimBound(str(measure) if measure is not None else None, bound, self._s(meta))
 
     def formals(self, meta, ch):
         return [c for c in ch if c is not None]

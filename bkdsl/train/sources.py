@@ -7,9 +7,10 @@
     metadata ``units`` (JSON) — and then a declared unit must have the same dimension (E0604) and the
     values are converted to the declared unit (a file in keV read as MeV is scaled by 1e-3).
 ``text_bytes(seq_len = N, max_bytes = ..)``
-    Byte-level text from the Python standard library's own sources (a file list every install has),
-    in sorted path order; windows of N + 1 bytes become ``tokens`` = w[:N] and ``targets`` = w[1:].
-    Samples are grouped by file so the held-out split is by file.
+    Byte-level text from the Python standard library's own sources (every ``.py``, ~30 MB, cached;
+    :mod:`bkdsl.train.corpus`), files in a seeded order up to ``max_bytes``; windows of N + 1 bytes
+    become ``tokens`` = w[:N] and ``targets`` = w[1:]. Samples are grouped by file so the held-out
+    split is by file.
 ``woods_saxon(samples, nr, step, ...)``
     Generated: radial Woods–Saxon densities ρ(r) = ρ0 / (1 + exp((r − R)/a)) for random (R, a), the
     smooth physical function of ``specs/tiny_regression.bk``; cached (see :mod:`bkdsl.train.cache`).
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.units import DIMENSIONLESS, unit_str, ureg
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.train.corpus import byte_windows, corpus_files, load_corpus
 from bkdsl.train.data import Dataset, FieldInfo
 
 FILE_SUFFIXES = (".npz", ".h5", ".hdf5", ".safetensors")
@@ -305,44 +306,17 @@ def read_header(path: str | Path, decls: dict[str, FieldInfo], span: Span | None
 
 
 # -- text_bytes(...) ---------------------------------------------------------------------------
-def stdlib_files(root: str | Path | None = None) -> list[Path]:
-    """The ``.py`` files of the standard library in sorted relative-path order (deterministic),
-    without site-packages/dist-packages (installed third-party code differs between machines)."""
-    base = Path(root or sysconfig.get_paths()["stdlib"])
-    skip = {"site-packages", "dist-packages", "__pycache__"}
-    files = [f for f in base.rglob("*.py") if not (skip & set(f.relative_to(base).parts))]
-    return sorted(files, key=lambda f: f.relative_to(base).as_posix())
+stdlib_files = corpus_files  # the corpus's file list (bkdsl.train.corpus)
 
 
-def text_bytes_dataset(seq_len: int, max_bytes: int, root: str | None = None) -> Dataset:
-    files = stdlib_files(root)
-    windows, groups, used, total = [], [], [], 0
-    w = seq_len + 1
-    for gi, f in enumerate(files):
-        if max_bytes - total < w:
-            break
-        try:
-            b = f.read_bytes()
-        except OSError:
-            continue
-        b = b[: max(0, max_bytes - total)]
-        n = len(b) // w
-        if n == 0:
-            continue
-        total += n * w
-        arr = np.frombuffer(b[: n * w], dtype=np.uint8).reshape(n, w)
-        windows.append(arr)
-        groups.append(np.full(n, len(used), dtype=np.int64))
-        used.append(f.name)
-    if not windows:
-        raise BkError("E0605", f"text_bytes: no text found under {root or 'the standard library'}",
-                      help="point `root` at a directory of .py files")
-    data = torch.from_numpy(np.concatenate(windows).astype(np.int64))
+def text_bytes_dataset(seq_len: int, max_bytes: int, root: str | None = None, seed: int = 0) -> Dataset:
+    """Byte windows of the ``.py`` files under ``root`` (default: the standard library), whole files
+    per group (split), files in a ``seed``ed order up to ``max_bytes``: :mod:`bkdsl.train.corpus`."""
+    data, groups, used = byte_windows(load_corpus(root), seq_len, max_bytes, seed)
     info = {"tokens": FieldInfo("tokens", shape=(seq_len,), dtype="int"),
             "targets": FieldInfo("targets", shape=(seq_len,), dtype="int")}
     return Dataset({"tokens": data[:, :-1].contiguous(), "targets": data[:, 1:].contiguous()}, info,
-                   groups=torch.from_numpy(np.concatenate(groups)),
-                   meta={"source": "text_bytes", "files": len(used), "bytes": total})
+                   groups=groups, meta={"source": "text_bytes", "files": len(used), "bytes": int(data.numel())})
 
 
 # -- woods_saxon(...) --------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class TrainBlock(BaseModel):
     time_limit: Any = None
     assert_manifolds: StrictBool = False
     checkpoint_interval: Any = None
+    allow_acausal: StrictBool = False  # opt out of the next-token causality check (bkdsl/verify/causality.py)
 
     @model_validator(mode="after")
     def _epochs_or_steps(self) -> "TrainBlock":

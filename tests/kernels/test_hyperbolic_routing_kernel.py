@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from bkdsl.kernels import dispatch
-from bkdsl.kernels import hyperbolic_routing as kh
+from bkdsl.kernels.hyperbolic_routing import kernel as kh
+from bkdsl.kernels.hyperbolic_routing import ops as kops
 from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import HyperbolicMoE, hyperbolic_route, hyperbolic_route_reference, route_backward
 
@@ -150,7 +151,7 @@ def test_backward_gets_no_materialised_zero_gradients(monkeypatch):
     for the index): no zero-filled [T, k] tensors per step."""
     seen = []
     kernel_backward = kh.route_backward_triton
-    monkeypatch.setattr(kh, "route_backward_triton",
+    monkeypatch.setattr(kops, "route_backward_triton",
                         lambda x, mu, idx, gg, gd, *a, **kw: seen.append((gg, gd)) or kernel_backward(x, mu, idx, gg, gd,
                                                                                                       *a, **kw))
     gen = torch.Generator().manual_seed(37)
@@ -250,7 +251,7 @@ def test_custom_op_gradients_match_reference_autograd(monkeypatch):
     """The op's backward runs the Triton pair on the Triton path and agrees with autograd of the reference."""
     calls = []
     kernel_backward = kh.route_backward_triton
-    monkeypatch.setattr(kh, "route_backward_triton", lambda *a, **kw: calls.append(1) or kernel_backward(*a, **kw))
+    monkeypatch.setattr(kops, "route_backward_triton", lambda *a, **kw: calls.append(1) or kernel_backward(*a, **kw))
     gen = torch.Generator().manual_seed(11)
     x, mu = _ball_points(30, 20, gen), _ball_points(7, 20, gen)
     wg, wd = torch.randn(30, 2, generator=gen), torch.randn(30, 2, generator=gen)
@@ -278,9 +279,8 @@ def test_opcheck_and_compile_and_export():
         gate, idx, dist = torch.ops.bkdsl.hyperbolic_route(x, mu, 2, 1.0)
         return (gate / gate.sum(-1, keepdim=True) * dist).sum(-1)
 
-    with dispatch.force("reference"):
-        out = torch.compile(mix, fullgraph=True, backend="aot_eager")(x, mu)
-        torch.testing.assert_close(out, mix(x, mu))
+    out = torch.compile(mix, fullgraph=True, backend="aot_eager")(x, mu)
+    torch.testing.assert_close(out, mix(x, mu))
 
     class Mix(torch.nn.Module):
         def forward(self, x, mu):
@@ -384,3 +384,33 @@ def test_backward_rows_whose_terms_cancel_at_the_bench_distribution():
         # ∂L/∂μ_e sums contributions ±w μ_e with w ≈ 1e6 that cancel (Σ‖q‖/‖Σ q‖ up to 290 here): the
         # exact contributions rounded once to fp32 and summed exactly already err 3.6e-6 (random)
         assert _row_rel_err(gmu, rmu) <= 2e-5, case
+
+
+def test_naive_distance_matches_the_ball_module():
+    """The reference's own float64 distance (kernels/ imports nothing of bkdsl.nn) agrees with
+    bkdsl.nn.poincare.dist, near the boundary and at x = μ."""
+    from bkdsl.kernels.hyperbolic_routing.naive import poincare_dist64
+
+    gen = torch.Generator().manual_seed(41)
+    for c in (1.0, 2.5):
+        x, mu = _ball_points(30, 12, gen), _ball_points(6, 12, gen)
+        x = x / c ** 0.5
+        mu = torch.cat([mu / c ** 0.5, x[:1]])  # one centroid on a token: d = 0
+        got = poincare_dist64(x[:, None], mu[None], c)
+        want = pb.dist(x.double()[:, None], mu.double()[None], c)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_dispatch_decides_once_and_keeps_float64_on_the_reference(monkeypatch):
+    """float64 tokens never reach the op, even with the Triton path forced; float32 ones do."""
+    from bkdsl.kernels import hyperbolic_routing as routing
+
+    seen = []
+    real = kh.hyperbolic_route_triton
+    monkeypatch.setattr(kops, "hyperbolic_route_triton", lambda *a, **kw: seen.append(a[0].dtype) or real(*a, **kw))
+    gen = torch.Generator().manual_seed(43)
+    x, mu = _ball_points(10, 8, gen), _ball_points(4, 8, gen)
+    with dispatch.force("triton"):
+        routing.hyperbolic_route(x.double(), mu.double(), 2)
+        routing.hyperbolic_route(x, mu, 2)
+    assert seen == [torch.float32]

@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bkdsl.kernels import dispatch
-from bkdsl.kernels.scattering_attention import (
+from bkdsl.kernels.scattering_attention.kernel import (
     Launch,
     Tiles,
     block_plan,
     lpt_order,
     scattering_attention_backward,
     scattering_attention_forward,
-    scattering_attention_triton,
 )
+from bkdsl.kernels.scattering_attention.ops import scattering_attention_triton
 from bkdsl.nn.scattering_attention import (
     active_tokens,
     block_keep_mask,
@@ -208,7 +208,7 @@ def test_dispatch_switch_picks_each_path(monkeypatch):
     q, k, v = _qkv(1, 1, 64, 16, gen)
     s = _gated_score(1, 64, 32, gen)
     called = []
-    import bkdsl.kernels.scattering_attention as kmod
+    import bkdsl.kernels.scattering_attention.ops as kmod
 
     real = kmod.scattering_attention_triton
     monkeypatch.setattr(kmod, "scattering_attention_triton", lambda *a: called.append(1) or real(*a))
@@ -242,7 +242,7 @@ def test_half_precision_close_to_the_float32_reference():
 def test_default_tiles_pick_the_causal_entry_on_the_gpu_table(monkeypatch):
     """Off the interpreter, causal calls with 128-blocks get the causal entry (LPT, split diagonal, TMA
     where Triton has tensor descriptors); other calls keep the measured non-causal table."""
-    import bkdsl.kernels.scattering_attention as ksa
+    import bkdsl.kernels.scattering_attention.kernel as ksa
 
     monkeypatch.setattr(ksa.dispatch, "interpreting", lambda: False)
     causal = ksa.default_tiles(128, 128, causal=True)
@@ -252,3 +252,49 @@ def test_default_tiles_pick_the_causal_entry_on_the_gpu_table(monkeypatch):
     assert ksa.default_tiles(64, 128, causal=True).dkdv.lpt is False   # not measured at 64-blocks
     monkeypatch.setattr(ksa, "_has_tensor_descriptors", lambda: False)
     assert ksa.default_tiles(128, 128, causal=True).fwd.tma is False
+
+
+def test_a_default_tile_that_fails_to_compile_falls_back(monkeypatch, caplog):
+    """#20.3 under the interpreter: each kernel's table starts with a fake tile of 48 rows (tl.arange needs a
+    power of two, so it fails to compile); every kernel falls back to its next tile, says so once, records
+    the tile it runs (``active_tile``), and computes the reference's function."""
+    import logging
+
+    import bkdsl.kernels.scattering_attention.kernel as ksa
+    from bkdsl.kernels import tiles
+
+    tiles.reset()
+    real = ksa.tile_table
+    fake = Launch(48, 64, 4, 1)
+    monkeypatch.setattr(ksa, "tile_table", lambda block, d, causal: {f: (fake,) + t for f, t in real(block, d, causal).items()})
+    gen = torch.Generator().manual_seed(23)
+    q, k, v = _qkv(1, 2, 128, 16, gen)
+    s = _gated_score(1, 128, 32, gen)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bkdsl.kernels.tiles"):
+            _compare(q, k, v, s, 1.0, 32, True)
+            _compare(q, k, v, s, 1.0, 32, True)  # the second call goes straight to the working tile
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 3 and all("48" in w and "falling back" in w for w in warnings)
+        from bkdsl.kernels.scattering_attention import active_tile
+
+        active = active_tile()
+        assert len(active) == 3 and fake not in active.values()
+        assert {name.split(" ")[0] for name in active} == {"scattering_attention.fwd", "scattering_attention.dkdv",
+                                                           "scattering_attention.dq"}
+    finally:
+        tiles.reset()
+
+
+def test_tile_table_orders_default_first_and_ends_safe(monkeypatch):
+    import bkdsl.kernels.scattering_attention.kernel as ksa
+
+    monkeypatch.setattr(ksa.dispatch, "interpreting", lambda: False)
+    table = ksa.tile_table(128, 128, causal=True)
+    first = ksa.default_tiles(128, 128, causal=True)
+    for f in ("fwd", "dkdv", "dq"):
+        assert table[f][0] == getattr(first, f)
+        assert table[f][-1] == getattr(ksa._SAFE_TILES, f)
+        assert len(set(table[f])) == len(table[f])
+    # the dK/dV tile that crashed ptxas on the H200 (64 × 128, 8 warps, 3 stages) has the measured 64 × 64 behind it
+    assert table["dkdv"][0][:4] == (64, 128, 8, 3) and ksa._GPU_TILES[128].dkdv in table["dkdv"][1:]

@@ -6,7 +6,7 @@ import torch
 
 from bkdsl.diagnostics import BkError
 from bkdsl.nn import poincare as pb
-from bkdsl.nn.hyperbolic_moe import (HyperbolicMoE, einstein_midpoint, hyperbolic_kmeans,
+from bkdsl.nn.hyperbolic_moe import (HyperbolicMoE, distance_gates, einstein_midpoint, hyperbolic_kmeans,
                                      hyperbolic_route_reference, route_backward)
 
 
@@ -90,10 +90,10 @@ def test_init_from_batch_puts_centroids_on_the_data():
     assert moe.load_balance()["idle"] == 0
 
 
-@pytest.mark.parametrize("top_k,normalize", [(2, True), (1, False)])
-def test_centroids_stay_on_the_ball_under_riemannian_adam(top_k, normalize):
+@pytest.mark.parametrize("top_k", [2, 1])
+def test_centroids_stay_on_the_ball_under_riemannian_adam(top_k):
     torch.manual_seed(0)
-    moe = HyperbolicMoE(4, 3, top_k=top_k, normalize=normalize)
+    moe = HyperbolicMoE(4, 3, top_k=top_k)
     opt = geoopt.optim.RiemannianAdam(moe.parameters(), lr=5e-2)
     x = _points(32, 4, 8, scale=3.0)
     target = _points(32, 4, 9)
@@ -107,3 +107,64 @@ def test_centroids_stay_on_the_ball_under_riemannian_adam(top_k, normalize):
     assert moe.manifold.check_point_on_manifold(moe.centroids)
     assert (torch.linalg.vector_norm(moe.centroids.double(), dim=-1) < 1).all()
     assert not torch.allclose(moe.centroids.detach(), start)  # they did move
+
+
+def test_distance_gates_softmax_of_minus_d_over_t_and_raw_for_one():
+    d = torch.tensor([[0.3, 0.7], [1.0, 1.0]])
+    w = distance_gates(d, 0.5)
+    e = torch.exp(-d / 0.5)
+    torch.testing.assert_close(w, e / e.sum(-1, keepdim=True))
+    torch.testing.assert_close(distance_gates(d[:, :1], 0.5), e[:, :1])
+
+
+@pytest.mark.parametrize("metric", ["poincare", "euclidean"])
+def test_gate_gradients_reach_the_centroids(metric):
+    """The top-2 renormalised gate is differentiable in the distances: the centroids get a gradient of
+    the size of the loss's, not the 1e-12 of a top-1 normalised gate (identically 1)."""
+    torch.manual_seed(3)
+    moe = HyperbolicMoE(6, 4, top_k=2, temperature=0.5, metric=metric)
+    x = _points(64, 6, 4, scale=2.0)
+    moe.init_from_batch(x, iters=3, generator=torch.Generator().manual_seed(0))
+    out = moe(x)
+    pb.logmap0(out).pow(2).sum().backward()
+    g = moe.centroids.grad
+    assert g is not None and torch.isfinite(g).all()
+    assert g.abs().max() > 1e-4, g.abs().max()
+    # the gates themselves carry it: with the experts frozen to a constant, only the gates depend on μ
+    w, idx, dist = moe.route(x.reshape(-1, 6))
+    moe.centroids.grad = None
+    (w * torch.arange(2.0)).sum().backward()
+    assert moe.centroids.grad.abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("metric", ["poincare", "euclidean"])
+def test_centroids_move_under_training_and_travel_is_reported(metric):
+    torch.manual_seed(5)
+    moe = HyperbolicMoE(4, 3, top_k=2, metric=metric)
+    x = _points(48, 4, 11, scale=2.0)
+    moe.init_from_batch(x, iters=3, generator=torch.Generator().manual_seed(0))
+    assert moe.centroid_travel().abs().max() == 0
+    opt = geoopt.optim.RiemannianAdam(moe.parameters(), lr=1e-2)
+    target = _points(48, 4, 12)
+    for _ in range(5):
+        opt.zero_grad()
+        pb.dist(moe(x), target).pow(2).mean().backward()
+        opt.step()
+    travel = moe.centroid_travel()
+    assert travel.shape == (3,) and torch.isfinite(travel).all() and (travel > 1e-4).all(), travel
+
+
+def test_load_balance_max_over_min_refuses_an_idle_expert():
+    moe = HyperbolicMoE(4, 3, top_k=1)
+    moe.load.copy_(torch.tensor([0.5, 0.5, 0.0]))
+    assert moe.load_balance()["max_over_min"] == float("inf")
+    moe.load.copy_(torch.tensor([0.5, 0.25, 0.25]))
+    assert moe.load_balance()["max_over_min"] == pytest.approx(2.0)
+
+
+def test_bad_temperature_and_metric_are_coded_errors():
+    with pytest.raises(BkError) as e:
+        HyperbolicMoE(4, 3, temperature=0.0)
+    assert e.value.code == "E0201"
+    with pytest.raises(BkError):
+        HyperbolicMoE(4, 3, metric="cosine")

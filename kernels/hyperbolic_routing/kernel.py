@@ -1,10 +1,10 @@
 r"""Fused hyperbolic routing: Poincaré distances tokens → centroids, gate exp(−d), top-k; and its backward.
 
-Specification: :func:`bkdsl.nn.hyperbolic_moe.hyperbolic_route_reference` (forward) and
-:func:`bkdsl.nn.hyperbolic_moe.route_backward` (backward, closed form). Registered as
-``torch.ops.bkdsl.hyperbolic_route(x, mu, k, c) -> (gate, index, distance)``, each [T, k], nearest
-first, with a fake implementation and an autograd formula whose backward is the Triton kernel pair
-below on the Triton path and ``route_backward`` elsewhere. Design and floors: ``docs/kernels_routing.md``.
+Specification: :func:`bkdsl.kernels.hyperbolic_routing.naive.hyperbolic_route_reference` (forward) and
+:func:`bkdsl.kernels.hyperbolic_routing.naive.route_backward` (backward, closed form). The launchers here
+are registered in :mod:`bkdsl.kernels.hyperbolic_routing.ops` as ``torch.ops.bkdsl.hyperbolic_route(x, mu,
+k, c) -> (gate, index, distance)``, each [T, k], nearest first, with a fake implementation and an autograd
+formula whose backward is the Triton kernel pair below. Design and floors: ``docs/kernels_routing.md``.
 
 Notation: s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t.
 
@@ -61,7 +61,6 @@ import triton.language as tl
 
 from bkdsl.diagnostics import BkError
 from bkdsl.kernels import dispatch
-from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
 
 __all__ = ["hyperbolic_route_triton", "route_backward_triton", "RouteConfig", "BackwardConfig",
            "DEFAULT_CONFIG", "V1_CONFIG", "MAX_EXPERTS", "MAX_ROW_DIM"]
@@ -702,50 +701,3 @@ def route_backward_triton(x: torch.Tensor, mu: torch.Tensor, idx: torch.Tensor, 
     if grad_mu is None:
         grad_mu = ws.sum(0)          # fixed-order reduction over the splits: deterministic
     return grad_x, grad_mu
-
-
-# --- torch.library registration -------------------------------------------------------------------
-
-def _triton_path(x: torch.Tensor, mu: torch.Tensor) -> bool:
-    return (dispatch.use_triton(x, mu) and x.dtype == torch.float32 and mu.dtype == torch.float32
-            and mu.shape[0] <= MAX_EXPERTS)
-
-
-@torch.library.custom_op("bkdsl::hyperbolic_route", mutates_args=())
-def hyperbolic_route_op(x: torch.Tensor, mu: torch.Tensor, k: int, c: float
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, index, distance) of the k nearest centroids; Triton where the dispatcher says so."""
-    if _triton_path(x, mu):
-        return hyperbolic_route_triton(x, mu, k, c)
-    with torch.no_grad():
-        gate, idx, dist = hyperbolic_route_reference(x, mu, k, c)
-    return gate.contiguous(), idx.contiguous(), dist.contiguous()
-
-
-@hyperbolic_route_op.register_fake
-def _(x, mu, k, c):
-    T = x.shape[0]
-    return (x.new_empty(T, k), x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k))
-
-
-def _setup_context(ctx, inputs, output):
-    x, mu, k, c = inputs
-    _, idx, _ = output
-    ctx.save_for_backward(x, mu, idx)
-    ctx.c = c
-    ctx.mark_non_differentiable(idx)
-    # no zero-filled [T, k] int64 gradient for the index, nor zeros for an unused gate or distance:
-    # the backward takes None for either (HAS_GGATE / HAS_GDIST)
-    ctx.set_materialize_grads(False)
-
-
-def _backward(ctx, grad_gate, grad_idx, grad_dist):
-    x, mu, idx = ctx.saved_tensors
-    if _triton_path(x, mu):
-        grad_x, grad_mu = route_backward_triton(x, mu, idx, grad_gate, grad_dist, ctx.c)
-    else:
-        grad_x, grad_mu = route_backward(x, mu, idx, grad_gate, grad_dist, ctx.c)
-    return grad_x, grad_mu, None, None
-
-
-torch.library.register_autograd("bkdsl::hyperbolic_route", _backward, setup_context=_setup_context)

@@ -1,9 +1,8 @@
 r"""Fused Triton kernels for the resolvent diagonal G_ii = diag((H − zI)⁻¹) of tridiagonal H.
 
-Specification: :mod:`bkdsl.nn.resolvent` (formulas, stability argument, adjoint sweeps). Registered as
-``torch.ops.bkdsl.resolvent_diag(a, b, z_re, z_im) -> G`` with a fake (shape) implementation and an
-autograd formula that calls ``torch.ops.bkdsl.resolvent_diag_backward``, so torch.compile and
-torch.export trace through it as one opaque node.
+Specification: :mod:`bkdsl.kernels.resolvent.naive` (formulas, stability argument, adjoint sweeps). The
+custom ops that call these launchers are registered in :mod:`bkdsl.kernels.resolvent.ops`; the causal
+(one-sweep) kernels built from the same sweeps are in :mod:`bkdsl.kernels.resolvent.causal`.
 
 Design (``docs/kernels_k1.md`` has the floors and the measurements):
 
@@ -24,8 +23,7 @@ Design (``docs/kernels_k1.md`` has the floors and the measurements):
 * Segmented backward (:func:`resolvent_diag_backward_triton`): the Möbius sweeps write α, β to scratch;
   the adjoint recurrences (linear given α, β) run the same compose / scan / re-sweep on affine maps.
 * The previous sequential kernels (one lane per sequence, site-major copies, sweeps meeting in the
-  middle) stay as ``resolvent_diag_triton_sequential`` / ``resolvent_diag_backward_triton_sequential``,
-  the benchmark's peer.
+  middle) are the benchmark's peer, in :mod:`bkdsl.kernels.resolvent.variants` (not imported here).
 * Compile time: the loops over a segment's sites are runtime loops (the compose unrolled by 2). Fully
   unrolled (``tl.static_range(SEG)``), Triton's coalescing pass — one def-use slice of the kernel per
   load/store — took 78 s (forward) and minutes (backward) to compile for sm_90; now 2–4 s.
@@ -39,12 +37,10 @@ import torch
 import triton
 import triton.language as tl
 
-from bkdsl.kernels import dispatch
-from bkdsl.nn.resolvent import check_inputs, resolvent_backward_reference, resolvent_diag_reference
+from bkdsl.kernels.resolvent.naive import check_inputs
 
-__all__ = ["resolvent_diag_triton", "resolvent_diag_triton_sequential", "resolvent_diag_backward_triton",
-           "resolvent_diag_backward_triton_sequential", "segment_layout", "variant_flags", "IO_VARIANTS",
-           "RENORMS", "SEG", "SEGS", "BLOCK_B", "IO", "BWD_SEG", "BWD_SEGS", "BLOCK_SEQ", "CHUNK"]
+__all__ = ["resolvent_diag_triton", "resolvent_diag_backward_triton", "segment_layout", "variant_flags",
+           "IO_VARIANTS", "RENORMS", "SEG", "SEGS", "BLOCK_B", "IO", "BWD_SEG", "BWD_SEGS"]
 
 # Segmented forward: SEG sites per segment, SEGS segments (lanes) per window, BLOCK_B sequences per
 # program, IO the access variant. 4096 × 2048 gives 4096 programs of 128 lanes, 8 sites each, two windows
@@ -65,18 +61,10 @@ IO_VARIANTS = ("strided", "packed", "tile")
 # io="tile" moves a segment in chunks of TILE_SITES sites (one 16-B fp32 access per lane and array).
 TILE_SITES = 4
 RENORMS = ("max", "pow2")
+# What a Möbius sweep writes (its FINISH constexpr): its Schur complements, the two-sided diagonal over the
+# α parked by the previous sweep, or the causal (retarded) diagonal 1/α.
+PARK, TWO_SIDED, RETARDED = 0, 1, 2
 
-# Sequential kernels (the backward, and the previous forward kept as a peer): one warp per program, one
-# sequence per lane: 4096 sequences give 128 programs, about one per SM of an H200 (132 SMs).
-BLOCK_SEQ = 32
-CHUNK = 8
-NUM_WARPS = 1
-
-
-@triton.jit
-def _at(i, n_seq, seq64):
-    """Offset of site i of each lane's sequence in a site-major [N, B] array: i·B + seq."""
-    return i.to(tl.int64) * n_seq + seq64
 
 
 @triton.jit
@@ -94,89 +82,6 @@ def _reciprocal(sr, si):
 
 
 @triton.jit
-def _resolvent_fwd_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
-                          BLOCK_SEQ: tl.constexpr, CHUNK: tl.constexpr):
-    pid = tl.program_id(0)
-    seq = pid * BLOCK_SEQ + tl.arange(0, BLOCK_SEQ)
-    live = seq < n_seq
-    seq64 = seq.to(tl.int64)
-    plane = (seq64 * 0 + n) * n_seq  # offset of the imaginary plane
-    zr = tl.load(z_ptr)
-    zi = tl.load(z_ptr + 1)
-    one = tl.full([BLOCK_SEQ], 1.0, zr.dtype)
-    nil = tl.zeros([BLOCK_SEQ], zr.dtype)
-    # Site indices are carried as per-lane vectors (uniform across lanes) so that masks built from
-    # them are tensors in the compiled kernel and in the interpreter alike.
-    lane0 = tl.zeros([BLOCK_SEQ], tl.int32)
-    # α_{-1} and β_{N} are placeholders: the hopping beyond the ends loads as 0, so they never count.
-    al_r, al_i = one, nil
-    be_r, be_i = one, nil
-    half = n // 2
-
-    # First half: sites i = k < N/2 (α) and j = N−1−k ≥ N − N/2 (β); park α_i and β_j in out.
-    for k0 in range(0, half, CHUNK):
-        for c in tl.static_range(CHUNK):
-            k = lane0 + (k0 + c)
-            valid = k < half
-            i = k
-            j = n - 1 - k
-            m = live & valid
-            a_i = tl.load(a_ptr + _at(i, n_seq, seq64), mask=m, other=0.0)
-            b_l = tl.load(b_ptr + _at((i - 1), n_seq, seq64), mask=m & (i > 0), other=0.0)
-            a_j = tl.load(a_ptr + _at(j, n_seq, seq64), mask=m, other=0.0)
-            b_r = tl.load(b_ptr + _at(j, n_seq, seq64), mask=m & (j < n - 1), other=0.0)
-            nr, ni = _schur_step(a_i - zr, nil - zi, b_l * b_l, al_r, al_i)
-            al_r = tl.where(valid, nr, al_r)
-            al_i = tl.where(valid, ni, al_i)
-            nr, ni = _schur_step(a_j - zr, nil - zi, b_r * b_r, be_r, be_i)
-            be_r = tl.where(valid, nr, be_r)
-            be_i = tl.where(valid, ni, be_i)
-            tl.store(out_ptr + _at(i, n_seq, seq64), al_r, mask=m)
-            tl.store(out_ptr + plane + _at(i, n_seq, seq64), al_i, mask=m)
-            tl.store(out_ptr + _at(j, n_seq, seq64), be_r, mask=m)
-            tl.store(out_ptr + plane + _at(j, n_seq, seq64), be_i, mask=m)
-
-    # The second half reads what other lanes of the block may have written (replicated layouts).
-    tl.debug_barrier()
-
-    # Second half: i = k ≥ N/2 finds β_i parked, j = N−1−k < N/2 finds α_j parked (for odd N the
-    # middle site has i = j and both values in registers).
-    for k0 in range(half, n, CHUNK):
-        for c in tl.static_range(CHUNK):
-            k = lane0 + (k0 + c)
-            valid = k < n
-            i = k
-            j = n - 1 - k
-            same = i == j
-            apart = i != j
-            m = live & valid
-            a_i = tl.load(a_ptr + _at(i, n_seq, seq64), mask=m, other=0.0)
-            b_l = tl.load(b_ptr + _at((i - 1), n_seq, seq64), mask=m & (i > 0), other=0.0)
-            a_j = tl.load(a_ptr + _at(j, n_seq, seq64), mask=m, other=0.0)
-            b_r = tl.load(b_ptr + _at(j, n_seq, seq64), mask=m & (j < n - 1), other=0.0)
-            nr, ni = _schur_step(a_i - zr, nil - zi, b_l * b_l, al_r, al_i)
-            al_r = tl.where(valid, nr, al_r)
-            al_i = tl.where(valid, ni, al_i)
-            nr, ni = _schur_step(a_j - zr, nil - zi, b_r * b_r, be_r, be_i)
-            be_r = tl.where(valid, nr, be_r)
-            be_i = tl.where(valid, ni, be_i)
-            # G_i = 1 / (α_i + β_i − d_i), d_i = a_i − z
-            pb_r = tl.load(out_ptr + _at(i, n_seq, seq64), mask=m & apart, other=1.0)
-            pb_i = tl.load(out_ptr + plane + _at(i, n_seq, seq64), mask=m & apart, other=0.0)
-            pb_r = tl.where(same, be_r, pb_r)
-            pb_i = tl.where(same, be_i, pb_i)
-            g_r, g_i = _reciprocal(al_r + pb_r - (a_i - zr), al_i + pb_i + zi)
-            # G_j = 1 / (α_j + β_j − d_j), α_j parked in the first half
-            pa_r = tl.load(out_ptr + _at(j, n_seq, seq64), mask=m & apart, other=1.0)
-            pa_i = tl.load(out_ptr + plane + _at(j, n_seq, seq64), mask=m & apart, other=0.0)
-            h_r, h_i = _reciprocal(pa_r + be_r - (a_j - zr), pa_i + be_i + zi)
-            tl.store(out_ptr + _at(i, n_seq, seq64), g_r, mask=m)
-            tl.store(out_ptr + plane + _at(i, n_seq, seq64), g_i, mask=m)
-            tl.store(out_ptr + _at(j, n_seq, seq64), h_r, mask=m & apart)
-            tl.store(out_ptr + plane + _at(j, n_seq, seq64), h_i, mask=m & apart)
-
-
-@triton.jit
 def _sigma(al_r, al_i, be_r, be_i, a, zr, zi, gr, gi):
     """σ = −conj(g)·G², G = 1/(α + β − d): the adjoint of s = α + β − d (u = conj(g))."""
     G_r, G_i = _reciprocal(al_r + be_r - (a - zr), al_i + be_i + zi)
@@ -187,147 +92,9 @@ def _sigma(al_r, al_i, be_r, be_i, a, zr, zi, gr, gi):
 
 
 @triton.jit
-def _adjoint_step(s_r, s_i, b2, p_r, p_i, acc_r, acc_i):
-    """σ + acc · b² / p² (complex p, real b²): one step of the adjoint recurrence."""
-    p2_r = p_r * p_r - p_i * p_i
-    p2_i = 2.0 * p_r * p_i
-    scale = b2 / (p2_r * p2_r + p2_i * p2_i)
-    # b²/p² = b² conj(p²) / |p²|²
-    q_r = p2_r * scale
-    q_i = -p2_i * scale
-    return s_r + acc_r * q_r - acc_i * q_i, s_i + acc_r * q_i + acc_i * q_r
-
-
-@triton.jit
 def _re_over(x_r, x_i, p_r, p_i):
     """Re(x / p) for complex x, p."""
     return (x_r * p_r + x_i * p_i) / (p_r * p_r + p_i * p_i)
-
-
-@triton.jit
-def _resolvent_bwd_kernel(a_ptr, b_ptr, z_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, n_seq, n,
-                          BLOCK_SEQ: tl.constexpr, CHUNK: tl.constexpr):
-    pid = tl.program_id(0)
-    seq = pid * BLOCK_SEQ + tl.arange(0, BLOCK_SEQ)
-    live = seq < n_seq
-    seq64 = seq.to(tl.int64)
-    plane = (seq64 * 0 + n) * n_seq  # offset of the imaginary plane
-    zr = tl.load(z_ptr)
-    zi = tl.load(z_ptr + 1)
-    one = tl.full([BLOCK_SEQ], 1.0, zr.dtype)
-    nil = tl.zeros([BLOCK_SEQ], zr.dtype)
-    # Site indices are carried as per-lane vectors (uniform across lanes) so that masks built from
-    # them are tensors in the compiled kernel and in the interpreter alike.
-    lane0 = tl.zeros([BLOCK_SEQ], tl.int32)
-
-    # Pass 1: α and β everywhere, into scratch (the interleaved forward sweeps, no meeting).
-    al_r, al_i = one, nil
-    be_r, be_i = one, nil
-    for k0 in range(0, n, CHUNK):
-        for c in tl.static_range(CHUNK):
-            k = lane0 + (k0 + c)
-            valid = k < n
-            i = k
-            j = n - 1 - k
-            m = live & valid
-            a_i = tl.load(a_ptr + _at(i, n_seq, seq64), mask=m, other=0.0)
-            b_l = tl.load(b_ptr + _at((i - 1), n_seq, seq64), mask=m & (i > 0), other=0.0)
-            a_j = tl.load(a_ptr + _at(j, n_seq, seq64), mask=m, other=0.0)
-            b_r = tl.load(b_ptr + _at(j, n_seq, seq64), mask=m & (j < n - 1), other=0.0)
-            al_r, al_i = _schur_step(a_i - zr, nil - zi, b_l * b_l, al_r, al_i)
-            be_r, be_i = _schur_step(a_j - zr, nil - zi, b_r * b_r, be_r, be_i)
-            tl.store(al_ptr + _at(i, n_seq, seq64), al_r, mask=m)
-            tl.store(al_ptr + plane + _at(i, n_seq, seq64), al_i, mask=m)
-            tl.store(be_ptr + _at(j, n_seq, seq64), be_r, mask=m)
-            tl.store(be_ptr + plane + _at(j, n_seq, seq64), be_i, mask=m)
-    tl.debug_barrier()
-
-    # Pass 2: Ā from the right (site i = N−1−k) and B̄ from the left (site j = k), meeting in the
-    # middle on grad_a / grad_b: the first half writes each sweep's share, the second adds the other's.
-    A_r, A_i = nil, nil  # Ā_{i+1}
-    B_r, B_i = nil, nil  # B̄_{j−1}
-    half = n // 2
-    for k0 in range(0, half, CHUNK):
-        for c in tl.static_range(CHUNK):
-            A_r, A_i, B_r, B_i = _adjoint_pair(lane0 + (k0 + c), half, True, a_ptr, b_ptr, g_ptr, al_ptr,
-                                               be_ptr, ga_ptr, gb_ptr, seq64, n_seq, plane, live, n, zr, zi,
-                                               A_r, A_i, B_r, B_i)
-    tl.debug_barrier()
-    for k0 in range(half, n, CHUNK):
-        for c in tl.static_range(CHUNK):
-            A_r, A_i, B_r, B_i = _adjoint_pair(lane0 + (k0 + c), n, False, a_ptr, b_ptr, g_ptr, al_ptr,
-                                               be_ptr, ga_ptr, gb_ptr, seq64, n_seq, plane, live, n, zr, zi,
-                                               A_r, A_i, B_r, B_i)
-
-
-@triton.jit
-def _adjoint_pair(k, stop, FIRST: tl.constexpr, a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr,
-                  seq64, n_seq, plane, live, n, zr, zi, A_r, A_i, B_r, B_i):
-    """Step k of both adjoint sweeps: Ā at site i = N−1−k, B̄ at site j = k (no-op for k ≥ stop).
-
-    In the first half (FIRST) each sweep stores its share of ∂L/∂a and ∂L/∂b; in the second it adds
-    the share the other sweep stored there earlier (at the middle site of an odd N, i = j and both
-    shares are in registers).
-    """
-    valid = k < stop
-    i = n - 1 - k
-    j = k
-    same = i == j
-    apart = i != j
-    m = live & valid
-    # --- Ā at site i
-    al_r = tl.load(al_ptr + _at(i, n_seq, seq64), mask=m, other=1.0)
-    al_i = tl.load(al_ptr + plane + _at(i, n_seq, seq64), mask=m, other=0.0)
-    be_r = tl.load(be_ptr + _at(i, n_seq, seq64), mask=m, other=1.0)
-    be_i = tl.load(be_ptr + plane + _at(i, n_seq, seq64), mask=m, other=0.0)
-    a_i = tl.load(a_ptr + _at(i, n_seq, seq64), mask=m, other=0.0)
-    g_r = tl.load(g_ptr + _at(i, n_seq, seq64), mask=m, other=0.0)
-    g_i = tl.load(g_ptr + plane + _at(i, n_seq, seq64), mask=m, other=0.0)
-    b_i = tl.load(b_ptr + _at(i, n_seq, seq64), mask=m & (i < n - 1), other=0.0)
-    s_r, s_i = _sigma(al_r, al_i, be_r, be_i, a_i, zr, zi, g_r, g_i)
-    # ∂L/∂b_i share Re(−2 b_i Ā_{i+1} / α_i), Ā_{i+1} being the running value before this step
-    gb_A = -2.0 * b_i * _re_over(A_r, A_i, al_r, al_i)
-    nr, ni = _adjoint_step(s_r, s_i, b_i * b_i, al_r, al_i, A_r, A_i)
-    A_r = tl.where(valid, nr, A_r)
-    A_i = tl.where(valid, ni, A_i)
-    ga_A = A_r - s_r
-    # --- B̄ at site j
-    al_r = tl.load(al_ptr + _at(j, n_seq, seq64), mask=m, other=1.0)
-    al_i = tl.load(al_ptr + plane + _at(j, n_seq, seq64), mask=m, other=0.0)
-    be_r = tl.load(be_ptr + _at(j, n_seq, seq64), mask=m, other=1.0)
-    be_i = tl.load(be_ptr + plane + _at(j, n_seq, seq64), mask=m, other=0.0)
-    a_j = tl.load(a_ptr + _at(j, n_seq, seq64), mask=m, other=0.0)
-    g_r = tl.load(g_ptr + _at(j, n_seq, seq64), mask=m, other=0.0)
-    g_i = tl.load(g_ptr + plane + _at(j, n_seq, seq64), mask=m, other=0.0)
-    b_jl = tl.load(b_ptr + _at((j - 1), n_seq, seq64), mask=m & (j > 0), other=0.0)
-    b_j = tl.load(b_ptr + _at(j, n_seq, seq64), mask=m & (j < n - 1), other=0.0)
-    bn_r = tl.load(be_ptr + _at(j + 1, n_seq, seq64), mask=m & (j < n - 1), other=1.0)
-    bn_i = tl.load(be_ptr + plane + _at(j + 1, n_seq, seq64), mask=m & (j < n - 1), other=0.0)
-    s_r, s_i = _sigma(al_r, al_i, be_r, be_i, a_j, zr, zi, g_r, g_i)
-    nr, ni = _adjoint_step(s_r, s_i, b_jl * b_jl, be_r, be_i, B_r, B_i)
-    B_r = tl.where(valid, nr, B_r)
-    B_i = tl.where(valid, ni, B_i)
-    ga_B = B_r
-    # ∂L/∂b_j share Re(−2 b_j B̄_j / β_{j+1})
-    gb_B = -2.0 * b_j * _re_over(B_r, B_i, bn_r, bn_i)
-    # --- meet in the middle
-    if FIRST:
-        ga_i = ga_A
-        gb_i = gb_A
-        ga_j = ga_B
-        gb_j = gb_B
-    else:
-        later = m & apart
-        ga_i = ga_A + tl.where(same, ga_B, tl.load(ga_ptr + _at(i, n_seq, seq64), mask=later, other=0.0))
-        gb_i = gb_A + tl.where(same, gb_B, tl.load(gb_ptr + _at(i, n_seq, seq64), mask=later & (i < n - 1),
-                                                  other=0.0))
-        ga_j = ga_B + tl.load(ga_ptr + _at(j, n_seq, seq64), mask=later, other=0.0)
-        gb_j = gb_B + tl.load(gb_ptr + _at(j, n_seq, seq64), mask=later & (j < n - 1), other=0.0)
-    tl.store(ga_ptr + _at(i, n_seq, seq64), ga_i, mask=m)
-    tl.store(gb_ptr + _at(i, n_seq, seq64), gb_i, mask=m & (i < n - 1))
-    tl.store(ga_ptr + _at(j, n_seq, seq64), ga_j, mask=m & apart)
-    tl.store(gb_ptr + _at(j, n_seq, seq64), gb_j, mask=m & apart & (j < n - 1))
-    return A_r, A_i, B_r, B_i
 
 
 # --- the segmented forward (default) --------------------------------------------------------------
@@ -516,9 +283,9 @@ def _store_pair(at, re, im, valid, PACKED: tl.constexpr):
 def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
                      FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
                      PACKED: tl.constexpr = False, POW2: tl.constexpr = False):
-    """One Schur sweep over all windows: α (left to right) or, if MIRROR, β (right to left). Without
-    FINISH the sweep writes its Schur complements to out (complex, re/im interleaved); with FINISH out
-    holds α already and the sweep writes G = 1/(α + β − d) over it. Every access is per step and lane
+    """One Schur sweep over all windows: α (left to right) or, if MIRROR, β (right to left). FINISH says
+    what the sweep writes to out (complex, re/im interleaved): PARK (0) its Schur complements; TWO_SIDED
+    (1) G = 1/(α + β − d) over the α that out holds already; RETARDED (2) the causal diagonal 1/α. Every access is per step and lane
     (stride SEG between lanes); PACKED moves each complex value as one 8-B pair, POW2 renormalises by
     powers of two."""
     seg = tl.arange(0, SEGS)[None, :]                 # [1, SEGS]
@@ -558,9 +325,12 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
             x_r = tl.where(valid, nr, x_r)
             x_i = tl.where(valid, ni, x_i)
             at = out_ptr + 2 * (row64 * n + site)
-            if FINISH:
+            if FINISH == 1:
                 al_r, al_i = _load_pair(at, valid, PACKED)
                 g_r, g_i = _reciprocal(al_r + x_r - dr, al_i + x_i + zi)
+                _store_pair(at, g_r, g_i, valid, PACKED)
+            elif FINISH == 2:
+                g_r, g_i = _reciprocal(x_r, x_i)
                 _store_pair(at, g_r, g_i, valid, PACKED)
             else:
                 _store_pair(at, x_r, x_i, valid, PACKED)
@@ -710,16 +480,16 @@ def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIR
         low = _segment_low(first, n, MIRROR, CH)
         d_t, b2_t = _load_tile(a_ptr, b_ptr, row3, live3, low, n, zr, MIRROR, CH, EVEN)
         at, inside = _pair_tile(out_ptr, row3, live3, low, n, CH, EVEN)
-        if FINISH:
+        if FINISH == 1:
             al_t = tl.load(at, mask=inside, other=1.0)
         for c in tl.static_range(NCH):
             if c + 1 < NCH:  # prefetch chunk c+1: no load of it waits for chunk c's store
                 low_n = _segment_low(first + (c + 1) * CH, n, MIRROR, CH)
                 d_n, b2_n = _load_tile(a_ptr, b_ptr, row3, live3, low_n, n, zr, MIRROR, CH, EVEN)
                 at_n, inside_n = _pair_tile(out_ptr, row3, live3, low_n, n, CH, EVEN)
-                if FINISH:
+                if FINISH == 1:
                     al_n = tl.load(at_n, mask=inside_n, other=1.0)
-            if FINISH:
+            if FINISH == 1:
                 al_r_t, al_i_t = tl.split(tl.reshape(al_t, [BLOCK_B, SEGS, CH, 2]))
             res_r = tl.zeros([BLOCK_B, SEGS, CH], zr.dtype)
             res_i = tl.zeros([BLOCK_B, SEGS, CH], zr.dtype)
@@ -729,9 +499,11 @@ def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIR
                 valid = row_live & (w0 + target * SEG + (c * CH + u) < n)
                 x_r = tl.where(valid, nr, x_r)
                 x_i = tl.where(valid, ni, x_i)
-                if FINISH:
+                if FINISH == 1:
                     y_r, y_i = _reciprocal(_column(al_r_t, u, MIRROR, CH) + x_r - dr,
                                            _column(al_i_t, u, MIRROR, CH) + x_i + zi)
+                elif FINISH == 2:
+                    y_r, y_i = _reciprocal(x_r, x_i)
                 else:
                     y_r, y_i = x_r, x_i
                 res_r = _put(res_r, y_r, u, MIRROR, CH)
@@ -739,7 +511,7 @@ def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIR
             tl.store(at, tl.reshape(tl.join(res_r, res_i), [BLOCK_B, SEGS, 2 * CH]), mask=inside)
             if c + 1 < NCH:
                 d_t, b2_t, at, inside = d_n, b2_n, at_n, inside_n
-                if FINISH:
+                if FINISH == 1:
                     al_t = al_n
         c_r = tl.sum(tl.where(seg == carry_lane, x_r, 0.0), axis=1, keep_dims=True)
         c_i = tl.sum(tl.where(seg == carry_lane, x_i, 0.0), axis=1, keep_dims=True)
@@ -805,17 +577,22 @@ def _resolvent_segmented_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
 
 
 @triton.jit
-def _adjoint_terms(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, k, n, zr, zi, MIRROR: tl.constexpr):
+def _adjoint_terms(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, k, n, zr, zi, MIRROR: tl.constexpr,
+                   CAUSAL: tl.constexpr = False):
     """σ and q = b²/p² at sweep step k, p = α at the site for Ā (MIRROR), β for B̄; also p, the site
-    and the bond's hopping."""
+    and the bond's hopping. CAUSAL: G = 1/α (no β; be_ptr is not read), so σ = −conj(g)/α²."""
     site, bond = _sweep_site(k, n, MIRROR)
     valid = row_live & (k < n)
     at = 2 * (row64 * n + site)
     al_r = tl.load(al_ptr + at, mask=valid, other=1.0)
     al_i = tl.load(al_ptr + at + 1, mask=valid, other=0.0)
-    be_r = tl.load(be_ptr + at, mask=valid, other=1.0)
-    be_i = tl.load(be_ptr + at + 1, mask=valid, other=0.0)
     a = tl.load(a_ptr + row64 * n + site, mask=valid, other=0.0)
+    if CAUSAL:
+        be_r = a - zr  # β = d makes α + β − d = α
+        be_i = al_i * 0.0 - zi
+    else:
+        be_r = tl.load(be_ptr + at, mask=valid, other=1.0)
+        be_i = tl.load(be_ptr + at + 1, mask=valid, other=0.0)
     g_r = tl.load(g_ptr + at, mask=valid, other=0.0)
     g_i = tl.load(g_ptr + at + 1, mask=valid, other=0.0)
     hop = tl.load(b_ptr + row64 * (n - 1) + bond, mask=valid & (k >= 1), other=0.0)
@@ -848,9 +625,11 @@ def _affine_compose(xr_r, xr_i, xs_r, xs_i, yr_r, yr_i, ys_r, ys_i):
 @triton.jit
 def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, row64, row_live, n, zr, zi,
                              MIRROR: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr,
-                             SEG: tl.constexpr):
+                             SEG: tl.constexpr, CAUSAL: tl.constexpr = False):
     """B̄ (left to right; writes Re(B̄_i − σ_i) to ∂L/∂a and Re(−2 b_i B̄_i/β_{i+1}) to ∂L/∂b) or, if
-    MIRROR, Ā (right to left; adds Re Ā_i and Re(−2 b_i Ā_{i+1}/α_i))."""
+    MIRROR, Ā (right to left; adds Re Ā_i and Re(−2 b_i Ā_{i+1}/α_i)). CAUSAL (with MIRROR): the
+    retarded diagonal's adjoint, σ from G = 1/α, and Ā's shares are the whole gradient (stored, not
+    added)."""
     seg = tl.arange(0, SEGS)[None, :]
     target = (seg + 1) % SEGS
     carry_lane = (2 * SEGS - 2) % SEGS
@@ -863,7 +642,8 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
         rr, ri, sr, si = one, zero, zero, zero
         for t in range(SEG):  # runtime loops: see _segmented_sweep
             s_r, s_i, q_r, q_i, p_r, p_i, hop, site, valid = _adjoint_terms(
-                a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + seg * SEG + t, n, zr, zi, MIRROR)
+                a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + seg * SEG + t, n, zr, zi, MIRROR,
+                CAUSAL)
             nr_, ni_ = _cmul(q_r, q_i, rr, ri)
             ns_r, ns_i = _cmul(q_r, q_i, sr, si)
             rr = tl.where(valid, nr_, rr)
@@ -878,7 +658,8 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
         # 3. re-sweep segment target(s) sequentially, writing the gradients
         for t in range(SEG):  # runtime loops: see _segmented_sweep
             s_r, s_i, q_r, q_i, p_r, p_i, hop, site, valid = _adjoint_terms(
-                a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + target * SEG + t, n, zr, zi, MIRROR)
+                a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, row64, row_live, w0 + target * SEG + t, n, zr, zi, MIRROR,
+                CAUSAL)
             prev_r, prev_i = y_r, y_i
             n_r, n_i = _cmul(q_r, q_i, y_r, y_i)
             y_r = tl.where(valid, n_r + s_r, y_r)
@@ -888,9 +669,13 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
             if MIRROR:
                 # Ā_i: ∂L/∂a_i += Re Ā_i; ∂L/∂b_i += Re(−2 b_i Ā_{i+1}/α_i) (bond i exists when k ≥ 1)
                 has_bond = valid & (site < n - 1)
-                tl.store(at_a, tl.load(at_a, mask=valid, other=0.0) + y_r, mask=valid)
                 share = -2.0 * hop * _re_over(prev_r, prev_i, p_r, p_i)
-                tl.store(at_b, tl.load(at_b, mask=has_bond, other=0.0) + share, mask=has_bond)
+                if CAUSAL:
+                    tl.store(at_a, y_r, mask=valid)
+                    tl.store(at_b, share, mask=has_bond)
+                else:
+                    tl.store(at_a, tl.load(at_a, mask=valid, other=0.0) + y_r, mask=valid)
+                    tl.store(at_b, tl.load(at_b, mask=has_bond, other=0.0) + share, mask=has_bond)
             else:
                 # B̄_i: ∂L/∂a_i = Re(B̄_i − σ_i); ∂L/∂b_i = Re(−2 b_i B̄_i/β_{i+1})
                 has_bond = valid & (site < n - 1)
@@ -929,11 +714,6 @@ def _z_tensor(a: torch.Tensor, z_re: float, z_im: float) -> torch.Tensor:
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
-
-
-def _site_major(x: torch.Tensor) -> torch.Tensor:
-    """[B, N] → [N, B] contiguous: one step of all lanes then reads one contiguous line."""
-    return x.t().contiguous()
 
 
 def segment_layout(n: int, seg: int = SEG, segs: int = SEGS) -> tuple[int, int]:
@@ -989,21 +769,6 @@ def resolvent_diag_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: f
     return out
 
 
-def resolvent_diag_triton_sequential(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
-                                     block_seq: int = BLOCK_SEQ, chunk: int = CHUNK,
-                                     num_warps: int = NUM_WARPS) -> torch.Tensor:
-    """G_ii by the previous kernel (one lane per sequence, site-major copies); kept as the bench's peer."""
-    check_inputs(a, b)
-    n_seq, n = a.shape
-    planes = torch.empty(2, n, n_seq, dtype=a.dtype, device=a.device)  # (re, im) × site × sequence
-    grid = (triton.cdiv(n_seq, block_seq),)
-    _resolvent_fwd_kernel[grid](_site_major(a), _site_major(b), _z_tensor(a, z_re, z_im), planes, n_seq, n,
-                                BLOCK_SEQ=block_seq, CHUNK=chunk, num_warps=num_warps)
-    out = torch.empty(n_seq, n, dtype=_complex_dtype(a.dtype), device=a.device)
-    torch.view_as_real(out).copy_(planes.permute(2, 1, 0))
-    return out
-
-
 def resolvent_diag_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
                                    grad: torch.Tensor, seg: int = BWD_SEG, segs: int = BWD_SEGS,
                                    block_b: int = BLOCK_B,
@@ -1027,66 +792,3 @@ def resolvent_diag_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re: float
     _resolvent_segmented_bwd_kernel[grid](a, b, _z_tensor(a, z_re, z_im), g, alpha, beta, grad_a, grad_b,
                                           n_seq, n, BLOCK_B=block_b, num_warps=num_warps, **flags)
     return grad_a, grad_b
-
-
-def resolvent_diag_backward_triton_sequential(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
-                                              grad: torch.Tensor, block_seq: int = BLOCK_SEQ,
-                                              chunk: int = CHUNK, num_warps: int = NUM_WARPS
-                                              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∂L/∂a, ∂L/∂b) by the previous sequential adjoint kernel; kept as the bench's peer."""
-    n_seq, n = a.shape
-    cdt = _complex_dtype(a.dtype)
-    g = torch.view_as_real(grad.to(cdt).resolve_conj()).permute(2, 1, 0).contiguous()  # [2, N, B]
-    alpha = torch.empty(2, n, n_seq, dtype=a.dtype, device=a.device)
-    beta = torch.empty_like(alpha)
-    grad_a = torch.empty(n, n_seq, dtype=a.dtype, device=a.device)
-    grad_b = torch.empty(max(n - 1, 0), n_seq, dtype=a.dtype, device=a.device)
-    grid = (triton.cdiv(n_seq, block_seq),)
-    _resolvent_bwd_kernel[grid](_site_major(a), _site_major(b), _z_tensor(a, z_re, z_im), g, alpha, beta,
-                                grad_a, grad_b, n_seq, n, BLOCK_SEQ=block_seq, CHUNK=chunk,
-                                num_warps=num_warps)
-    return grad_a.t().contiguous(), grad_b.t().contiguous()
-
-
-# --- torch.library registration -------------------------------------------------------------------
-
-@torch.library.custom_op("bkdsl::resolvent_diag", mutates_args=())
-def resolvent_diag_op(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float) -> torch.Tensor:
-    """diag((H − zI)⁻¹); Triton where the dispatcher says so, the reference elsewhere."""
-    if dispatch.use_triton(a, b):
-        return resolvent_diag_triton(a, b, z_re, z_im)
-    return resolvent_diag_reference(a, b, complex(z_re, z_im))
-
-
-@resolvent_diag_op.register_fake
-def _(a, b, z_re, z_im):
-    return a.new_empty(a.shape, dtype=_complex_dtype(a.dtype))
-
-
-@torch.library.custom_op("bkdsl::resolvent_diag_backward", mutates_args=())
-def resolvent_diag_backward_op(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
-                               grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∂L/∂a, ∂L/∂b) by the adjoint sweeps."""
-    if dispatch.use_triton(a, b):
-        return resolvent_diag_backward_triton(a, b, z_re, z_im, grad)
-    return resolvent_backward_reference(a, b, complex(z_re, z_im), grad.to(_complex_dtype(a.dtype)))
-
-
-@resolvent_diag_backward_op.register_fake
-def _(a, b, z_re, z_im, grad):
-    return torch.empty_like(a), torch.empty_like(b)
-
-
-def _setup_context(ctx, inputs, output):
-    a, b, z_re, z_im = inputs
-    ctx.save_for_backward(a, b)
-    ctx.z = (z_re, z_im)
-
-
-def _backward(ctx, grad):
-    a, b = ctx.saved_tensors
-    grad_a, grad_b = torch.ops.bkdsl.resolvent_diag_backward(a, b, ctx.z[0], ctx.z[1], grad)
-    return grad_a, grad_b, None, None
-
-
-torch.library.register_autograd("bkdsl::resolvent_diag", _backward, setup_context=_setup_context)

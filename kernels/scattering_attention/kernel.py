@@ -1,7 +1,7 @@
 """Block-sparse flash attention gated by the scattering score — Triton, forward and backward.
 
-Specification: :func:`bkdsl.nn.scattering_attention.scattering_attention_reference` (its module
-docstring states the rule). In short, with σ_I = max_{i∈I} S_i over blocks of ``block`` tokens:
+Specification: :func:`bkdsl.kernels.scattering_attention.naive.scattering_attention_reference` (the rule
+is stated in :mod:`bkdsl.nn.scattering_attention`'s docstring). In short, with σ_I = max_{i∈I} S_i over blocks of ``block`` tokens:
 query block I attends key block J ⇔ σ_I·σ_J > τ (J ≤ I when causal); token i ∈ I is active ⇔
 S_i·m_I > τ with m_I = max σ_J over causally allowed J; o_i = softmax(scale·q_i K_keptᵀ) V_kept if
 active, 0 otherwise. The score S gets no gradient (the rule is piecewise constant in S).
@@ -40,8 +40,8 @@ Constraints: block a power of two ≥ 16; head dim a power of two in [16, 128]; 
 [B, H, N, D] and dtype (fp16, bf16, fp32 — fp32 dots run in IEEE fp32, not tf32); N need not be a
 multiple of the block (keys past N are masked, queries past N never stored).
 
-Registered as ``torch.ops.bkdsl.scattering_attention(q, k, v, score, tau, block, causal, scale)
--> (o, lse)`` with ``register_fake`` and ``register_autograd`` (backward op
+Registered (:mod:`.ops`) as ``torch.ops.bkdsl.scattering_attention(q, k, v, score, tau, block, causal,
+scale) -> (o, lse)`` with ``register_fake`` and ``register_autograd`` (backward op
 ``torch.ops.bkdsl.scattering_attention_backward``). ``lse`` is the per-row log₂-sum-exp of the scaled
 logits (+∞ for inactive tokens); it carries no gradient.
 """
@@ -49,7 +49,6 @@ logits (+∞ for inactive tokens); it carries no gradient.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterator, NamedTuple
 
 import torch
@@ -57,7 +56,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from bkdsl.kernels import dispatch
+from bkdsl.kernels import dispatch, tiles as tile_tables
 
 LOG2E = 1.4426950408889634
 
@@ -65,12 +64,12 @@ __all__ = [
     "BlockPlan",
     "block_plan",
     "lpt_order",
-    "scattering_attention_triton",
     "scattering_attention_forward",
     "scattering_attention_backward",
     "Tiles",
     "Launch",
     "default_tiles",
+    "tile_table",
     "override_tiles",
 ]
 
@@ -664,6 +663,34 @@ def default_tiles(block: int, head_dim: int, causal: bool = False) -> Tiles:
     return Tiles(*(_clamp(x, block) for x in t))
 
 
+# The last resort of every tile table: small tiles, one stage (what the interpreter runs; compiles for
+# every head dim and block ≥ 32 on sm_80/sm_90 in the AOT checks).
+_SAFE_TILES = Tiles(Launch(64, 64, 4, 1), Launch(32, 64, 4, 1), Launch(64, 32, 4, 1))
+
+
+def tile_table(block: int, head_dim: int, causal: bool = False) -> dict[str, tuple[Launch, ...]]:
+    """Per kernel ("fwd", "dkdv", "dq"), the tiles to try in order (#20.3): the default
+    (:func:`default_tiles`), the same tile without TMA and with one pipeline stage fewer, the measured
+    non-causal tile, the safe small tile — duplicates dropped, each clamped to [16, block]. The causal
+    dK/dV default (64 × 128, 8 warps, 3 stages) crashed ptxas on an H200 with Triton 3.6; there it falls
+    back to 64 × 128 with 2 stages, then to the 64 × 64 tile measured at 3.12 ms fwd+bwd."""
+    first = default_tiles(block, head_dim, causal)
+    if (block, head_dim) in _overrides:
+        return {f: (getattr(first, f),) for f in Tiles._fields}  # an override is a decision, not a default
+    plain = default_tiles(block, head_dim, False) if not dispatch.interpreting() else first
+    table = {}
+    for f in Tiles._fields:
+        t = getattr(first, f)
+        lighter = t._replace(tma=False, stages=max(1, t.stages - 1))
+        cands = [t, lighter, getattr(plain, f), _clamp(getattr(_SAFE_TILES, f), block)]
+        table[f] = tuple(dict.fromkeys(cands))
+    return table
+
+
+def _tile_key(q: Tensor, block: int, causal: bool) -> tuple:
+    return (block, q.shape[-1], causal, str(q.dtype), q.device.type)
+
+
 def _has_tensor_descriptors() -> bool:
     """Host tensor descriptors (TMA loads) exist from Triton 3.4 on."""
     try:
@@ -750,12 +777,28 @@ def scattering_attention_forward(
     q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float,
     tiles: Tiles | None = None, plan: BlockPlan | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Launch the plan and the forward kernel → (o [B, H, N, D], lse [B, H, N] float32, base 2)."""
+    """Launch the plan and the forward kernel → (o [B, H, N, D], lse [B, H, N] float32, base 2). With
+    ``tiles`` None, the first tile of :func:`tile_table` that compiles and passes the finiteness check."""
     _check(q, k, v, score, block)
     q, k, v = _unit_last(q), _unit_last(k), _unit_last(v)
-    bsz, heads, n, d = q.shape
-    t = (tiles or default_tiles(block, d, causal)).fwd
     plan = plan or block_plan(score, tau, block, causal)
+    if tiles is not None:
+        return _forward(q, k, v, score, tau, block, causal, scale, tiles.fwd, plan)
+    # o is checked (lse is +∞ at inactive tokens by design)
+    return tile_tables.run("scattering_attention.fwd", _tile_key(q, block, causal),
+                           tile_table(block, q.shape[-1], causal)["fwd"],
+                           lambda t: _forward(q, k, v, score, tau, block, causal, scale, t, plan),
+                           _first_finite(q, k, v))
+
+
+def _first_finite(*inputs: Tensor):
+    check = tile_tables.finite_or_nonfinite_input(*inputs)
+    return lambda result: check(result[0])
+
+
+def _forward(q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float,
+             t: Launch, plan: BlockPlan) -> tuple[Tensor, Tensor]:
+    bsz, heads, n, d = q.shape
     s = score.detach().float().contiguous()
     o = torch.empty_like(q)
     lse = torch.empty(bsz, heads, n, dtype=torch.float32, device=q.device)
@@ -827,72 +870,16 @@ def scattering_attention_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """dQ, dK, dV by FlashAttention-2 over the kept blocks only. The score gets none (dS = 0)."""
     q, k, v, o, do = (_unit_last(x) for x in (q, k, v, o, do))
-    t = tiles or default_tiles(block, q.shape[-1], causal)
     plan = plan or block_plan(score, tau, block, causal)
     delta = bwd_preprocess(o, do)
-    dk, dv = bwd_dkdv(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t.dkdv)
-    dq = bwd_dq(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t.dq)
+    if tiles is not None:
+        dk, dv = bwd_dkdv(do, q, k, v, lse, delta, plan, tau, block, causal, scale, tiles.dkdv)
+        dq = bwd_dq(do, q, k, v, lse, delta, plan, tau, block, causal, scale, tiles.dq)
+        return dq, dk, dv
+    key, table = _tile_key(q, block, causal), tile_table(block, q.shape[-1], causal)
+    check = tile_tables.finite_or_nonfinite_input(q, k, v, do)
+    dk, dv = tile_tables.run("scattering_attention.dkdv", key, table["dkdv"],
+                             lambda t: bwd_dkdv(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t), check)
+    dq = tile_tables.run("scattering_attention.dq", key, table["dq"],
+                         lambda t: bwd_dq(do, q, k, v, lse, delta, plan, tau, block, causal, scale, t), check)
     return dq, dk, dv
-
-
-# ----------------------------------------------------------------------------------------------------
-# the custom op
-# ----------------------------------------------------------------------------------------------------
-
-
-@torch.library.custom_op("bkdsl::scattering_attention", mutates_args=())
-def scattering_attention_op(
-    q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool, scale: float
-) -> tuple[Tensor, Tensor]:
-    """(o, lse) of scattering-gated block-sparse attention (Triton)."""
-    return scattering_attention_forward(q, k, v, score, tau, block, causal, scale)
-
-
-@scattering_attention_op.register_fake
-def _(q, k, v, score, tau, block, causal, scale):
-    return torch.empty_like(q), q.new_empty(q.shape[:-1], dtype=torch.float32)
-
-
-@torch.library.custom_op("bkdsl::scattering_attention_backward", mutates_args=())
-def scattering_attention_backward_op(
-    do: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, score: Tensor,
-    tau: float, block: int, causal: bool, scale: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(dq, dk, dv) of :func:`scattering_attention_op` (Triton)."""
-    return scattering_attention_backward(do, q, k, v, o, lse, score, tau, block, causal, scale)
-
-
-@scattering_attention_backward_op.register_fake
-def _(do, q, k, v, o, lse, score, tau, block, causal, scale):
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-
-
-def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, score, tau, block, causal, scale = inputs
-    o, lse = output
-    ctx.save_for_backward(q, k, v, score, o, lse)
-    ctx.rule = (tau, block, causal, scale)
-
-
-def _backward(ctx, do: Tensor, _dlse: Tensor | None):
-    # lse is an auxiliary output for the backward pass; gradients arriving on it are ignored.
-    q, k, v, score, o, lse = ctx.saved_tensors
-    tau, block, causal, scale = ctx.rule
-    dq, dk, dv = torch.ops.bkdsl.scattering_attention_backward(
-        do, q, k, v, o, lse, score, tau, block, causal, scale
-    )
-    return dq, dk, dv, None, None, None, None, None
-
-
-scattering_attention_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-def scattering_attention_triton(
-    q: Tensor, k: Tensor, v: Tensor, score: Tensor, tau: float, block: int, causal: bool,
-    scale: float | None = None,
-) -> Tensor:
-    """o of ``torch.ops.bkdsl.scattering_attention`` (differentiable in q, k, v; not in S)."""
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    o, _ = torch.ops.bkdsl.scattering_attention(q, k, v, score, float(tau), int(block), bool(causal), float(scale))
-    return o
