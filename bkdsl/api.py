@@ -20,7 +20,7 @@ from bkdsl.semantics.lossexpr import LossProgram
 from bkdsl.semantics.resolve import Loader, resolve
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.syntax.parser import parse
-from bkdsl.verify import check_train_plan, verify, verify_with_claims
+from bkdsl.verify import check_train_plan, verify_with_claims
 
 
 @dataclass
@@ -125,9 +125,9 @@ class Compiled:
 
 
 # ------------------------------------------------------------------------------- entry points
-def _pipeline(text: str, file: str, overrides: dict[str, str] | None, claims: bool = False) -> Compiled:
-    """parse → (overrides) → resolve → verify; with ``claims`` the program also carries each claim's
-    result (for the report), computed by :func:`~bkdsl.verify.properties.establish_claims`."""
+def _pipeline(text: str, file: str, overrides: dict[str, str] | None) -> Compiled:
+    """parse → (overrides) → resolve → verify; the returned program is a copy carrying each claim's result
+    (for the report), the resolved one is not written to."""
     loader = Loader()
     loader.sources[file] = text
     module, diags = parse(text, file)
@@ -140,7 +140,7 @@ def _pipeline(text: str, file: str, overrides: dict[str, str] | None, claims: bo
     prog, rdiags = resolve(module, loader)
     diags = loader.diagnostics + rdiags
     if not any(d.is_error for d in diags):
-        vdiags, results = verify_with_claims(prog) if claims else (verify(prog), [])
+        vdiags, results = verify_with_claims(prog)  # each claim decided once, its result kept for the report
         diags += vdiags
         prog = replace(prog, claims=results)
     elif prog.trains:  # a broken model still gets its train block checked (each error reported once)
@@ -183,7 +183,7 @@ def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> lis
 
 
 def compile_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None) -> Compiled:
-    c = _guarded(_pipeline, text, name, overrides, True)
+    c = _guarded(_pipeline, text, name, overrides)
     if any(d.is_error for d in c.diagnostics):
         raise BkErrors(c.diagnostics, c.sources)
     return c
