@@ -125,10 +125,10 @@ class Compiled:
 
 
 # ------------------------------------------------------------------------------- entry points
-def _pipeline(text: str, file: str, overrides: dict[str, str] | None) -> Compiled:
+def _pipeline(text: str, file: str, overrides: dict[str, str] | None, includes: tuple = ()) -> Compiled:
     """parse → (overrides) → resolve → verify; the returned program is a copy carrying each claim's result
-    (for the report), the resolved one is not written to."""
-    loader = Loader()
+    (for the report), the resolved one is not written to. ``includes``: more allowed import roots."""
+    loader = Loader(includes=tuple(Path(i) for i in includes))
     loader.sources[file] = text
     module, diags = parse(text, file)
     if module is None:
@@ -168,31 +168,36 @@ def _guarded(fn, *args) -> Compiled:
         return Compiled(file, I.Program(file), [e.diagnostic], {})
 
 
-def check_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None) -> list[Diagnostic]:
-    return _guarded(_pipeline, text, name, overrides).diagnostics
+def check_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None,
+                 includes: tuple[str | Path, ...] = ()) -> list[Diagnostic]:
+    """``includes``: directories imports may read from besides the spec's tree and the stdlib."""
+    return _guarded(_pipeline, text, name, overrides, includes).diagnostics
 
 
-def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> list[Diagnostic]:
+def check_file(path: str | Path, overrides: dict[str, str] | None = None,
+               includes: tuple[str | Path, ...] = ()) -> list[Diagnostic]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         return [Diagnostic("E0002", f"cannot read {p}: {e.__class__.__name__}", Span(str(p), 1, 1, 1, 1),
                            help="check the path")]
-    return check_source(text, str(path), overrides)
+    return check_source(text, str(path), overrides, includes)
 
 
-def compile_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None) -> Compiled:
-    c = _guarded(_pipeline, text, name, overrides)
+def compile_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None,
+                   includes: tuple[str | Path, ...] = ()) -> Compiled:
+    c = _guarded(_pipeline, text, name, overrides, includes)
     if any(d.is_error for d in c.diagnostics):
         raise BkErrors(c.diagnostics, c.sources)
     return c
 
 
-def compile_file(path: str | Path, overrides: dict[str, str] | None = None) -> Compiled:
+def compile_file(path: str | Path, overrides: dict[str, str] | None = None,
+                 includes: tuple[str | Path, ...] = ()) -> Compiled:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise BkErrors([Diagnostic("E0002", f"cannot read {p}: {e.__class__.__name__}", Span(str(p), 1, 1, 1, 1))])
-    return compile_source(text, str(path), overrides)
+    return compile_source(text, str(path), overrides, includes)

@@ -35,6 +35,10 @@ def _overrides(args) -> dict[str, str]:
     return overrides_of(getattr(args, "set", None) or [])
 
 
+def _includes(args) -> tuple[str, ...]:
+    return tuple(getattr(args, "include", None) or ())
+
+
 # ------------------------------------------------------------------------------------ commands
 def cmd_check(args) -> int:
     from bkdsl.api import check_file
@@ -42,7 +46,7 @@ def cmd_check(args) -> int:
     worst = EXIT_OK
     all_diags: list[Diagnostic] = []
     for spec in args.spec:
-        diags = check_file(spec, _overrides(args))
+        diags = check_file(spec, _overrides(args), _includes(args))
         all_diags += diags
         if any(d.is_error for d in diags):
             worst = EXIT_DIAG
@@ -57,7 +61,7 @@ def cmd_compile(args) -> int:
     from bkdsl.report import generated_code, param_count
 
     t0 = time.perf_counter()
-    c = compile_file(args.spec, _overrides(args))
+    c = compile_file(args.spec, _overrides(args), _includes(args))
     gm = c.module
     elapsed = time.perf_counter() - t0
     if args.kernels == "triton" and gm is not None:
@@ -112,7 +116,7 @@ def cmd_graph(args) -> int:
 
     from bkdsl.api import compile_file
 
-    c = compile_file(args.spec, _overrides(args))
+    c = compile_file(args.spec, _overrides(args), _includes(args))
     name = args.model or c.main_model
     if name is None:
         raise BkError("E0503", f"{args.spec} defines no model to draw")
@@ -215,6 +219,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     def add_set(p):
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a data/train key (repeatable)")
+        p.add_argument("--include", action="append", metavar="DIR",
+                       help="a directory imports may read from, besides the spec's own tree and the stdlib (repeatable)")
 
     p = sub.add_parser("check", help="parse, resolve and verify specs; exit 1 on errors")
     p.add_argument("spec", nargs="+")

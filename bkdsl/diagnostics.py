@@ -16,6 +16,7 @@ and their meaning live in :data:`CODES` and ``docs/errors.md`` (a test keeps the
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from enum import Enum
@@ -54,17 +55,20 @@ CODES: dict[str, str] = {
     "E0001": "syntax error: the text does not match the bk grammar",
     "E0002": "file not found or unreadable",
     "E0003": "duplicate definition of a name",
+    "E0004": "input beyond a documented front-end limit (nesting depth, literal size)",
     "E0101": "unknown name",
     "E0102": "missing import: the module does not exist",
     "E0103": "import cycle",
     "E0104": "unknown component",
     "E0105": "wrong kind of declaration for this component",
+    "E0106": "import outside the allowed directories (the spec's tree, the stdlib, --include)",
     "E0201": "bad parameter value for a component",
     "E0202": "unknown or malformed unit",
     "E0203": "unit mismatch",
     "E0204": "wrong number or kind of arguments",
     "E0205": "bad constant expression",
     "E0206": "bad command-line override (--set)",
+    "E0207": "value beyond a documented limit (power, repeat count, dimension size)",
     "E0301": "claimed property could not be established",
     "E0302": "claimed property is refused by a numerical probe",
     "E0303": "unknown property",
@@ -90,10 +94,12 @@ CODES: dict[str, str] = {
     "E0608": "manifold parameters under a Euclidean optimizer",
     "E0609": "bad train block",
     "E0610": "nothing to resume",
+    "E0611": "the run directory or a checkpoint could not be written",
     "E0701": "unknown nucleus",
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",
     "E0704": "solver did not converge",
+    "E0705": "unphysical solution (collapsed density, radius or energy per nucleon out of bounds)",
     "E0801": "device not available",
     "X0001": "internal compiler error (a bug in bkdsl; rerun with --debug for the traceback)",
 }
@@ -140,9 +146,9 @@ class Diagnostic:
             lines = [f"{self.span}: {head}"]
             text = source if source is not None else _read_quietly(self.span.file)
             if text is not None:
-                src_lines = text.splitlines()
+                src_lines = source_lines(text)
                 if 1 <= self.span.line <= len(src_lines):
-                    line = src_lines[self.span.line - 1]
+                    line = printable(src_lines[self.span.line - 1])
                     num = str(self.span.line)
                     pad = " " * len(num)
                     end = self.span.end_col if self.span.end_line == self.span.line else len(line) + 1
@@ -156,6 +162,46 @@ class Diagnostic:
         if self.help:
             lines.append(f"   = help: {self.help}")
         return "\n".join(lines)
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a source as the lexer counts them: split at ``\n`` only (a trailing ``\r`` is
+    dropped). ``str.splitlines`` also splits at form feed, U+2028 and other separators that the
+    grammar treats as ordinary characters, so its line numbers disagree with Lark's."""
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+
+
+def printable(line: str) -> str:
+    """An excerpt line safe to print: each control or separator character (form feed, U+2028, ...)
+    becomes U+FFFD, one column for one, so the caret stays under the right character."""
+    return "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in line)
+
+
+def suggest(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``name`` (difflib ratio ≥ ``cutoff``; case differences count as close),
+    or None. Used for every "did you mean" of an unknown name."""
+    cands = sorted({c for c in candidates if c and c != name})
+    if not cands or len(name) > 200:
+        return None
+    lower = {c.lower(): c for c in cands}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    close = difflib.get_close_matches(name, cands, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str], otherwise: str | None = None) -> str | None:
+    """``"did you mean `x`?"`` for the closest candidate, else ``otherwise``."""
+    s = suggest(name, candidates)
+    return f"did you mean `{s}`?" if s is not None else otherwise
+
+
+def pydantic_message(msg: str) -> str:
+    """A pydantic error message without pydantic's prefixes ("Value error, ", "Assertion failed, ")."""
+    for prefix in ("Value error, ", "Assertion failed, ", "Type error, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
 
 
 def _read_quietly(path: str) -> str | None:

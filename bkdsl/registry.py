@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bkdsl.diagnostics import BkError, Span
+from bkdsl.diagnostics import BkError, Span, pydantic_message
 from bkdsl.semantics.types import DimUnifier, ValueType
 
 KINDS = ("manifold", "propagator", "binding", "integrator", "loss", "layer", "function", "hamiltonian",
@@ -128,14 +128,15 @@ class Component:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_args(cls, kwargs: dict[str, Any], span: Span | None = None, decl_name: str | None = None,
-                  ) -> "Component":
-        """Validate ``kwargs`` through the component's pydantic schema (diagnostic E0201 on failure)."""
+                  arg_spans: dict[str, Span] | None = None) -> "Component":
+        """Validate ``kwargs`` through the component's pydantic schema (diagnostic E0201 on failure,
+        its caret under the offending argument when ``arg_spans`` names where each one was written)."""
         try:
             params = cls.Params(**kwargs)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"
-            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")  # no pydantic prefixes
+            msg = pydantic_message(err.get("msg", "invalid value"))  # no pydantic prefixes
             if err.get("type") == "extra_forbidden":
                 close = difflib.get_close_matches(loc, list(cls.Params.model_fields), n=1, cutoff=0.6)
                 known = ", ".join(cls.Params.model_fields) or "none"
@@ -145,6 +146,8 @@ class Component:
             if err.get("type") == "missing":
                 raise BkError("E0201", f"`{cls.name}` needs parameter `{loc}`", span=span,
                               help=f"write `{cls.name}({loc} = ...)`") from None
+            if err.get("loc"):  # the caret under the argument that holds the bad value
+                span = (arg_spans or {}).get(str(err["loc"][0]), span)
             raise BkError("E0201", f"bad value for `{cls.name}.{loc}`: {msg}", span=span,
                           help=_param_help(cls, loc)) from None
         return cls(params, span=span, decl_name=decl_name)
@@ -290,7 +293,7 @@ def _param_help(cls: type[Component], loc: str) -> str:
     f = cls.Params.model_fields.get(loc.split(".")[0])
     if f is not None and f.description:
         return f"`{loc}`: {f.description}"
-    return f"see `bkdsl doc {cls.name}` or docs/components.md"
+    return f"parameters of `{cls.name}`: {', '.join(cls.Params.model_fields) or 'none'}"
 
 
 # name → kind → class. A name may serve two roles (``mae`` as a differentiable loss term and as an
@@ -309,6 +312,9 @@ BUILTIN_MODULES = [
     "bkdsl.components.structure",
     "bkdsl.components.training",
     "bkdsl.components.optimizers",
+    "bkdsl.components.optics",
+    "bkdsl.components.hyperbolic",
+    "bkdsl.components.optical_data",
 ]
 
 

@@ -14,7 +14,7 @@ import geoopt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bkdsl.registry import Component, InferCtx, Proof, component
-from bkdsl.nn import poincare
+from bkdsl.nn import lorentz, poincare
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.types import ValueType, broadcast
 
@@ -88,8 +88,11 @@ class _OnBall(BaseModel):
 
 def _ball(comp: Component, name: str, ctx: InferCtx) -> Component:
     if not isinstance(comp, Poincare):
+        lor = isinstance(comp, Lorentz)
         raise BkError("E0402", f"`{name}` needs a Poincaré ball, got `{getattr(comp, 'decl_name', None) or comp}`",
-                      span=ctx.span, help="declare `manifold ball = poincare(c = 1.0)`")
+                      span=ctx.span, help=("on the hyperboloid use the lorentz_* ops, or map with "
+                                           "`lorentz_to_poincare(x, ball)` first") if lor
+                      else "declare `manifold ball = poincare(c = 1.0)`")
     return comp
 
 
@@ -117,36 +120,74 @@ class _BallOp(Component):
         return name
 
     def call_kwargs(self) -> dict[str, Any]:
+        if self.k is not None:
+            return {"k": self.k}
         return {"c": self.c}
+
+    # -- ops that also act on the hyperboloid (expmap0, logmap0): the manifold picks the formula --
+    k: float | None = None
+
+    def resolve_hyperbolic(self, ins: list[ValueType], ctx: InferCtx) -> tuple[str, Component]:
+        """The declared manifold (explicit, or the input's): a Poincaré ball or a Lorentz hyperboloid.
+        On the hyperboloid ``function`` becomes the bkdsl.nn.lorentz form and the kwargs carry k."""
+        m = self.params.manifold
+        if m is not None:
+            comp, name = m, m.decl_name
+        else:
+            name = next((t.manifold for t in ins if t.manifold), None)
+            if name is None:
+                raise BkError("E0402", f"`{self.name}` needs to know the manifold: no input lives on one",
+                              span=ctx.span, help=f"write `{self.name}(ball, ...)`")
+            comp = ctx.manifolds[name]
+        if isinstance(comp, Lorentz):
+            self.k = comp.params.k
+            self.function = self.lorentz_function
+            self.manifold_name = name
+            return name, comp
+        self.resolve_ball(ins, ctx)
+        return name, comp
+
+
+def _last_plus(t: ValueType, delta: int, ctx: InferCtx) -> ValueType:
+    """The type with its last axis grown by ``delta`` (d ↔ d + 1 between ℝ^d and the hyperboloid); a
+    symbolic last axis becomes a fresh symbol."""
+    if not t.shape or delta == 0:
+        return t
+    d = ctx.uni.find(t.shape[-1])
+    return t.with_(shape=(*t.shape[:-1], d + delta if isinstance(d, int) else ctx.uni.fresh()))
 
 
 @component("expmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
 class ExpMap0(_BallOp):
-    """exp₀(v) = tanh(√c‖v‖) v / (√c‖v‖): a tangent vector at 0 → a point of the ball."""
+    """exp₀(v) = tanh(√c‖v‖) v / (√c‖v‖): a tangent vector at 0 → a point of the ball; on a Lorentz
+    hyperboloid, v ∈ ℝ^d → exp_o((0, v)) ∈ ℝ^{d+1} (bkdsl.nn.lorentz)."""
 
     def infer(self, ins, ctx):
         if ins[0].manifold is not None:
             raise BkError("E0402", f"`expmap0` maps a Euclidean (tangent) vector; the value is already on "
                                    f"`{ins[0].manifold}`", span=ctx.span)
-        name = self.resolve_ball(ins, ctx)
-        return ins[0].with_(manifold=name)
+        name, comp = self.resolve_hyperbolic(ins, ctx)
+        return _last_plus(ins[0], 1 if isinstance(comp, Lorentz) else 0, ctx).with_(manifold=name)
 
     function = staticmethod(poincare.expmap0)
+    lorentz_function = staticmethod(lorentz.expmap0)
 
 
 @component("logmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
 class LogMap0(_BallOp):
-    """log₀(y) = artanh(√c‖y‖) y / (√c‖y‖): a point of the ball → the tangent space at 0 (Euclidean)."""
+    """log₀(y) = artanh(√c‖y‖) y / (√c‖y‖): a point of the ball → the tangent space at 0 (Euclidean); on
+    a Lorentz hyperboloid, x ∈ ℝ^{d+1} → the spatial part of log_o(x) ∈ ℝ^d (bkdsl.nn.lorentz)."""
 
     def infer(self, ins, ctx):
-        name = self.resolve_ball(ins, ctx)
+        name, comp = self.resolve_hyperbolic(ins, ctx)
         if ins[0].manifold != name:
             raise BkError("E0402", f"`logmap0` expects a value on `{name}`, got "
                                    f"{'a Euclidean value' if ins[0].manifold is None else ins[0].manifold}",
                           span=ctx.span)
-        return ins[0].with_(manifold=None)
+        return _last_plus(ins[0], -1 if isinstance(comp, Lorentz) else 0, ctx).with_(manifold=None)
 
     function = staticmethod(poincare.logmap0)
+    lorentz_function = staticmethod(lorentz.logmap0)
 
 
 @component("mobius_add", kind="function", inputs=("x", "y"), positional=("x", "y", "manifold"))

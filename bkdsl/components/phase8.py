@@ -20,6 +20,7 @@ from bkdsl.nn.hyperbolic_moe import HyperbolicMoE
 from bkdsl.nn.resolvent import resolvent_diag
 from bkdsl.nn.scattering_attention import ScatteringAttention
 from bkdsl.semantics.types import ValueType
+from bkdsl.semantics.values import show_value
 
 
 def _hidden(ins: list[ValueType], ctx: InferCtx, name: str) -> tuple[Any, Any, int]:
@@ -117,12 +118,12 @@ class BkResolvent(Component):
         return not self.params.causal
 
     @classmethod
-    def from_args(cls, kwargs, span=None, decl_name=None):
+    def from_args(cls, kwargs, span=None, decl_name=None, arg_spans=None):
         z = kwargs.get("z")
         if isinstance(z, (int, float, complex)) and not isinstance(z, bool) and not complex(z).imag > 0:
-            raise BkError("E0304", f"`bk_resolvent` needs Im z > 0 (the retarded resolvent), got z = {complex(z)}",
-                          span=span, help="use a small positive imaginary part, e.g. `z = 0.1i`")
-        return super().from_args(kwargs, span, decl_name)
+            raise BkError("E0304", f"`bk_resolvent` needs Im z > 0 (the retarded resolvent), got z = {show_value(complex(z))}",
+                          span=(arg_spans or {}).get("z", span), help="use a small positive imaginary part, e.g. `z = 0.1i`")
+        return super().from_args(kwargs, span, decl_name, arg_spans)
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bkdsl.registry import Component, component, lookup, all_components
 from bkdsl.diagnostics import BkError, Span
+from bkdsl.physics.params import NuclearDensitiesParams
 from bkdsl.semantics.units import quantity
 from bkdsl.semantics.values import CallValue, Ref
 
@@ -402,15 +403,18 @@ class WoodsSaxonSource(DataSource):
 DEFAULT_NUCLEAR_UNITS = {"rho": "fm^-3", "E": "MeV", "v": "MeV", "Q20": "fm^2", "Q30": "fm^3"}
 
 
-class NuclearParams(_DataParams):
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+class NuclearParams(_DataParams, NuclearDensitiesParams):
+    """The generator's own validated schema (:mod:`bkdsl.physics.params`) plus the common data keys."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 @component("nuclear_densities", kind="data")
 class NuclearDensitiesSource(DataSource):
     """Skyrme-ETF densities from :func:`bkdsl.physics.dataset.generate_nuclear_densities`, generated once
     per (parameters, code version) and then read from the dataset cache. Every argument except the
-    common data keys (split, normalize, augment, seed) is passed to the generator as written."""
+    common data keys (split, normalize, augment, seed) is validated by
+    :class:`bkdsl.physics.params.NuclearDensitiesParams` and the ones written are passed to the generator."""
 
     Params = NuclearParams
 
@@ -422,7 +426,11 @@ class NuclearDensitiesSource(DataSource):
             units = getattr(phys, "FIELD_UNITS", None) or getattr(phys, "UNITS", None) or DEFAULT_NUCLEAR_UNITS
             # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label
             # its numbers with the wrong unit (they are plain tensors, not quantities to convert)
-            return {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
+            out = {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
+            pot = (call.kwargs.get("potential") if call is not None and hasattr(call, "kwargs") else None)
+            if isinstance(pot, str) and pot.lower() in ("sho", "rnd"):
+                out.pop("v0", None)       # the random-HO amplitude: the sho / rnd families draw none
+            return out
         except ImportError:
             return dict(DEFAULT_NUCLEAR_UNITS)
 
@@ -435,7 +443,7 @@ class NuclearDensitiesSource(DataSource):
         from bkdsl.train.cache import DatasetCache, code_version
         from bkdsl.train.sources import dataset_from_generated
 
-        kwargs = dict(self.params.model_extra or {})
+        kwargs = {k: v for k, v in self.params.generator_kwargs().items() if k not in COMMON_DATA_KEYS}
         gen = phys.generate_nuclear_densities
         params = {**kwargs, "seed": seed}
         ds, _ = DatasetCache().get_or_create(

@@ -1,4 +1,4 @@
-"""`bkdsl physics ground-state NUCLEUS [--functional sly4] [--json]`.
+"""`bkdsl physics ground-state NUCLEUS [--method etf|hf|hf-bcs] [--functional sly4] [--json]`.
 
 The lead hooks :func:`add_parser` / :func:`run` into ``bkdsl/cli.py``; meanwhile
 ``python -m bkdsl.physics.cli ground-state Pb208 --json`` works on its own.
@@ -11,6 +11,10 @@ import json
 import sys
 
 from bkdsl.diagnostics import BkError
+
+from .hf_axial import THESIS_GRID, axial_hf_bcs
+from .hf_spherical import H_STEP, hf_extrapolated
+from .nuclei import get_nucleus
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,6 +29,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gs.add_argument("--order", type=int, choices=(2, 4), default=4,
                     help="ETF order in hbar: 4 (default) adds the restricted hbar^4 kinetic term to the "
                          "binding energy, 2 gives the pure order-hbar^2 result")
+    gs.add_argument("--method", choices=("etf", "hf", "hf-bcs"), default="etf",
+                    help="etf (default): orbital-free extended Thomas-Fermi; hf: spherical Skyrme "
+                         "Hartree-Fock with orbitals (no pairing, Coulomb on); hf-bcs: axial Kohn-Sham "
+                         "HF+BCS on the thesis' ch. 3 lattice (no Coulomb, DDDI pairing)")
+    gs.add_argument("--stencil", type=int, choices=(2, 4, 6, 8), default=4,
+                    help="hf-bcs: finite-difference order on the lattice (default 4)")
+    gs.add_argument("--step", type=float, default=None,
+                    help="hf: the coarser radial step in fm (default 0.1); hf solves at STEP and STEP/2 "
+                         "and reports their Richardson h -> 0 limit")
     gs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
     return p
@@ -54,10 +67,62 @@ def _table(gs) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
+def _hf_table(res) -> str:
+    def vs(x, ref, fmt):
+        if ref is None:
+            return f"{x:{fmt}}"
+        return f"{x:{fmt}}   (measured {ref:{fmt}}, {100 * (x - ref) / ref:+.2f} %)"
+
+    nuc = get_nucleus(res.nucleus)
+    x = res.extrapolated or {k: getattr(res, k) for k in ("binding_energy", "r_n", "r_p", "r_ch")}
+    raw = (res.extrapolated or {}).get("raw", {})
+    rows = [
+        ("nucleus", res.nucleus), ("functional", f"{res.functional} (spherical Hartree-Fock, no pairing)"),
+        ("binding energy", vs(x["binding_energy"], nuc.be_exp, ".3f") + " MeV"),
+        *([("  at steps " + " / ".join(raw), " / ".join(f"{v['binding_energy']:.3f}" for v in raw.values())
+            + " MeV (limit h -> 0 above)")] if raw else []),
+        ("rms radius n", f"{x['r_n']:.4f} fm"), ("rms radius p", f"{x['r_p']:.4f} fm"),
+        ("charge radius", vs(x["r_ch"], nuc.rch_exp, ".4f") + " fm"),
+        ("iterations", str(res.iterations)),
+        ("mesh", f"step {res.step} fm, box {res.box:.1f} fm"), ("wall time", f"{res.wall_s:.1f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {v}" for k, v in rows]
+    for q in ("n", "p"):
+        occ = [lv for lv in res.levels if lv.q == q and lv.occupation > 0]
+        lines.append(f"{q} levels (occupied): " + ", ".join(f"{lv.label} {lv.energy:.2f}" for lv in occ))
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from .solver import K_CUT, ground_state
 
     try:
+        if args.physics_cmd == "ground-state" and getattr(args, "method", "etf") == "hf":
+            res = hf_extrapolated(args.nucleus, args.functional,
+                                  step=args.step if args.step is not None else H_STEP)
+            print(json.dumps(res.to_json(), indent=2) if args.json else _hf_table(res))
+            return 0
+        if args.physics_cmd == "ground-state" and getattr(args, "method", "etf") == "hf-bcs":
+            grid = THESIS_GRID
+            if args.grid:
+                try:
+                    a, b, c = args.grid.split(",")
+                    grid = (int(a), int(b), float(c))
+                except ValueError:
+                    raise BkError("E0206", f"bad --grid `{args.grid}`", help="write NR,NZ,STEP_FM, e.g. 10,20,0.8")
+            res = axial_hf_bcs(args.nucleus, args.functional, grid=grid, order=args.stencil)
+            if args.json:
+                print(json.dumps(res.to_json(), indent=2))
+            else:
+                print(f"{res.nucleus}  {res.functional} axial Kohn-Sham HF+BCS (no Coulomb), grid {res.grid}, "
+                      f"stencil order {res.order}\n"
+                      f"E = {res.energy:.3f} MeV   pairing gap n/p {res.pairing_gap[0]:.3f}/{res.pairing_gap[1]:.3f} MeV"
+                      f"   lambda {res.fermi[0]:.3f} MeV   Q20 {res.Q20:+.4f} b   r_m {res.r_m:.3f} fm   "
+                      f"{res.iterations} iterations, {res.wall_s:.1f} s\n"
+                      + "\n".join(f"  {lv['q']} Omega {lv['Omega']:>4}  e = {lv['energy']:8.3f} MeV  v^2 = {lv['v2']:.4f}"
+                                  for lv in res.levels if lv["q"] == "n" and lv["energy"] < 5))
+            return 0
         if args.physics_cmd == "ground-state":
             grid = None
             if args.grid:
@@ -73,7 +138,10 @@ def run(args) -> int:
             return 0
     except BkError as e:
         if getattr(args, "json", False):
-            print(json.dumps(e.diagnostic.to_json(), indent=2))
+            d = e.diagnostic.to_json()
+            if e.code in ("E0704", "E0705"):     # a refused solve is never a ground state
+                d["converged"] = False
+            print(json.dumps(d, indent=2))
         else:
             print(e.diagnostic.render(), file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 :func:`generate_nuclear_densities` draws ``samples`` external potentials, minimises the ETF energy in
 each (batched, streaming L-BFGS), drops the samples that do not meet the convergence criterion
-(counted in ``stats["dropped_unconverged"]``), applies the thesis' filters (energy window above the
+(counted in ``stats["dropped_unconverged"]``) and those that fail the physical bounds of
+:mod:`bkdsl.physics.guards` (``stats["dropped_unphysical"]``), applies the thesis' filters (energy window above the
 ground state, histogram flattening, Q20 window; each counted) and returns a :class:`NuclearDataset`.
 
 Default configuration (236U, thesis ch. 4 with the choices documented in docs/physics.md):
@@ -31,7 +32,8 @@ from bkdsl.diagnostics import BkError
 from . import filters as F_
 from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
-from .multipoles import multipoles, to_barn_units
+from .guards import check_physical
+from .multipoles import multipoles, rms_radius, to_barn_units
 from .nuclei import get_nucleus
 from .potentials import THESIS_V0, make_potentials, potential_kind, random_ho_draws, random_ho_field
 from .skyrme import get_functional
@@ -85,6 +87,18 @@ def _potentials(kind: str, grid: AxialGrid, seed: int, indices: range, A: int, k
         vs.append(v_i)
         v0s.append(float(p_i.get("v0", torch.tensor([float("nan")]))[0]))
     return torch.cat(vs), v0s
+
+
+def _physical(rho_q: torch.Tensor, E: torch.Tensor, grid: AxialGrid, A: int) -> torch.Tensor:
+    """[B] bool: each converged state passes :func:`bkdsl.physics.guards.check_physical`."""
+    rho = rho_q.sum(1)
+    r_m = rms_radius(rho, grid)
+    rmax = rho.flatten(1).amax(1)
+    rmin = rho_q.flatten(1).amin(1)
+    return torch.tensor([not check_physical(A=A, energy=float(e), rms_radius=float(r), rho_max=float(a),
+                                            rho_min=float(b))
+                         for e, r, a, b in zip(E.cpu(), r_m.cpu(), rmax.cpu(), rmin.cpu())],
+                        dtype=torch.bool, device=rho.device)
 
 
 def _default_device(device):
@@ -189,6 +203,7 @@ def generate_nuclear_densities(
     keep_fields: dict[str, list] = {k: [] for k in ("rho_n", "rho_p", "v", "E", "E_ext", "E_com", "Q",
                                                      "v0", "residual", "iterations")}
     n_unconv = 0
+    n_unphys = 0
     n_iter_total = 0
     for c0 in range(0, samples, chunk):
         cn = min(chunk, samples - c0)
@@ -200,6 +215,9 @@ def generate_nuclear_densities(
         rho_q, energies = evaluate(func, space, res.c, v_s, chunk=batch)
         ok = res.converged & torch.isfinite(energies["edf"])
         n_unconv += int((~ok).sum())
+        phys = _physical(rho_q, energies["edf"], sgrid, nuc.A) | ~ok
+        n_unphys += int((ok & ~phys).sum())
+        ok = ok & phys
         n_iter_total += int(res.iterations.sum())
         okc = ok.cpu()
         Q = to_barn_units(multipoles(rho_q.sum(1), sgrid, 4))
@@ -268,9 +286,13 @@ def generate_nuclear_densities(
         "Q20": cat["Q"][keep, 2], "Q30": cat["Q"][keep, 3], "Q40": cat["Q"][keep, 4],
         "v0": cat["v0"][keep], "residual": cat["residual"][keep], "iterations": cat["iterations"][keep],
     }
+    units = dict(UNITS)
+    if potential_kind(potential) != "random_ho":   # v0 is the random-HO amplitude; other families draw none
+        del fields["v0"], units["v0"]
     wall = time.perf_counter() - t_start
     stats = {
-        "generated": samples, "converged": n_conv, "dropped_unconverged": n_unconv, **counts,
+        "generated": samples, "converged": n_conv + n_unphys, "dropped_unconverged": n_unconv,
+        "dropped_unphysical": n_unphys, **counts,
         "kept": int(keep.sum()), "E_gs": E_gs, "Q20_gs": float(Q_gs[2]), "Q30_gs": float(Q_gs[3]),
         "hist_cap": cap, "mean_iterations": n_iter_total / max(1, samples),
         "wall_s": wall, "setup_wall_s": t_setup, "solve_wall_s": t_solve - t_setup,
@@ -289,4 +311,4 @@ def generate_nuclear_densities(
         "convergence": f"residual < {tol_res} MeV and |dE| < {tol_de} MeV and quasi-Newton "
                        f"decrement < {tol_de} MeV within {max_iter} iterations",
     }
-    return NuclearDataset(fields=fields, units=dict(UNITS), stats=stats, config=config)
+    return NuclearDataset(fields=fields, units=units, stats=stats, config=config)

@@ -34,6 +34,7 @@ from bkdsl.diagnostics import BkError
 
 from .etf import SkyrmeETF
 from .grid import AxialGrid, SpectralBasis
+from .guards import require_physical
 
 #: default convergence thresholds (MeV)
 TOL_RES = 2e-3
@@ -480,7 +481,8 @@ def ground_state(nucleus="Pb208", functional="sly4", *, grid=None, k_cut: float 
     pure order-hbar^2 result (``order`` = 2).
 
     Raises BkError E0701 (unknown nucleus), E0702 (unknown functional), E0703 (grid too small),
-    E0704 (not converged within ``max_iter``).
+    E0704 (not converged within ``max_iter``), E0705 (a collapsed or unphysical fixed point, see
+    :mod:`bkdsl.physics.guards`).
     """
     from .grid import GridSpec, check_grid
     from .multipoles import multipoles, rms_radius, to_barn_units
@@ -502,6 +504,10 @@ def ground_state(nucleus="Pb208", functional="sly4", *, grid=None, k_cut: float 
     rho_q = r.rho_q
     rn = float(rms_radius(rho_q[0, 0], g))
     rp = float(rms_radius(rho_q[0, 1], g))
+    rho_tot = rho_q[0].sum(0)
+    require_physical(nuc.name, A=nuc.A, energy=float(r.energies["edf"][0]),
+                     rms_radius=float(rms_radius(rho_tot, g)), rho_max=float(rho_tot.max()),
+                     rho_min=float(rho_q.min()))
     Q = to_barn_units(multipoles(rho_q.sum(1), g, 3))[0]
     components = {k: float(v[0]) for k, v in r.energies.items()}
     E = components["edf"]

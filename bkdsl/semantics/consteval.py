@@ -11,13 +11,14 @@ import pint
 
 from bkdsl import registry
 from bkdsl.registry import Component, InferCtx
-from bkdsl.diagnostics import BkError, Diagnostic, Span
+from bkdsl.diagnostics import BkError, Diagnostic, Span, did_you_mean
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
 from bkdsl.semantics.units import Q_, parse_unit, unit_str
-from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.semantics.limits import check_power
+from bkdsl.semantics.values import CallValue, Ref, show_value
 from bkdsl.syntax import ast as A
-from bkdsl.semantics.scope import BlockInstance, BlockTemplate, Binding, RepeatInstance, Scope
+from bkdsl.semantics.scope import DF, BlockInstance, BlockTemplate, Binding, RepeatInstance, Scope
 
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow,
@@ -140,7 +141,7 @@ class ConstEval:
         if self.mode == "const" and cls.kind not in ("measure",):
             raise BkError("E0205", f"`{fname}(...)` is a component, not a constant", span=e.span,
                           help="declare it (e.g. `manifold m = poincare(c = 1.0)`) and use its name")
-        return instantiate(cls, args, kwargs, e.span)
+        return instantiate(cls, args, kwargs, e.span, call=e)
 
 
 def _call_name(func) -> str | None:
@@ -162,7 +163,7 @@ def lookup_component(name: str, func_ast, scope: Scope) -> type[Component] | Non
 
 
 def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], span: Span | None,
-                decl_name: str | None = None) -> Component:
+                decl_name: str | None = None, call: A.Call | None = None) -> Component:
     """Bind positional compile-time arguments to parameter names, validate, build the instance."""
     slots = [p for p in (cls.positional or tuple(cls.Params.model_fields)) if p not in cls.inputs]
     if len(args) > len(slots):
@@ -174,7 +175,16 @@ def instantiate(cls: type[Component], args: list[Any], kwargs: dict[str, Any], s
         if k in kw:
             raise BkError("E0204", f"`{cls.name}` got `{k}` twice", span=span)
         kw[k] = v
-    return cls.from_args(kw, span=span, decl_name=decl_name)
+    return cls.from_args(kw, span=span, decl_name=decl_name, arg_spans=_arg_spans(call, slots))
+
+
+def _arg_spans(call: A.Call | None, slots: list[str]) -> dict[str, Span]:
+    """Parameter name → span of the argument written for it (positional by slot, keywords by name)."""
+    if call is None:
+        return {}
+    out = {s: a.span for s, a in zip(slots, call.args) if a.span is not None}
+    out.update({k.name: k.value.span or k.span for k in call.kwargs if (k.value.span or k.span) is not None})
+    return out
 
 
 def negate(v: Any, span: Span | None) -> Any:
@@ -189,6 +199,8 @@ def negate(v: Any, span: Span | None) -> Any:
 
 def arith(op: str, left: Any, right: Any, span: Span | None) -> Any:
     f = _ARITH[op]
+    if op == "^":
+        check_power(left, right, span)
     try:
         if isinstance(left, list) and not isinstance(right, list):
             return [arith(op, x, right, span) for x in left]
@@ -198,23 +210,73 @@ def arith(op: str, left: Any, right: Any, span: Span | None) -> Any:
     except pint.DimensionalityError as err:
         raise BkError("E0203", f"unit mismatch in `{op}`: {unit_str(err.units1)} vs {unit_str(err.units2)}",
                       span=span, help="both sides of + and - must have the same dimension") from None
-    except (TypeError, ZeroDivisionError) as err:
-        raise BkError("E0205", f"cannot compute `{op}` here: {err}", span=span) from None
+    except ZeroDivisionError:
+        raise BkError("E0205", f"division by zero in `{op}`", span=span) from None
+    except OverflowError:
+        raise BkError("E0207", f"`{op}` overflows a 64-bit float", span=span) from None
+    except ValueError:  # numpy: two lists (with units) of different lengths
+        raise BkError("E0205", f"cannot compute `{op}` of lists of different lengths "
+                               f"({_length(left)} and {_length(right)})", span=span,
+                      help="lists combine element by element; give both the same length") from None
+    except TypeError:
+        raise BkError("E0205", f"cannot compute `{op}` of {_kind(left)} and {_kind(right)}", span=span) from None
+
+
+def _length(v: Any) -> str:
+    m = getattr(v, "magnitude", v)
+    try:
+        return str(len(m))
+    except TypeError:
+        return "a scalar"
+
+
+def _show(v: Any) -> str:
+    """A compile-time value as the spec would write it (`-0.1i`, `3 fm`), else what kind it is."""
+    if isinstance(v, (bool, int, float, complex, str, pint.Quantity)) or (
+            isinstance(v, list) and all(isinstance(x, (bool, int, float, complex, str)) for x in v)):
+        s = show_value(v)
+        return s if len(s) <= 60 else s[:57] + "…"
+    return _kind(v)
+
+
+def _kind(v: Any) -> str:
+    """What a compile-time value is, in the language's words (never a Python repr)."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, complex):
+        return "a complex number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, pint.Quantity):
+        return "a quantity"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, Ref):
+        return f"`{v.path}`"
+    if isinstance(v, CallValue):
+        return f"`{v.name}(...)`"
+    if isinstance(v, Component):
+        return f"the component `{v.decl_name or v.name}`"
+    if isinstance(v, type) and issubclass(v, Component):
+        return f"the component `{v.name}`"
+    if isinstance(v, DF):
+        return f"the tensor `{v.label.lstrip('=')}`" if v.label.lstrip("=") else "a tensor"
+    if isinstance(v, (BlockTemplate, BlockInstance, RepeatInstance)):
+        return "a block"
+    return "this value"
 
 
 def unknown_name(name: str, span: Span | None, scope: Scope, env: dict | None = None) -> BkError:
-    import difflib
-
-    cands = list(scope.names) + list(env or {})
-    close = difflib.get_close_matches(name, cands, n=1)
-    help = f"did you mean `{close[0]}`?" if close else "define it with `const`, a declaration, or an import"
+    """E0101 with "did you mean" over local names, the config, and the registry's components."""
+    cands = [*scope.names, *(env or {}), *(n for n in registry.all_components() if ":" not in n)]
+    help = did_you_mean(name, cands, "define it with `const`, a declaration, or an import")
     return BkError("E0101", f"unknown name `{name}`", span=span, help=help)
 
 
 def unknown_component(name: str, span: Span | None) -> BkError:
-    import difflib
-
-    names = list(registry.all_components())
-    close = difflib.get_close_matches(name.split(".")[-1], names, n=1)
-    help = f"did you mean `{close[0]}`?" if close else "see docs/components.md for the component list"
+    names = [n for n in registry.all_components() if ":" not in n]
+    help = did_you_mean(name.split(".")[-1], names,
+                       "no component has this name; Python code adds one with `@bkdsl.component(...)`")
     return BkError("E0104", f"unknown component `{name}`", span=span, help=help)

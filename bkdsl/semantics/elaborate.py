@@ -24,8 +24,9 @@ from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
 from bkdsl.semantics.units import Q_, parse_unit, unit_str
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.syntax import ast as A
-from bkdsl.semantics.consteval import (ConstEval, _call_name, arith, instantiate, lookup_component, negate,
-                                       unknown_component, unknown_name)
+from bkdsl.semantics.consteval import (ConstEval, _arg_spans, _call_name, _kind, _show, arith, instantiate,
+                                       lookup_component, negate, unknown_component, unknown_name)
+from bkdsl.semantics.limits import check_repeat, check_type
 from bkdsl.semantics.scope import DF, BlockInstance, BlockTemplate, Binding, RepeatInstance, Scope
 
 class Elaborator:
@@ -80,7 +81,7 @@ def _coerce(v: Any, t: str, name: str, span: Span | None) -> Any:
           "bool": lambda x: isinstance(x, bool), "str": lambda x: isinstance(x, str),
           "complex": lambda x: isinstance(x, (int, float, complex)) and not isinstance(x, bool)}[t]
     if not ok(v):
-        raise BkError("E0204", f"parameter `{name}` must be {t}, got {v!r}", span=span)
+        raise BkError("E0204", f"parameter `{name}` must be {t}, got {_show(v)}", span=span)
     return float(v) if t == "float" else v
 
 
@@ -115,10 +116,14 @@ class _BlockBuilder:
 
     # ---- helpers
     def manifolds(self) -> dict[str, Component]:
-        out = {}
-        for n, b in self.scope.names.items():
-            if b.kind == "decl" and b.value.kind == "manifold":
-                out[n] = b.value.component
+        # the scope's manifolds are found once per builder and scope (a scan per op was quadratic
+        # in the size of the spec: 10 000-line specs)
+        cached = getattr(self, "_scope_manifolds", None)
+        if cached is None or cached[0] is not self.scope:
+            cached = (self.scope, {n: b.value.component for n, b in self.scope.names.items()
+                                   if b.kind == "decl" and b.value.kind == "manifold"})
+            self._scope_manifolds = cached
+        out = dict(cached[1])
         for n, v in self.cfg.items():
             if isinstance(v, Component) and v.kind == "manifold":
                 out[n] = v
@@ -139,6 +144,7 @@ class _BlockBuilder:
 
     def add(self, op: str, target: Any, args: list[Any], typ: Any, span: Span | None, label: str = "",
             kwargs: dict | None = None) -> DF:
+        check_type(typ, span)  # bounded before anything is built (limits.py)
         name = self.fresh(label or (getattr(target, "name", None) or op))
         self.nodes.append(I.Node(name, op, target, args, typ, span, kwargs or {}, label))
         return DF(I.NodeRef(name), typ, ("=" + label) if op in ("input", "param") else label)
@@ -164,7 +170,7 @@ class _BlockBuilder:
                 self.uni.note(d.value, d.span or span)
                 return d.value
             if not isinstance(v, int) or isinstance(v, bool):
-                raise BkError("E0401", f"dimension `{d.value}` must be an integer, it is {v!r}", span=d.span)
+                raise BkError("E0401", f"dimension `{d.value}` must be an integer, it is {_show(v)}", span=d.span)
             return v
         left, right = self.dim(d.left, span), self.dim(d.right, span)
         if isinstance(left, int) and isinstance(right, int):
@@ -179,6 +185,8 @@ class _BlockBuilder:
 
     def vtype(self, t: A.TypeExpr) -> ValueType:
         shape = tuple(self.dim(d, t.span) for d in t.shape) if t.shape is not None else None
+        if t.manifold is not None and t.manifold in self.scope.names:
+            self.scope.lookup(t.manifold)  # a failed declaration: a cascade, not a new error
         if t.manifold is not None and t.manifold not in self.manifolds():
             raise BkError("E0101", f"unknown manifold `{t.manifold}`", span=t.span,
                           help="declare it: `manifold " + t.manifold + " = poincare(c = 1.0)`")
@@ -197,6 +205,7 @@ class _BlockBuilder:
                 if isinstance(s, (A.Input, A.Param)) and nm in defs:
                     raise BkError("E0003", f"`{nm}` is defined twice in `{b.name}`", span=s.span)
                 defs.setdefault(nm, []).append(i)
+        self.block_names = set(defs)  # for "did you mean" (a statement's env holds only what it uses)
         g = nx.DiGraph()
         g.add_nodes_from(range(len(b.body)))
         binding: list[dict[str, int]] = []
@@ -307,7 +316,8 @@ class _BlockBuilder:
                     return registry.lookup(e.id, registry.NON_METRIC)
                 if e.id == "repeat":
                     return "repeat"
-                raise unknown_name(e.id, e.span, self.scope, {**env, **self.cfg})
+                raise unknown_name(e.id, e.span, self.scope,
+                                   {**dict.fromkeys(getattr(self, "block_names", ())), **env, **self.cfg})
             if b.kind == "const":
                 return b.value
             if b.kind == "decl":
@@ -351,6 +361,8 @@ class _BlockBuilder:
         if isinstance(v.type, ValueType) and v.type.manifold is not None:
             m = v.type.manifold
             hint = {"+": "mobius_add", "-": "mobius_add with a negated operand", "*": "mobius_scalar_mul"}.get(op)
+            if hint is not None and registry.lookup(hint.split()[0]) is None:
+                hint = None  # never name an op that is not registered
             raise BkError("E0402", f"`{op}` is Euclidean; `{v.label.lstrip('=') or 'the value'}` lives on `{m}`", span=span,
                           help=(f"use `{hint}(...)` on the manifold, or " if hint else "") +
                                f"take `logmap0({m}, {v.label.lstrip('=') or 'x'})` first")
@@ -385,7 +397,7 @@ class _BlockBuilder:
                 hi = self.ev(it.hi, env) if it.hi is not None else None
                 for b in (lo, hi):
                     if b is not None and (not isinstance(b, int) or isinstance(b, bool)):
-                        raise BkError("E0205", f"slice bounds must be integers, got {b!r}", span=it.span)
+                        raise BkError("E0205", f"slice bounds must be integers, got {_show(b)}", span=it.span)
                 items.append(slice(lo, hi))
             else:
                 v = self.ev(it, env)
@@ -411,6 +423,7 @@ class _BlockBuilder:
                 raise BkError("E0204", "`repeat(block(...), n)` takes a configured block and a count", span=e.span)
             if args[1] < 1:
                 raise BkError("E0201", "`repeat` count must be at least 1", span=e.span)
+            check_repeat(args[1], e.args[1].span or e.span)
             return RepeatInstance(args[0], args[1], e.span)
         if isinstance(f, BlockTemplate):
             dfs = [a for a in args if isinstance(a, DF)]
@@ -442,7 +455,7 @@ class _BlockBuilder:
 
     def _need_df(self, a: Any, e: A.Call) -> DF:
         if not isinstance(a, DF):
-            raise BkError("E0204", f"expected a tensor argument, got {a!r}", span=e.span)
+            raise BkError("E0204", f"expected a tensor argument, got {_kind(a)}", span=e.span)
         return a
 
     def apply_block(self, inst: BlockInstance, dfs: list[DF], span: Span | None) -> DF:
@@ -475,7 +488,7 @@ class _BlockBuilder:
                               help=f"signature: {cls.name}({', '.join(slots)})")
             v = bound.pop(nm)
             if not isinstance(v, DF):
-                raise BkError("E0204", f"input `{nm}` of `{cls.name}` must be a tensor, got {v!r}", span=span)
+                raise BkError("E0204", f"input `{nm}` of `{cls.name}` must be a tensor, got {_kind(v)}", span=span)
             ins.append(v)
         for k, v in bound.items():
             if isinstance(v, DF):
@@ -487,7 +500,7 @@ class _BlockBuilder:
                               span=span)
             comp = type(decl)(decl.params, span=span, decl_name=decl.decl_name)
         else:
-            comp = cls.from_args(bound, span=span)
+            comp = cls.from_args(bound, span=span, arg_spans=_arg_spans(e, slots))
         ctx = self.ctx(span)
         ctx.arg_names = [_source_name(a) for a in e.args[:len(ins)]] + [""] * max(0, len(ins) - len(e.args))
         in_types = [d.type for d in ins]

@@ -30,7 +30,8 @@ from bkdsl.syntax import ast as A
 from bkdsl.semantics.consteval import ConstEval, _call_name, instantiate, lookup_component, unknown_component
 from bkdsl.semantics.elaborate import Elaborator
 from bkdsl.semantics.lossexpr import loss_unit
-from bkdsl.semantics.scope import Binding, BlockTemplate, Scope
+from bkdsl.semantics.imports import MAX_MODULE_BYTES, allowed_roots, resolve_import
+from bkdsl.semantics.scope import Binding, BlockTemplate, Scope, _declared_name, report
 
 STDLIB_DIR = resources.STDLIB_DIR
 
@@ -39,30 +40,20 @@ class Loader:
     """Loads and resolves imported modules (stdlib by dotted name, others by relative path), with
     caching and import-cycle detection."""
 
-    def __init__(self, stdlib_dir: Path = STDLIB_DIR):
+    def __init__(self, stdlib_dir: Path = STDLIB_DIR, includes: tuple[Path, ...] = ()):
         self.stdlib_dir = stdlib_dir
+        self.includes = tuple(Path(p) for p in includes)  # --include DIR: more allowed import roots
+        self.roots: list[Path] | None = None  # set by the top-level spec's first import
         self.cache: dict[str, Scope] = {}
         self.stack: list[str] = []
         self.sources: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
 
     def path_for(self, imp_module: str, is_path: bool, importer: str, span: Span | None) -> Path:
-        if is_path:
-            base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
-            p = (base / imp_module)
-        else:
-            parts = imp_module.split(".")
-            if parts[0] == "stdlib":
-                p = self.stdlib_dir.joinpath(*parts[1:]).with_suffix(".bk")
-            else:
-                base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
-                p = base.joinpath(*parts).with_suffix(".bk")
-        if not p.is_file():
-            avail = sorted(x.stem for x in self.stdlib_dir.glob("*.bk"))
-            raise BkError("E0102", f"cannot import `{imp_module}`: no file {p}", span=span,
-                          help=f"stdlib modules: {', '.join('stdlib.' + a for a in avail)}; "
-                               "a local file is imported as `import \"path/to/file.bk\" as name`")
-        return p
+        base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
+        if self.roots is None:  # the top-level spec: its directory tree is the first allowed root
+            self.roots = allowed_roots(base, self.stdlib_dir, self.includes)
+        return resolve_import(imp_module, is_path, base, self.stdlib_dir, self.roots, span)
 
     def load(self, path: Path, span: Span | None) -> Scope:
         key = str(path.resolve())
@@ -75,9 +66,11 @@ class Loader:
         from bkdsl.syntax.parser import parse
 
         try:
+            if path.stat().st_size > MAX_MODULE_BYTES:
+                raise BkError("E0004", f"module {path.name} is larger than {MAX_MODULE_BYTES >> 20} MiB", span=span)
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise BkError("E0002", f"cannot read {path}: {e}", span=span) from None
+            raise BkError("E0002", f"cannot read {path}: {e.__class__.__name__}", span=span) from None
         shown = _display_path(path)
         self.sources[shown] = text
         mod, diags = parse(text, shown)
@@ -114,10 +107,17 @@ def resolve(module: A.Module, loader: Loader | None = None) -> tuple[I.Program, 
         try:
             fn()
         except BkError as e:
-            diags.append(e.diagnostic)
+            report(diags, e)
 
     for st in module.stmts:
-        guard(lambda st=st: _resolve_stmt(st, scope, prog, loader))
+        try:
+            _resolve_stmt(st, scope, prog, loader)
+        except BkError as e:
+            report(diags, e)
+            name = _declared_name(st)
+            if name is not None and name not in scope.names:  # later uses are cascades, not new errors
+                scope.names[name] = Binding("poisoned", None, st.span)
+
     # elaborate models with their default config (all formals defaulted): the compiled artefact
     for name, b in scope.names.items():
         if b.kind == "block" and b.value.ast.is_model and b.value.scope is scope:
@@ -212,7 +212,7 @@ def _resolve_decl(st: A.ComponentDecl, scope: Scope, prog: I.Program) -> None:
     ev = ConstEval(scope, mode="component")
     args = [ev.ev(a) for a in st.value.args]
     kwargs = {k.name: ev.ev(k.value) for k in st.value.kwargs}
-    comp = instantiate(cls, args, kwargs, st.value.span, decl_name=st.name)
+    comp = instantiate(cls, args, kwargs, st.value.span, decl_name=st.name, call=st.value)
     d = I.DeclIR(st.kind, st.name, comp, claims, st.span, claim_asts=list(st.claims))
     scope.define(st.name, Binding("decl", d, st.name_span or st.span))
     prog.decls[st.name] = d

@@ -43,7 +43,9 @@ def expr(e, prec: int = 0) -> str:
     if isinstance(e, A.BinOp):
         p = _PREC[e.op]
         if e.op == "^":  # right-associative
-            s = f"{expr(e.left, p + 1)}^{expr(e.right, p - 1)}"
+            # `1 fm ^ 2` keeps its spaces: `1 fm^2` would lex as the unit fm^2
+            sep = " ^ " if isinstance(e.left, A.Quantity) else "^"
+            s = f"{expr(e.left, p + 1)}{sep}{expr(e.right, p - 1)}"
         else:
             s = f"{expr(e.left, p)} {e.op} {expr(e.right, p + 1)}"
         return f"({s})" if p < prec else s

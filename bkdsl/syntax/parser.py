@@ -3,21 +3,34 @@
 ``parse(text, file) -> (Module | None, list[Diagnostic])`` never raises for bad input: Lark's
 unexpected-token and unexpected-character errors become E0001 diagnostics with the position and what
 was expected.
+
+Limits (E0004, documented in docs/errors.md): a parse tree deeper than :data:`MAX_DEPTH` levels (about
+one level per parenthesis, per operand of a chained ``+``/``*``, per nested call) is refused before
+any recursive stage sees it — the transformer, the evaluators and the formatter recurse once per
+level; a number literal longer than :data:`MAX_LITERAL_CHARS` characters, or one that overflows a
+64-bit float, is refused where it is read.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from bkdsl import resources
-from bkdsl.diagnostics import Diagnostic, Span
+from bkdsl.diagnostics import BkError, Diagnostic, Span, source_lines
 from bkdsl.syntax import ast as A
 
 GRAMMAR_PATH = resources.GRAMMAR_PATH
+
+#: deepest parse tree accepted (E0004); the recursive stages after the parser need ~3 Python frames
+#: per level, which keeps them well inside Python's default recursion limit of 1000.
+MAX_DEPTH = 200
+#: longest number literal accepted (E0004); Python refuses int() of more than 4300 digits.
+MAX_LITERAL_CHARS = 4000
 
 
 class _DropNewlinesInBrackets:
@@ -54,11 +67,22 @@ def _span(file: str, meta_or_tok) -> Span:
     return Span(file, m.line, m.column, m.end_line, m.end_column)
 
 
-def _number(text: str) -> float | int:
+def _number(text: str, span: Span | None = None) -> float | int:
+    if len(text) > MAX_LITERAL_CHARS:
+        raise BkError("E0004", f"number literal of {len(text)} characters (the limit is {MAX_LITERAL_CHARS})",
+                      span=span, help="write large values with an exponent, e.g. `1e30`")
     t = text.lower()
     if any(c in t for c in ".e"):
-        return float(text)
+        v = float(text)
+        if not math.isfinite(v):
+            raise BkError("E0004", f"number `{_short(text)}` overflows a 64-bit float", span=span,
+                          help="the largest finite value is about 1.8e308")
+        return v
     return int(text)
+
+
+def _short(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[:n] + "…"
 
 
 @v_args(meta=True)
@@ -163,7 +187,7 @@ class _ToAst(Transformer):
         return A.DimExpr(None, str(ch[0]), span=self._s(meta))
 
     def dim_int(self, meta, ch):
-        return A.DimExpr(None, int(ch[0]), span=self._s(meta))
+        return A.DimExpr(None, _number(str(ch[0]), self._s(meta)), span=self._s(meta))
 
     def _dim_op(op):  # noqa: N805 - a tiny factory for the four dim operators
         def f(self, meta, ch):
@@ -233,15 +257,18 @@ class _ToAst(Transformer):
         return A.Attr(ch[0], str(ch[1]), self._s(meta))
 
     def number(self, meta, ch):
-        return A.Num(_number(str(ch[0])), str(ch[0]), self._s(meta))
+        return A.Num(_number(str(ch[0]), self._s(meta)), str(ch[0]), self._s(meta))
 
     def quantity(self, meta, ch):
-        num = A.Num(_number(str(ch[0])), str(ch[0]), _span(self.file, ch[0]))
+        num = A.Num(_number(str(ch[0]), self._s(meta)), str(ch[0]), _span(self.file, ch[0]))
         return A.Quantity(num, str(ch[1]), self._s(meta))
 
     def imag(self, meta, ch):
         t = str(ch[0])
-        return A.Imag(complex(0, float(t[:-1])), t, self._s(meta))
+        v = _number(t[:-1], self._s(meta))
+        if isinstance(v, int) and abs(v) > 2 ** 1023:
+            raise BkError("E0004", f"number `{_short(t)}` overflows a 64-bit float", span=self._s(meta))
+        return A.Imag(complex(0, float(v)), t, self._s(meta))
 
     def string(self, meta, ch):
         return A.Str(_unquote(ch[0]), self._s(meta))
@@ -278,9 +305,21 @@ _PRETTY = {
 }
 
 
+def _pretty_terminal(name: str) -> str:
+    """How a user reads a Lark terminal: keywords and punctuation as their text (`DOT` → `.`)."""
+    if name in _PRETTY:
+        return _PRETTY[name]
+    try:
+        pat = _parser().get_terminal(name).pattern
+    except KeyError:
+        return "a token"
+    if pat.type == "str":
+        return f"`{pat.value}`"
+    return "a token"
+
+
 def _expected(names) -> str:
-    pretty = sorted({_PRETTY.get(n, f"`{n.lower()}`" if n.isalpha() and n.isupper() and len(n) > 3 else _PRETTY.get(n, n))
-                     for n in names if not n.startswith("__")})
+    pretty = sorted({_pretty_terminal(n) for n in names if not n.startswith("__")})
     if len(pretty) > 6:
         pretty = pretty[:6] + ["…"]
     return ", ".join(pretty)
@@ -297,21 +336,40 @@ def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diag
         return None, [_syntax_diag(e, text, file)]
     for tok in _comment_tokens(text):
         comments.append(tok)
+    deep = _too_deep(tree)
+    if deep is not None:
+        return None, [Diagnostic("E0004", f"the expression is nested more than {MAX_DEPTH} levels deep",
+                                 _span(file, deep), label="nesting limit reached here",
+                                 help="name intermediate values (`const`, or `h = ...` in a block) to "
+                                      "flatten it; see the limits in docs/errors.md")]
     try:
         stmts = _ToAst(file).transform(tree)
-    except Exception as e:  # lark wraps transformer errors; a failure here is our bug
-        from lark.exceptions import VisitError
-
-        if isinstance(e, VisitError) and e.orig_exc is not None:
+    except VisitError as e:  # lark wraps transformer errors; a user error is a diagnostic, else our bug
+        if isinstance(e.orig_exc, BkError):
+            return None, [e.orig_exc.diagnostic]
+        if e.orig_exc is not None:
             raise e.orig_exc
         raise
     return A.Module(file, stmts, comments), []
 
 
+def _too_deep(tree: Tree):
+    """The meta of the first tree node found below depth :data:`MAX_DEPTH`, or None (iterative)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > MAX_DEPTH:
+            return node.meta
+        for c in node.children:
+            if isinstance(c, Tree):
+                stack.append((c, d + 1))
+    return None
+
+
 def _comment_tokens(text: str) -> list[A.Comment]:
     """Comments with positions, found by the lexer's own rules (a '#' outside strings)."""
     out = []
-    for ln, line in enumerate(text.splitlines(), start=1):
+    for ln, line in enumerate(source_lines(text), start=1):
         in_str = False
         esc = False
         for col, ch in enumerate(line, start=1):
@@ -330,18 +388,35 @@ def _comment_tokens(text: str) -> list[A.Comment]:
     return out
 
 
+def _content_lines(text: str) -> list[str]:
+    """Lines up to the last one that holds text (where "end of file" is shown)."""
+    lines = source_lines(text)
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _show_char(ch: str) -> str:
+    if not ch:
+        return "(end of line)"
+    if ch.isprintable() and ch != "`":
+        return f"`{ch}`"
+    return f"U+{ord(ch):04X}" + (" (`)" if ch == "`" else "")
+
+
 def _syntax_diag(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
     line = getattr(e, "line", 1) or 1
     col = getattr(e, "column", 1) or 1
     if isinstance(e, UnexpectedCharacters):
-        ch = text.splitlines()[line - 1][col - 1] if line - 1 < len(text.splitlines()) else "?"
-        msg = f"unexpected character `{ch}`"
+        lines = source_lines(text)
+        ch = lines[line - 1][col - 1:col] if line - 1 < len(lines) else ""
+        msg = f"unexpected character {_show_char(ch)}"
         exp = _expected(e.allowed or [])
         label = "not valid here"
         help = f"expected {exp}" if exp else None
         end = col + 1
     elif isinstance(e, UnexpectedEOF):
-        lines = text.splitlines() or [""]
+        lines = _content_lines(text)
         line, col = len(lines), len(lines[-1]) + 1
         msg = "unexpected end of file"
         label = "the file ends here"
@@ -352,14 +427,14 @@ def _syntax_diag(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
         assert isinstance(e, UnexpectedToken)
         tok = e.token
         if tok.type == "$END":
-            lines = text.splitlines() or [""]
+            lines = _content_lines(text)
             line, col = len(lines), len(lines[-1]) + 1
             msg = "unexpected end of file"
             end = col + 1
         else:
-            shown = "end of line" if tok.type == "_NEWLINE" else f"`{tok}`"
+            shown = "end of line" if tok.type == "_NEWLINE" else f"`{_short(str(tok), 40)}`"
             msg = f"unexpected {shown}"
-            end = col + max(1, len(str(tok).splitlines()[0]) if str(tok) and tok.type != "_NEWLINE" else 1)
+            end = col + max(1, len(str(tok).split("\n")[0]) if str(tok) and tok.type != "_NEWLINE" else 1)
         label = "not valid here"
         exp = _expected(e.expected or e.accepts or [])
         help = f"expected {exp}" if exp else None

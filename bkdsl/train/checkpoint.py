@@ -16,6 +16,12 @@ name (the global step is in it) through a temporary file + ``os.replace``; then 
 names its sidecar, is written the same way — its rename is the commit point; only then is the previous
 sidecar deleted. Loading checks both hashes, so a truncated or bit-flipped file, or a weights file whose
 sidecar is gone, is reported as E0606 and never loaded. Nothing here calls ``torch.load``.
+
+Confinement: the sidecar a weights header names must be a plain file name of the form
+``<name>-<step>.state.safetensors`` that resolves (symlinks followed) to a regular file in the same
+directory; anything else (``/dev/zero``, ``../x``, a symlink out) is refused as E0606 before it is
+opened. A write that fails (a full disk: ``OSError(ENOSPC)``, a read-only directory) is E0611 — the
+run stops and never reports ``completed``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train.cache import tensors_sha256
 
 FORMAT = "bkdsl-checkpoint/1"
+SIDECAR_RE = re.compile(r"[A-Za-z0-9_]+-[0-9]{9}\.state\.safetensors")
 
 
 @dataclass
@@ -90,11 +99,15 @@ def save_checkpoint(ckdir: str | Path, name: str, weights: dict[str, torch.Tenso
     step = int(state.get("global_step", 0))
     sidecar = ckdir / f"{name}-{step:09d}.state.safetensors"
     state = dict(state, format=FORMAT, weights_sha256=tensors_sha256(weights))
-    _atomic_save(tensors, sidecar, {"format": FORMAT, "state": json.dumps(state)})
     wpath = ckdir / f"{name}.safetensors"
-    meta = {"format": FORMAT, "sidecar": sidecar.name, "sidecar_sha256": file_sha256(sidecar),
-            "epoch": str(state.get("epoch", 0)), "global_step": str(step)}
-    _atomic_save(weights, wpath, meta)
+    try:
+        _atomic_save(tensors, sidecar, {"format": FORMAT, "state": json.dumps(state)})
+        meta = {"format": FORMAT, "sidecar": sidecar.name, "sidecar_sha256": file_sha256(sidecar),
+                "epoch": str(state.get("epoch", 0)), "global_step": str(step)}
+        _atomic_save(weights, wpath, meta)
+    except OSError as e:
+        raise BkError("E0611", f"checkpoint `{wpath}` could not be written: {os.strerror(e.errno) if e.errno else e}",
+                      help="free disk space or choose another --out; the previous checkpoint is intact") from None
     for old in ckdir.glob(f"{name}-*.state.safetensors"):
         if old.name != sidecar.name:
             old.unlink(missing_ok=True)
@@ -105,6 +118,24 @@ def _corrupt(path: Path, why: str) -> BkError:
     return BkError("E0606", f"checkpoint `{path}` is corrupted or truncated: {why}",
                    help="it was not loaded; resume from another run directory, or delete "
                         f"`{path.parent}` to start this run over")
+
+
+def _sidecar_path(wpath: Path, name: str | None) -> Path:
+    """The sidecar named in a weights header, confined to the checkpoint's own directory (E0606)."""
+    if not name:
+        raise _corrupt(wpath, "its header names no state sidecar")
+    if not SIDECAR_RE.fullmatch(name):
+        raise _corrupt(wpath, f"its header names the sidecar `{name[:80]}`, which is not a sidecar file name "
+                              "in the checkpoint directory (refused without opening it)")
+    side = wpath.parent / name
+    try:
+        real = Path(os.path.realpath(side))
+        st = os.stat(real)
+    except OSError:
+        raise _corrupt(wpath, f"its state sidecar `{name}` is missing") from None
+    if real.parent != Path(os.path.realpath(wpath.parent)) or not stat.S_ISREG(st.st_mode):
+        raise _corrupt(wpath, f"its state sidecar `{name}` is not a regular file in `{wpath.parent}`")
+    return side
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -121,9 +152,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise _corrupt(wpath, f"{type(e).__name__}: {e}") from None
     if meta.get("format") != FORMAT:
         raise _corrupt(wpath, f"unknown format {meta.get('format')!r} (want {FORMAT})")
-    side = wpath.parent / meta.get("sidecar", "")
-    if not meta.get("sidecar") or not side.exists():
-        raise _corrupt(wpath, f"its state sidecar `{side.name}` is missing")
+    side = _sidecar_path(wpath, meta.get("sidecar"))
     if file_sha256(side) != meta.get("sidecar_sha256"):
         raise _corrupt(side, "the sidecar's hash does not match the one recorded in the weights file")
     try:

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the data or train block, e.g. train.epochs=2 (repeatable)")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<spec name>)")
+    p.add_argument("--include", action="append", default=[], metavar="DIR",
+                   help="a directory imports may read from, besides the spec's own tree and the stdlib (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="default: the spec's, else auto")
     p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
@@ -97,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BkError("E0610", f"nothing to resume in `{rundir}`: no checkpoints/last.safetensors",
                       help="run without --resume to start, or point --out at the run directory")
     logging.getLogger("bkdsl").setLevel(logging.INFO)
-    c = bkdsl.compile_file(spec, overrides=overrides) if overrides else bkdsl.compile_file(spec)
+    c = bkdsl.compile_file(spec, overrides=overrides or None, includes=tuple(getattr(args, "include", None) or ()))
     plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
                               device=args.device, precision=args.precision)
     main = int(os.environ.get("RANK", "0")) == 0

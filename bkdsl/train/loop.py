@@ -155,6 +155,9 @@ class _Progress:
             self.bar.stop()
 
 
+#: the largest accepted `train.seed` (seeds feed 32-bit generators after per-epoch offsets)
+MAX_SEED = 2 ** 32 - 1
+
 class Trainer:
     def __init__(self, plan: TrainPlan, rundir: str | Path, *, resume: bool = False, quiet: bool = False):
         self.plan = plan
@@ -172,8 +175,13 @@ class Trainer:
     def _setup_logging(self) -> logging.Handler | None:
         if not self.dist.is_main:
             return None
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        h = logging.FileHandler(self.rundir / "train.log", encoding="utf-8")
+        try:
+            self.rundir.mkdir(parents=True, exist_ok=True)
+            h = logging.FileHandler(self.rundir / "train.log", encoding="utf-8")
+        except OSError as e:  # --out is a file, under a file, read-only, or the disk is full
+            raise BkError("E0611", f"cannot write the run directory `{self.rundir}`: "
+                                   f"{os.strerror(e.errno) if e.errno else type(e).__name__}",
+                          help="point --out at a writable directory (it is created if missing)") from None
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("bkdsl")
         root.addHandler(h)
@@ -430,6 +438,9 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg = self.cfg
+        if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+            raise BkError("E0609", f"`seed` must be an integer in [0, {MAX_SEED}], got {str(cfg.seed)[:30]}",
+                          span=cfg.spans.get("seed", cfg.span), help="seeds are 32-bit: e.g. `seed = 0`")
         self.device = resolve_device(cfg.device, cfg.spans.get("device", cfg.span))
         if cfg.precision not in ("fp32", "bf16"):
             raise BkError("E0609", f"unknown precision `{cfg.precision}`", span=cfg.spans.get("precision", cfg.span),
@@ -656,8 +667,13 @@ class Trainer:
         }
         if self.dist.is_main:
             tmp = self.rundir / "final.json.tmp"
-            tmp.write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.rundir / "final.json")
+            try:
+                tmp.write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
+                os.replace(tmp, self.rundir / "final.json")
+            except OSError as e:
+                raise BkError("E0611", f"cannot write `{self.rundir / 'final.json'}`: "
+                                       f"{os.strerror(e.errno) if e.errno else type(e).__name__}",
+                              help="free disk space; the checkpoints written so far are intact") from None
             try:
                 from bkdsl.train import plots
 

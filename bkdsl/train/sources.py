@@ -196,6 +196,11 @@ def read_file(path: str | Path, decls: dict[str, FieldInfo], span: Span | None =
                                   help=f"declare `unit = {unit_str(file_u)}` (or a unit of the same "
                                        "dimension; values are converted)")
                 scale = float(ureg.Quantity(1.0, file_u).to(want).magnitude)
+        if getattr(a, "dtype", None) is not None and a.dtype.kind == "c" and d.dtype != "complex":
+            raise BkError("E0605", f"field `{name}`: `{key}` in `{p}` is complex-valued ({a.dtype}); fields are "
+                                   "real", span=d.span or span, label=f"`{name}` declared here",
+                          help=f"store the real and imaginary parts as two float datasets (e.g. `{key}_re`, "
+                               f"`{key}_im`) and declare a field for each")
         t = _to_tensor(a, d, p)
         if d.dtype == "float" and not (t.is_floating_point() or t.is_complex()):
             t = t.float()

@@ -33,6 +33,7 @@ from bkdsl.lower.metrics import MetricProgram
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.elaborate import elaborate_model_call
 from bkdsl.semantics.lossexpr import loss_unit
+from bkdsl.semantics.scope import report
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.data import FieldInfo, check_split
@@ -351,7 +352,7 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         try:
             return fn(*args)
         except BkError as e:
-            diags.append(e.diagnostic)
+            report(diags, e)  # a use of a failed declaration is a cascade: already reported
             return None
 
     model = guard(elaborate_model_call, t.get("model"), program.scope, sp.get("model")) if "model" in sp else None

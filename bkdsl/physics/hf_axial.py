@@ -1,0 +1,469 @@
+r"""Axial Kohn-Sham Skyrme-HF+BCS on the (r, z) half-step sub-lattice (thesis App. B, Algorithm 1).
+
+Time-reversal and axial symmetry: each orbital of angular-momentum projection Omega > 0 is the spinor
+(thesis eq. B.15)
+
+    psi = (2 pi)^(-1/2) ( e^{i(Omega - 1/2) phi} a(r, z),  e^{i(Omega + 1/2) phi} b(r, z) ),
+
+normalised as \int r dr dz (a^2 + b^2) = 1, and stands for itself and its time-reversed partner. With
+occupation v^2 and u v (BCS) the local densities are (eqs. B.16-B.19; J is derived directly from
+J = -i sum psi^dagger (grad psi x sigma), its phi component cancels between time-reversed partners):
+
+    rho     = (1/pi) sum v^2 (a^2 + b^2)
+    tau     = (1/pi) sum v^2 [ |grad a|^2 + |grad b|^2 + (L- a / r)^2 + (L+ b / r)^2 ],  L-+ = Omega -+ 1/2
+    J_r     = (1/pi) sum v^2 [ (L- a^2 - L+ b^2) / r - b d_z a + a d_z b ]
+    J_z     = (1/pi) sum v^2 [ b d_r a - a d_r b - 2 Omega a b / r ]
+    rho~    = (1/pi) sum u v (a^2 + b^2)
+
+The energy is the SLy4 functional (as in :mod:`bkdsl.physics.hf_spherical`; Coulomb left out, as in the
+thesis' ch. 3), plus the surface DDDI pairing functional
+E_pair = (V0/4) sum_q \int [1 - (rho/rho0)^gamma] rho~_q^2 and the centre-of-mass constraint
+E_CoM = (C/2)(\int z rho)^2 (thesis eq. 3.6).
+
+**Discretisation.** Cell centres r_i = (i + 1/2) h, z_j = (j - n_z/2 + 1/2) h; the box boundary sets
+orbitals to zero outside; at the axis a component with |L| even (odd) continues evenly (oddly) to
+r < 0. The kinetic energy is a sum over cell faces of B |D f|^2 with a staggered (centre -> face)
+derivative of order 2 or 4, so h is exactly the derivative of the discrete energy and has no
+checkerboard modes; the spin-orbit term uses collocated central derivatives of the same order. The
+single-particle Hamiltonian per Omega is assembled from the autograd derivatives G = dE/d(field) of the
+discrete energy with respect to each field, as h = (1/2) sum (1/pi) S P^T diag(G) Q S over the bilinear
+terms above (S = diag(1/sqrt(r h^2)) maps the orthonormal grid vector g to a). So eps_k = g_k^T h g_k,
+Delta_k = -(1/2) g_k^T K g_k with K from G_{rho~} (B.27), and v^2 from B.28 with lambda fixed by
+2 sum v^2 = N_q, over states with eps_k < eps_cut (60 MeV).
+
+**Iteration.** The fields (rho_q, tau's, J, rho~) are mixed with modified Broyden mixing (Johnson,
+PRB 38 (1988) 12807, in the form of Baran et al., PRC 78 (2008) 014318; ``mix`` is its linear part alpha),
+as the thesis does, until |Delta E| < ``tol_e`` (MeV) and the largest change of rho_q between the input
+and output of an iteration is below ``tol_rho`` (fm^-3).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from bkdsl.diagnostics import BkError
+
+from .guards import require_physical
+from .nuclei import get_nucleus
+from .skyrme import SkyrmeParams, get_functional
+
+#: thesis ch. 3 set-up for 24Mg
+THESIS_GRID = (10, 20, 0.8)
+THESIS_V0 = -683.344        # MeV fm^3
+THESIS_CUT = 60.0           # MeV
+THESIS_OMEGA_MAX = 9        # 2 Omega_max
+THESIS_COM_C = 0.625        # MeV fm^-2
+
+#: staggered (centre -> face) first-derivative and interpolation weights, and collocated central
+#: first-derivative weights, of orders 2, 4, 6, 8 (standard finite-difference coefficients)
+_STAG = {2: ([-1.0, 1.0], [0.5, 0.5]),
+         4: ([1 / 24, -9 / 8, 9 / 8, -1 / 24], [-1 / 16, 9 / 16, 9 / 16, -1 / 16]),
+         6: ([-3 / 640, 25 / 384, -75 / 64, 75 / 64, -25 / 384, 3 / 640],
+             [3 / 256, -25 / 256, 75 / 128, 75 / 128, -25 / 256, 3 / 256]),
+         8: ([5 / 7168, -49 / 5120, 245 / 3072, -1225 / 1024, 1225 / 1024, -245 / 3072, 49 / 5120, -5 / 7168],
+             [-5 / 2048, 49 / 2048, -245 / 2048, 1225 / 2048, 1225 / 2048, -245 / 2048, 49 / 2048, -5 / 2048])}
+_CENT = {2: [-0.5, 0.0, 0.5], 4: [1 / 12, -2 / 3, 0.0, 2 / 3, -1 / 12],
+         6: [-1 / 60, 3 / 20, -3 / 4, 0.0, 3 / 4, -3 / 20, 1 / 60],
+         8: [1 / 280, -4 / 105, 1 / 5, -4 / 5, 0.0, 4 / 5, -1 / 5, 4 / 105, -1 / 280]}
+
+
+def _fold(n: int, rows: list[tuple[int, list[tuple[int, float]]]], parity: int | None) -> torch.Tensor:
+    """Matrix [len(rows), n] from stencils over centre indices; index < 0 mirrors to -1-index with
+    ``parity`` (None: zero, the box wall), index >= n is zero (box wall)."""
+    A = torch.zeros(len(rows), n, dtype=torch.float64)
+    for out, taps in rows:
+        for idx, w in taps:
+            if idx >= n:
+                continue
+            if idx < 0:
+                if parity is None:
+                    continue
+                A[out, -1 - idx] += parity * w
+            else:
+                A[out, idx] += w
+    return A
+
+
+def staggered(n: int, h: float, order: int, parity: int | None):
+    """Derivative and interpolation from n centres to n + 1 faces (face k between centres k-1, k)."""
+    wd, wi = _STAG[order]
+    m = len(wd) // 2
+    D = _fold(n, [(k, [(k - m + t, wd[t] / h) for t in range(len(wd))]) for k in range(n + 1)], parity)
+    I = _fold(n, [(k, [(k - m + t, wi[t]) for t in range(len(wi))]) for k in range(n + 1)], parity)
+    return D, I
+
+
+def central(n: int, h: float, order: int, parity: int | None) -> torch.Tensor:
+    w = _CENT[order]
+    m = len(w) // 2
+    return _fold(n, [(i, [(i - m + t, w[t] / h) for t in range(len(w))]) for i in range(n)], parity)
+
+
+class AxialLattice:
+    """Operators of the (r, z) sub-lattice for a given stencil order."""
+
+    def __init__(self, nr: int, nz: int, h: float, order: int = 4):
+        if order not in _STAG:
+            raise BkError("E0703", f"stencil order {order} is not available", help="use 2, 4, 6 or 8")
+        self.nr, self.nz, self.h, self.order = nr, nz, h, order
+        dt = torch.float64
+        self.r = (torch.arange(nr, dtype=dt) + 0.5) * h
+        self.z = (torch.arange(nz, dtype=dt) - nz / 2 + 0.5) * h
+        self.R = self.r[:, None].expand(nr, nz)
+        self.Z = self.z[None, :].expand(nr, nz)
+        self.w = 2 * math.pi * self.R * h * h                              # d^3r of a cell
+        rf = torch.arange(nr + 1, dtype=dt) * h
+        self.w_rf = (2 * math.pi * rf * h * h)[:, None].expand(nr + 1, nz)   # r-faces
+        self.w_zf = (2 * math.pi * self.r * h * h)[:, None].expand(nr, nz + 1)
+        self.Ir = torch.eye(nr, dtype=dt)
+        self.Iz = torch.eye(nz, dtype=dt)
+        self.Dz_f, self.Iz_f = staggered(nz, h, order, None)
+        self.Dz_c = central(nz, h, order, None)
+        self.Dr_f = {p: staggered(nr, h, order, p)[0] for p in (1, -1)}
+        self.Ir_f = staggered(nr, h, order, 1)[1]                             # densities: even in r
+        self.Dr_c = {p: central(nr, h, order, p) for p in (1, -1)}
+        self.S = 1.0 / torch.sqrt(self.R * h * h)                             # g -> a
+
+
+def _apply(Ar, Az, F):
+    """(Ar x Az) applied to states F [..., nr, nz]."""
+    return torch.einsum("ik,jl,...kl->...ij", Ar, Az, F)
+
+
+def _form(Ar, Az, G, Br, Bz):
+    """Matrix [nr, nz, nr, nz] of sum_x G(x) (A f)(x) (B f)(x) (not symmetrised): (A)^T diag(G) (B)
+    with A = Ar (x) Az, B = Br (x) Bz as Kronecker products."""
+    A = torch.kron(Ar, Az)
+    B = torch.kron(Br, Bz)
+    M = (A * G.reshape(-1, 1)).T @ B
+    return M.reshape(Ar.shape[1], Az.shape[1], Br.shape[1], Bz.shape[1])
+
+
+@dataclass
+class AxialResult:
+    nucleus: str
+    functional: str
+    energy: float
+    binding_energy: float
+    components: dict[str, float]
+    levels: list[dict]
+    iterations: int
+    converged: bool
+    grid: tuple[int, int, float]
+    order: int
+    wall_s: float
+    r_m: float = 0.0
+    Q20: float = 0.0
+    pairing_gap: list[float] = field(default_factory=list)
+    fermi: list[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["method"] = "hf-bcs"
+        d["units"] = {"energy": "MeV", "components": "MeV", "levels.energy": "MeV", "r_m": "fm",
+                      "Q20": "b", "pairing_gap": "MeV", "fermi": "MeV"}
+        return d
+
+
+class AxialSkyrme:
+    """Discrete energy of the fields on the lattice, and the Hamiltonian it implies."""
+
+    FIELDS = ("rho", "tau_rf", "tau_zf", "tau_c", "J_r", "J_z", "kappa")
+
+    def __init__(self, params: SkyrmeParams, A: int, lat: AxialLattice, *, V0: float, rho0: float = 0.16,
+                 gamma: float = 1.0, com_C: float = 0.0):
+        self.p, self.lat = params, lat
+        self.h2m = params.hbar2_2m * ((1.0 - 1.0 / A) if params.com_one_body else 1.0)
+        self.V0, self.rho0, self.gamma, self.com_C = V0, rho0, gamma, com_C
+
+    # ---- fields of one species from the states a, b [k, nr, nz] of one Omega block ----
+    def fields(self, a, b, vv, uv, omega2: int) -> dict[str, torch.Tensor]:
+        L = self.lat
+        c = 1.0 / math.pi
+        R = L.R
+        lm, lp = (omega2 - 1) // 2, (omega2 + 1) // 2
+        pa, pb = (1 if lm % 2 == 0 else -1), (1 if lp % 2 == 0 else -1)
+
+        def wsum(x):
+            return c * torch.einsum("k,kij->ij", vv, x)
+
+        out = {"rho": wsum(a * a + b * b), "kappa": c * torch.einsum("k,kij->ij", uv, a * a + b * b)}
+        dra_f, drb_f = _apply(L.Dr_f[pa], L.Iz, a), _apply(L.Dr_f[pb], L.Iz, b)
+        dza_f, dzb_f = _apply(L.Ir, L.Dz_f, a), _apply(L.Ir, L.Dz_f, b)
+        out["tau_rf"] = wsum(dra_f * dra_f + drb_f * drb_f)
+        out["tau_zf"] = wsum(dza_f * dza_f + dzb_f * dzb_f)
+        out["tau_c"] = wsum(((lm * a) ** 2 + (lp * b) ** 2) / R**2)
+        dza, dzb = _apply(L.Ir, L.Dz_c, a), _apply(L.Ir, L.Dz_c, b)
+        dra, drb = _apply(L.Dr_c[pa], L.Iz, a), _apply(L.Dr_c[pb], L.Iz, b)
+        out["J_r"] = wsum((lm * a * a - lp * b * b) / R - b * dza + a * dzb)
+        out["J_z"] = wsum(b * dra - a * drb - omega2 * a * b / R)
+        return out
+
+    # ---- energy of both species: F[name] is [2, ...] ----
+    def energy(self, F: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        L, p = self.lat, self.p
+        rq = F["rho"]
+        rho = rq.sum(0)
+        # densities on the faces (even in r, zero beyond the box)
+        rq_rf = torch.einsum("ik,qkj->qij", L.Ir_f, rq)
+        rq_zf = torch.einsum("jl,qil->qij", L.Iz_f, rq)
+        B_rf = self.h2m + p.c_eff_total * rq_rf.sum(0) + p.c_eff_q * rq_rf
+        B_zf = self.h2m + p.c_eff_total * rq_zf.sum(0) + p.c_eff_q * rq_zf
+        B_c = self.h2m + p.c_eff_total * rho + p.c_eff_q * rq
+        kin = (B_rf * F["tau_rf"] * L.w_rf).sum() + (B_zf * F["tau_zf"] * L.w_zf).sum() + \
+            (B_c * F["tau_c"] * L.w).sum()
+        sq2 = (rq * rq).sum(0)
+        e0 = 0.25 * p.t0 * ((2 + p.x0) * rho * rho - (2 * p.x0 + 1) * sq2)
+        e3 = p.t3 / 24.0 * rho.clamp_min(1e-300) ** p.alpha * ((2 + p.x3) * rho * rho - (2 * p.x3 + 1) * sq2)
+        vol = ((e0 + e3) * L.w).sum()
+        # gradient terms on faces
+        gr = torch.einsum("ik,qkj->qij", L.Dr_f[1], rq)
+        gz = torch.einsum("jl,qil->qij", L.Dz_f, rq)
+        surf = ((p.c_grad_total * gr.sum(0) ** 2 + p.c_grad_q * (gr * gr).sum(0)) * L.w_rf).sum() + \
+            ((p.c_grad_total * gz.sum(0) ** 2 + p.c_grad_q * (gz * gz).sum(0)) * L.w_zf).sum()
+        # spin-orbit, collocated gradients
+        cr = torch.einsum("ik,qkj->qij", L.Dr_c[1], rq)
+        cz = torch.einsum("jl,qil->qij", L.Dz_c, rq)
+        Jr, Jz = F["J_r"], F["J_z"]
+        so = 0.5 * p.W0 * ((Jr.sum(0) * cr.sum(0) + Jz.sum(0) * cz.sum(0)) + (Jr * cr + Jz * cz).sum(0))
+        so = (so * L.w).sum()
+        pair = 0.25 * self.V0 * ((1 - (rho / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(0) * L.w).sum()
+        zc = (L.Z * rho * L.w).sum()
+        com = 0.5 * self.com_C * zc * zc
+        out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "pairing": pair}
+        out["edf"] = kin + vol + surf + so + pair
+        out["com"] = com
+        out["total"] = out["edf"] + com
+        return out
+
+    def hamiltonian(self, G: dict[str, torch.Tensor], q: int, omega2: int):
+        """(h, K) [2M, 2M] for species q and 2 Omega = omega2, from the field derivatives G."""
+        L = self.lat
+        lm, lp = (omega2 - 1) // 2, (omega2 + 1) // 2
+        pa, pb = (1 if lm % 2 == 0 else -1), (1 if lp % 2 == 0 else -1)
+        c = 1.0 / math.pi
+        R = L.R
+        Ir, Iz = L.Ir, L.Iz
+        g = {k: v[q] for k, v in G.items()}
+        blk = {("a", "a"): 0, ("b", "b"): 0, ("a", "b"): 0, ("b", "a"): 0}
+
+        def add(x, y, M):
+            blk[(x, y)] = blk[(x, y)] + M
+
+        def sym(x, y, M):          # a cross term x^T M y in the quadratic form
+            add(x, y, 0.5 * M)
+            add(y, x, 0.5 * M.permute(2, 3, 0, 1))
+
+        # diagonal-in-space terms
+        diag_a = g["rho"] + g["tau_c"] * (lm / R) ** 2 + g["J_r"] * lm / R
+        diag_b = g["rho"] + g["tau_c"] * (lp / R) ** 2 - g["J_r"] * lp / R
+        add("a", "a", _form(Ir, Iz, diag_a, Ir, Iz))
+        add("b", "b", _form(Ir, Iz, diag_b, Ir, Iz))
+        # kinetic on faces
+        for x, par in (("a", pa), ("b", pb)):
+            add(x, x, _form(L.Dr_f[par], Iz, g["tau_rf"], L.Dr_f[par], Iz))
+            add(x, x, _form(Ir, L.Dz_f, g["tau_zf"], Ir, L.Dz_f))
+        # spin-orbit cross terms: J_r: - b d_z a + a d_z b ; J_z: b d_r a - a d_r b - 2 Omega a b / r
+        sym("b", "a", _form(Ir, Iz, -g["J_r"], Ir, L.Dz_c))
+        sym("a", "b", _form(Ir, Iz, g["J_r"], Ir, L.Dz_c))
+        sym("b", "a", _form(Ir, Iz, g["J_z"], L.Dr_c[pa], Iz))
+        sym("a", "b", _form(Ir, Iz, -g["J_z"], L.Dr_c[pb], Iz))
+        sym("a", "b", _form(Ir, Iz, -(omega2 / R) * g["J_z"], Ir, Iz))
+        M = L.nr * L.nz
+        H = torch.zeros(2 * M, 2 * M, dtype=torch.float64)
+        idx = {"a": slice(0, M), "b": slice(M, 2 * M)}
+        for (x, y), T in blk.items():
+            if isinstance(T, torch.Tensor):
+                H[idx[x], idx[y]] = T.reshape(M, M)
+        s = L.S.reshape(M).repeat(2)
+        H = c * s[:, None] * H * s[None, :]
+        H = 0.5 * (H + H.T)
+        k_diag = c * (L.S.reshape(M) ** 2) * g["kappa"].reshape(M)
+        K = torch.diag(k_diag.repeat(2))
+        return 0.5 * H, K, (pa, pb, lm, lp)
+
+
+def _bcs(eps, delta, N, cut, lam0):
+    """v^2 and uv for energies eps [n], gaps delta [n] (eps >= cut: v = 0), 2 sum v^2 = N by bisection."""
+    act = eps < cut
+
+    def occ(lam):
+        E = torch.sqrt((eps - lam) ** 2 + delta**2)
+        vv = 0.5 * (1 - (eps - lam) / E)
+        return torch.where(act, vv, torch.zeros_like(vv)), torch.where(act, 0.5 * delta / E, torch.zeros_like(vv))
+
+    lo, hi = float(eps.min()) - 50, cut
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        n = 2 * float(occ(mid)[0].sum())
+        if n < N:
+            lo = mid
+        else:
+            hi = mid
+    lam = 0.5 * (lo + hi)
+    vv, uv = occ(lam)
+    return vv, uv, lam
+
+
+def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: int = 4,
+                 omega_max2: int = THESIS_OMEGA_MAX, V0: float = THESIS_V0, e_cut: float = THESIS_CUT,
+                 com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
+                 mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6, tol_rho: float = 1e-6,
+                 z_shift: float = 0.0,
+                 log=None) -> AxialResult:
+    """Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
+    by default. Raises E0704 if it does not converge, E0705 for an unphysical state."""
+    t0 = time.perf_counter()
+    if coulomb:
+        raise BkError("E0201", "the axial HF+BCS solver has no Coulomb term yet",
+                      help="use coulomb=False (the thesis' ch. 3 set-up)")
+    nuc = get_nucleus(nucleus)
+    params = get_functional(functional)
+    nr, nz, h = int(grid[0]), int(grid[1]), float(grid[2])
+    if nz % 2 or nr < 2 or h <= 0 or not math.isfinite(h):
+        raise BkError("E0703", f"bad axial grid {grid}", help="n_r >= 2, n_z even, step > 0")
+    lat = AxialLattice(nr, nz, h, order)
+    F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C)
+    numbers = (nuc.N, nuc.Z)
+    omegas = list(range(1, omega_max2 + 1, 2))
+    M = nr * nz
+    # initial guess: Woods-Saxon mean field, constant gap 12 / sqrt(A)
+    Rws = 1.25 * nuc.A ** (1 / 3)
+    Uws = -50.0 / (1 + torch.exp((torch.sqrt(lat.R**2 + (lat.Z - z_shift) ** 2) - Rws) / 0.65))
+    G = {k: torch.zeros(2, *shape, dtype=torch.float64) for k, shape in
+         (("rho", (nr, nz)), ("tau_rf", (nr + 1, nz)), ("tau_zf", (nr, nz + 1)), ("tau_c", (nr, nz)),
+          ("J_r", (nr, nz)), ("J_z", (nr, nz)), ("kappa", (nr, nz)))}
+    G["rho"][:] = Uws * lat.w
+    G["tau_rf"][:] = F.h2m * lat.w_rf
+    G["tau_zf"][:] = F.h2m * lat.w_zf
+    G["tau_c"][:] = F.h2m * lat.w
+    gap0 = 12.0 / math.sqrt(nuc.A)
+    lam = [-8.0, -8.0]
+    Fields = None
+    E_prev = float("inf")
+    if mixing not in ("broyden", "linear"):
+        raise BkError("E0201", f"unknown mixing `{mixing}`", help="use broyden or linear")
+    mixer = BroydenMixer(mix) if mixing == "broyden" else LinearMixer(mix)
+    hist: list[float] = []
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        new = {k: [] for k in AxialSkyrme.FIELDS}
+        levels, gaps = [], []
+        for q in range(2):
+            eps_all, states = [], []
+            for om2 in omegas:
+                H, K, (pa, pb, lm, lp) = F.hamiltonian(G, q, om2)
+                e, V = torch.linalg.eigh(H)
+                keep = e < e_cut
+                e, V = e[keep], V[:, keep]
+                d = (-0.5 * (V * (K @ V)).sum(0)) if it > 1 else torch.full_like(e, gap0)
+                eps_all.append((om2, e, d, V, pa, pb, lm, lp))
+            eps = torch.cat([x[1] for x in eps_all])
+            dl = torch.cat([x[2] for x in eps_all])
+            vv, uv, lam[q] = _bcs(eps, dl, numbers[q], e_cut, lam[q])
+            gaps.append(float((vv * dl).sum() / vv.sum()))
+            k0 = 0
+            acc = None
+            for om2, e, d, V, pa, pb, lm, lp in eps_all:
+                n = len(e)
+                g_ = V.T.reshape(n, 2, nr, nz)
+                fq = F.fields(g_[:, 0] * lat.S, g_[:, 1] * lat.S, vv[k0:k0 + n], uv[k0:k0 + n], om2)
+                acc = fq if acc is None else {k: acc[k] + fq[k] for k in acc}
+                for j in range(n):
+                    if float(e[j]) < 10.0:
+                        levels.append({"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[j]),
+                                       "v2": float(vv[k0 + j]), "gap": float(d[j])})
+                k0 += n
+            for k in AxialSkyrme.FIELDS:
+                new[k].append(acc[k])
+        new = {k: torch.stack(v) for k, v in new.items()}
+        if Fields is None:
+            Fields, res = new, float("inf")
+        else:
+            res = float((new["rho"] - Fields["rho"]).abs().max())    # self-consistency residual, fm^-3
+            Fields = mixer(Fields, new)
+        Fr = {k: v.detach().clone().requires_grad_(True) for k, v in Fields.items()}
+        en = F.energy(Fr)
+        grads = torch.autograd.grad(en["total"], [Fr[k] for k in AxialSkyrme.FIELDS])
+        G = dict(zip(AxialSkyrme.FIELDS, [g_.detach() for g_ in grads]))
+        E = float(en["total"].detach())
+        hist.append(E)
+        if log:
+            log(it, E, gaps, lam, res)
+        if not math.isfinite(E):
+            break
+        if abs(E - E_prev) < tol_e and res < tol_rho and it > 5:
+            converged = True
+            break
+        E_prev = E
+    if not converged:
+        raise BkError("E0704", f"axial HF+BCS of {nuc.name} did not converge in {it} iterations "
+                      f"(last energies {hist[-3:]})", help="lower mix, try mixing='linear', or raise max_iter",
+                      notes=[f"last E = {hist[-1] if hist else float('nan'):.6f} MeV, residual max|d rho| = "
+                             f"{res:.3e} fm^-3, gap n = {gaps[0]:.4f} MeV, lambda n = {lam[0]:.4f} MeV, "
+                             f"last 10 energies {[round(x, 5) for x in hist[-10:]]}"])
+    comps = {k: float(v) for k, v in F.energy(Fields).items()}
+    rho = Fields["rho"].sum(0)
+    r2 = (lat.R**2 + lat.Z**2)
+    r_m = math.sqrt(float((rho * r2 * lat.w).sum() / (rho * lat.w).sum()))
+    q20 = float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
+    require_physical(nuc.name, A=nuc.A, energy=comps["edf"], rms_radius=r_m, rho_max=float(rho.max()),
+                     rho_min=float(Fields["rho"].min()))
+    levels.sort(key=lambda d: (d["q"], d["energy"]))
+    return AxialResult(nucleus=nuc.name, functional=params.name, energy=comps["edf"],
+                       binding_energy=-comps["edf"], components=comps,
+                       levels=[lv for lv in levels if lv["energy"] < 10], iterations=it, converged=True,
+                       grid=(nr, nz, h), order=order, wall_s=time.perf_counter() - t0, r_m=r_m, Q20=q20,
+                       pairing_gap=gaps, fermi=list(lam), history=hist)
+
+
+class BroydenMixer:
+    """Modified Broyden mixing of a dict of tensors (Baran et al., PRC 78 (2008) 014318, eqs. 6-12, with
+    weights w_i = 1, w_0 = 0.01 and the last ``memory`` steps): x_{n+1} = x_n + alpha F_n - sum_l
+    gamma_l u_l, F = x_out - x_in."""
+
+    def __init__(self, alpha: float = 0.3, memory: int = 7, w0: float = 0.01):
+        self.alpha, self.memory, self.w0 = alpha, memory, w0
+        self.x_prev = self.F_prev = None
+        self.dF: list[torch.Tensor] = []
+        self.u: list[torch.Tensor] = []
+
+    def __call__(self, x_in: dict, x_out: dict) -> dict:
+        keys = list(x_in)
+        xi = torch.cat([x_in[k].reshape(-1) for k in keys])
+        F = torch.cat([x_out[k].reshape(-1) for k in keys]) - xi
+        nxt = xi + self.alpha * F
+        if self.F_prev is not None:
+            dF = F - self.F_prev
+            nrm = dF.norm().clamp_min(1e-300)
+            dF, dx = dF / nrm, (xi - self.x_prev) / nrm
+            self.dF.append(dF)
+            self.u.append(self.alpha * dF + dx)
+            self.dF, self.u = self.dF[-self.memory:], self.u[-self.memory:]
+            Fm = torch.stack(self.dF)
+            a = Fm @ Fm.T + self.w0**2 * torch.eye(len(self.dF), dtype=F.dtype)
+            gamma = torch.linalg.solve(a, Fm @ F)
+            nxt = nxt - gamma @ torch.stack(self.u)
+        self.x_prev, self.F_prev = xi, F
+        out, i = {}, 0
+        for k in keys:
+            n = x_in[k].numel()
+            out[k] = nxt[i:i + n].reshape(x_in[k].shape)
+            i += n
+        return out
+
+
+class LinearMixer:
+    """x <- x + alpha (x_out - x): slow but monotone where Broyden does not settle."""
+
+    def __init__(self, alpha: float = 0.3):
+        self.alpha = alpha
+
+    def __call__(self, x_in: dict, x_out: dict) -> dict:
+        return {k: x_in[k] + self.alpha * (x_out[k] - x_in[k]) for k in x_in}
