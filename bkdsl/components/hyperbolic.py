@@ -249,6 +249,7 @@ class StiefelMap(Component):
     Isometric: ‖Wx‖² = xᵀWᵀWx = ‖x‖² — proven for any point of the manifold, and probed."""
 
     accepts = "any"
+    property_inputs = ("x",)  # isometric in x for the (fixed) parameter W
     function = staticmethod(lorentz.stiefel_map)
 
     def infer(self, ins, ctx):
