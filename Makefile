@@ -9,7 +9,7 @@ TORCH   ?= torch==2.13.0
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.bkdsl-installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test cycles clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: setup
 	$(BIN)/bkdsl compile specs/phase8.bk -o out/phase8 --run
 	$(BIN)/bkdsl train specs/phase8.bk --set train.steps=60 --set train.batch=16 --out runs/demo-phase8
 
-test: setup
+# No import cycle between modules, imports inside functions included (tools/import_cycles.py).
+cycles: setup
+	$(BIN)/python tools/import_cycles.py
+
+test: setup cycles
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q tests
 
 clean:

@@ -29,7 +29,7 @@ def main() -> None:
     import torch  # noqa: F401  -- imports are not part of the measurement
 
     import bkdsl  # noqa: F401
-    from bkdsl.components.registry import all_components
+    from bkdsl.registry import all_components
     from bkdsl.lower.fx import lower_block
     from bkdsl.semantics.resolve import Loader, resolve
     from bkdsl.syntax.parser import parse

@@ -22,8 +22,8 @@ _LAZY = {
     "check_source": "bkdsl.api",
     "check_file": "bkdsl.api",
     "Compiled": "bkdsl.api",
-    "component": "bkdsl.components.registry",
-    "Component": "bkdsl.components.registry",
+    "component": "bkdsl.registry",
+    "Component": "bkdsl.registry",
     "Diagnostic": "bkdsl.diagnostics",
     "BkError": "bkdsl.diagnostics",
 }

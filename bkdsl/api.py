@@ -7,13 +7,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span
+from bkdsl.lower.metrics import MetricProgram
+from bkdsl.overrides import apply_overrides
 from bkdsl.semantics import ir as I
+from bkdsl.semantics.elaborate import elaborate_model_call
+from bkdsl.semantics.lossexpr import LossProgram
+from bkdsl.semantics.resolve import Loader, resolve
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.syntax.parser import parse
+from bkdsl.verify import check_train_plan, verify_with_claims
 
 
 @dataclass
@@ -80,23 +87,21 @@ class Compiled:
     def data_block(self, name: str) -> I.DataIR:
         if isinstance(name, Ref):
             name = name.path
-        scope = self.ir._scope  # type: ignore[attr-defined]
-        b = scope.lookup(name)
+        b = self.ir.scope.lookup(name)
         if b is None or b.kind != "data":
             raise BkError("E0609", f"no data declaration `{name}`")
         return b.value
 
     def model_ir(self, call: Any) -> I.BlockIR:
-        from bkdsl.semantics.resolve import elaborate_model_call
-
-        return elaborate_model_call(call, self.ir._scope, None)  # type: ignore[attr-defined]
+        """``elaborate(program, call)``: the model's BlockIR for ``mtl(d_z = 2)`` or ``mtl``."""
+        return elaborate_model_call(call, self.ir.scope, None)
 
     def build_model(self, call: Any):
-        """A fresh ``torch.fx.GraphModule`` for ``mtl(d_z = 2)`` (CallValue) or ``mtl`` (Ref)."""
-        from bkdsl.lower.fx import lower_block
+        """A fresh ``torch.fx.GraphModule`` for ``mtl(d_z = 2)`` (CallValue) or ``mtl`` (Ref):
+        ``lower(elaborate(program, call))``."""
+        from bkdsl.lower.fx import lower_block  # torch.fx: loaded when a module is first built
 
-        ir = self.model_ir(call)
-        return lower_block(ir, self.manifolds())
+        return lower_block(self.model_ir(call), self.manifolds())
 
     def model_signature(self, call: Any) -> Signature:
         ir = self.model_ir(call)
@@ -107,11 +112,8 @@ class Compiled:
 
     def build_loss(self, call: Any, units: dict[str, Any] | None = None):
         """A callable ``(outputs, batch) -> (total, terms)`` for ``mtl(alpha = 1e-3 fm^-3)``."""
-        from bkdsl.lower.loss import LossProgram
-
         name = call.name if isinstance(call, CallValue) else call.path
-        scope = self.ir._scope  # type: ignore[attr-defined]
-        b = scope.lookup(name)
+        b = self.ir.scope.lookup(name)
         if b is None or b.kind != "loss":
             raise BkError("E0101", f"unknown loss `{name}`")
         return LossProgram(b.value, call if isinstance(call, CallValue) else None, units)
@@ -119,33 +121,43 @@ class Compiled:
     def build_metric(self, call: CallValue, units: dict[str, Any] | None = None):
         """``mae(E) in MeV`` → callable ``(outputs, batch) -> float`` in the metric's unit (the batch must
         hold physical, de-normalised values in ``units``)."""
-        from bkdsl.lower.metrics import MetricProgram
-
-        return MetricProgram(call, units or {}, self.ir._scope)  # type: ignore[attr-defined]
+        return MetricProgram(call, units or {}, self.ir.scope)
 
 
 # ------------------------------------------------------------------------------- entry points
 def _pipeline(text: str, file: str, overrides: dict[str, str] | None, includes: tuple = ()) -> Compiled:
-    from bkdsl.semantics.resolve import Loader, resolve
-    from bkdsl.syntax.parser import parse
-    from bkdsl.verify import verify
-
+    """parse → (overrides) → resolve → verify; the returned program is a copy carrying each claim's result
+    (for the report), the resolved one is not written to. ``includes``: more allowed import roots."""
     loader = Loader(includes=tuple(Path(i) for i in includes))
     loader.sources[file] = text
     module, diags = parse(text, file)
     if module is None:
         return Compiled(file, I.Program(file), diags, loader.sources)
     if overrides:
-        from bkdsl.overrides import apply_overrides
-
         odiags = apply_overrides(module, overrides, loader.sources)
         if odiags:
             return Compiled(file, I.Program(file), odiags, loader.sources)
     prog, rdiags = resolve(module, loader)
     diags = loader.diagnostics + rdiags
     if not any(d.is_error for d in diags):
-        diags += verify(prog)
-    return Compiled(file, prog, diags, loader.sources)
+        vdiags, results = verify_with_claims(prog)  # each claim decided once, its result kept for the report
+        diags += vdiags
+        prog = replace(prog, claims=results)
+    elif prog.trains:  # a broken model still gets its train block checked (each error reported once)
+        diags += check_train_plan(prog)
+    return Compiled(file, prog, unique(diags), loader.sources)
+
+
+def unique(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """Each diagnostic once: a model elaborated for its defaults and again for the train block's call
+    reports the same error twice (same code, place and message)."""
+    seen, out = set(), []
+    for d in diags:
+        key = (d.code, d.message, d.span)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def _guarded(fn, *args) -> Compiled:

@@ -1,40 +1,38 @@
 """The ``bkdsl`` command line.
 
-Exit codes (other tools script against them): 0 success; 1 the input has errors (diagnostics
-printed); 2 usage error; 3 internal error (a bug: the traceback is shown with ``--debug``).
+Every command exits by one table (:mod:`bkdsl.exitcodes`): 0 ok, 1 diagnostics, 2 usage, 3 internal
+error, 130 interrupted.
+
+Subcommands whose modules are heavy (``train``, ``physics``) are imported only when they are the
+command being run, so ``bkdsl --help``, ``bkdsl check`` and ``bkdsl fmt`` never load them; ``--plugin
+MODULE_OR_FILE`` (repeatable, any command) imports a Python module of components before the command
+runs (:mod:`bkdsl.plugins`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 
-from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, render_all
+from bkdsl.diagnostics import BkError, Diagnostic, render_all
+from bkdsl.exitcodes import EXIT_DIAG, EXIT_OK, print_diagnostics as _print_diags, run_command
+from bkdsl.overrides import overrides_of
 
-EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-
-def _print_diags(diags: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
-    if not diags:
-        if fmt == "json":
-            print("[]")
-        return
-    out = render_all(diags, sources, fmt)
-    print(out, file=sys.stdout if fmt == "json" else sys.stderr)
+# Subcommands defined in their own rooms, imported only when run: name → (module, one-line help).
+LAZY_COMMANDS = {
+    "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
+    "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
+}
 
 
 def _overrides(args) -> dict[str, str]:
-    from bkdsl.overrides import parse_set_args
-
-    ov, diags = parse_set_args(getattr(args, "set", None) or [])
-    if diags:
-        raise BkErrors(diags)
-    return ov
+    return overrides_of(getattr(args, "set", None) or [])
 
 
 def _includes(args) -> tuple[str, ...]:
@@ -206,9 +204,15 @@ def cmd_fmt(args) -> int:
 
 
 # ------------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bkdsl", description="The bk language: check, compile, train physics-informed models.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; of the :data:`LAZY_COMMANDS` only ``command``'s module is imported (the
+    others get a placeholder that lists them in ``--help``)."""
+    ap = argparse.ArgumentParser(prog="bkdsl", description="The bk language: check, compile, train physics-informed models.",
+                                 epilog="exit codes: 0 ok, 1 diagnostics, 2 usage, 3 internal error")
     ap.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                    help="import a Python module (dotted name or .py file) that registers components "
+                         "with @bkdsl.component before running the command (repeatable)")
     ap.add_argument("--version", action="version", version=f"bkdsl {__import__('bkdsl').__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -249,43 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 if a file would change; write nothing")
     p.set_defaults(fn=cmd_fmt)
 
-    for modname in ("bkdsl.train.cli", "bkdsl.physics.cli"):
-        try:
-            mod = __import__(modname, fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name and modname.startswith(e.name):
-                continue
-            raise
-        mod.add_parser(sub)
+    for name, (modname, help_) in LAZY_COMMANDS.items():
+        if name == command:
+            importlib.import_module(modname).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_, add_help=False)
     return ap
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or an option's value)."""
+    takes_value = {"--plugin"}
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in takes_value:
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = build_parser()
+    ap = build_parser(command_of(argv))
     args = ap.parse_args(argv)
-    fmt = getattr(args, "format", "text")
-    fn = getattr(args, "fn", None) or getattr(args, "func")  # subcommands from other modules set `func`
-    try:
-        rc = fn(args)
-        return int(rc or 0)
-    except BkErrors as e:
-        _print_diags(e.diagnostics, e.sources, fmt)
-        return EXIT_DIAG
-    except BkError as e:
-        _print_diags([e.diagnostic], {}, fmt)
-        return EXIT_DIAG
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug in bkdsl, never the user's fault
-        print(f"internal error[X0001]: {type(e).__name__}: {e}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print("   = note: this is a bug in bkdsl; rerun with --debug for the traceback and report it",
-                  file=sys.stderr)
-        return EXIT_INTERNAL
+    return run_command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

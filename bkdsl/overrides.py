@@ -8,12 +8,12 @@ entry of a train block) and ``data.KEY`` / ``data.NAME.KEY`` (a keyword argument
 
 from __future__ import annotations
 
-from bkdsl.diagnostics import Diagnostic, Span
+from bkdsl.diagnostics import BkErrors, Diagnostic, Span
 from bkdsl.syntax import ast as A
 
 
 def parse_value(text: str, file: str) -> tuple[A.Expr | None, list[Diagnostic]]:
-    from bkdsl.syntax.parser import parse
+    from bkdsl.syntax.parser import parse  # Lark loads when a value is parsed, not for `bkdsl --help`
 
     prefix = "const __override = "
     mod, diags = parse(prefix + text, file)
@@ -90,14 +90,28 @@ def _upsert(items: list, name_of, k: str, value, make) -> None:
 
 
 def parse_set_args(items: list[str]) -> tuple[dict[str, str], list[Diagnostic]]:
-    """``["train.epochs=2", ...]`` → ``{"train.epochs": "2"}`` (E0206 for a missing ``=``)."""
+    """``["train.epochs=2", ...]`` → ``{"train.epochs": "2"}``; E0206 for a missing ``=``, an empty key or
+    value, or a key that names no block (the one parser of ``--set`` for every command)."""
     out: dict[str, str] = {}
     diags = []
     for it in items:
         k, eq, v = it.partition("=")
-        if not eq or not k.strip():
-            diags.append(Diagnostic("E0206", f"`--set {it}`: expected KEY=VALUE", Span("<--set>", 1, 1, 1, len(it) + 1),
-                                    help="e.g. --set train.epochs=2"))
-            continue
-        out[k.strip()] = v.strip()
+        k, v = k.strip(), v.strip()
+        where = Span("<--set>", 1, 1, 1, len(it) + 1)
+        if not eq or not k or not v:
+            diags.append(Diagnostic("E0206", f"`--set {it}`: expected KEY=VALUE", where,
+                                    help="e.g. --set train.epochs=2 or --set data.samples=64"))
+        elif "." not in k:
+            diags.append(Diagnostic("E0206", f"`--set {it}`: name the block, e.g. `train.{k}`", where,
+                                    help="keys are dotted: train.epochs, data.samples, data.split"))
+        else:
+            out[k] = v
     return out, diags
+
+
+def overrides_of(items: list[str]) -> dict[str, str]:
+    """:func:`parse_set_args`, raising :class:`BkErrors` with its diagnostics."""
+    out, diags = parse_set_args(items)
+    if diags:
+        raise BkErrors(diags)
+    return out

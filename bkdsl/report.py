@@ -85,7 +85,7 @@ def render_report(c: Any) -> str:
 
 
 def _param(v: Any) -> str:
-    from bkdsl.components.registry import Component
+    from bkdsl.registry import Component
     from bkdsl.semantics.values import show_value
 
     return (v.decl_name or v.name) if isinstance(v, Component) else show_value(v)

@@ -24,7 +24,7 @@ def test_compile_raises_with_all_diagnostics():
 
 
 def test_user_component_extends_the_language():
-    from bkdsl.components.registry import _REGISTRY
+    from bkdsl.registry import _REGISTRY
 
     @bkdsl.component("swish_test", kind="function", inputs=("x",))
     class Swish(bkdsl.Component):
@@ -55,11 +55,21 @@ train t {
   model = mtl()
   data  = d
   loss  = LOSS
+  epochs = 1
 }
 '''
 
 
-def test_loss_units_are_checked_against_the_data():
+@pytest.fixture
+def loss_data(tmp_path, monkeypatch):
+    """The data file LOSS_SPEC names, in the working directory (``check`` reads its headers)."""
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", rho=np.ones((4, 1, 4, 6), "f4"), E=np.ones((4,), "f4"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_loss_units_are_checked_against_the_data(loss_data):
     diags = bkdsl.check_source(LOSS_SPEC.replace("LOSS", "bad"), "l.bk")
     d = next(x for x in diags if x.code == "E0203")
     assert "1" in d.message and "fm^3" in d.message
@@ -72,7 +82,7 @@ def test_loss_units_are_checked_against_the_data():
     assert any(x.code == "E0203" for x in wrong)
 
 
-def test_loss_program_is_unit_consistent_at_run_time():
+def test_loss_program_is_unit_consistent_at_run_time(loss_data):
     c = bkdsl.compile_source(LOSS_SPEC.replace("LOSS", "good(alpha = 1e-3 fm^-3)"), "l.bk")
     loss = c.build_loss(c.train_block().get("loss"))
     b = {"rho": torch.zeros(2, 1, 4, 6), "E": torch.zeros(2)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -104,8 +105,12 @@ def test_internal_error_exits_3_and_hides_traceback(good, monkeypatch, capsys):
 
 
 def test_set_override_is_checked(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), "f4"), y=np.ones((8, 1), "f4"))
     p = tmp_path / "t.bk"
-    p.write_text(GOOD + "train t {\n  model = m()\n  epochs = 3\n}\n")
+    p.write_text(GOOD + 'data dd = file("d.npz", x = field("x"), y = field("y"))\nloss l = mse(y)\n'
+                 "train t {\n  model = m()\n  data = dd\n  loss = l\n  epochs = 3\n}\n")
     assert main(["check", str(p), "--set", "train.epochs=2"]) == 0
     assert main(["check", str(p), "--set", "train.epochs=0"]) == 1
     assert "E0609" in capsys.readouterr().err
@@ -123,3 +128,64 @@ def test_python_dash_m_entry_point(good):
     r = subprocess.run([sys.executable, "-m", "bkdsl", "check", str(good)], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+# -- #14 / #13: lazy imports, one exit-code table, --dry-run ------------------------------------------------
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return set(out)
+
+
+@pytest.mark.parametrize("code", [
+    "import bkdsl",
+    "from bkdsl.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+    "from bkdsl.cli import main\nimport tempfile, pathlib\np = pathlib.Path(tempfile.mkdtemp()) / 'a.bk'\n"
+    "p.write_text('const a = 1\\n')\nassert main(['fmt', '--check', str(p)]) == 0",
+])
+def test_help_fmt_and_import_load_neither_torch_nor_scipy(code):
+    mods = _modules_after(code)
+    assert not {m for m in mods if m.split(".")[0] in ("torch", "scipy")}
+
+
+def test_train_and_physics_help_still_work(capsys):
+    for cmd in ("train", "physics"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        assert "usage: bkdsl " + cmd in capsys.readouterr().out
+
+
+def test_one_set_parser_and_did_you_mean_for_set_keys(tmp_path, capsys):
+    p = tmp_path / "t.bk"
+    p.write_text((ROOT / "specs/tiny_regression.bk").read_text())
+    assert main(["check", str(p), "--set", "epochs=2"]) == 1  # no block named
+    assert "name the block" in capsys.readouterr().err
+    assert main(["check", str(p), "--set", "train.epoch=2"]) == 1
+    assert "did you mean `epochs`?" in capsys.readouterr().err
+
+
+def test_train_internal_error_is_exit_3(monkeypatch, capsys):
+    import bkdsl.train.cli as tcli
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(tcli, "_run", boom)
+    assert main(["train", str(ROOT / "specs/tiny_regression.bk")]) == 3
+    assert "internal error[X0001]" in capsys.readouterr().err
+
+
+def test_dry_run_checks_steps_once_and_writes_no_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BKDSL_CACHE", str(tmp_path / "cache"))
+    spec = tmp_path / "t.bk"
+    spec.write_text((ROOT / "specs/tiny_regression.bk").read_text())
+    args = ["train", str(spec), "--dry-run", "--device", "cpu", "--set", "data.samples=48"]
+    assert main(args) == 0
+    assert "dry run of `tiny`" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not any(tmp_path.glob("*/final.json"))
+    assert main(args + ["--set", "train.epoch=3"]) == 1  # a check failure stops the dry run too

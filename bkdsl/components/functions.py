@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, InferCtx, component
+from bkdsl.registry import Component, InferCtx, component
 from bkdsl.diagnostics import BkError
 from bkdsl.nn import ops
 from bkdsl.semantics.types import ValueType

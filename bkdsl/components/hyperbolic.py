@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bkdsl.components.manifolds import Lorentz, Poincare, Stiefel, _last_plus
-from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.registry import Component, InferCtx, Proof, component
 from bkdsl.diagnostics import BkError
 from bkdsl.nn import lorentz
 from bkdsl.semantics.types import ValueType, broadcast
@@ -249,6 +249,7 @@ class StiefelMap(Component):
     Isometric: ‖Wx‖² = xᵀWᵀWx = ‖x‖² — proven for any point of the manifold, and probed."""
 
     accepts = "any"
+    property_inputs = ("x",)  # isometric in x for the (fixed) parameter W
     function = staticmethod(lorentz.stiefel_map)
 
     def infer(self, ins, ctx):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, InferCtx, component
+from bkdsl.registry import Component, InferCtx, component
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.types import ValueType
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, component
+from bkdsl.registry import Component, component
 from bkdsl.semantics.units import DIMENSIONLESS, quantity, ureg
 
 

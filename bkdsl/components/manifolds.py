@@ -13,7 +13,7 @@ from typing import Any
 import geoopt
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.registry import Component, InferCtx, Proof, component
 from bkdsl.nn import lorentz, poincare
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.types import ValueType, broadcast

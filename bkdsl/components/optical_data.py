@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from bkdsl.components.registry import component
+from bkdsl.registry import component
 from bkdsl.components.training import DataSource, _DataParams
 from bkdsl.diagnostics import BkError
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.registry import Component, InferCtx, Proof, component
 from bkdsl.diagnostics import BkError
 from bkdsl.nn import optics
 from bkdsl.semantics.types import ValueType

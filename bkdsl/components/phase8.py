@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bkdsl.components.registry import Component, InferCtx, Proof, component
+from bkdsl.registry import Component, InferCtx, Proof, component
 from bkdsl.diagnostics import BkError
 from bkdsl.nn.hyperbolic_moe import HyperbolicMoE
 from bkdsl.nn.resolvent import resolvent_diag

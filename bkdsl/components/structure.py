@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bkdsl.components.registry import Component, Proof, component
+from bkdsl.registry import Component, Proof, component
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.types import ValueType
 from bkdsl.verify import probes
@@ -480,7 +480,7 @@ def _term(v: Any) -> Any:
     if isinstance(v, Component) and not isinstance(v, _Term):
         raise ValueError(f"`{v.name}` is a {v.kind}, not a kinetic term or potential")
     if isinstance(v, str):
-        from bkdsl.components.registry import lookup
+        from bkdsl.registry import lookup
 
         cls = lookup(v, "potential")
         if cls is None:
@@ -1120,7 +1120,7 @@ _INTEGRATOR_BY_METHOD = {}
 
 
 def _fill_methods():
-    from bkdsl.components.registry import lookup
+    from bkdsl.registry import lookup
 
     for m in ("euler", "rk4", "symplectic_euler", "leapfrog", "yoshida4", "implicit_midpoint"):
         _INTEGRATOR_BY_METHOD[m] = lookup(m, "integrator")

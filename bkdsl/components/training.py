@@ -1,6 +1,7 @@
-"""Training components: data sources, optimizers, schedules, augmentations, selectors, metrics.
+"""Training components: data sources, schedules, augmentations, selectors, metrics (optimizers:
+:mod:`bkdsl.components.optimizers`).
 
-Each is a :class:`~bkdsl.components.registry.Component` whose ``Params`` validates what a ``data`` or
+Each is a :class:`~bkdsl.registry.Component` whose ``Params`` validates what a ``data`` or
 ``train`` block writes (units through :func:`~bkdsl.semantics.units.quantity`), and whose ``make`` /
 ``load`` returns the runtime object from :mod:`bkdsl.train`. The runner reaches them through
 :func:`instantiate`, so a user's own ``@bkdsl.component("my_source", kind="data")`` works the same way.
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from bkdsl.components.registry import Component, component, lookup, all_components
+from bkdsl.registry import Component, component, lookup, all_components
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.physics.params import NuclearDensitiesParams
 from bkdsl.semantics.units import quantity
@@ -71,35 +72,6 @@ def instantiate(value: Any, kind: str, span: Span | None = None, what: str | Non
 
 _EXAMPLE = {"optimizer": "adam(lr = 1e-3)", "schedule": "cosine(warmup = 1)", "augment": "flip(axis = 0, p = 0.5)",
             "selector": "best(val.loss)", "metric": "mae(E) in MeV", "data": 'file("d.h5", x = field("x"))'}
-
-
-# -- optimizers ----------------------------------------------------------------------------------
-class SGDParams(_P):
-    lr: float = Field(gt=0, description="learning rate")
-    momentum: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    nesterov: bool = False
-
-
-class AdamParams(_P):
-    lr: float = Field(gt=0, description="learning rate")
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-class AdamWParams(AdamParams):
-    weight_decay: float = Field(1e-2, ge=0)
-
-
-class _Optimizer(Component):
-    def make(self):
-        return self.name, self.params.model_dump()
-
-
-for _n, _p in (("sgd", SGDParams), ("adam", AdamParams), ("adamw", AdamWParams),
-               ("riemannian_sgd", SGDParams), ("riemannian_adam", AdamParams)):
-    component(_n, kind="optimizer")(type(f"Opt_{_n}", (_Optimizer,), {"Params": _p}))
 
 
 # -- schedules -----------------------------------------------------------------------------------
@@ -315,6 +287,12 @@ class DataSource(Component):
         known without loading anything — what the compiler's unit checks of losses read."""
         return {}
 
+    def header(self, *, base_dir: str | None = None) -> dict:
+        """The fields as ``load`` would produce them (shapes, units), without reading or generating the
+        samples — what ``bkdsl check`` verifies the train block against. A file source reads its file's
+        headers here (a missing file or key is refused now, not after the first step)."""
+        return self.fields()
+
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:
         """Field name → unit text ("1" when dimensionless), from the call alone — what the compiler's
@@ -335,6 +313,11 @@ class FileSource(DataSource):
         from bkdsl.train.sources import field_decl, read_file
 
         return read_file(self.params.path, self.fields(), span=self.span, base_dir=base_dir)
+
+    def header(self, *, base_dir: str | None = None) -> dict:
+        from bkdsl.train.sources import read_header
+
+        return read_header(self.params.path, self.fields(), span=self.span, base_dir=base_dir)
 
     def fields(self) -> dict:
         from bkdsl.train.sources import field_decl

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkdsl.components.registry import Component, InferCtx, component
+from bkdsl.registry import Component, InferCtx, component
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.types import ValueType
 

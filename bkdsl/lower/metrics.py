@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit, unit_str
 from bkdsl.semantics.values import CallValue, Ref
@@ -17,7 +17,7 @@ from bkdsl.semantics.values import CallValue, Ref
 
 class MetricProgram:
     def __init__(self, call: CallValue, units: dict[str, Any], scope=None):
-        from bkdsl.semantics.resolve import instantiate
+        from bkdsl.semantics.consteval import instantiate
 
         cls = registry.lookup(call.name, "loss")
         if cls is None:
@@ -51,7 +51,7 @@ class MetricProgram:
 
 def _materialise(v: Any, scope) -> Any:
     """Turn deferred CallValues of measures (``cylinder(0.4 fm, 0.4 fm)``) into components."""
-    from bkdsl.semantics.resolve import instantiate
+    from bkdsl.semantics.consteval import instantiate
 
     if isinstance(v, CallValue):
         cls = registry.lookup(v.name)

@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from bkdsl.components.registry import Component, Proof
+from bkdsl.registry import Component, Proof
 from bkdsl.diagnostics import Span
 from bkdsl.semantics.types import ValueType
 from bkdsl.semantics.values import to_json
@@ -159,7 +159,7 @@ class DeclIR:
 @dataclass
 class LossIR:
     """``loss mtl(alpha) = mse(E) + alpha * l2_integral(rho, ...)`` — kept as an AST expression over
-    its formals; :mod:`bkdsl.lower.loss` turns it into a callable, :mod:`bkdsl.verify.units` checks it."""
+    its formals; :mod:`bkdsl.semantics.lossexpr` turns it into a callable, :mod:`bkdsl.verify.units` checks it."""
 
     name: str
     formals: list[str]
@@ -206,6 +206,8 @@ class Program:
     trains: dict[str, TrainIR] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
+    # the module's top-level names (a semantics.scope.Scope): what later stages look names up in
+    scope: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {

@@ -20,10 +20,11 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from bkdsl import resources
 from bkdsl.diagnostics import BkError, Diagnostic, Span, source_lines
 from bkdsl.syntax import ast as A
 
-GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "bk.lark"
+GRAMMAR_PATH = resources.GRAMMAR_PATH
 
 #: deepest parse tree accepted (E0004); the recursive stages after the parser need ~3 Python frames
 #: per level, which keeps them well inside Python's default recursion limit of 1000.

@@ -20,10 +20,14 @@ import argparse
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
-from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, render_all
+import bkdsl
+from bkdsl.diagnostics import BkError
+from bkdsl.exitcodes import run_command
+from bkdsl.overrides import overrides_of
+from bkdsl.train.loop import run as run_plan
+from bkdsl.train.plan import plan_from_compiled
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -42,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--assert-manifolds", action="store_true",
                    help="check after every forward that manifold parameters and outputs stay on their manifolds "
                         "(same as train.assert_manifolds = true)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything, load the data and run one forward/backward step in a temporary "
+                        "directory, then exit (0 when training would start); writes no run")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return p
 
@@ -52,21 +59,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=run, fn=run)  # bkdsl/cli.py dispatches on `fn`
     return p
-
-
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for it in items:
-        key, eq, val = it.partition("=")
-        key = key.strip()
-        if not eq or not key or not val.strip():
-            raise BkError("E0206", f"bad --set `{it}`: expected KEY=VALUE",
-                          help="e.g. `--set train.epochs=2` or `--set data.samples=64`")
-        if "." not in key:
-            raise BkError("E0206", f"bad --set key `{key}`: name the block, e.g. `train.{key}`",
-                          help="keys are dotted: train.epochs, data.samples, data.split")
-        out[key] = val.strip()
-    return out
 
 
 def choose_rundir(spec: str, out: str | None, resume: bool) -> Path:
@@ -87,47 +79,21 @@ def choose_rundir(spec: str, out: str | None, resume: bool) -> Path:
     return base.parent / f"{base.name}.{k}"
 
 
-def _print_diags(diags: list[Diagnostic], sources: dict | None = None) -> None:
-    print(render_all(diags, sources), file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``bkdsl train``; 0 on success, 1 on a user error (printed as a diagnostic), 2 on a bug."""
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        return _run(args)
-    except BkErrors as e:
-        if rank == 0:
-            _print_diags(e.diagnostics, e.sources)
-        return 1
-    except BkError as e:
-        if rank == 0:
-            _print_diags([e.diagnostic])
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug in bkdsl, not the user's: say so, with the traceback on request
-        where = f" (rank {rank})" if rank else ""
-        d = Diagnostic("X0001", f"internal error in `bkdsl train`{where}: {type(e).__name__}: {e}",
-                       help="rerun with --debug for the traceback and report it")
-        _print_diags([d])  # every rank: a crash on rank 1 must not be silent
-        if getattr(args, "debug", False):
-            traceback.print_exc()
-        return 2
+    """Run ``bkdsl train``; errors propagate to :func:`bkdsl.exitcodes.run_command`, which prints them
+    and maps them to the exit-code table (1 diagnostics, 3 internal error)."""
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import bkdsl
-    from bkdsl.train.loop import run as run_plan
-    from bkdsl.train.plan import plan_from_compiled
-
-    overrides = parse_overrides(args.overrides)
+    overrides = overrides_of(args.overrides)
     if getattr(args, "assert_manifolds", False):
         overrides["train.assert_manifolds"] = "true"
     spec = args.spec
     if not Path(spec).exists():
         raise BkError("E0002", f"spec file `{spec}` not found", help="check the path")
+    if getattr(args, "dry_run", False):
+        return _dry_run(spec, overrides, args)
     rundir = choose_rundir(spec, args.out, args.resume)
     if args.resume and not (rundir / "checkpoints" / "last.safetensors").exists():
         raise BkError("E0610", f"nothing to resume in `{rundir}`: no checkpoints/last.safetensors",
@@ -142,6 +108,26 @@ def _run(args: argparse.Namespace) -> int:
     final = run_plan(plan, rundir, resume=args.resume, quiet=args.quiet)
     if main:
         _summary(final, rundir, quiet=args.quiet)
+    return 0
+
+
+def _dry_run(spec: str, overrides: dict[str, str], args: argparse.Namespace) -> int:
+    """All of ``check``, the data loaded and validated, and one optimisation step (forward, backward,
+    optimizer) plus the evaluation that follows it, in a temporary directory that is removed."""
+    import tempfile
+    from dataclasses import replace
+
+    c = bkdsl.compile_file(spec, overrides=overrides)
+    plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
+                              device=args.device, precision=args.precision)
+    plan = replace(plan, config=replace(plan.config, epochs=None, steps=1, checkpoint_every=None,
+                                        time_limit=None, model_plots=[], plots=[]))
+    with tempfile.TemporaryDirectory(prefix="bkdsl-dry-run-") as tmp:
+        final = run_plan(plan, Path(tmp) / "run", quiet=True)
+    if final.get("status") != "completed":
+        raise BkError("E0609", f"dry run of `{plan.name}` did not complete: {final.get('status')}")
+    print(f"dry run of `{plan.name}` from {spec}: ok (one step, loss {final.get('train_loss', float('nan')):.4g})"
+          if "train_loss" in final else f"dry run of `{plan.name}` from {spec}: ok (one step)", file=sys.stderr)
     return 0
 
 
@@ -165,8 +151,11 @@ def _summary(final: dict, rundir: Path, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m bkdsl.train.cli SPEC ...`` = ``bkdsl train SPEC ...`` (same exit codes)."""
     p = add_arguments(argparse.ArgumentParser(prog="bkdsl train", description="train a spec's model"))
-    return run(p.parse_args(argv))
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
+    p.set_defaults(fn=run, command="train")
+    return run_command(p.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

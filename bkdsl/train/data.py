@@ -112,6 +112,20 @@ def validate(ds: Dataset, *, span: Span | None = None, source: str = "data") -> 
         raise BkError("E0602", f"{source} has no samples", span=span, help="check the file")
 
 
+def check_split(fractions: list[float], span: Span | None = None) -> list[float]:
+    """``[train, val, test]`` fractions (1 to 3 entries, missing ones 0), each finite and >= 0, train > 0,
+    summing to at most 1 (+1e-6); returns the three fractions. E0609 otherwise (``bkdsl check`` runs this)."""
+    try:
+        fr = [float(f) for f in fractions] + [0.0] * (3 - len(fractions))
+    except (TypeError, ValueError):
+        fr = [math.nan]
+    if (not 1 <= len(fractions) <= 3 or not all(math.isfinite(f) and f >= 0 for f in fr) or sum(fr) > 1 + 1e-6
+            or fr[0] <= 0):
+        raise BkError("E0609", f"bad split {fractions}: want [train, val, test] fractions, train > 0, "
+                               "sum <= 1", span=span, help="e.g. `split = [0.9, 0.05, 0.05]`")
+    return fr
+
+
 def split_indices(n: int, fractions: list[float], seed: int, groups: torch.Tensor | None = None,
                   span: Span | None = None) -> dict[str, torch.Tensor]:
     """Deterministic train/val/test indices from ``seed``.
@@ -120,10 +134,7 @@ def split_indices(n: int, fractions: list[float], seed: int, groups: torch.Tenso
     the fractions apply to groups and whole groups go to one split. Each split asked for (fraction > 0)
     gets at least one sample or group.
     """
-    fr = [float(f) for f in fractions] + [0.0] * (3 - len(fractions))
-    if len(fractions) > 3 or any(f < 0 for f in fr) or sum(fr) > 1 + 1e-6 or fr[0] <= 0:
-        raise BkError("E0609", f"bad split {fractions}: want [train, val, test] fractions, train > 0, "
-                               "sum <= 1", span=span, help="e.g. `split = [0.9, 0.05, 0.05]`")
+    fr = check_split(fractions, span)
     g = torch.Generator().manual_seed(int(seed))
     if groups is None:
         units = torch.randperm(n, generator=g)

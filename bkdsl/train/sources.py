@@ -210,6 +210,106 @@ def read_file(path: str | Path, decls: dict[str, FieldInfo], span: Span | None =
     return Dataset(fields, info, meta={"source": "file", "path": str(p)})
 
 
+def _header_raw(path: Path, span: Span | None) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """(shape of every array, units recorded in the file) from the file's headers alone: the npz
+    members' ``.npy`` headers, h5 dataset metadata, the safetensors JSON header — no array is read."""
+    import zipfile
+
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise _unreadable(path, "no such file", span)
+    if suffix not in FILE_SUFFIXES:
+        raise _unreadable(path, f"unsupported format `{suffix or '(none)'}`", span)
+    shapes: dict[str, tuple[int, ...]] = {}
+    units: dict[str, str] = {}
+    try:
+        if suffix == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                for name in zf.namelist():
+                    key = name[:-4] if name.endswith(".npy") else name
+                    with zf.open(name) as f:
+                        major, _ = np.lib.format.read_magic(f)
+                        read = (np.lib.format.read_array_header_1_0 if major == 1
+                                else np.lib.format.read_array_header_2_0)
+                        shape, _, _ = read(f)  # the .npy header only
+                    if key == "__units__":
+                        with np.load(path, allow_pickle=False) as z:
+                            units = json.loads(str(z["__units__"]))
+                    else:
+                        shapes[key] = tuple(shape)
+        elif suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                def visit(n, o):
+                    if isinstance(o, h5py.Dataset):
+                        shapes[n] = tuple(o.shape)
+                        u = o.attrs.get("unit", o.attrs.get("units"))
+                        if u is not None:
+                            units[n] = u.decode() if isinstance(u, bytes) else str(u)
+                f.visititems(visit)
+        else:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="np") as f:
+                for k in f.keys():
+                    shapes[k] = tuple(f.get_slice(k).get_shape())
+                meta = f.metadata() or {}
+                if "units" in meta:
+                    units = json.loads(meta["units"])
+    except BkError:
+        raise
+    except Exception as e:  # each format raises its own types for a damaged file
+        raise _unreadable(path, f"{type(e).__name__}: {e}", span) from None
+    return shapes, units
+
+
+def read_header(path: str | Path, decls: dict[str, FieldInfo], span: Span | None = None,
+                base_dir: str | Path | None = None) -> dict[str, FieldInfo]:
+    """What :func:`read_file` would produce, from the headers only: each declared field's per-sample
+    shape and unit, with the same refusals (missing file or key E0605/E0601, unit of another dimension
+    E0604, declared shape differing from the file's E0602). Used by ``bkdsl check``."""
+    p = Path(path)
+    if not p.is_absolute() and base_dir is not None and not p.exists():
+        p = Path(base_dir) / p
+    if not decls:
+        raise BkError("E0609", f"file(\"{path}\") declares no fields", span=span,
+                      help='declare the fields to read: `file("d.h5", E = field("energy", unit = MeV))`')
+    shapes, units = _header_raw(p, span)
+    out: dict[str, FieldInfo] = {}
+    for name, d in decls.items():
+        key = d.key or name
+        if key not in shapes:
+            raise BkError("E0601", f"field `{name}`: `{key}` is not in `{p}`", span=d.span or span,
+                          label=f"`{name}` declared here",
+                          help=f"the file holds: {', '.join(sorted(shapes)) or 'nothing'}")
+        if not shapes[key]:
+            raise BkError("E0602", f"field `{name}` (`{key}` in `{p}`) is a scalar, not one value per sample",
+                          span=d.span or span, help="store the field with a leading sample dimension [N, ...]")
+        per_sample = tuple(shapes[key][1:])
+        if d.shape is not None and tuple(d.shape) != per_sample:
+            raise BkError("E0602", f"field `{name}` has per-sample shape {list(per_sample)} in `{p}`, declared "
+                                   f"{list(d.shape)}", span=d.span or span, label=f"`{name}` declared here",
+                          help=f"fix the declaration `shape = {list(per_sample)}` or regenerate the file")
+        unit = d.unit
+        if key in units:
+            try:
+                file_u = ureg.parse_units(units[key].replace("^", "**"))
+            except Exception:
+                raise BkError("E0604", f"field `{name}`: the file records an unreadable unit `{units[key]}`",
+                              span=d.span or span, help="fix the unit attribute in the file") from None
+            if d.unit is None:
+                unit = unit_str(file_u)
+            elif (ureg.Quantity(1.0, file_u).dimensionality
+                  != ureg.Quantity(1.0, ureg.parse_units(d.unit.replace("^", "**"))).dimensionality):
+                raise BkError("E0604", f"field `{name}` is declared in {d.unit} but `{key}` in `{p}` is in "
+                                       f"{unit_str(file_u)}", span=d.span or span, label=f"`{name}` declared here",
+                              help=f"declare `unit = {unit_str(file_u)}` (or a unit of the same dimension; "
+                                   "values are converted)")
+        out[name] = FieldInfo(**{**d.__dict__, "shape": per_sample, "unit": unit})
+    return out
+
+
 # -- text_bytes(...) ---------------------------------------------------------------------------
 stdlib_files = corpus_files  # the corpus's file list (bkdsl.train.corpus)
 

@@ -1,19 +1,38 @@
-"""Verification passes: each a function from IR to diagnostics (no hidden state)."""
+"""Verification: passes over a resolved program, each ``check_x(program) -> list[Diagnostic]``.
+
+None mutates its input. Shapes, dtypes and manifolds are inferred while elaborating (each op's
+``infer``) and checked again against the data by the plan pass; the passes run here, in order:
+
+* :func:`~bkdsl.verify.claims.check_declarations` — claims written where no claim applies;
+* the claims pass (:mod:`bkdsl.verify.claims`) — every claimed property proven or refused;
+* :func:`~bkdsl.verify.causality.check_next_token_causality` — a next-token loss needs a causal model;
+* :func:`~bkdsl.verify.plan.check_train_plan` — every train block checked as the runner would before
+  its first step (schema, components, units, the data's headers, model ↔ data shapes).
+"""
 
 from __future__ import annotations
 
 from bkdsl.diagnostics import Diagnostic
-from bkdsl.semantics.ir import Program
+from bkdsl.semantics.ir import ClaimResult, Program
+from bkdsl.verify.causality import check_next_token_causality
+from bkdsl.verify.claims import check_claims, check_declarations, claim_diagnostics, decide_claims, establish_claims
+from bkdsl.verify.plan import check_train_plan
+
+PASSES = (check_declarations, check_claims, check_next_token_causality, check_train_plan)
+
+
+def verify_with_claims(prog: Program) -> tuple[list[Diagnostic], list[ClaimResult]]:
+    """Every pass, and each claim's result (for the report), deciding each claim once."""
+    decisions = decide_claims(prog)
+    diags = check_declarations(prog) + claim_diagnostics(decisions)
+    diags += check_next_token_causality(prog) + check_train_plan(prog)
+    return diags, [d.result for d in decisions]
 
 
 def verify(prog: Program) -> list[Diagnostic]:
-    """Run every pass over a resolved program. Shapes, manifolds and units are checked during
-    elaboration (each op's ``infer``); the declaration and claims passes run here. The claims pass is
-    pure; its results are stored on ``prog.claims`` here, for `bkdsl compile`'s report (until the
-    pipeline keeps them beside the program)."""
-    from bkdsl.verify.claims import check_declarations, claim_diagnostics, decide_claims
+    """Run every pass over a resolved program; the diagnostics of all passes, in pass order."""
+    return verify_with_claims(prog)[0]
 
-    diags = check_declarations(prog)
-    decisions = decide_claims(prog)
-    prog.claims = [d.result for d in decisions]
-    return diags + claim_diagnostics(decisions)
+
+__all__ = ["PASSES", "check_claims", "check_declarations", "check_next_token_causality", "check_train_plan",
+           "establish_claims", "verify", "verify_with_claims"]

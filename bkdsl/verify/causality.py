@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components.registry import Proof, lookup
+from bkdsl.registry import Proof, lookup
 from bkdsl.diagnostics import BkError, Diagnostic
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.resolve import elaborate_model_call
+from bkdsl.semantics.elaborate import elaborate_model_call
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.syntax import ast as A
 from bkdsl.verify.claims import decide_model_claim
@@ -57,7 +57,7 @@ def _loss_expr(prog: I.Program, loss: Any) -> Any:
 def check_next_token_causality(prog: I.Program) -> list[Diagnostic]:
     """E0309 for each train block that trains next-token prediction on a model not established causal."""
     diags: list[Diagnostic] = []
-    scope = getattr(prog, "_scope", None)
+    scope = prog.scope
     for t in prog.trains.values():
         if t.get("allow_acausal") is True:
             continue

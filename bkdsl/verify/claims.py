@@ -28,11 +28,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bkdsl.components.registry import PROPERTIES, Component, InferCtx, Proof
+from bkdsl.registry import PROPERTIES, Component, InferCtx, Proof
 from bkdsl.semantics.types import DimUnifier, ValueType
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.resolve import Elaborator, elaborate_model_call
+from bkdsl.semantics.elaborate import Elaborator, elaborate_model_call
 from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import _claim as claim_text
 from bkdsl.verify import dataflow as D
@@ -321,7 +321,7 @@ def _instances(prog: I.Program, name: str) -> list[I.BlockIR]:
 def _roots(prog: I.Program) -> list[I.BlockIR]:
     """The elaborated models: those with default configs, and each train block's `model = m(...)`."""
     roots = list(prog.models.values())
-    scope = getattr(prog, "_scope", None)
+    scope = prog.scope
     for t in prog.trains.values():
         call = t.get("model")
         if call is None or scope is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bkdsl.components.registry import SEQUENCE_PATTERNS, Component, Proof
+from bkdsl.registry import SEQUENCE_PATTERNS, Component, Proof
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import ValueType
 from bkdsl.verify.composition import closure

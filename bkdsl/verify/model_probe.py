@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from bkdsl.components.registry import Proof
+from bkdsl.registry import Proof
 from bkdsl.lower.fx import lower_block
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import ValueType

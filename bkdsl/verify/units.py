@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError, Span
+from bkdsl.semantics.lossexpr import loss_unit
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 from bkdsl.semantics.values import CallValue, Ref
 
@@ -40,8 +41,6 @@ def data_field_units(source: CallValue) -> dict[str, Any]:
 
 def check_loss_expr(loss, field_units: dict[str, Any] | None, call: Any = None, span: Span | None = None) -> Any:
     """Evaluate the loss over units only; raises BkError on a unit error. Returns the loss's unit."""
-    from bkdsl.lower.loss import loss_unit
-
     return loss_unit(loss, call, field_units, span or loss.span)
 
 

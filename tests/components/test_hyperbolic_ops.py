@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 import bkdsl
-from bkdsl.components.registry import lookup
+from bkdsl.registry import lookup
 
 HEAD = """manifold lor = lorentz(k = 2.0)
 manifold ball = poincare(c = 0.5)

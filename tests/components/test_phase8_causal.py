@@ -31,7 +31,9 @@ def _compile(spec: str, model: str, replace: tuple[str, str] | None = None, drop
     if drop_claim:
         assert ") : causal {" in text
         text = text.replace(") : causal {", ") {")
-    return bkdsl.compile_source(text, spec, overrides={"train.model": model}).module
+    # a two-sided variant must also opt out of the next-token causality check (E0309) to compile at all
+    ov = {"train.model": model, **({"train.allow_acausal": "true"} if replace else {})}
+    return bkdsl.compile_source(text, spec, overrides=ov).module
 
 
 def _leak(model: torch.nn.Module, seed: int) -> tuple[float, float]:
@@ -91,11 +93,12 @@ def test_logits_before_j_do_not_move_after_training_steps(spec, model):
     ("gpt_baseline.bk", GPT, ("heads = heads, causal = true)", "heads = heads, causal = false)")),
 ])
 def test_the_check_refutes_two_sided_variants(spec, model, replace):
-    """A two-sided op in the model: the compiler refuses the spec's `: causal` claim (E0301), and with the
-    claim dropped the perturbation check finds the leak at run time."""
+    """A two-sided op in the model: the compiler refuses the spec's `: causal` claim (E0301; the next-token
+    causality pass, E0309, may refuse the same model), and with the claim dropped (and the next-token check
+    opted out of) the perturbation check finds the leak at run time."""
     text = (ROOT / "specs" / spec).read_text().replace(replace[0], replace[1])
     diags = bkdsl.check_source(text, spec, overrides={"train.model": model})
-    assert any(d.code == "E0301" and "causal" in d.message for d in diags), [d.code for d in diags]
+    assert any(d.code in ("E0301", "E0309") and "causal" in d.message for d in diags), [d.code for d in diags]
     torch.manual_seed(0)
     before, _ = _leak(_compile(spec, model, replace, drop_claim=True), 0)
     assert before > 1e-4, f"the two-sided variant {replace[1]!r} should leak"

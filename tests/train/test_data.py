@@ -148,6 +148,8 @@ def test_nuclear_densities_wraps_the_generator_and_caches(monkeypatch, tmp_path)
         return {"rho": rng.random((samples, 4, 6)), "E": ureg.Quantity(rng.normal(size=samples) * 1e3, "keV"),
                 "Q30": rng.normal(size=samples)}
 
+    import bkdsl.physics  # noqa: F401  the real package first, so that only its dataset module is faked
+
     fake = types.ModuleType("bkdsl.physics.dataset")
     fake.generate_nuclear_densities = generate_nuclear_densities
     monkeypatch.setitem(sys.modules, "bkdsl.physics.dataset", fake)

@@ -20,8 +20,9 @@ from typing import Any, Callable
 
 import pint
 
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import BkError, Span
+from bkdsl.semantics.consteval import ConstEval, _call_name, instantiate, unknown_component
 from bkdsl.semantics.units import DIMENSIONLESS, Q_, parse_unit, unit_str, ureg
 from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import expr as show
@@ -66,8 +67,6 @@ class LossInterpreter:
         if isinstance(e, A.Num):
             return UT(e.value, DIMENSIONLESS, e.text)
         if isinstance(e, A.Quantity):
-            from bkdsl.semantics.resolve import ConstEval
-
             q = ConstEval(self.scope).ev(e)
             return UT(q.magnitude, q.units, show(e))
         if isinstance(e, A.Name):
@@ -123,8 +122,6 @@ class LossInterpreter:
         raise AssertionError(e.op)
 
     def call(self, e: A.Call) -> UT:
-        from bkdsl.semantics.resolve import ConstEval, _call_name, instantiate, unknown_component
-
         name = _call_name(e.func) or "?"
         cls = registry.lookup(name, "loss") or registry.lookup(name)
         if cls is None:

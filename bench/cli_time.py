@@ -1,0 +1,85 @@
+"""Wall time of whole ``bkdsl`` commands as a user runs them (process start and imports included).
+
+Issue 14 targets on the 2-core machine: ``bkdsl --help`` under 0.3 s, ``bkdsl check specs/phase8.bk``
+under 1.5 s. Each command runs ``--repeat`` times in a fresh process; we report min and median wall
+time, the user+sys CPU of the median run, the machine's load average before and after (the machine is
+shared: a load above the core count inflates wall times, which is why the CPU time is recorded too),
+and which heavy modules each command imported (``python -X importtime`` output parsed). Writes JSON.
+
+    python bench/cli_time.py --out bench/results/2026-12-03-cli_time.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COMMANDS = {
+    "help": ["--help"],
+    "fmt_check": ["fmt", "--check", "specs/tiny_regression.bk"],
+    "check_phase8": ["check", "-q", "specs/phase8.bk"],
+    "check_tiny_regression": ["check", "-q", "specs/tiny_regression.bk"],
+}
+TARGETS_S = {"help": 0.3, "check_phase8": 1.5}
+HEAVY = ("torch", "scipy", "geoopt", "pint", "lark", "numpy", "networkx", "pydantic")
+
+
+def run_once(args: list[str]) -> tuple[float, float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "bkdsl", *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, r.returncode
+
+
+def heavy_imports(args: list[str]) -> list[str]:
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "bkdsl", *args], capture_output=True, text=True)
+    mods = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    return sorted(h for h in HEAVY if h in mods)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", default=None, help="JSON path (default: print only)")
+    args = ap.parse_args()
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    load0 = os.getloadavg()
+    results = {}
+    for name, cmd in COMMANDS.items():
+        runs = [run_once(cmd) for _ in range(args.repeat)]
+        codes = {rc for _, _, rc in runs}
+        if codes != {0}:
+            print(f"{name}: exit codes {codes}", file=sys.stderr)
+            return 1
+        walls = sorted(w for w, _, _ in runs)
+        med = statistics.median(walls)
+        cpu_med = statistics.median(c for _, c, _ in runs)
+        results[name] = {"argv": ["bkdsl", *cmd], "wall_min_s": round(walls[0], 3), "wall_median_s": round(med, 3),
+                         "cpu_median_s": round(cpu_med, 3), "target_s": TARGETS_S.get(name),
+                         "met_min": None if name not in TARGETS_S else walls[0] < TARGETS_S[name],
+                         "heavy_imports": heavy_imports(cmd)}
+        print(f"{name:24s} min {walls[0]:.3f} s  median {med:.3f} s  cpu {cpu_med:.3f} s  "
+              f"target {TARGETS_S.get(name, '-')}  imports {','.join(results[name]['heavy_imports'])}")
+    out = {"bench": "cli_time", "python": platform.python_version(), "machine": platform.machine(),
+           "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load0],
+           "loadavg_after": [round(x, 2) for x in os.getloadavg()], "repeat": args.repeat,
+           "omp_num_threads": env_threads, "results": results}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
