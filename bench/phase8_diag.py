@@ -112,14 +112,14 @@ def main() -> None:
             for n, p in model.named_parameters():
                 if p.grad is not None:
                     g2[group(n)] += float(p.grad.detach().float().pow(2).sum())
-            row = {"step": k, "loss": round(float(loss), 4), "t": round(time.time() - t0, 1),
+            row = {"step": k, "loss": round(float(loss.detach()), 4), "t": round(time.time() - t0, 1),
                    "grad": {g: float(f"{math.sqrt(v):.3g}") for g, v in g2.items()}}
             row.update({kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in stats.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
         opt.step()
     bpb = test_bpb(model, data, 32, False)
-    print(json.dumps({"final_test_bpb": round(bpb, 4), "final_loss": round(float(loss), 4),
+    print(json.dumps({"final_test_bpb": round(bpb, 4), "final_loss": round(float(loss.detach()), 4),
                       "model": a.model, "lr": a.lr, "opt": opt_kind, "steps": a.steps}), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps({"args": vars(a), "rows": rows, "test_bpb": bpb}, indent=1))
