@@ -108,6 +108,16 @@ def _check_curvatures(comp: Component, lor: Lorentz, ball: Poincare, ctx: InferC
                       span=ctx.span, help=f"declare the ball as `poincare(c = {1 / k:g})`")
 
 
+def _input_manifold(t, ctx, cls, need: str):
+    """The declared manifold the input ``t`` lives on, which must be a ``cls``; E0402 (``need``, got …) otherwise."""
+    src = t.manifold
+    man = ctx.manifolds.get(src) if src else None
+    if not isinstance(man, cls):
+        raise BkError("E0402", f"{need}, got {'a Euclidean value' if src is None else 'a value on ' + src}",
+                      span=ctx.span)
+    return man
+
+
 @component("lorentz_to_poincare", kind="function", inputs=("x",), positional=("x", "manifold"))
 class LorentzToPoincare(Component):
     """π(x) = √k x_s / (x₀ + √k): the isometry ℍ_k → 𝔻_{1/k} ([..., d+1] → [..., d]). Compute on the
@@ -124,11 +134,7 @@ class LorentzToPoincare(Component):
         if not isinstance(ball, Poincare):
             raise BkError("E0402", "`lorentz_to_poincare` maps onto a Poincaré ball", span=ctx.span,
                           help="write `lorentz_to_poincare(x, ball)` with `manifold ball = poincare(c = 1.0)`")
-        src = ins[0].manifold
-        man = ctx.manifolds.get(src) if src else None
-        if not isinstance(man, Lorentz):
-            raise BkError("E0402", f"`lorentz_to_poincare` needs a value on a Lorentz hyperboloid, got "
-                                   f"{'a Euclidean value' if src is None else 'a value on ' + src}", span=ctx.span)
+        man = _input_manifold(ins[0], ctx, Lorentz, "`lorentz_to_poincare` needs a value on a Lorentz hyperboloid")
         _check_curvatures(self, man, ball, ctx)
         self.k = man.params.k
         return _last_plus(ins[0], -1, ctx).with_(manifold=ball.decl_name)
@@ -157,11 +163,7 @@ class PoincareToLorentz(Component):
         if not isinstance(lor, Lorentz):
             raise BkError("E0402", "`poincare_to_lorentz` maps onto a Lorentz hyperboloid", span=ctx.span,
                           help="write `poincare_to_lorentz(p, lor)` with `manifold lor = lorentz(k = 1.0)`")
-        src = ins[0].manifold
-        man = ctx.manifolds.get(src) if src else None
-        if not isinstance(man, Poincare):
-            raise BkError("E0402", f"`poincare_to_lorentz` needs a value on a Poincaré ball, got "
-                                   f"{'a Euclidean value' if src is None else 'a value on ' + src}", span=ctx.span)
+        man = _input_manifold(ins[0], ctx, Poincare, "`poincare_to_lorentz` needs a value on a Poincaré ball")
         _check_curvatures(self, lor, man, ctx)
         self.k = lor.params.k
         return _last_plus(ins[0], 1, ctx).with_(manifold=lor.decl_name)
