@@ -1,5 +1,5 @@
-"""Training components: data sources, schedules, augmentations, selectors, metrics (optimizers:
-:mod:`bkdsl.components.optimizers`).
+"""Training components: data sources, augmentations, selectors, metrics (optimizers:
+:mod:`bkdsl.components.optimizers`, schedules: :mod:`bkdsl.components.schedules`).
 
 Each is a :class:`~bkdsl.registry.Component` whose ``Params`` validates what a ``data`` or
 ``train`` block writes (units through :func:`~bkdsl.semantics.units.quantity`), and whose ``make`` /
@@ -74,87 +74,6 @@ _EXAMPLE = {"optimizer": "adam(lr = 1e-3)", "schedule": "cosine(warmup = 1)", "a
             "selector": "best(val.loss)", "metric": "mae(E) in MeV", "data": 'file("d.h5", x = field("x"))'}
 
 
-# -- schedules -----------------------------------------------------------------------------------
-class ConstantParams(_P):
-    pass
-
-
-class StepParams(_P):
-    step_size: int = Field(gt=0, description="epochs between decays")
-    gamma: float = Field(0.1, gt=0)
-
-
-class MultiStepParams(_P):
-    milestones: list[int] = Field(description="epochs at which the rate is multiplied by gamma")
-    gamma: float = Field(0.1, gt=0)
-
-
-class PlateauParams(_P):
-    factor: float = Field(0.1, gt=0, lt=1)
-    patience: int = Field(10, ge=0)
-    threshold: float = Field(1e-4, ge=0)
-    cooldown: int = Field(0, ge=0)
-    min_factor: float = Field(0.0, ge=0)
-    mode: Literal["min", "max"] = "min"
-
-
-class CosineParams(_P):
-    warmup: float = Field(0.0, ge=0, description="warm-up length in epochs (fractions allowed)")
-    warmup_steps: int = Field(0, ge=0, description="warm-up length in optimizer steps (added to `warmup`)")
-    min_factor: float = Field(0.0, ge=0, le=1)
-
-
-@component("constant", kind="schedule")
-class ConstantSchedule(Component):
-    Params = ConstantParams
-
-    def make(self):
-        from bkdsl.train.schedules import Constant
-
-        return Constant()
-
-
-@component("step", kind="schedule")
-class StepSchedule(Component):
-    Params = StepParams
-
-    def make(self):
-        from bkdsl.train.schedules import StepDecay
-
-        return StepDecay(self.params.step_size, self.params.gamma)
-
-
-@component("multistep", kind="schedule")
-class MultiStepSchedule(Component):
-    Params = MultiStepParams
-
-    def make(self):
-        from bkdsl.train.schedules import MultiStep
-
-        return MultiStep(sorted(self.params.milestones), self.params.gamma)
-
-
-@component("reduce_on_plateau", kind="schedule")
-class PlateauSchedule(Component):
-    Params = PlateauParams
-
-    def make(self):
-        from bkdsl.train.schedules import ReduceOnPlateau
-
-        p = self.params
-        return ReduceOnPlateau(p.factor, p.patience, p.threshold, p.cooldown, p.min_factor, p.mode)
-
-
-@component("cosine", kind="schedule")
-class CosineSchedule(Component):
-    Params = CosineParams
-
-    def make(self):
-        from bkdsl.train.schedules import CosineWarmup
-
-        return CosineWarmup(self.params.warmup, self.params.min_factor, warmup_steps=self.params.warmup_steps)
-
-
 # -- augmentations -------------------------------------------------------------------------------
 class FlipParams(_P):
     axis: AxisName = Field(description="per-sample axis index (0 = first after the sample dim) or axis name")
@@ -208,7 +127,7 @@ class BestSelector(Component):
 
 @component("last", kind="selector")
 class LastSelector(Component):
-    Params = ConstantParams
+    Params = _P
 
     def make(self):
         return None

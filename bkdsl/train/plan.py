@@ -84,7 +84,7 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     # optimizer, schedule
     opt = instantiate(get("optimizer", CallValue("adam", kwargs={"lr": 1e-3})), "optimizer", sp.get("optimizer"))
     oname, oparams = opt.name, opt.params.model_dump()
-    sched = instantiate(get("schedule", CallValue("constant")), "schedule", sp.get("schedule")).make()
+    sched = instantiate(get("schedule", CallValue("constant")), "schedule", sp.get("schedule"))
 
     # selection, metrics, plots
     sel_v = get("select")

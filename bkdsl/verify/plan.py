@@ -372,11 +372,14 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"])
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
-    if t.get("optimizer") is not None:
-        guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer"))
-    for key, kind in (("schedule", "schedule"), ("select", "selector")):
-        if t.get(key) is not None:
-            guard(lambda key=key, kind=kind: instantiate(t.get(key), kind, sp.get(key)).make())
+    opt = guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer")) \
+        if t.get("optimizer") is not None else None
+    if t.get("schedule") is not None:
+        sched = guard(instantiate, t.get("schedule"), "schedule", sp.get("schedule"))
+        if sched is not None and hasattr(sched, "check_optimizer"):  # the schedule's rates against the optimizer's
+            guard(sched.check_optimizer, getattr(getattr(opt, "params", None), "lr", None))
+    if t.get("select") is not None:
+        guard(lambda: instantiate(t.get("select"), "selector", sp.get("select")).make())
     if header is not None:
         field_units = {n: f.unit for n, f in header.items()}
         for m in t.get("metrics") or []:
