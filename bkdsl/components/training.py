@@ -70,6 +70,9 @@ def instantiate(value: Any, kind: str, span: Span | None = None, what: str | Non
     return comp
 
 
+# The optimizer of a train block that names none (the runner builds it, `check` checks against it).
+DEFAULT_OPTIMIZER = CallValue("adam", kwargs={"lr": 1e-3})
+
 _EXAMPLE = {"optimizer": "adam(lr = 1e-3)", "schedule": "cosine(warmup = 1)", "augment": "flip(axis = 0, p = 0.5)",
             "selector": "best(val.loss)", "metric": "mae(E) in MeV", "data": 'file("d.h5", x = field("x"))'}
 

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from bkdsl import registry
-from bkdsl.components.training import instantiate
+from bkdsl.components.training import DEFAULT_OPTIMIZER, instantiate
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.semantics import ir as I
@@ -372,8 +372,7 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"])
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
-    opt = guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer")) \
-        if t.get("optimizer") is not None else None
+    opt = guard(instantiate, t.get("optimizer") or DEFAULT_OPTIMIZER, "optimizer", sp.get("optimizer"))
     if t.get("schedule") is not None:
         sched = guard(instantiate, t.get("schedule"), "schedule", sp.get("schedule"))
         if sched is not None and hasattr(sched, "check_optimizer"):  # the schedule's rates against the optimizer's

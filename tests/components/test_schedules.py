@@ -128,8 +128,9 @@ train t {
   epochs = 3
 }
 '''
-    for lr, refused in (("1e-3", True), ("1e-4", False)):
+    # without an optimizer line the runner's default adam(lr = 1e-3) is what check compares with
+    for lr, refused in (("1e-3", True), ("1e-4", False), (None, True)):
         p = tmp_path / f"s{lr}.bk"
-        p.write_text(spec.replace("LR", lr))
+        p.write_text(spec.replace("LR", lr) if lr else spec.replace("  optimizer = adam(lr = LR)\n", ""))
         codes = [d.code for d in bkdsl.check_file(p)]
         assert ("E0609" in codes) == refused, codes
