@@ -33,7 +33,7 @@ import pint
 import torch
 
 from bkdsl.diagnostics import BkError, Span
-from bkdsl.semantics.units import DIMENSIONLESS, unit_str, ureg
+from bkdsl.semantics.units import DIMENSIONLESS, UNIT_FORMAT, unit_str, ureg
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.corpus import byte_windows, corpus_files, load_corpus
 from bkdsl.train.data import Dataset, FieldInfo
@@ -52,7 +52,7 @@ def unit_text(u: Any, span: Span | None = None) -> str | None:
         return unit_str(parse_unit(u, span))
     if isinstance(u, pint.Quantity):
         if u.magnitude != 1:
-            raise BkError("E0202", f"a field unit must be a unit, not the quantity {u}", span=span,
+            raise BkError("E0202", f"a field unit must be a unit, not the quantity {u:{UNIT_FORMAT}}", span=span,
                           help="write e.g. `unit = MeV`")
         return unit_str(u.units)
     if isinstance(u, pint.Unit):
