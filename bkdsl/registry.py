@@ -317,6 +317,8 @@ BUILTIN_MODULES = [
     "bkdsl.components.ads",
     "bkdsl.components.synthetic_data",
     "bkdsl.components.training",
+    "bkdsl.components.data_sources",
+    "bkdsl.components.data_file",
     "bkdsl.components.schedules",
     "bkdsl.components.optimizers",
     "bkdsl.components.optics",

@@ -10,10 +10,12 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bkdsl.components.data_sources import DataParams, DataSource
 from bkdsl.components.losses import LossTerm
 from bkdsl.diagnostics import BkError
 from bkdsl.registry import Component, component
 from bkdsl.semantics.types import ValueType
+from bkdsl.train.data import Dataset, FieldInfo
 
 
 class _P(BaseModel):
@@ -82,7 +84,7 @@ def _metric_spec(v: Any) -> tuple[str, dict]:
     raise ValueError("expected a bulk metric such as `ads_schwarzschild(d = 3)`")
 
 
-class _AdSDataP(_BulkP):
+class _AdSDataP(_BulkP, DataParams):
     metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), "
                                                            "deformed_bh(...), horizon_series(coeffs = [...])")
     samples: int = Field(2000, gt=0)
@@ -90,10 +92,6 @@ class _AdSDataP(_BulkP):
     eps: float = Field(0.1, gt=0, description="horizon mode: |F| < eps is regular")
     layers: int = Field(20, gt=0, description="h_true is tabulated at the network's layer midpoints")
     substeps: int = Field(2000, gt=0, description="RK4 steps of the data generator's solver")
-    split: list[float] | None = None
-    normalize: Any = None
-    augment: list[Any] | None = None
-    seed: int | None = None
 
     @field_validator("metric")
     @classmethod
@@ -111,7 +109,7 @@ class _AdSDataP(_BulkP):
 
 
 @component("ads_response", kind="data")
-class AdSResponse(Component):
+class AdSResponse(DataSource):
     """Boundary response data generated from a bulk metric: fields ``x`` [2] = (φ, π) at η_ini,
     ``F`` [1] the horizon residual (``label = response``) or ``y`` the paper's regular/irregular
     label (``label = horizon``), and ``h`` [layers] the true metric at the layer midpoints."""
@@ -130,8 +128,6 @@ class AdSResponse(Component):
         return metric(name, **kw)
 
     def fields(self):
-        from bkdsl.train.data import FieldInfo
-
         n = self.params.layers
         return {"x": FieldInfo("x", shape=(2,)), "F": FieldInfo("F", shape=(1,)), "y": FieldInfo("y", shape=(1,)),
                 "h": FieldInfo("h", shape=(n,))}
@@ -150,8 +146,6 @@ class AdSResponse(Component):
                 "h": h_true.unsqueeze(0).expand(n, -1).float().contiguous()}
 
     def load(self, *, seed: int, base_dir: str | None = None):
-        from bkdsl.train.data import Dataset
-
         fields = self.generate(seed if self.params.seed is None else self.params.seed)
         return Dataset(fields, self.fields(), meta={"source": "ads_response"})
 

@@ -4,27 +4,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from bkdsl.registry import Component, component
-
-
-class _P(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+from bkdsl.components.data_sources import DataParams, DataSource
+from bkdsl.registry import component
+from bkdsl.train.data import Dataset, FieldInfo
 
 
-class _RecallP(_P):
+class _RecallP(DataParams):
     samples: int = Field(4096, gt=0)
     pairs: int = Field(24, gt=0, description="key–value pairs written before the query")
     keys: int = Field(8, gt=0, description="distinct keys (fewer keys than pairs: keys are rewritten)")
     values: int = Field(16, gt=0, description="distinct values")
-    split: list[float] | None = None
-    normalize: Any = None
-    augment: list[Any] | None = None
-    seed: int | None = None
 
 
 def associative_recall(samples: int, pairs: int, keys: int, values: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -47,7 +39,7 @@ def associative_recall(samples: int, pairs: int, keys: int, values: int, seed: i
 
 
 @component("associative_recall", kind="data")
-class AssociativeRecall(Component):
+class AssociativeRecall(DataSource):
     Params = _RecallP
     unnormalized_fields = ("tokens", "answer")
 
@@ -56,29 +48,21 @@ class AssociativeRecall(Component):
         return {"tokens": "1", "answer": "1"}
 
     def fields(self):
-        from bkdsl.train.data import FieldInfo
-
         return {"tokens": FieldInfo("tokens", shape=(2 * self.params.pairs + 1,), dtype="int"),
                 "answer": FieldInfo("answer", shape=(), dtype="int")}
 
     def load(self, *, seed: int, base_dir: str | None = None):
-        from bkdsl.train.data import Dataset
-
         p = self.params
         return Dataset(associative_recall(p.samples, p.pairs, p.keys, p.values, seed if p.seed is None else p.seed),
                        self.fields(), meta={"source": "associative_recall"})
 
 
-class _TrajP(_P):
+class _TrajP(DataParams):
     samples: int = Field(1024, gt=0, description="(state, next state) pairs")
     dt: float = Field(0.1, gt=0, description="time between the two states")
     k: float = Field(1.0, gt=0, description="pendulum strength (ω₀² = k/m)")
     mass: float = Field(1.0, gt=0)
     energy: list[float] = Field([0.1, 1.5], description="range of H for the initial states")
-    split: list[float] | None = None
-    normalize: Any = None
-    augment: list[Any] | None = None
-    seed: int | None = None
 
 
 def pendulum_pairs(samples: int, dt: float, k: float = 1.0, mass: float = 1.0, energy=(0.1, 1.5),
@@ -113,7 +97,7 @@ def pendulum_pairs(samples: int, dt: float, k: float = 1.0, mass: float = 1.0, e
 
 
 @component("hamiltonian_trajectories", kind="data")
-class HamiltonianTrajectories(Component):
+class HamiltonianTrajectories(DataSource):
     """Pendulum (state, state dt later) pairs: fields ``x`` [2], ``x_next`` [2]."""
 
     Params = _TrajP
@@ -124,25 +108,17 @@ class HamiltonianTrajectories(Component):
         return {"x": "1", "x_next": "1"}
 
     def fields(self):
-        from bkdsl.train.data import FieldInfo
-
         return {"x": FieldInfo("x", shape=(2,)), "x_next": FieldInfo("x_next", shape=(2,))}
 
     def load(self, *, seed: int, base_dir: str | None = None):
-        from bkdsl.train.data import Dataset
-
         p = self.params
         return Dataset(pendulum_pairs(p.samples, p.dt, p.k, p.mass, tuple(p.energy), seed if p.seed is None else p.seed),
                        self.fields(), meta={"source": "hamiltonian_trajectories"})
 
 
-class _HoloP(_P):
+class _HoloP(DataParams):
     samples: int = Field(2048, gt=0)
     dim: int = Field(64, gt=0, description="signal length N")
-    seed: int | None = None
-    split: list[float] | None = None
-    normalize: Any = None
-    augment: list[Any] | None = None
 
 
 def holographic_task(samples: int, dim: int, seed: int = 0, channel_seed: int = 99) -> dict[str, torch.Tensor]:
@@ -157,7 +133,7 @@ def holographic_task(samples: int, dim: int, seed: int = 0, channel_seed: int = 
 
 
 @component("holographic_task", kind="data")
-class HolographicTask(Component):
+class HolographicTask(DataSource):
     Params = _HoloP
     unnormalized_fields = ("signal", "clean")
 
@@ -166,14 +142,10 @@ class HolographicTask(Component):
         return {"signal": "1", "clean": "1"}
 
     def fields(self):
-        from bkdsl.train.data import FieldInfo
-
         return {"signal": FieldInfo("signal", shape=(self.params.dim,)),
                 "clean": FieldInfo("clean", shape=(self.params.dim,))}
 
     def load(self, *, seed: int, base_dir: str | None = None):
-        from bkdsl.train.data import Dataset
-
         p = self.params
         return Dataset(holographic_task(p.samples, p.dim, seed if p.seed is None else p.seed), self.fields(),
                        meta={"source": "holographic_task"})

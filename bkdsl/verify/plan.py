@@ -7,7 +7,7 @@ reading a single sample:
   integers that must be integers, ``epochs`` xor ``steps``);
 * the model elaborates with the call's config; the data names a data declaration whose source's
   parameters validate (units included) and whose ``split`` is a valid partition;
-* the data's fields from the source's :meth:`~bkdsl.components.training.DataSource.header` — a
+* the data's fields from the source's :meth:`~bkdsl.components.data_sources.DataSource.header` — a
   ``file(...)`` source reads its file's headers (missing file, missing key, shape and unit of each
   field) — against the model: an input or output named like a field must have the field's per-sample
   shape (a mismatch used to surface as an internal error inside the first step);

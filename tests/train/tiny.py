@@ -13,7 +13,7 @@ import torch
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan, run
 from bkdsl.train.metrics import Metric
 from bkdsl.train.schedules import schedule
-from bkdsl.train.sources import woods_saxon_dataset
+from bkdsl.components.data_sources import woods_saxon_dataset
 
 
 class TinyNet(torch.nn.Module):
