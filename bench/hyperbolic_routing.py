@@ -51,6 +51,7 @@ from pathlib import Path
 import torch
 
 from bkdsl.kernels.hyperbolic_routing import kernel as kh
+from bkdsl.kernels.hyperbolic_routing import variants as kv  # the rows / split peers of the forward sweep
 from bkdsl.kernels.hyperbolic_routing import ops as _ops  # noqa: F401  (registers torch.ops.bkdsl.hyperbolic_route)
 from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import hyperbolic_route_reference, route_backward
@@ -285,9 +286,9 @@ def sweep_forward(run, cfgs, x, mu, hx, hmu, k, ref, href, bench, stop_at, dry):
             res["failed_or_skipped"][name] = "skipped: sweep budget spent"
             continue
         try:
-            fn = lambda cfg=cfg: kh.hyperbolic_route_triton(x, mu, k, 1.0, cfg)
+            fn = lambda cfg=cfg: kv.hyperbolic_route_variant(x, mu, k, 1.0, cfg)
             err = {"random": check_forward(fn(), ref, x, mu),
-                   "hard": check_forward(kh.hyperbolic_route_triton(hx, hmu, k, 1.0, cfg), href, hx, hmu)}
+                   "hard": check_forward(kv.hyperbolic_route_variant(hx, hmu, k, 1.0, cfg), href, hx, hmu)}
             res["max_error"][name] = err
             why = forward_failure(err)
             if why:

@@ -49,7 +49,7 @@ from bkdsl.nn.scattering_attention import (ScatteringAttention, block_keep_mask,
                                            scattering_score)
 from bkdsl.train.data import split_indices  # noqa: E402
 from bkdsl.train.reports import data_dependent_init  # noqa: E402
-from bkdsl.train.sources import text_bytes_dataset  # noqa: E402
+from bkdsl.components.data_sources import text_bytes_dataset  # noqa: E402
 
 LN2 = math.log(2.0)
 

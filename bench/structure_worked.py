@@ -43,7 +43,7 @@ def train(model, data, loss_fn, epochs, batch, lr, seed=0):
 
 
 def holo() -> dict:
-    from bkdsl.components.structure import holographic_task
+    from bkdsl.components.synthetic_data import holographic_task
     from bkdsl.nn.binding import HolographicStack
 
     d = holographic_task(2048, 64, seed=0)
@@ -66,7 +66,7 @@ def holo() -> dict:
 
 
 def recall() -> dict:
-    from bkdsl.components.structure import associative_recall
+    from bkdsl.components.synthetic_data import associative_recall
     from bkdsl.nn.fast_weights import FastWeightRecall
 
     d = associative_recall(8192, 24, 8, 16, seed=0)
@@ -86,7 +86,7 @@ def recall() -> dict:
 
 
 def ham() -> dict:
-    from bkdsl.components.structure import pendulum_pairs
+    from bkdsl.components.synthetic_data import pendulum_pairs
     from bkdsl.nn.hamiltonians import MLPPotential, QuadraticKinetic, SeparableHamiltonian, pendulum_energy
     from bkdsl.nn.integrators import Integrator
 

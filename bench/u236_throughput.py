@@ -396,14 +396,14 @@ def runner_throughput(n: int, device, extra: dict) -> dict:
     import tempfile
 
     import bkdsl
-    from bkdsl.components import training as T
+    from bkdsl.components import data_sources as T
     from bkdsl.train.loop import run
     from bkdsl.train.plan import plan_from_compiled
 
     sys.path.insert(0, str(ROOT))
     from tests.u236 import synthetic
 
-    T.NuclearDensitiesSource.load = lambda self, seed, base_dir=None: T._name_grid_axes(synthetic.make(n, seed))
+    T.NuclearDensitiesSource.load = lambda self, seed, base_dir=None: T.name_grid_axes(synthetic.make(n, seed))
     ov = {"train.epochs": "3", "data.samples": str(n), **extra}
     c = bkdsl.compile_file(str(ROOT / "specs/u236_mtl.bk"), overrides=ov)
     plan = plan_from_compiled(c, overrides=ov, device=device.type, precision="bf16")

@@ -112,9 +112,8 @@ def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count) -> None:
 
 
 def cmd_graph(args) -> int:
-    import networkx as nx
-
     from bkdsl.api import compile_file
+    from bkdsl.lower.dot import dataflow_graph, to_dot
 
     c = compile_file(args.spec, _overrides(args), _includes(args))
     name = args.model or c.main_model
@@ -123,12 +122,10 @@ def cmd_graph(args) -> int:
     from bkdsl.semantics.values import Ref
 
     ir = c.model_ir(Ref(name) if args.model else c.main_call)
-    g = nx.DiGraph()
-    _add_graph(g, ir, "")
     out = Path(args.output)
     dot_path = out if out.suffix == ".dot" else out.with_suffix(".dot")
     dot_path.parent.mkdir(parents=True, exist_ok=True)
-    dot_path.write_text(_to_dot(g, ir.name))
+    dot_path.write_text(to_dot(dataflow_graph(ir)))
     written = [str(dot_path)]
     if out.suffix in (".svg", ".png"):
         dot = shutil.which("dot")
@@ -141,37 +138,6 @@ def cmd_graph(args) -> int:
             written.append(str(out))
     print("wrote " + ", ".join(written))
     return EXIT_OK
-
-
-def _add_graph(g, ir, prefix: str) -> None:
-    from bkdsl.semantics.ir import NodeRef
-    from bkdsl.report import _show
-
-    for n in ir.nodes:
-        label = f"{n.label or n.name}\\n{n.op}"
-        if n.op == "component":
-            label = f"{n.label or n.name} = {n.target.name}"
-        elif n.op == "block":
-            label = f"{n.label or n.name} = {n.target.qualname}"
-        g.add_node(prefix + n.name, label=f"{label}\\n{_show(n.type)}", op=n.op)
-        for a in n.args:
-            if isinstance(a, NodeRef):
-                g.add_edge(prefix + a.name, prefix + n.name)
-    for k, v in ir.outputs.items():
-        g.add_node(prefix + "output_" + k, label=f"output {k}", op="output")
-        g.add_edge(prefix + v, prefix + "output_" + k)
-
-
-def _to_dot(g, name: str) -> str:
-    shapes = {"input": "invhouse", "output": "house", "param": "cylinder", "block": "box3d"}
-    lines = [f'digraph "{name}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", shape=box];']
-    for n, d in g.nodes(data=True):
-        lab = d.get("label", n).replace('"', "'")
-        lines.append(f'  "{n}" [label="{lab}", shape={shapes.get(d.get("op"), "box")}];')
-    for a, b in g.edges():
-        lines.append(f'  "{a}" -> "{b}";')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
 
 
 def cmd_fmt(args) -> int:

@@ -258,9 +258,10 @@ class Optimizer(Protocol):
 
 @runtime_checkable
 class Schedule(Protocol):
-    """``schedule = cosine(warmup = 1)``: the runtime schedule (:mod:`bkdsl.train.schedules`)."""
+    """``schedule = cosine(warmup = 1)``: builds the torch learning-rate scheduler over the run's
+    optimizer, stepped once per optimizer step (:mod:`bkdsl.components.schedules`)."""
 
-    def make(self) -> Any: ...
+    def build(self, optimizer: Any, *, steps_per_epoch: int, total_steps: int) -> Any: ...  # -> LRScheduler
 
 
 @runtime_checkable
@@ -307,10 +308,18 @@ BUILTIN_MODULES = [
     "bkdsl.components.layers",
     "bkdsl.components.functions",
     "bkdsl.components.losses",
-    "bkdsl.components.phase8",
+    "bkdsl.components.bk_core",
     "bkdsl.components.transformer",
-    "bkdsl.components.structure",
+    "bkdsl.components.binding",
+    "bkdsl.components.fast_weights",
+    "bkdsl.components.hamiltonians",
+    "bkdsl.components.integrators",
+    "bkdsl.components.ads",
+    "bkdsl.components.synthetic_data",
     "bkdsl.components.training",
+    "bkdsl.components.data_sources",
+    "bkdsl.components.data_file",
+    "bkdsl.components.schedules",
     "bkdsl.components.optimizers",
     "bkdsl.components.optics",
     "bkdsl.components.hyperbolic",

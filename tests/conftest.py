@@ -7,7 +7,7 @@ import os
 
 # Triton decides compiled vs interpreted when a module defines its jit functions — its own standard
 # library (tl.sum, ...) included, at `import triton`. Any test module may import a kernel package
-# transitively (tests/components/test_phase8_causal.py → components.phase8 → nn → kernels.tiles →
+# transitively (tests/components/test_phase8_causal.py → components.bk_core → nn → kernels.tiles →
 # triton) during collection, before tests/kernels/conftest.py runs, so the CPU interpreter is chosen
 # here, first (a compiled tl.sum inside an interpreted kernel fails every kernel test under -n 2).
 os.environ["TRITON_INTERPRET"] = "1"

@@ -14,7 +14,7 @@ import torch
 from pydantic import Field
 
 from bkdsl.registry import component
-from bkdsl.components.training import DataSource, _DataParams
+from bkdsl.components.data_sources import DataParams, DataSource
 from bkdsl.diagnostics import BkError
 
 
@@ -35,7 +35,7 @@ def digits_fields(size: int = 64, scale: int = 4) -> dict[str, torch.Tensor]:
     return {"image": out, "digit": torch.as_tensor(d.target, dtype=torch.long)}
 
 
-class DigitsFieldParams(_DataParams):
+class DigitsFieldParams(DataParams):
     size: int = Field(64, ge=8, description="side N of the input field (pixels)")
     scale: int = Field(4, ge=1, description="nearest-neighbour upsampling of the 8 × 8 digit (8·scale ≤ size)")
 

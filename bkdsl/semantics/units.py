@@ -33,8 +33,20 @@ def parse_unit(text: str, span: Span | None = None) -> pint.Unit:
     return u
 
 
+@pint.register_unit_format("bk")
+def _bk_format(unit: Any, registry: Any, **options: Any) -> str:
+    """pint's formatter in the spec's own style: symbols (the ``~`` flag gives them) joined by ``*``,
+    powers with ``^``, positive powers first (``MeV*fm^-3``); ``1`` for a dimensionless unit."""
+    items = sorted(unit.items(), key=lambda kv: (kv[1] < 0, kv[0]))
+    return pint.formatter(items, [], as_ratio=False, product_fmt="*", power_fmt="{}^{}") or "1"
+
+
+UNIT_FORMAT = "~bk"  # f"{u:~bk}" for a unit, f"{q:~bk}" for a quantity (``2.5 MeV*fm^-3``)
+
+
 def unit_str(u: Any) -> str:
-    """Spec-style text of a unit: symbols joined by ``*``, powers with ``^`` (``fm^-3``, ``MeV*fm^1.5``)."""
+    """Spec-style text of a unit (``fm^-3``, ``MeV*fm^1.5``), parseable by :func:`parse_unit`; the one
+    place units become text (pint's formatter registry, format ``~bk``)."""
     if isinstance(u, pint.Quantity):
         u = u.units
     if not isinstance(u, pint.Unit):
@@ -42,15 +54,7 @@ def unit_str(u: Any) -> str:
             u = ureg.Unit(u)
         except Exception:  # a dimensionality container, not a unit: show it as pint does
             return str(u)
-    items = sorted(u._units.items(), key=lambda kv: (kv[1] < 0, kv[0]))
-    if not items:
-        return "1"
-    parts = []
-    for name, p in items:
-        sym = ureg.get_symbol(name)
-        p = int(p) if float(p).is_integer() else p
-        parts.append(sym if p == 1 else f"{sym}^{p}")
-    return "*".join(parts)
+    return format(u, UNIT_FORMAT)
 
 
 def _converter(unit: str):

@@ -46,7 +46,7 @@ from bkdsl.train.metrics import Metric
 from bkdsl.train.normalize import Normalizer
 from bkdsl.train.optim import build_optimizer, load_optimizer_state, optimizer_state
 from bkdsl.train.reports import data_dependent_init, model_reports
-from bkdsl.train.schedules import Constant, CosineWarmup, Schedule
+from bkdsl.train.schedules import LRSchedule, constant
 
 log = logging.getLogger("bkdsl.train")
 
@@ -75,7 +75,7 @@ class TrainConfig:
     device: str = "auto"
     optimizer: str = "adam"
     optimizer_params: dict = field(default_factory=lambda: {"lr": 1e-3})
-    schedule: Schedule = field(default_factory=Constant)
+    schedule: Any = field(default_factory=constant)  # a registry Schedule (bkdsl.components.schedules)
     select: tuple[str, str] | None = ("val.loss", "min")  # (record key, min|max)
     metrics: list[Metric] = field(default_factory=list)
     plots: list[list[str]] = field(default_factory=list)
@@ -332,7 +332,7 @@ class Trainer:
         tensors = {**ot, **self.norm.state_tensors(), **rng_tensors()}
         state = {"epoch": epoch, "batch": batch_idx, "global_step": self.global_step,
                  "optimizer": {"name": self.cfg.optimizer, **oj},
-                 "schedule": self.cfg.schedule.state_json(), "normalize": self.norm.state_json(),
+                 "schedule": self.sched.state_json(), "normalize": self.norm.state_json(),
                  "best": self.best, "train_acc": train_acc, "seed": self.cfg.seed,
                  "elapsed_s": self.elapsed(), "record": self.plan.record}
         return tensors, state
@@ -382,7 +382,7 @@ class Trainer:
                                "directory") from None
         st = ck.state
         load_optimizer_state(self.opt, st["optimizer"], ck.tensors)
-        self.cfg.schedule.load_state(st["schedule"])
+        self.sched.load_state(st["schedule"], self.cfg.spans.get("schedule", self.cfg.span))
         self.norm.load_state(st["normalize"], {k: v.to(torch.float64) for k, v in ck.tensors.items()
                                                if k.startswith("norm.")})
         restore_rng(ck.tensors)
@@ -488,15 +488,13 @@ class Trainer:
         self.raw_model.train()
         self.opt = build_optimizer(cfg.optimizer, cfg.optimizer_params, self.raw_model,
                                    span=cfg.spans.get("optimizer", cfg.span))
-        self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.global_step, self.best = 0, None
         nb = batches_per_epoch(self.n_train, cfg.batch)
         if dist.enabled and self.n_train % cfg.batch and self.n_train % cfg.batch < dist.world:
             nb -= 1  # a last batch smaller than the number of ranks would leave a rank without samples
         total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * nb
         epochs = math.ceil(total_steps / nb)
-        if isinstance(cfg.schedule, CosineWarmup):
-            cfg.schedule.dt = 1.0 / nb
+        self.sched = LRSchedule.bind(cfg.schedule, self.opt, steps_per_epoch=nb, total_steps=total_steps)
         start_epoch, start_batch = 0, 0
         train_acc = {"sum": 0.0, "n": 0.0, "samples": 0}
         if self.resume:
@@ -552,10 +550,6 @@ class Trainer:
                     raw = {k: v[idx] for k, v in train.items()}
                     raw = apply_all(self.plan.data.augment, raw, info, seed * 7 + dist.rank, epoch, b)
                     batch = self.norm.apply(self._to_device(raw))
-                    t = self.global_step / nb
-                    f = cfg.schedule.factor(t, float(epochs if cfg.steps is None else total_steps / nb))
-                    for g, lr0 in zip(self.opt.param_groups, self.base_lrs):
-                        g["lr"] = lr0 * f
                     with self._autocast():
                         out = self._forward(self.model, batch)
                         loss, terms = self.plan.loss(out, batch)
@@ -574,6 +568,7 @@ class Trainer:
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
                     self.opt.step()
+                    self.sched.after_step()
                     self.global_step += 1
                     nloc = len(idx)
                     train_acc["sum"] += float(loss.detach()) * nloc
@@ -626,9 +621,9 @@ class Trainer:
         rec.update(self.evaluate("val"))
         rec["elapsed_s"] = round(self.elapsed(), 3)
         if self.cfg.select is not None and self.cfg.select[0] in rec:
-            self.cfg.schedule.observe(rec[self.cfg.select[0]])
+            self.sched.observe(rec[self.cfg.select[0]])
         elif "val.loss" in rec:
-            self.cfg.schedule.observe(rec["val.loss"])
+            self.sched.observe(rec["val.loss"])
         rec["units"] = self._units()
         if self._improved(rec):
             rec["best"] = True

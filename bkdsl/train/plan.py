@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bkdsl.components.training import instantiate
+from bkdsl.components.training import DEFAULT_OPTIMIZER, instantiate
 from bkdsl.diagnostics import BkError, BkErrors, Span
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
@@ -82,9 +82,9 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     model_factory = lambda: c.build_model(mval)  # noqa: E731 - built after the seed is set
 
     # optimizer, schedule
-    opt = instantiate(get("optimizer", CallValue("adam", kwargs={"lr": 1e-3})), "optimizer", sp.get("optimizer"))
+    opt = instantiate(get("optimizer", DEFAULT_OPTIMIZER), "optimizer", sp.get("optimizer"))
     oname, oparams = opt.name, opt.params.model_dump()
-    sched = instantiate(get("schedule", CallValue("constant")), "schedule", sp.get("schedule")).make()
+    sched = instantiate(get("schedule", CallValue("constant")), "schedule", sp.get("schedule"))
 
     # selection, metrics, plots
     sel_v = get("select")

@@ -7,7 +7,7 @@ reading a single sample:
   integers that must be integers, ``epochs`` xor ``steps``);
 * the model elaborates with the call's config; the data names a data declaration whose source's
   parameters validate (units included) and whose ``split`` is a valid partition;
-* the data's fields from the source's :meth:`~bkdsl.components.training.DataSource.header` — a
+* the data's fields from the source's :meth:`~bkdsl.components.data_sources.DataSource.header` — a
   ``file(...)`` source reads its file's headers (missing file, missing key, shape and unit of each
   field) — against the model: an input or output named like a field must have the field's per-sample
   shape (a mismatch used to surface as an internal error inside the first step);
@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from bkdsl import registry
-from bkdsl.components.training import instantiate
+from bkdsl.components.training import DEFAULT_OPTIMIZER, instantiate
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.semantics import ir as I
@@ -372,11 +372,13 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"])
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
-    if t.get("optimizer") is not None:
-        guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer"))
-    for key, kind in (("schedule", "schedule"), ("select", "selector")):
-        if t.get(key) is not None:
-            guard(lambda key=key, kind=kind: instantiate(t.get(key), kind, sp.get(key)).make())
+    opt = guard(instantiate, t.get("optimizer") or DEFAULT_OPTIMIZER, "optimizer", sp.get("optimizer"))
+    if t.get("schedule") is not None:
+        sched = guard(instantiate, t.get("schedule"), "schedule", sp.get("schedule"))
+        if sched is not None and hasattr(sched, "check_optimizer"):  # the schedule's rates against the optimizer's
+            guard(sched.check_optimizer, getattr(getattr(opt, "params", None), "lr", None))
+    if t.get("select") is not None:
+        guard(lambda: instantiate(t.get("select"), "selector", sp.get("select")).make())
     if header is not None:
         field_units = {n: f.unit for n, f in header.items()}
         for m in t.get("metrics") or []:

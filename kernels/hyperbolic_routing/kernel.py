@@ -8,16 +8,14 @@ formula whose backward is the Triton kernel pair below. Design and floors: ``doc
 
 Notation: s = ‖x − μ‖², α = 1 − c‖x‖², β = 1 − c‖μ‖², t = c s/(αβ), d = (2/√c) asinh √t.
 
-**Forward** (two kernels with one contract; :class:`RouteConfig` picks one and its launch):
+**Forward** (the ``tiled`` kernel; :class:`RouteConfig` picks its launch): a program walks token tiles of
+``BLOCK_T`` rows (persistently, ``tile = pid, pid + P, …`` when ``programs_per_sm > 0``; one tile per
+program otherwise, the first version's launch), D in ``BLOCK_D`` slices, centroids re-read from L1/L2
+per slice. The measured alternatives with the same contract — ``rows`` (the centroid block resident per
+program) and ``split`` (select and measure as two kernels) — are benchmark peers in
+:mod:`bkdsl.kernels.hyperbolic_routing.variants`, which this module does not import.
 
-* ``tiled`` — a program walks token tiles of ``BLOCK_T`` rows (persistently, ``tile = pid, pid + P, …``
-  when ``programs_per_sm > 0``; one tile per program otherwise, the first version's launch), D in
-  ``BLOCK_D`` slices, centroids re-read from L1/L2 per slice.
-* ``rows`` — the whole padded row (D ≤ 256) at once: the E×D centroid block is loaded **once per
-  program**, before the loop over token tiles, and stays resident (registers / shared memory) while the
-  program walks its tiles; each token tile is loaded once and serves both phases.
-
-Both do, per token tile:
+Per token tile:
 
 1. **Select.** key_e = (‖x‖² + ‖μ_e‖² − 2 x·μ_e)/β_e (∝ t; the one-matmul form through ``tl.dot``,
    fp32 accumulate, ``tf32x3`` by default), the k smallest by k rounds of argmin. The form cancels
@@ -63,21 +61,18 @@ from bkdsl.diagnostics import BkError
 from bkdsl.kernels import dispatch
 
 __all__ = ["hyperbolic_route_triton", "route_backward_triton", "RouteConfig", "BackwardConfig",
-           "DEFAULT_CONFIG", "V1_CONFIG", "MAX_EXPERTS", "MAX_ROW_DIM"]
+           "DEFAULT_CONFIG", "V1_CONFIG", "MAX_EXPERTS"]
 
 MAX_EXPERTS = 256
-MAX_ROW_DIM = 256          # the ``rows`` kernel holds a padded row of at most this many coordinates
 
 
 @dataclasses.dataclass(frozen=True)
 class RouteConfig:
     """Launch of the forward: which kernel, its tiles, and how many programs.
 
-    ``kernel``: ``tiled`` (select and measure in one program), ``rows`` (needs D ≤ MAX_ROW_DIM, else
-    the tiled kernel runs) or ``split`` (two kernels joined by the index output: a select kernel writes
-    the K experts of each token, a measure kernel, one program per tile, reads them back, measures,
-    re-sorts and writes all three outputs; one more read of x, 0.016 ms at the bench size, for two
-    lighter kernels).
+    ``kernel``: ``tiled`` (select and measure in one program: the production kernel); ``rows`` and
+    ``split`` name the benchmark peers of :mod:`bkdsl.kernels.hyperbolic_routing.variants` (launched by its
+    ``hyperbolic_route_variant``; :func:`hyperbolic_route_triton` refuses them).
     ``programs_per_sm`` > 0: persistent grid of min(tiles, SMs × programs_per_sm) programs looping
     over token tiles; 0: one program per tile (for ``split``: of the select kernel). ``precision`` is
     the selection dot's ``input_precision`` (tf32x3: fp32-accurate products on the tensor cores; tf32:
@@ -399,78 +394,6 @@ def _route_tiled_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, 
                      K, KP)
 
 
-@triton.jit
-def _route_select_kernel(x_ptr, mu_ptr, idx_ptr, T, E, D, c_hi, c_lo, K: tl.constexpr, KP: tl.constexpr,
-                         BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_D: tl.constexpr,
-                         PRECISION: tl.constexpr):
-    """``split`` phase 1: the K selected experts of each token into the index output (unsorted)."""
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    exp_, e_live, _, musq, beta = _centroid_table(mu_ptr, E, D, c_hi, c_lo, BLOCK_E, BLOCK_D)
-    slot = tl.arange(0, KP)
-    n_tiles = tl.cdiv(T, BLOCK_T)
-    for tile in range(pid, n_tiles, nprog):
-        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
-        t_live = tok < T
-        sel, _ = _select_tile(x_ptr, mu_ptr, tok.to(tl.int64) * D, t_live, musq, beta, exp_, e_live, D, BLOCK_T,
-                              BLOCK_E, BLOCK_D, K, KP, PRECISION, False)
-        tl.store(idx_ptr + tok.to(tl.int64)[:, None] * K + slot[None, :], sel.to(tl.int64),
-                 mask=t_live[:, None] & (slot[None, :] < K))
-
-
-@triton.jit
-def _route_measure_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, D, c, c_hi, c_lo, two_over_sqrt_c,
-                          K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                          FUSED_MEASURE: tl.constexpr):
-    """``split`` phase 2, one program per token tile: reads the selection from the index output, measures
-    (β_j from the gathered rows' float64 ‖μ_j‖², no per-program pass over all centroids), re-sorts,
-    and overwrites index, gate and distance."""
-    pid = tl.program_id(0)
-    tok = pid * BLOCK_T + tl.arange(0, BLOCK_T)
-    t_live = tok < T
-    slot = tl.arange(0, KP)
-    o_live = t_live[:, None] & (slot[None, :] < K)
-    sel = tl.load(idx_ptr + tok.to(tl.int64)[:, None] * K + slot[None, :], mask=o_live, other=0).to(tl.int32)
-    c64 = _curvature64(c_hi, c_lo)
-    s, musq64, xsq64 = _measure(x_ptr, mu_ptr, tok.to(tl.int64) * D, t_live, sel, tl.zeros([BLOCK_T], tl.float64),
-                                D, BLOCK_T, BLOCK_D, K, KP, True, True, FUSED_MEASURE)
-    _finish_tile(s, xsq64, sel, (1.0 - c64 * musq64).to(tl.float32), tok, t_live, gate_ptr, idx_ptr, dist_ptr,
-                 c, c64, two_over_sqrt_c, K, KP)
-
-
-@triton.jit
-def _route_rows_kernel(x_ptr, mu_ptr, gate_ptr, idx_ptr, dist_ptr, T, E, D, c, c_hi, c_lo, two_over_sqrt_c, K: tl.constexpr, KP: tl.constexpr, BLOCK_T: tl.constexpr,
-                       BLOCK_E: tl.constexpr, DP: tl.constexpr, PRECISION: tl.constexpr):
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    exp_ = tl.arange(0, BLOCK_E)
-    e_live = exp_ < E
-    col = tl.arange(0, DP)
-    c_live = col < D
-    # the centroid block, loaded once per program and kept for all its token tiles
-    mu_blk = tl.load(mu_ptr + exp_[:, None] * D + col[None, :], mask=e_live[:, None] & c_live[None, :], other=0.0)
-    mu_t = tl.trans(mu_blk)
-    m64 = mu_blk.to(tl.float64)
-    musq, beta = _centroid_norms(tl.sum(m64 * m64, axis=1), e_live, _curvature64(c_hi, c_lo))
-    c64 = _curvature64(c_hi, c_lo)
-    n_tiles = tl.cdiv(T, BLOCK_T)
-    for tile in range(pid, n_tiles, nprog):
-        tok = tile * BLOCK_T + tl.arange(0, BLOCK_T)
-        t_live = tok < T
-        xt = tl.load(x_ptr + tok.to(tl.int64)[:, None] * D + col[None, :], mask=t_live[:, None] & c_live[None, :],
-                     other=0.0)
-        dot = tl.dot(xt, mu_t, input_precision=PRECISION)
-        x64 = xt.to(tl.float64)
-        xsq64 = tl.sum(x64 * x64, axis=1)
-        sel = _k_smallest(_select_key(xsq64.to(tl.float32), musq, dot, beta, e_live), exp_, BLOCK_T, K, KP)
-        mg = tl.load(mu_ptr + sel[:, :, None] * D + col[None, None, :],
-                     mask=t_live[:, None, None] & c_live[None, None, :], other=0.0)
-        diff = xt[:, None, :] - mg
-        s = tl.sum(diff * diff, axis=2)
-        _finish_tile(s, xsq64, sel, _pick(beta, sel, exp_, BLOCK_T, K, KP), tok, t_live, gate_ptr, idx_ptr,
-                     dist_ptr, c, c64, two_over_sqrt_c, K, KP)
-
-
 # --- backward kernels -------------------------------------------------------------------------------
 
 @triton.jit
@@ -625,6 +548,9 @@ def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float 
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(gate, index, distance) [T, k] by the fused kernel (no autograd; see the custom op)."""
     cfg = config or DEFAULT_CONFIG
+    if cfg.kernel != "tiled":  # the variants' kernels are not on the production path
+        raise ValueError(f"hyperbolic_route_triton runs the tiled kernel; the {cfg.kernel!r} variant is "
+                         "bkdsl.kernels.hyperbolic_routing.variants.hyperbolic_route_variant")
     _check(x, mu, k)
     x, mu = x.contiguous(), mu.contiguous()
     T, D = x.shape
@@ -641,22 +567,10 @@ def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float 
     if cfg.maxnreg and x.is_cuda:
         launch["maxnreg"] = cfg.maxnreg
     common = dict(K=k, KP=kp, BLOCK_T=cfg.block_t, **launch)
-    dp = max(16, _pow2(D))
-    if cfg.kernel == "split":
-        _route_select_kernel[_forward_grid(cfg, n_tiles, x.device)](
-            x, mu, idx, T, E, D, c_hi, c_lo, BLOCK_E=block_e, BLOCK_D=cfg.block_d,
-            PRECISION=_precision(cfg.precision), **common)
-        _route_measure_kernel[(n_tiles,)](x, mu, gate, idx, dist, T, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c),
-                                          BLOCK_D=cfg.block_d, FUSED_MEASURE=cfg.fused_measure, **common)
-        return gate, idx, dist
-    args = (x, mu, gate, idx, dist, T, E, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c))
-    common.update(BLOCK_E=block_e, PRECISION=_precision(cfg.precision))
-    grid = _forward_grid(cfg, n_tiles, x.device)
-    if cfg.kernel == "rows" and dp <= MAX_ROW_DIM:
-        _route_rows_kernel[grid](*args, DP=dp, **common)
-    else:
-        _route_tiled_kernel[grid](*args, BLOCK_D=cfg.block_d, XSQ_ONCE=cfg.xsq_once,
-                                  FUSED_MEASURE=cfg.fused_measure, **common)
+    _route_tiled_kernel[_forward_grid(cfg, n_tiles, x.device)](
+        x, mu, gate, idx, dist, T, E, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c), BLOCK_E=block_e,
+        PRECISION=_precision(cfg.precision), BLOCK_D=cfg.block_d, XSQ_ONCE=cfg.xsq_once,
+        FUSED_MEASURE=cfg.fused_measure, **common)
     return gate, idx, dist
 
 

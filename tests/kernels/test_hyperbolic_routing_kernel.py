@@ -8,6 +8,7 @@ import torch
 from bkdsl.kernels import dispatch
 from bkdsl.kernels.hyperbolic_routing import kernel as kh
 from bkdsl.kernels.hyperbolic_routing import ops as kops
+from bkdsl.kernels.hyperbolic_routing import variants as kv
 from bkdsl.nn import poincare as pb
 from bkdsl.nn.hyperbolic_moe import HyperbolicMoE, hyperbolic_route, hyperbolic_route_reference, route_backward
 
@@ -27,8 +28,9 @@ def _rel_err(got, want):
     return rel.max().item()
 
 
-# the forward launches: persistent D-tiled (default), the first version's launch, persistent whole-row
-# with the centroid block resident; small tiles so that programs loop over several token tiles
+# the forward launches: persistent D-tiled (default), the first version's launch, and the benchmark peers
+# of variants.py (persistent whole-row with the centroid block resident; select / measure split);
+# small tiles so that programs loop over several token tiles
 CONFIGS = {
     "default": kh.DEFAULT_CONFIG,
     "v1": kh.V1_CONFIG,
@@ -45,7 +47,7 @@ CONFIGS = {
 
 
 def _check_against_reference(x, mu, k, c=1.0, tol=1e-5, config=None):
-    gate, idx, dist = kh.hyperbolic_route_triton(x, mu, k, c, config)
+    gate, idx, dist = kv.hyperbolic_route_variant(x, mu, k, c, config)
     rg, ri, rd = hyperbolic_route_reference(x.double(), mu.double(), k, c)
     # the selected experts' distances are the k smallest (ties may swap indices, not distances)
     assert _rel_err(dist, rd) <= tol
@@ -87,7 +89,7 @@ def test_boundary_and_near_coincident_points(config):
     x, mu, owner = _hard_inputs()
     idx, _ = _check_against_reference(x, mu, 2, config=CONFIGS[config])
     assert (idx[:, 0] == owner).all()
-    gate, _, dist = kh.hyperbolic_route_triton(x[:4], mu, 1, config=CONFIGS[config])
+    gate, _, dist = kv.hyperbolic_route_variant(x[:4], mu, 1, config=CONFIGS[config])
     assert (dist == 0).all() and (gate == 1).all()
 
 
@@ -115,9 +117,20 @@ def test_distances_come_out_ascending_and_name_their_experts():
     gen = torch.Generator().manual_seed(13)
     x, mu = _ball_points(50, 12, gen, scale=0.5), _ball_points(9, 12, gen, scale=0.5)
     for config in CONFIGS.values():
-        _, idx, dist = kh.hyperbolic_route_triton(x, mu, 4, 1.0, config)
+        _, idx, dist = kv.hyperbolic_route_variant(x, mu, 4, 1.0, config)
         assert (dist[:, 1:] >= dist[:, :-1]).all()
         assert (idx.sort(1).values[:, 1:] != idx.sort(1).values[:, :-1]).all()   # k distinct experts
+
+
+def test_the_production_launcher_runs_only_the_tiled_kernel():
+    """rows and split are benchmark peers (variants.py, not imported by the production path)."""
+    gen = torch.Generator().manual_seed(3)
+    x, mu = _ball_points(8, 8, gen), _ball_points(4, 8, gen)
+    for name in ("rows", "split"):
+        with pytest.raises(ValueError, match="variants"):
+            kh.hyperbolic_route_triton(x, mu, 2, 1.0, CONFIGS[name])
+    with pytest.raises(ValueError):
+        kv.hyperbolic_route_variant(x, mu, 2, 1.0, dataclasses.replace(kh.DEFAULT_CONFIG, kernel="dense"))
 
 
 @pytest.mark.parametrize("variant", ["xsq_once", "fused_measure", "split", "split_fused"])
@@ -127,7 +140,7 @@ def test_variants_give_the_default_launchs_bits(variant):
     x, mu, _ = _hard_inputs(seed=19, E=12, D=40, T=50)
     plain = kh.RouteConfig(block_t=16, block_d=16, programs_per_sm=1)
     want = kh.hyperbolic_route_triton(x, mu, 3, 1.0, plain)
-    got = kh.hyperbolic_route_triton(x, mu, 3, 1.0, CONFIGS[variant])
+    got = kv.hyperbolic_route_variant(x, mu, 3, 1.0, CONFIGS[variant])
     assert torch.isfinite(want[0]).all()
     for g, w in zip(got, want):
         assert torch.equal(g, w)
@@ -181,7 +194,7 @@ def test_every_output_element_is_written(monkeypatch, config):
     gen = torch.Generator().manual_seed(17)
     T, E, D, k = 75, 5, 19, 2                  # 75 = 4 tiles of 16 + 11: the loop's last tile is partial
     x, mu = _ball_points(T, D, gen), _ball_points(E, D, gen)
-    gate, idx, dist = kh.hyperbolic_route_triton(x, mu, k, 1.0, CONFIGS[config])
+    gate, idx, dist = kv.hyperbolic_route_variant(x, mu, k, 1.0, CONFIGS[config])
     assert torch.isfinite(gate).all() and torch.isfinite(dist).all()
     assert ((idx >= 0) & (idx < E)).all()
     gx, gmu = kh.route_backward_triton(x, mu, idx, torch.randn(T, k, generator=gen),

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import bkdsl
-from bkdsl.components import registry
+from bkdsl import registry
 from bkdsl.diagnostics import suggest
 from tests.conftest import ROOT, pos
 

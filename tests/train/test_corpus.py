@@ -4,7 +4,7 @@ import torch
 
 from bkdsl.train.corpus import byte_windows, corpus_files, load_corpus
 from bkdsl.train.data import split_indices
-from bkdsl.train.sources import text_bytes_dataset
+from bkdsl.components.data_sources import text_bytes_dataset
 
 
 def _tree(root, n=12, size=300):

@@ -9,7 +9,7 @@ from bkdsl.train.augment import Flip, TimeReverse, apply_all
 from bkdsl.train.cache import DatasetCache, cache_key, code_version
 from bkdsl.train.data import Dataset, FieldInfo, epoch_order, split_indices
 from bkdsl.train.normalize import Normalizer
-from bkdsl.train.sources import woods_saxon_dataset
+from bkdsl.components.data_sources import woods_saxon_dataset
 
 
 @settings(max_examples=30, deadline=None)

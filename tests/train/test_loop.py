@@ -11,7 +11,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train.checkpoint import load_checkpoint
 from bkdsl.train.loop import run
 from bkdsl.train.metrics import Metric
-from bkdsl.train.schedules import Constant
+from bkdsl.train.schedules import constant
 
 from .tiny import mse_loss, tiny_plan
 
@@ -149,9 +149,9 @@ def test_resume_after_a_crash_ends_at_the_same_weights(tmp_path, every, crash_at
 
 
 def test_resume_continues_to_more_epochs(tmp_path):
-    run(tiny_plan(epochs=4, schedule=Constant()), tmp_path / "ref", quiet=True)
-    run(tiny_plan(epochs=2, schedule=Constant()), tmp_path / "run", quiet=True)
-    run(tiny_plan(epochs=4, schedule=Constant()), tmp_path / "run", resume=True, quiet=True)
+    run(tiny_plan(epochs=4, schedule=constant()), tmp_path / "ref", quiet=True)
+    run(tiny_plan(epochs=2, schedule=constant()), tmp_path / "run", quiet=True)
+    run(tiny_plan(epochs=4, schedule=constant()), tmp_path / "run", resume=True, quiet=True)
     a = load_file(str(tmp_path / "ref/checkpoints/last.safetensors"))
     b = load_file(str(tmp_path / "run/checkpoints/last.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,4 +1,4 @@
-"""Optimizers (manifold safety) and schedules."""
+"""Optimizers (manifold safety); schedules are tested in tests/components/test_schedules.py."""
 
 import math
 
@@ -8,7 +8,6 @@ import torch
 
 from bkdsl.diagnostics import BkError
 from bkdsl.train.optim import build_optimizer, load_optimizer_state, optimizer_state
-from bkdsl.train.schedules import CosineWarmup, MultiStep, ReduceOnPlateau, StepDecay
 
 
 class HypModel(torch.nn.Module):
@@ -76,31 +75,3 @@ def test_optimizer_state_round_trips_without_pickle():
         mm.loss().backward()
         o.step()
     assert torch.equal(m.x, m2.x) and torch.equal(m.W, m2.W)
-
-
-def test_step_and_multistep():
-    s = StepDecay(step_size=3, gamma=0.5)
-    assert [s.factor(t, 10) for t in (0, 2.99, 3, 6.5)] == [1, 1, 0.5, 0.25]
-    ms = MultiStep([2, 5], gamma=0.1)
-    assert [ms.factor(t, 10) for t in (0, 1.9, 2, 4, 5)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
-
-
-def test_cosine_with_warmup():
-    c = CosineWarmup(warmup=2.0, min_factor=0.1, dt=0.5)
-    assert c.factor(0, 10) == pytest.approx(0.25)  # first step already learns
-    assert c.factor(1.5, 10) == pytest.approx(1.0)
-    assert c.factor(2.0, 10) == pytest.approx(1.0)
-    assert c.factor(6.0, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert c.factor(10, 10) == pytest.approx(0.1)
-
-
-def test_reduce_on_plateau_and_its_state():
-    r = ReduceOnPlateau(factor_=0.5, patience=2)
-    for v in (1.0, 0.9, 0.9, 0.9):
-        r.observe(v)
-    assert r.factor(0, 1) == 1.0
-    r.observe(0.9)
-    assert r.factor(0, 1) == 0.5
-    r2 = ReduceOnPlateau(factor_=0.5, patience=2)
-    r2.load_state(r.state_json())
-    assert r2.factor(0, 1) == 0.5 and r2.state == r.state

@@ -12,8 +12,8 @@ import torch
 
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan, run
 from bkdsl.train.metrics import Metric
-from bkdsl.train.schedules import CosineWarmup
-from bkdsl.train.sources import woods_saxon_dataset
+from bkdsl.train.schedules import schedule
+from bkdsl.components.data_sources import woods_saxon_dataset
 
 
 class TinyNet(torch.nn.Module):
@@ -35,7 +35,7 @@ def mse_loss(out, batch):
 def tiny_plan(samples: int = 192, epochs: int = 4, batch: int = 16, lr: float = 3e-3, **cfg) -> TrainPlan:
     ds = woods_saxon_dataset(samples, 16, 0.5, (3.0, 7.0), (0.45, 0.65), 0.16, seed=1)
     data = DataPlan(ds, [0.75, 0.125, 0.125], "minmax", seed=3, name="ws")
-    cfg.setdefault("schedule", CosineWarmup(0.5))
+    cfg.setdefault("schedule", schedule("cosine", warmup=0.5))
     cfg.setdefault("metrics", [Metric("mae", "rho", "rho", "fm^-3", 1.0), Metric("rmse", "A", "A", None, 1.0)])
     cfg.setdefault("device", "cpu")
     conf = TrainConfig(batch=batch, epochs=epochs, seed=5, optimizer="adam",

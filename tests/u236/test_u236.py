@@ -74,11 +74,11 @@ def test_eager_and_compiled_are_the_same_architecture():
 
 
 def _patched_source(monkeypatch, n=64):
-    from bkdsl.components import training as T
+    from bkdsl.components import data_sources as T
     from tests.u236 import synthetic
 
     monkeypatch.setattr(T.NuclearDensitiesSource, "load",
-                        lambda self, seed, base_dir=None: T._name_grid_axes(synthetic.make(n, seed)))
+                        lambda self, seed, base_dir=None: T.name_grid_axes(synthetic.make(n, seed)))
 
 
 def _run(tmp_path, monkeypatch, spec, model, extra=None, n=64):

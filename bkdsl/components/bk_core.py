@@ -1,5 +1,5 @@
-"""BK-Core "Phase 8" components: the Green-function propagator, scattering-aware attention and the
-routerless hyperbolic mixture of experts (source 000 §1–§2).
+"""BK-Core components, the blocks of the ``phase8`` spec: the Green-function propagator,
+scattering-aware attention and the routerless hyperbolic mixture of experts (source 000 §1–§2).
 
 Their references live in bkdsl/nn (resolvent.py, scattering_attention.py, hyperbolic_moe.py) and
 dispatch to the fused Triton kernels on CUDA (bkdsl/kernels). Modules that carry statistics worth

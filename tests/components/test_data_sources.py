@@ -12,7 +12,8 @@ from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.components.training import instantiate
 from bkdsl.train.data import validate
-from bkdsl.train.sources import stdlib_files, text_bytes_dataset
+from bkdsl.components.data_sources import text_bytes_dataset
+from bkdsl.train.corpus import corpus_files
 
 SPAN = Span("spec.bk", 3, 5, 3, 20)
 FSPAN = Span("spec.bk", 4, 9, 4, 30)
@@ -164,9 +165,24 @@ def test_text_bytes_is_deterministic_and_shifted(tmp_path):
 
 
 def test_stdlib_text_is_available():
-    files = stdlib_files()
+    files = corpus_files()
     assert len(files) > 100 and all(f.suffix == ".py" for f in files)
     assert not any("site-packages" in f.parts for f in files)
     ds = text_bytes_dataset(64, 50_000)
     assert ds.fields["tokens"].shape[1] == 64 and 700 <= ds.fields["tokens"].shape[0] <= 50_000 // 65
     assert int(ds.fields["tokens"].max()) < 256
+
+
+def test_every_built_in_source_is_written_once_schema_and_load_in_one_class():
+    """Each registered data source is one DataSource class: its schema carries the common data keys,
+    and it implements load (the registry's DataSource protocol) itself — no second runtime elsewhere."""
+    from bkdsl import registry
+    from bkdsl.components.data_sources import COMMON_DATA_KEYS, DataSource
+
+    sources = {c.name: c for c in registry.all_components().values() if c.kind == "data"}
+    assert {"file", "text_bytes", "woods_saxon", "nuclear_densities", "associative_recall", "ads_response",
+            "hamiltonian_trajectories", "holographic_task"} <= set(sources)
+    for name, cls in sources.items():
+        assert issubclass(cls, DataSource), name
+        assert cls.load is not DataSource.load, name
+        assert set(COMMON_DATA_KEYS) <= set(cls.Params.model_fields), name

@@ -1,0 +1,194 @@
+"""The AdS/CFT deep-learning network (bkdsl/nn/ads.py): its layer (layers are integrator steps of the
+bulk equation of motion, weights the metric h(η)), its data source (boundary response generated from
+a bulk metric) and its losses (the asinh squared error of the horizon residual, the horizon
+classification loss)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bkdsl.components.data_sources import DataParams, DataSource
+from bkdsl.components.losses import LossTerm
+from bkdsl.diagnostics import BkError
+from bkdsl.registry import Component, component
+from bkdsl.semantics.types import ValueType
+from bkdsl.train.data import Dataset, FieldInfo
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class _BulkP(_P):
+    m2: float = Field(-1.0, description="scalar mass squared m²")
+    lam: float = Field(1.0, description="quartic coupling λ (V = λφ⁴/4)")
+    eta_ini: float = Field(1.0, gt=0, description="radial cut-off near the boundary")
+    eta_fin: float = Field(0.1, gt=0, description="radial position near the horizon")
+
+
+class _AdSNetP(_BulkP):
+    layers: int = Field(20, gt=0, description="layers N = integrator steps from η_ini to η_fin")
+    layer: Literal["rk4", "euler"] = "rk4"
+    init: float = Field(1.0, description="the constant every learned h(η_n) starts from")
+
+
+class _AdSModule(torch.nn.Module):
+    """x [B, 2] → [B, 1 + N]: the horizon residual F, then the learned h(η_n) (per sample, so the
+    runner's metrics can compare it with the data's h_true)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        F = self.net(x)
+        return torch.cat([F.unsqueeze(-1), self.net.h.unsqueeze(0).expand(F.shape[0], -1)], dim=-1)
+
+
+@component("ads_network", kind="layer", inputs=("x",))
+class AdSNetworkC(Component):
+    """The AdS/CFT deep-learning network: boundary (φ, π) → [F, h(η_1) … h(η_N)]; layers are RK4 (or
+    Euler) steps of the bulk EOM, weights the metric h(η_n) (bkdsl/nn/ads.py)."""
+
+    Params = _AdSNetP
+
+    def infer(self, ins, ctx):
+        self.check_manifolds(ins, ctx)
+        t = ins[0]
+        if not t.shape or ctx.uni.find(t.shape[-1]) not in (2,) and isinstance(ctx.uni.find(t.shape[-1]), int):
+            raise BkError("E0401", f"`ads_network` takes boundary data (φ, π) [B, 2], got {t.show()}", span=ctx.span)
+        return ValueType(tuple(t.shape[:-1]) + (1 + self.params.layers,), "float", None, None)
+
+    def build(self):
+        from bkdsl.nn.ads import AdSNetwork, Bulk
+
+        p = self.params
+        return _AdSModule(AdSNetwork(p.layers, p.layer, Bulk(p.m2, p.lam, p.eta_ini, p.eta_fin), p.init))
+
+
+def _metric_spec(v: Any) -> tuple[str, dict]:
+    from bkdsl.semantics.values import CallValue, Ref
+
+    if isinstance(v, str):
+        return v, {}
+    if isinstance(v, Ref):
+        return v.path, {}
+    if isinstance(v, CallValue):
+        return v.name, dict(v.kwargs)
+    if isinstance(v, dict):
+        d = dict(v)
+        return d.pop("name"), d
+    raise ValueError("expected a bulk metric such as `ads_schwarzschild(d = 3)`")
+
+
+class _AdSDataP(_BulkP, DataParams):
+    metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), "
+                                                           "deformed_bh(...), horizon_series(coeffs = [...])")
+    samples: int = Field(2000, gt=0)
+    label: Literal["response", "horizon"] = "response"
+    eps: float = Field(0.1, gt=0, description="horizon mode: |F| < eps is regular")
+    layers: int = Field(20, gt=0, description="h_true is tabulated at the network's layer midpoints")
+    substeps: int = Field(2000, gt=0, description="RK4 steps of the data generator's solver")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v):
+        from bkdsl.nn.ads import METRICS
+
+        name, kw = _metric_spec(v)
+        if name not in METRICS:
+            raise ValueError(f"unknown bulk metric `{name}`; known: {', '.join(sorted(METRICS))}")
+        try:
+            METRICS[name](**kw)
+        except TypeError as e:
+            raise ValueError(f"bad parameters for `{name}`: {e}") from None
+        return v
+
+
+@component("ads_response", kind="data")
+class AdSResponse(DataSource):
+    """Boundary response data generated from a bulk metric: fields ``x`` [2] = (φ, π) at η_ini,
+    ``F`` [1] the horizon residual (``label = response``) or ``y`` the paper's regular/irregular
+    label (``label = horizon``), and ``h`` [layers] the true metric at the layer midpoints."""
+
+    Params = _AdSDataP
+    unnormalized_fields = ("x", "F", "y", "h")
+
+    @classmethod
+    def declared_fields(cls, call):
+        return {"x": "1", "F": "1", "y": "1", "h": "1"}
+
+    def metric_fn(self):
+        from bkdsl.nn.ads import metric
+
+        name, kw = _metric_spec(self.params.metric)
+        return metric(name, **kw)
+
+    def fields(self):
+        n = self.params.layers
+        return {"x": FieldInfo("x", shape=(2,)), "F": FieldInfo("F", shape=(1,)), "y": FieldInfo("y", shape=(1,)),
+                "h": FieldInfo("h", shape=(n,))}
+
+    def generate(self, seed: int = 0) -> dict[str, torch.Tensor]:
+        from bkdsl.nn.ads import Bulk, generate_response
+
+        p = self.params
+        bulk = Bulk(p.m2, p.lam, p.eta_ini, p.eta_fin)
+        h = self.metric_fn()
+        d = generate_response(h, p.samples, bulk, label=p.label, eps=p.eps, seed=seed, substeps=p.substeps)
+        edges = torch.linspace(p.eta_ini, p.eta_fin, p.layers + 1, dtype=torch.float64)
+        h_true = h(0.5 * (edges[1:] + edges[:-1]))
+        n = len(d["x"])
+        return {"x": d["x"].float(), "F": d["F"].unsqueeze(-1).float(), "y": d["y"].unsqueeze(-1).float(),
+                "h": h_true.unsqueeze(0).expand(n, -1).float().contiguous()}
+
+    def load(self, *, seed: int, base_dir: str | None = None):
+        fields = self.generate(seed if self.params.seed is None else self.params.seed)
+        return Dataset(fields, self.fields(), meta={"source": "ads_response"})
+
+
+
+class _LossP(_P):
+    pass
+
+
+
+class _AdSLoss(LossTerm):
+    kind = "loss"
+
+    def loss_unit(self, u):
+        from bkdsl.semantics.units import DIMENSIONLESS
+
+        return DIMENSIONLESS
+
+
+@component("asinh_mse", kind="loss")
+class AsinhMSE(_AdSLoss):
+    """mean (asinh ŷ − asinh y)²: a squared error linear near 0 and logarithmic in the tails (the AdS
+    horizon residual spans four decades). Dimensionless."""
+
+    Params = _LossP
+
+    def evaluate(self, pred, target):
+        from bkdsl.nn.ads import asinh_mse
+
+        return asinh_mse(pred.reshape(target.shape).double(), target.double()).float()
+
+
+class _HorizonP(_P):
+    eps: float = Field(0.1, gt=0)
+
+
+@component("horizon_l1", kind="loss")
+class HorizonL1(_AdSLoss):
+    """The horizon-classification loss: mean |tanh((F/ε)²) − y| (y = 0 regular, 1 irregular)."""
+
+    Params = _HorizonP
+
+    def evaluate(self, pred, target):
+        from bkdsl.nn.ads import horizon_probability
+
+        return (horizon_probability(pred.reshape(target.shape), self.params.eps) - target).abs().mean()
