@@ -49,6 +49,7 @@ of 3 is as fast per run as a padded group of 9 would be per run apart from the G
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -267,6 +268,19 @@ class BatchedGroup:
             raise BkError("E0609", f"unknown precision `{T[0].cfg.precision}`", help="use fp32 or bf16")
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
+        sigs = [signature(t.plan, t.raw_model) for t in T]
+        if any(s != sigs[0] for s in sigs):
+            bad = next(r for r, s in enumerate(sigs) if s != sigs[0])
+            what = [f.name for f in dataclasses.fields(Signature) if getattr(sigs[bad], f.name) != getattr(sigs[0], f.name)]
+            raise BkError("E0621", f"runs `{T[0].rundir.name}` and `{T[bad].rundir.name}` differ in {', '.join(what)}: "
+                                   "one batched step needs one architecture and one step plan",
+                          span=T[bad].cfg.spans.get("model", T[bad].cfg.span),
+                          help="group runs by shape (bkdsl train --sweep does) or train them sequentially")
+        for r, t in enumerate(T):
+            why = unbatchable_reason(t.plan, t.raw_model)
+            if why is not None:
+                raise BkError("E0621", f"run `{t.rundir.name}` cannot be trained in a batched group: {why}",
+                              span=t.cfg.spans.get("model", t.cfg.span), help="train it sequentially")
         self._stack()
         self._probe()
         for r, t in enumerate(T):
@@ -406,7 +420,7 @@ class BatchedGroup:
 
     def _stop(self, r: int, epoch: int, b: int, value: float, terms: dict, acc: dict) -> None:
         t = self.trainers[r]
-        shown = ", ".join(f"{k} = {float(v):.4g}" for k, v in terms.items())
+        shown = ", ".join(f"{k} = {float(v.detach()):.4g}" for k, v in terms.items())
         err = BkError("E0607", f"the loss is {value:g} at epoch {epoch + 1}, batch {b + 1} (global step "
                                f"{t.global_step + 1}); training stopped" + (f" — terms: {shown}" if shown else ""),
                       span=t.cfg.spans.get("loss", t.cfg.span),

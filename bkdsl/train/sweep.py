@@ -129,6 +129,9 @@ def parse_sweep_args(items: list[str]) -> tuple[list[Axis], list[Diagnostic]]:
             continue
         if key.split(".")[0] in ("train", "data"):
             _, d = parse_set_args([f"{key}={v}" for v in values])
+            if not d and key.count(".") not in (1, 2):
+                d = [Diagnostic("E0206", f"cannot override `{key}`", _where(it),
+                                help="keys are train.KEY, train.NAME.KEY, data.KEY or data.NAME.KEY")]
             if d:
                 diags.extend(d)
                 continue
