@@ -122,6 +122,54 @@ def probe_model(plan: TrainPlan) -> torch.nn.Module:
     return plan.build_model()
 
 
+# -- the stacked models ----------------------------------------------------------------------------------
+class StackedModels:
+    """R modules of one architecture as one vmapped module over a leading run axis.
+
+    ``P[name]`` (leaf, ``[R, *shape]``) and ``B[name]`` hold the stacked parameters and buffers; module r
+    keeps ``nn.Parameter`` aliases of ``P[name][r]`` and views ``B[name][r]``, so its optimizer, its
+    ``state_dict()``, its evaluation and ``load_state_dict`` read and write the stack. Calling the
+    object runs ``vmap(functional_call(models[0], (P, B), inputs))``; after a backward,
+    :meth:`grads_to_models` hands each run its slice of the stacked gradients."""
+
+    def __init__(self, models: list[torch.nn.Module]):
+        self.models = models
+        self.pnames = [n for n, _ in models[0].named_parameters()]
+        self.bnames = [n for n, _ in models[0].named_buffers()]
+        params = [dict(m.named_parameters()) for m in models]
+        bufs = [dict(m.named_buffers()) for m in models]
+        self.P = {n: torch.stack([p[n].detach() for p in params]).requires_grad_(params[0][n].requires_grad)
+                  for n in self.pnames}
+        self.B = {n: torch.stack([b[n] for b in bufs]) for n in self.bnames}
+        for r, m in enumerate(models):
+            for n in self.pnames:
+                mod, leaf = _owner(m, n)
+                mod._parameters[leaf] = torch.nn.Parameter(self.P[n].detach()[r],
+                                                           requires_grad=mod._parameters[leaf].requires_grad)
+            for n in self.bnames:
+                mod, leaf = _owner(m, n)
+                mod._buffers[leaf] = self.B[n][r]
+        template = models[0]
+
+        def forward(params, buffers, inputs):
+            return functional_call(template, (params, buffers), args=(), kwargs=inputs)
+
+        self._vmapped = vmap(forward, in_dims=(0, 0, 0), randomness="error")
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``inputs[k]``: ``[R, B, ...]`` (run r's batch in row r) → outputs ``[R, B, ...]``."""
+        return self._vmapped(self.P, self.B, inputs)
+
+    def grads_to_models(self, runs: list[int] | None = None) -> None:
+        """``θ_r.grad = P.grad[r]`` for the given runs (all by default); the stacked gradients are released."""
+        runs = range(len(self.models)) if runs is None else runs
+        for n in self.pnames:
+            g = self.P[n].grad
+            for r in runs:
+                _param(self.models[r], n).grad = None if g is None else g[r]
+            self.P[n].grad = None
+
+
 # -- per-run log files --------------------------------------------------------------------------------
 class _RunFilter(logging.Filter):
     """A run's train.log takes the group's messages and its own, not its neighbours'."""
@@ -188,41 +236,18 @@ class BatchedGroup:
             if n_init:
                 log.info("data-dependent initialisation of %d modules on one training batch", n_init)
 
-    def _stack(self) -> None:
-        """Stack parameters and buffers along the run axis; each run's module gets aliases of its slice."""
-        models = [t.raw_model for t in self.trainers]
-        self.pnames = [n for n, _ in models[0].named_parameters()]
-        self.bnames = [n for n, _ in models[0].named_buffers()]
-        self.P = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_(
-                     dict(models[0].named_parameters())[n].requires_grad) for n in self.pnames}
-        self.B = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n in self.bnames}
-        for r, m in enumerate(models):
-            for n in self.pnames:
-                mod, leaf = _owner(m, n)
-                old = mod._parameters[leaf]
-                mod._parameters[leaf] = torch.nn.Parameter(self.P[n].detach()[r], requires_grad=old.requires_grad)
-            for n in self.bnames:
-                mod, leaf = _owner(m, n)
-                mod._buffers[leaf] = self.B[n][r]
-        self.template = models[0]
-
-        def forward(params, buffers, inputs):
-            return functional_call(self.template, (params, buffers), args=(), kwargs=inputs)
-
-        self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
-
     def _probe(self) -> None:
         """One vmapped training-mode forward on each run's first samples, before anything is trained or
         written: a model that cannot run under vmap (random numbers in the forward, an op without a
         batching rule) is refused here with E0621. The buffers it touches (BatchNorm statistics) are
         put back, so the probe leaves no trace."""
-        saved = {n: b.clone() for n, b in self.B.items()}
+        saved = {n: b.clone() for n, b in self.stack.B.items()}
         T = self.trainers
         try:
             x = {k: torch.stack([T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))[k]
                                  for r in range(self.R)]) for k in T[0].plan.inputs}
             with torch.no_grad(), T[0]._autocast():
-                self.forward(self.P, self.B, x)
+                self.stack(x)
         except BkError:
             raise
         except Exception as e:
@@ -231,16 +256,8 @@ class BatchedGroup:
                           span=T[0].cfg.spans.get("model", T[0].cfg.span),
                           help="train the sweep with --sweep-mode sequential (or auto, which falls back to it)") from None
         finally:
-            for n, b in self.B.items():
+            for n, b in self.stack.B.items():
                 b.copy_(saved[n])
-
-    def _grads_to_runs(self, active: list[int]) -> None:
-        for n in self.pnames:
-            g = self.P[n].grad
-            for r in active:
-                p = _param(self.trainers[r].raw_model, n)
-                p.grad = None if g is None else g[r]
-            self.P[n].grad = None
 
     # -- the run ---------------------------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -281,7 +298,7 @@ class BatchedGroup:
             if why is not None:
                 raise BkError("E0621", f"run `{t.rundir.name}` cannot be trained in a batched group: {why}",
                               span=t.cfg.spans.get("model", t.cfg.span), help="train it sequentially")
-        self._stack()
+        self.stack = StackedModels([t.raw_model for t in T])
         self._probe()
         for r, t in enumerate(T):
             with _as_run(r):
@@ -350,7 +367,7 @@ class BatchedGroup:
                             g["lr"] = lr0 * f
                     x = {k: torch.stack([bt[k] for bt in batches]) for k in inputs}
                     with T[0]._autocast():
-                        out = self.forward(self.P, self.B, x)
+                        out = self.stack(x)
                         if isinstance(out, torch.Tensor):
                             raise BkError("E0609", "the model returns one unnamed tensor; the runner needs named "
                                                    "outputs", span=cfg0.span)
@@ -367,7 +384,7 @@ class BatchedGroup:
                         break
                     total = sum(losses[r].reshape(()) for r in active)
                     total.backward()
-                    self._grads_to_runs(active)
+                    self.stack.grads_to_models(active)
                     nloc = len(batches[active[0]][inputs[0]])
                     timed = nloc in warm
                     for r, v in zip(list(losses), vals):
@@ -463,4 +480,4 @@ def run_group(plans: list[TrainPlan], rundirs: list[str | Path], *, resume=False
     return finals, g.errors, g.aggregate_samples_per_s
 
 
-__all__ = ["BatchedGroup", "Signature", "run_group", "signature", "unbatchable_reason", "probe_model"]
+__all__ = ["BatchedGroup", "Signature", "StackedModels", "run_group", "signature", "unbatchable_reason", "probe_model"]
