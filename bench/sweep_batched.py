@@ -13,11 +13,13 @@ Contenders, all in this process, on random inputs of the thesis' shapes (through
 * ``grid_grouped``      the 9 runs as bkdsl/train/batched.py trains them: one batched group per d_z
                          (3 groups of 3 runs, :class:`bkdsl.train.batched.StackedModels`: stacked parameters,
                          vmap(functional_call)), a per-run fused Adam over each run's aliases, bf16 autocast;
-                         one iteration = one step of every group (9 × 128 samples)
-* ``grid_same_shape``   9 runs of one d_z in ONE group (what zero-padding d_z to 3 would give): the
+                         one iteration = one step of every group (9 × 128 samples); NCHW
+* ``grid_grouped_cl``   the same with the channels-last layout of StackedModels (what ``bkdsl train --sweep``
+                         does on CUDA for u236_mtl.bk, whose train block sets ``channels_last = true``)
+* ``grid_same_shape_cl`` 9 runs of one d_z in ONE group (what zero-padding d_z to 3 would give): the
                          upper bound of the grouping decision
-* ``grid_grouped_compiled``  grid_grouped with each group's vmapped forward under torch.compile (when
-                         ``--compile`` and the budget allows)
+* ``grid_grouped_compiled_cl``  grid_grouped_cl with each group's vmapped forward under torch.compile
+                         (with ``--compile``, last, when the budget allows)
 
 Correctness first (fp32, TF32 off): each group's batched step against the same runs stepped one at a
 time (plain module call, per-run Adam) from identical weights on one batch: the gradients of the first
@@ -65,7 +67,8 @@ DR = 0.4          # fm, the grid step of specs/u236_mtl.bk
 LR = 1e-4         # the thesis' Adam rate
 TARGET_AGGREGATE = 45_000
 TARGET_SINGLE = 15_000
-CONTENDERS = ("single_eager", "single_cudagraphs", "grid_grouped", "grid_same_shape", "grid_grouped_compiled")
+CONTENDERS = ("single_eager", "single_cudagraphs", "grid_grouped", "grid_grouped_cl", "grid_same_shape",
+              "grid_same_shape_cl", "grid_grouped_compiled", "grid_grouped_compiled_cl")
 
 
 def cyl_weights(nr: int, nz: int, device) -> torch.Tensor:
@@ -103,10 +106,11 @@ def adam(model: torch.nn.Module, device) -> torch.optim.Optimizer:
 class Group:
     """One batched group: R runs of one d_z with their α, stacked; a per-run Adam over the aliases."""
 
-    def __init__(self, models: list[torch.nn.Module], alphas: list[float], device, compile_fwd: bool = False):
+    def __init__(self, models: list[torch.nn.Module], alphas: list[float], device, compile_fwd: bool = False,
+                 channels_last: bool = False):
         self.models = [m.to(device).train() for m in models]
         self.alphas = alphas
-        self.stack = StackedModels(self.models)
+        self.stack = StackedModels(self.models, channels_last=channels_last)
         self.opts = [adam(m, device) for m in self.models]
         self.fwd = torch.compile(self.stack.__call__) if compile_fwd else self.stack
 
@@ -147,7 +151,7 @@ def check(models: Models, grid: list[tuple[int, float, int]], batch: int, steps:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     g = torch.Generator().manual_seed(1)
     w = cyl_weights(48, 128, device)
-    res = {"steps": steps, "batch": batch, "groups": {},
+    res = {"steps": steps, "batch": batch, "groups": {}, "channels_last_stack": device.type == "cuda",
            "tolerance": {"loss_first_rel": 1e-4, "loss_rel": 1e-3, "grad_rel_norm": 1e-2},
            "info": "weights after the steps are reported, not gated: Adam's first steps are lr·sign(g), so an "
                    "element whose gradient is round-off moves by ±lr on either side"}
@@ -157,9 +161,11 @@ def check(models: Models, grid: list[tuple[int, float, int]], batch: int, steps:
             runs = [(a, s) for d, a, s in grid if d == d_z]
             ref = [models.build(d_z, s).to(device).train() for _, s in runs]
             init = [[p.detach().clone() for p in m.parameters()] for m in ref]
-            bat = Group([copy.deepcopy(m) for m in ref], [a for a, _ in runs], device)
+            # on CUDA the channels-last stack, the layout the trainer uses for u236_mtl.bk
+            bat = Group([copy.deepcopy(m) for m in ref], [a for a, _ in runs], device,
+                        channels_last=device.type == "cuda")
             ref_opts = [adam(m, device) for m in ref]
-            x = torch.rand(len(runs), batch, 1, 48, 128, generator=g).to(device)
+            x = bat.stack.stack_inputs([torch.rand(batch, 1, 48, 128, generator=g).to(device) for _ in runs])
             e = torch.rand(len(runs), batch, 1, generator=g).to(device)
             # the gradients of the first step, norm-wise per run: ‖g_batched − g_alone‖ / ‖g_alone‖
             bat.backward(x, e, w, bf16=False)
@@ -240,15 +246,16 @@ def contender(name: str, models: Models, grid, args, device) -> tuple[float, int
         run = torch.compile(m, mode="reduce-overhead") if name == "single_cudagraphs" else m
         opt = adam(m, device)
         return time_ms(lambda: single_step(run, opt, x, e, 1e-3, w, args.bf16), device, args.rep_ms), B
-    if name == "grid_same_shape":
-        groups = [Group([models.build(2, s) for _, _, s in grid], [a for _, a, _ in grid], device)]
+    cl = name.endswith("_cl") and device.type == "cuda"
+    if name.startswith("grid_same_shape"):
+        groups = [Group([models.build(2, s) for _, _, s in grid], [a for _, a, _ in grid], device, channels_last=cl)]
     else:
         by_dz: dict[int, list] = {}
         for d, a, s in grid:
             by_dz.setdefault(d, []).append((a, s))
         groups = [Group([models.build(d, s) for _, s in runs], [a for a, _ in runs], device,
-                        compile_fwd=name == "grid_grouped_compiled") for d, runs in by_dz.items()]
-    data = [(torch.rand(len(gr.models), B, 1, 48, 128, generator=g).to(device),
+                        compile_fwd="compiled" in name, channels_last=cl) for d, runs in by_dz.items()]
+    data = [(gr.stack.stack_inputs([torch.rand(B, 1, 48, 128, generator=g).to(device) for _ in gr.models]),
              torch.rand(len(gr.models), B, 1, generator=g).to(device)) for gr in groups]
 
     def step():
@@ -265,8 +272,9 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--dz", default="1,2,3")
     ap.add_argument("--alpha", default="1e-4,1e-3,1e-2", help="fm^-3")
-    ap.add_argument("--contenders", default="single_eager,single_cudagraphs,grid_grouped,grid_same_shape")
-    ap.add_argument("--compile", action="store_true", help="also grid_grouped_compiled")
+    ap.add_argument("--contenders", default="single_eager,grid_grouped_cl,grid_grouped,grid_same_shape_cl,"
+                                            "single_cudagraphs")
+    ap.add_argument("--compile", action="store_true", help="also grid_grouped_compiled_cl (last; skipped if the budget is short)")
     ap.add_argument("--check-steps", type=int, default=2)
     ap.add_argument("--check-batch", type=int, default=16)
     ap.add_argument("--rep-ms", type=int, default=1500, help="do_bench's timing window per contender")
@@ -282,7 +290,7 @@ def main() -> int:
     dzs = [int(v) for v in args.dz.split(",")]
     alphas = [float(v) for v in args.alpha.split(",")]
     grid = [(d, a, 100 * i + j) for i, d in enumerate(dzs) for j, a in enumerate(alphas)]
-    names = [c for c in args.contenders.split(",") if c] + (["grid_grouped_compiled"] if args.compile else [])
+    names = [c for c in args.contenders.split(",") if c] + (["grid_grouped_compiled_cl"] if args.compile else [])
     unknown = [c for c in names if c not in CONTENDERS]
     if unknown:
         ap.error(f"unknown contenders {unknown}; known: {', '.join(CONTENDERS)}")
@@ -304,7 +312,7 @@ def main() -> int:
     print("check", json.dumps(res["check"]), flush=True)
     _write(out, res)
     models = Models(args.width, args.hidden)
-    cost = {"single_cudagraphs": 60, "grid_grouped_compiled": 120}   # rough seconds, compile included
+    cost = {"single_cudagraphs": 60, "grid_grouped_compiled": 120, "grid_grouped_compiled_cl": 120}  # rough s, compile incl.
     for name in names:
         left = args.budget - (time.perf_counter() - t_start)
         if left < cost.get(name, 25):
@@ -327,12 +335,13 @@ def main() -> int:
     sps = {k: v.get("samples_per_s") for k, v in res["contenders"].items() if v.get("samples_per_s")}
     single = max((v for k, v in sps.items() if k.startswith("single")), default=None)
     grouped = max((v for k, v in sps.items() if k.startswith("grid_grouped")), default=None)
+    same = max((v for k, v in sps.items() if k.startswith("grid_same_shape")), default=None)
     res["summary"] = {
         "check_pass": res["check"]["pass"],
         "single_samples_per_s": single, "single_best": max((k for k in sps if k.startswith("single")), key=sps.get, default=None),
         "aggregate_samples_per_s": grouped if res["check"]["pass"] else None,
         "aggregate_best": max((k for k in sps if k.startswith("grid_grouped")), key=sps.get, default=None),
-        "same_shape_samples_per_s": sps.get("grid_same_shape"),
+        "same_shape_samples_per_s": same,
         "ratio_aggregate_over_single": (grouped / single) if grouped and single else None,
         "aggregate_target_met": bool(grouped and res["check"]["pass"] and grouped >= TARGET_AGGREGATE),
         "single_target_met": bool(single and single >= TARGET_SINGLE),

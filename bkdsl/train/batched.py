@@ -130,15 +130,29 @@ class StackedModels:
     keeps ``nn.Parameter`` aliases of ``P[name][r]`` and views ``B[name][r]``, so its optimizer, its
     ``state_dict()``, its evaluation and ``load_state_dict`` read and write the stack. Calling the
     object runs ``vmap(functional_call(models[0], (P, B), inputs))``; after a backward,
-    :meth:`grads_to_models` hands each run its slice of the stacked gradients."""
+    :meth:`grads_to_models` hands each run its slice of the stacked gradients.
 
-    def __init__(self, models: list[torch.nn.Module]):
+    ``channels_last``: every 4-D parameter (a convolution's ``[O, C, kh, kw]``) is stored per run as
+    NHWC, i.e. the stack ``[R, O, C, kh, kw]`` lies in memory as ``[R, O, kh, kw, C]``. vmap's convolution
+    rule folds the run axis into the channels (``[B, R·C, H, W]``, ``groups = R``) by a view when the input
+    lies as ``[B, H, W, R, C]`` (:func:`stack_inputs`), so cuDNN sees channels-last tensors throughout (its
+    tensor-core kernels are NHWC; NCHW costs a transpose per convolution). Values do not depend on it."""
+
+    def __init__(self, models: list[torch.nn.Module], channels_last: bool = False):
         self.models = models
+        self.channels_last = channels_last
         self.pnames = [n for n, _ in models[0].named_parameters()]
         self.bnames = [n for n, _ in models[0].named_buffers()]
         params = [dict(m.named_parameters()) for m in models]
         bufs = [dict(m.named_buffers()) for m in models]
-        self.P = {n: torch.stack([p[n].detach() for p in params]).requires_grad_(params[0][n].requires_grad)
+
+        def stacked(ts: list[torch.Tensor]) -> torch.Tensor:
+            st = torch.stack(ts)
+            if channels_last and st.ndim == 5:
+                st = st.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+            return st
+
+        self.P = {n: stacked([p[n].detach() for p in params]).requires_grad_(params[0][n].requires_grad)
                   for n in self.pnames}
         self.B = {n: torch.stack([b[n] for b in bufs]) for n in self.bnames}
         for r, m in enumerate(models):
@@ -159,6 +173,18 @@ class StackedModels:
     def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``inputs[k]``: ``[R, B, ...]`` (run r's batch in row r) → outputs ``[R, B, ...]``."""
         return self._vmapped(self.P, self.B, inputs)
+
+    def stack_inputs(self, per_run: list[torch.Tensor]) -> torch.Tensor:
+        """Run r's batch in row r; 4-D image batches ``[B, C, H, W]`` laid out as ``[B, H, W, R, C]`` in
+        memory when ``channels_last`` (see the class docstring)."""
+        if self.channels_last and per_run[0].ndim == 4:
+            B, C, H, W = per_run[0].shape
+            x = torch.empty((B, H, W, len(per_run), C), dtype=per_run[0].dtype, device=per_run[0].device)
+            x = x.permute(3, 0, 4, 1, 2)
+            for r, t in enumerate(per_run):
+                x[r].copy_(t)
+            return x
+        return torch.stack(per_run)
 
     def grads_to_models(self, runs: list[int] | None = None) -> None:
         """``θ_r.grad = P.grad[r]`` for the given runs (all by default); the stacked gradients are released."""
@@ -228,8 +254,6 @@ class BatchedGroup:
         t.raw_model = t.plan.build_model().to(t.device)
         t.raw_model.train()
         t.channels_last = False
-        if cfg.channels_last:
-            log.info("channels_last ignored in a batched group (the run axis leads the layout)")
         if not t.resume:
             first = t.norm.apply(t._to_device({k: v[:cfg.batch] for k, v in t.splits["train"].items()}))
             n_init = data_dependent_init(t.raw_model, lambda m: t._forward(m, first))
@@ -244,8 +268,8 @@ class BatchedGroup:
         saved = {n: b.clone() for n, b in self.stack.B.items()}
         T = self.trainers
         try:
-            x = {k: torch.stack([T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))[k]
-                                 for r in range(self.R)]) for k in T[0].plan.inputs}
+            x = {k: self.stack.stack_inputs([T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))[k]
+                                             for r in range(self.R)]) for k in T[0].plan.inputs}
             with torch.no_grad(), T[0]._autocast():
                 self.stack(x)
         except BkError:
@@ -298,7 +322,7 @@ class BatchedGroup:
             if why is not None:
                 raise BkError("E0621", f"run `{t.rundir.name}` cannot be trained in a batched group: {why}",
                               span=t.cfg.spans.get("model", t.cfg.span), help="train it sequentially")
-        self.stack = StackedModels([t.raw_model for t in T])
+        self.stack = StackedModels([t.raw_model for t in T], channels_last=bool(T[0].cfg.channels_last) and dev.type == "cuda")
         self._probe()
         for r, t in enumerate(T):
             with _as_run(r):
@@ -365,7 +389,7 @@ class BatchedGroup:
                                                   float(epochs if t.cfg.steps is None else total_steps / nb))
                         for g, lr0 in zip(t.opt.param_groups, t.base_lrs):
                             g["lr"] = lr0 * f
-                    x = {k: torch.stack([bt[k] for bt in batches]) for k in inputs}
+                    x = {k: self.stack.stack_inputs([bt[k] for bt in batches]) for k in inputs}
                     with T[0]._autocast():
                         out = self.stack(x)
                         if isinstance(out, torch.Tensor):

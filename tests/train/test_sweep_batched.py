@@ -160,3 +160,44 @@ def test_runs_of_different_shapes_are_refused_as_one_group_with_E0621(tmp_path):
     with pytest.raises(BkError) as e:
         BatchedGroup([a, b], [tmp_path / "a", tmp_path / "b"], quiet=True).run()
     assert e.value.code == "E0621" and "params" in e.value.diagnostic.message
+
+
+def test_the_channels_last_stack_computes_the_same_values():
+    """StackedModels(channels_last=True) changes the memory layout only: the stacked convolution weights
+    lie as [R, O, kh, kw, C] and the inputs as [B, H, W, R, C], outputs and gradients are the same."""
+    import copy
+
+    from bkdsl.train.batched import StackedModels
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.n = torch.nn.Sequential(torch.nn.Conv2d(2, 6, 3, stride=2, padding=1, bias=False),
+                                         torch.nn.BatchNorm2d(6), torch.nn.ReLU(), torch.nn.Upsample(scale_factor=2),
+                                         torch.nn.Conv2d(6, 3, 3, padding=1))
+
+        def forward(self, x):
+            return {"y": self.n(x)}
+
+    models = []
+    for i in range(3):
+        torch.manual_seed(i)
+        models.append(Net())
+    a = StackedModels([copy.deepcopy(m) for m in models])
+    b = StackedModels([copy.deepcopy(m) for m in models], channels_last=True)
+    xs = [torch.randn(4, 2, 8, 16) for _ in range(3)]
+    xb = b.stack_inputs(xs)
+    assert xb.permute(1, 3, 4, 0, 2).is_contiguous()                      # [B, H, W, R, C] in memory
+    assert b.P["n.0.weight"].permute(0, 1, 3, 4, 2).is_contiguous()       # [R, O, kh, kw, C]
+    ya, yb = a({"x": a.stack_inputs(xs)})["y"], b({"x": xb})["y"]
+    assert torch.allclose(ya, yb, rtol=1e-5, atol=1e-6)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    for n in a.pnames:
+        ga, gb = a.P[n].grad, b.P[n].grad
+        assert float((ga - gb).norm() / ga.norm()) < 1e-5, n
+    # and each run's module sees its slice: run 1 alone gives row 1
+    with torch.no_grad():
+        ref = models[1](xs[1])["y"]
+        one = StackedModels([copy.deepcopy(m) for m in models], channels_last=True)
+    assert torch.allclose(one({"x": one.stack_inputs(xs)})["y"][1], ref, rtol=1e-5, atol=1e-5)
