@@ -348,6 +348,8 @@ def run_sweep(args: Any) -> int:
         p.record["sweep"] = {"dir": str(outdir), "index": r.index, "runs": len(runs), "swept": r.swept}
         return p
 
+    built: dict[int, Any] = {}   # plans the batched grouping loaded and left to the sequential path
+
     def sequential(rs: list[SweepRun], reason: str) -> None:
         for r in rs:
             rd = outdir / r.name
@@ -355,7 +357,7 @@ def run_sweep(args: Any) -> int:
             if not args.quiet:
                 print(f"[{r.index + 1}/{len(runs)}] {r.name} ({reason})", file=sys.stderr)
             try:
-                final = run_plan(plan_of(r), rd, resume=resume, quiet=args.quiet)
+                final = run_plan(built.pop(r.index, None) or plan_of(r), rd, resume=resume, quiet=args.quiet)
             except BkError as e:
                 if e.code != "E0607":
                     raise
@@ -367,13 +369,13 @@ def run_sweep(args: Any) -> int:
     if mode == "sequential" or not pending:
         sequential(pending, "sequential")
     else:
-        _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, args.quiet)
+        _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, args.quiet, built)
     _write_json(doc_path, doc)
     _table(doc, f"sweep {outdir}")
     return 0
 
 
-def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet) -> None:
+def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, built: dict) -> None:
     """Group the pending runs by :class:`bkdsl.train.batched.Signature` (plus the step a resumed run is
     at) and train each group as one batched step; what cannot be batched goes sequential (auto) or is
     refused with E0621 (batched)."""
@@ -383,6 +385,7 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet) -
         dev = resolve_device(p.config.device, p.config.spans.get("device", p.config.span))
         if mode == "auto" and dev.type != "cuda":
             alone.append((r, f"sequential: auto batches on CUDA only, this run is on {dev.type}"))
+            built[r.index] = p
             continue
         model = Bt.probe_model(p)
         why = Bt.unbatchable_reason(p, model)
@@ -392,6 +395,7 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet) -
                               span=p.config.spans.get("model", p.config.span),
                               help="use --sweep-mode sequential or auto")
             alone.append((r, f"sequential: {why}"))
+            built[r.index] = p
             continue
         step = _checkpoint_step(outdir / r.name)
         plans[r.index] = p
@@ -400,6 +404,7 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet) -
     for gi, ((sig, step), rs) in enumerate(groups.items()):
         if mode == "auto" and len(rs) == 1:
             alone.append((rs[0], "sequential: no other run of its shape"))
+            built[rs[0].index] = plans.pop(rs[0].index)
             continue
         names = [r.name for r in rs]
         if not quiet:
