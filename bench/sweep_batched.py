@@ -272,8 +272,8 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--dz", default="1,2,3")
     ap.add_argument("--alpha", default="1e-4,1e-3,1e-2", help="fm^-3")
-    ap.add_argument("--contenders", default="single_eager,grid_grouped_cl,grid_grouped,grid_same_shape_cl,"
-                                            "single_cudagraphs")
+    ap.add_argument("--contenders", default="single_eager,grid_grouped_cl,grid_same_shape_cl,single_cudagraphs,"
+                                            "grid_grouped")
     ap.add_argument("--compile", action="store_true", help="also grid_grouped_compiled_cl (last; skipped if the budget is short)")
     ap.add_argument("--check-steps", type=int, default=2)
     ap.add_argument("--check-batch", type=int, default=16)
