@@ -162,3 +162,13 @@ def test_forced_batched_mode_refuses_a_run_it_cannot_batch_with_E0621(tmp_path, 
     err = capsys.readouterr().err
     assert "error[E0621]" in err and "assert_manifolds" in err
     assert not list((tmp_path / "sw").glob("*/checkpoints"))
+
+
+def test_auto_mode_trains_sequentially_on_the_cpu(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert main([SPEC, "--set", "train.epochs=1", "--set", "data.samples=64", "--device", "cpu",
+                 "--sweep", "optimizer.lr=1e-3,1e-2", "--out", str(out)]) == 0
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["mode"] == "auto" and [r["mode"] for r in doc["runs"]] == ["sequential", "sequential"]
+    assert doc["groups"] == []
+    assert "auto batches on CUDA only" in capsys.readouterr().err
