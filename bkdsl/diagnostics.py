@@ -95,6 +95,8 @@ CODES: dict[str, str] = {
     "E0609": "bad train block",
     "E0610": "nothing to resume",
     "E0611": "the run directory or a checkpoint could not be written",
+    "E0620": "a sweep that does not match: --resume of a different sweep, or OUT already holds one",
+    "E0621": "runs that cannot be trained as one batched step (--sweep-mode batched)",
     "E0701": "unknown nucleus",
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",

@@ -2,13 +2,15 @@
 
     bkdsl train SPEC [--set dotted.key=value]... [--out DIR] [--resume] [--device cpu|cuda|auto]
                      [--seed N] [--precision fp32|bf16] [--train NAME] [--quiet] [--debug]
+                     [--sweep KEY=A,B,...]... [--sweep-mode auto|batched|sequential]
 
 ``--set`` overrides any key of the data and train blocks (``--set train.epochs=2 --set data.samples=64``);
 the value is a bk expression, parsed and type/unit-checked by the compiler like the spec itself (E0206).
 The run directory defaults to ``runs/<spec name>``; when that already holds a run and ``--resume`` is not
 given, ``runs/<spec name>.1``, ``.2``, … is used instead (nothing is overwritten), and ``--resume``
 without ``--out`` continues the most recent of them. Under ``torchrun`` pass ``--out`` (every rank must
-name the same directory).
+name the same directory). ``--sweep`` trains the Cartesian product of its values into numbered run
+directories (:mod:`bkdsl.train.sweep`).
 
 The lead's ``bkdsl/cli.py`` registers this with :func:`add_parser` and dispatches to :func:`run`;
 ``python -m bkdsl.train.cli SPEC ...`` works on its own.
@@ -28,6 +30,8 @@ from bkdsl.exitcodes import run_command
 from bkdsl.overrides import overrides_of
 from bkdsl.train.loop import run as run_plan
 from bkdsl.train.plan import plan_from_compiled
+from bkdsl.train.sweep import MODES as SWEEP_MODES
+from bkdsl.train.sweep import run_sweep
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -50,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="check everything, load the data and run one forward/backward step in a temporary "
                         "directory, then exit (0 when training would start); writes no run")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=A,B,...",
+                   help="train every combination of these values (repeatable: Cartesian) into OUT/000-…, "
+                        "OUT/001-…; KEY is a --set key or ENTRY.ARG (model.d_z, optimizer.lr, loss.alpha)")
+    p.add_argument("--sweep-mode", choices=SWEEP_MODES, default="auto",
+                   help="batched: compatible runs as one vmapped step; sequential: one after another; "
+                        "auto (default): batched on CUDA, else sequential")
     return p
 
 
@@ -86,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "sweep", None):
+        return run_sweep(args)
     overrides = overrides_of(args.overrides)
     if getattr(args, "assert_manifolds", False):
         overrides["train.assert_manifolds"] = "true"
