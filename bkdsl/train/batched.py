@@ -67,7 +67,7 @@ from bkdsl.train.data import batches_per_epoch, epoch_order
 from bkdsl.train.loop import MAX_SEED, Trainer, TrainPlan, _Progress, resolve_device
 from bkdsl.train.optim import build_optimizer
 from bkdsl.train.reports import data_dependent_init
-from bkdsl.train.schedules import CosineWarmup
+from bkdsl.train.schedules import LRSchedule
 
 log = logging.getLogger("bkdsl.train.batched")
 
@@ -338,8 +338,7 @@ class BatchedGroup:
         accs = [{"sum": 0.0, "n": 0.0, "samples": 0} for _ in T]
         positions = []
         for r, t in enumerate(T):
-            if isinstance(t.cfg.schedule, CosineWarmup):
-                t.cfg.schedule.dt = 1.0 / nb
+            t.sched = LRSchedule.bind(t.cfg.schedule, t.opt, steps_per_epoch=nb, total_steps=total_steps)
             with _as_run(r):
                 if t.resume:
                     st = t._load()
@@ -383,12 +382,6 @@ class BatchedGroup:
                         raw = apply_all(t.plan.data.augment, raw, t.plan.data.dataset.info, t.plan.data.seed * 7,
                                         epoch, b)
                         batches.append(t.norm.apply(t._to_device(raw)))
-                    for r in active:
-                        t = T[r]
-                        f = t.cfg.schedule.factor(t.global_step / nb,
-                                                  float(epochs if t.cfg.steps is None else total_steps / nb))
-                        for g, lr0 in zip(t.opt.param_groups, t.base_lrs):
-                            g["lr"] = lr0 * f
                     x = {k: self.stack.stack_inputs([bt[k] for bt in batches]) for k in inputs}
                     with T[0]._autocast():
                         out = self.stack(x)
@@ -420,6 +413,7 @@ class BatchedGroup:
                         if t.cfg.grad_clip:
                             torch.nn.utils.clip_grad_norm_(t.raw_model.parameters(), t.cfg.grad_clip)
                         t.opt.step()
+                        t.sched.after_step()
                         t.opt.zero_grad(set_to_none=True)
                         t.global_step += 1
                         accs[r]["sum"] += v * nloc

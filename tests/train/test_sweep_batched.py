@@ -18,8 +18,8 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train.batched import BatchedGroup, run_group
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan, run
 from bkdsl.train.metrics import Metric
-from bkdsl.train.schedules import ReduceOnPlateau
-from bkdsl.train.sources import woods_saxon_dataset
+from bkdsl.train.schedules import schedule as make_schedule
+from bkdsl.components.data_sources import woods_saxon_dataset
 from tests.train.tiny import tiny_plan
 
 
@@ -52,7 +52,7 @@ def bn_plan(seed: int, lr: float, alpha: float, optimizer: str = "adam", p_drop:
     ds = woods_saxon_dataset(160, 16, 0.5, (3.0, 7.0), (0.45, 0.65), 0.16, seed=1)
     data = DataPlan(ds, [0.75, 0.125, 0.125], "minmax", seed=3, name="ws")
     cfg = TrainConfig(batch=16, epochs=epochs, seed=seed, optimizer=optimizer, optimizer_params={"lr": lr},
-                      schedule=schedule or ReduceOnPlateau(0.5, 0), device="cpu",
+                      schedule=schedule or make_schedule("reduce_on_plateau", factor=0.5, patience=0), device="cpu",
                       metrics=[Metric("mae", "rho", "rho", "fm^-3", 1.0)])
     return TrainPlan("bn", lambda: BNNet(p_drop=p_drop), weighted_loss(alpha), ["shape"], data, cfg)
 
