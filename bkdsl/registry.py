@@ -340,10 +340,12 @@ def component(name: str, *, kind: str = "layer", inputs: tuple[str, ...] | None 
     def deco(cls: type[Component]) -> type[Component]:
         if not issubclass(cls, Component):
             raise TypeError("@component expects a subclass of bkdsl.Component")
-        if kind == "optimizer" and getattr(cls, "build", None) is getattr(Component, "build", None):
-            # the runner calls build(params): refuse the class now, not inside the training loop
+        if kind in ("optimizer", "schedule") and getattr(cls, "build", None) is getattr(Component, "build", None):
+            # the runner calls build(...): refuse the class now, not inside the training loop
             raise TypeError("an optimizer component defines build(self, params) -> torch.optim.Optimizer "
-                            "(bkdsl.registry.Optimizer)")
+                            "(bkdsl.registry.Optimizer)" if kind == "optimizer" else
+                            "a schedule component defines build(self, optimizer, *, steps_per_epoch, total_steps) "
+                            "-> torch.optim.lr_scheduler.LRScheduler (bkdsl.registry.Schedule)")
         prev = _REGISTRY.get(name, {}).get(kind)
         if prev is not None and not replace and (prev.__module__, prev.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"component name {name!r} is already registered by {prev.__module__}.{prev.__qualname__}; "

@@ -134,3 +134,25 @@ train t {
         p.write_text(spec.replace("LR", lr) if lr else spec.replace("  optimizer = adam(lr = LR)\n", ""))
         codes = [d.code for d in bkdsl.check_file(p)]
         assert ("E0609" in codes) == refused, codes
+
+
+def test_a_schedule_registered_from_python_is_built_like_the_built_ins():
+    from pydantic import BaseModel, ConfigDict
+
+    from bkdsl import registry
+
+    class ExpParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        gamma: float = 0.5
+
+    @bkdsl.component("test_exponential_schedule", kind="schedule")
+    class Exponential(bkdsl.Component):
+        Params = ExpParams
+
+        def build(self, optimizer, *, steps_per_epoch, total_steps):
+            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.params.gamma)
+
+    assert rates(schedule("test_exponential_schedule", gamma=0.5), 4, 1) == pytest.approx([LR * 0.5 ** s for s in range(4)])
+    with pytest.raises(TypeError, match="build"):
+        bkdsl.component("test_schedule_without_build", kind="schedule")(type("NoBuild", (bkdsl.Component,), {}))
+    assert registry.lookup("test_schedule_without_build") is None

@@ -15,7 +15,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train import checkpoint as ck
 from bkdsl.train.checkpoint import load_checkpoint, save_checkpoint
 from bkdsl.train.loop import MAX_SEED, run
-from tests.train.test_sources import file_call, load, write
+from tests.components.test_data_sources import file_call, load, write
 from tests.train.tiny import tiny_plan
 
 
