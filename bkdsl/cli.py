@@ -28,6 +28,7 @@ from bkdsl.overrides import overrides_of
 LAZY_COMMANDS = {
     "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
+    "components": ("bkdsl.catalog", "list the registered components (kind, inputs, parameters, claims)"),
 }
 
 
