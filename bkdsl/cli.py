@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
     "components": ("bkdsl.catalog", "list the registered components (kind, inputs, parameters, claims)"),
+    "new": ("bkdsl.starter", "write a small commented starter spec (NAME.bk) that trains in seconds"),
 }
 
 
