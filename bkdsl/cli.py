@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
     "components": ("bkdsl.catalog", "list the registered components (kind, inputs, parameters, claims)"),
     "new": ("bkdsl.starter", "write a small commented starter spec (NAME.bk) that trains in seconds"),
+    "lsp": ("bkdsl.lsp.server", "run the bk language server over stdio (for editors)"),
 }
 
 
