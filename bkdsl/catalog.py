@@ -12,6 +12,8 @@ stale). Nothing here is written by hand twice: a new component appears in both b
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -190,7 +192,8 @@ def render_index(es: list[Entry]) -> str:
             kind = e.kind
             lines += [""] if lines else []
             lines.append(f"{kind} ({sum(x.kind == kind for x in es)})")
-        doc = e.doc if len(e.doc) <= 90 else e.doc[:87] + "..."
+        doc = e.doc or "(no docstring)"
+        doc = doc if len(doc) <= 90 else doc[:87] + "..."
         lines.append(f"  {e.name:<24} {doc}")
     lines += ["", "`bkdsl components NAME` shows a component's parameters and claims; "
               "`bkdsl components KIND` lists one kind."]
@@ -286,6 +289,14 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    try:
+        return _print(args)
+    except BrokenPipeError:  # `bkdsl components | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush stays quiet
+        return EXIT_OK
+
+
+def _print(args) -> int:
     if args.markdown:
         print(render_markdown(), end="")
         return EXIT_OK
