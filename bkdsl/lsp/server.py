@@ -3,8 +3,9 @@
 * **diagnostics as you type** — on open, change and save, after a short pause in typing
   (:data:`DEBOUNCE_S`), the document is checked by the public check API (the same codes and spans as
   ``bkdsl check``) and the result is published unless the document changed meanwhile;
-* **hover** — each value's type and each claim's status from the compiled program (compiled on the
-  first hover of a document version, in a worker thread, then cached), a component's card;
+* **hover** — each value's type and each claim's status from the compiled program (compiled in a
+  worker thread after a clean check on open and save, or on the first hover of a version; cached per
+  version), a component's card;
 * **go-to-definition** — across imports, from the parse tree;
 * **completion** — component names and parameters from the registry.
 
@@ -40,12 +41,15 @@ class BkLanguageServer(LanguageServer):
         self.includes = includes
         self.lock = asyncio.Lock()  # one check/compile at a time
         self.compiled: dict[tuple[str, int | None], Any] = {}  # (uri, version) → Compiled | None
+        self.prewarm: asyncio.Future | None = None  # the latest background compile (kept referenced)
 
     def document(self, uri: str) -> tuple[str, str, int | None]:
         doc = self.workspace.get_text_document(uri)
         return doc.source, path_of(uri), doc.version
 
-    async def publish(self, uri: str, debounce: float = 0.0) -> None:
+    async def publish(self, uri: str, debounce: float = 0.0, prewarm: bool = False) -> None:
+        """Check the document and publish its diagnostics; ``prewarm`` (on open and save, not on every
+        keystroke): then compile a clean document in the background, so the first hover is quick."""
         if debounce:
             await asyncio.sleep(debounce)
         text, path, version = self.document(uri)
@@ -55,6 +59,8 @@ class BkLanguageServer(LanguageServer):
             diags = await asyncio.to_thread(diagnostics, text, path, self.includes)
         if self.document(uri)[2] == version:
             self.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=diags, version=version))
+            if prewarm and not any(d.severity == T.DiagnosticSeverity.Error for d in diags):
+                self.prewarm = asyncio.ensure_future(self.compiled_for(uri))
 
     async def compiled_for(self, uri: str) -> Any:
         text, path, version = self.document(uri)
@@ -85,7 +91,7 @@ def make_server(includes: tuple[str, ...] = ()) -> BkLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: BkLanguageServer, params: T.DidOpenTextDocumentParams) -> None:
-        await ls.publish(params.text_document.uri)
+        await ls.publish(params.text_document.uri, prewarm=True)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: BkLanguageServer, params: T.DidChangeTextDocumentParams) -> None:
@@ -93,7 +99,7 @@ def make_server(includes: tuple[str, ...] = ()) -> BkLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: BkLanguageServer, params: T.DidSaveTextDocumentParams) -> None:
-        await ls.publish(params.text_document.uri)
+        await ls.publish(params.text_document.uri, prewarm=True)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: BkLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
