@@ -63,7 +63,9 @@ def test_euclidean_hint_names_only_registered_ops():
 def test_help_strings_name_only_existing_docs_and_commands():
     """Every docs/*.md page and `bkdsl <command>` a message or help in the package names exists."""
     commands = {"check", "compile", "graph", "fmt", "train", "physics", "components", "new", "lsp"}
-    for p in (ROOT / "bkdsl").rglob("*.py"):
+    files = [*(ROOT / "bkdsl").rglob("*.py"), *(ROOT / "kernels").rglob("*.py"), *(ROOT / "specs").glob("*.bk"),
+             *(ROOT / "stdlib").glob("*.bk")]
+    for p in files:
         text = p.read_text(encoding="utf-8")
         for page in re.findall(r"docs/([A-Za-z0-9_]+\.md)", text):
             assert (ROOT / "docs" / page).exists(), f"{p}: docs/{page}"
