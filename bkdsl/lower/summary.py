@@ -16,6 +16,7 @@ shape, its parameter count and its multiply-adds.
   - ``linear``, ``mobius_linear``: rows · d_in · d_out (the tangent-space matmul W log₀(x))
   - ``conv2d``: B · C_out · H' · W' · C_in · k²
   - ``gelu_mlp``: 2 · rows · d · hidden
+  - ``green_features``: rows · 2 · dim (the linear map of (Re G, Im G) at each site)
   - ``self_attention``: 4 · rows · d² (q, k, v, out projections) + 2 · B · N² · d (QKᵀ and AV, full
     matrix, as fvcore and torchinfo count SDPA)
   - ``embedding``, ``position_embedding``, ``layernorm``, ``batchnorm``: 0 (lookups, elementwise)
@@ -166,13 +167,17 @@ def _self_attention(comp, ins, out, sz) -> int:
     return 4 * b * n * d * d + 2 * b * n * n * d
 
 
+def _green_features(comp, ins, out, sz) -> int:
+    return _rows(out, sz) * 2 * comp.params.dim  # (Re G, Im G) → dim, one linear map per site
+
+
 def _zero(comp, ins, out, sz) -> int:
     return 0
 
 
 MAC_RULES: dict[str, Callable[..., int]] = {
     "linear": _linear, "mobius_linear": _mobius_linear, "conv2d": _conv2d, "gelu_mlp": _gelu_mlp,
-    "self_attention": _self_attention, "embedding": _zero, "position_embedding": _zero,
+    "self_attention": _self_attention, "green_features": _green_features, "embedding": _zero, "position_embedding": _zero,
     "layernorm": _zero, "batchnorm": _zero,
 }
 

@@ -61,7 +61,10 @@ def test_nested_blocks_and_params_sum_to_the_module():
     assert s.total_macs == 48
 
 
-@pytest.mark.parametrize("src,sizes", [(CONV, {}), (GPT, {"N": 8})])
+GREEN = "model gf() {\n  input g : [B, N] complex\n  output f = green_features(g, 8)\n}\n"
+
+
+@pytest.mark.parametrize("src,sizes", [(CONV, {}), (GPT, {"N": 8}), (GREEN, {"N": 5})])
 def test_macs_match_torch_flop_counter(src, sizes):
     c, ir, s = _summary(src, sizes)
     assert s.macs_exact
