@@ -17,6 +17,8 @@ shape, its parameter count and its multiply-adds.
   - ``conv2d``: B · C_out · H' · W' · C_in · k²
   - ``gelu_mlp``: 2 · rows · d · hidden
   - ``green_features``: rows · 2 · dim (the linear map of (Re G, Im G) at each site)
+  - ``hyperbolic_moe``: rows · top_k · 2 · d · hidden (each token through its top_k expert MLPs; the
+    routing distances to the E centroids are not matrix products and count 0)
   - ``self_attention``: 4 · rows · d² (q, k, v, out projections) + 2 · B · N² · d (QKᵀ and AV, full
     matrix, as fvcore and torchinfo count SDPA)
   - ``embedding``, ``position_embedding``, ``layernorm``, ``batchnorm``: 0 (lookups, elementwise)
@@ -171,13 +173,19 @@ def _green_features(comp, ins, out, sz) -> int:
     return _rows(out, sz) * 2 * comp.params.dim  # (Re G, Im G) → dim, one linear map per site
 
 
+def _hyperbolic_moe(comp, ins, out, sz) -> int:
+    d, p = comp.d, comp.params
+    return _rows(out, sz) * p.top_k * 2 * d * (p.hidden or 2 * d)  # each token through top_k expert MLPs
+
+
 def _zero(comp, ins, out, sz) -> int:
     return 0
 
 
 MAC_RULES: dict[str, Callable[..., int]] = {
     "linear": _linear, "mobius_linear": _mobius_linear, "conv2d": _conv2d, "gelu_mlp": _gelu_mlp,
-    "self_attention": _self_attention, "green_features": _green_features, "embedding": _zero, "position_embedding": _zero,
+    "self_attention": _self_attention, "green_features": _green_features,
+    "hyperbolic_moe": _hyperbolic_moe, "embedding": _zero, "position_embedding": _zero,
     "layernorm": _zero, "batchnorm": _zero,
 }
 

@@ -64,7 +64,11 @@ def test_nested_blocks_and_params_sum_to_the_module():
 GREEN = "model gf() {\n  input g : [B, N] complex\n  output f = green_features(g, 8)\n}\n"
 
 
-@pytest.mark.parametrize("src,sizes", [(CONV, {}), (GPT, {"N": 8}), (GREEN, {"N": 5})])
+MOE = ("manifold ball = poincare(c = 1.0)\nmodel moe() {\n  input x : [B, N, 8] on ball\n"
+       "  output y = hyperbolic_moe(x, experts = 4, top_k = 2, hidden = 16)\n}\n")
+
+
+@pytest.mark.parametrize("src,sizes", [(CONV, {}), (GPT, {"N": 8}), (GREEN, {"N": 5}), (MOE, {"N": 5})])
 def test_macs_match_torch_flop_counter(src, sizes):
     c, ir, s = _summary(src, sizes)
     assert s.macs_exact
