@@ -58,7 +58,7 @@ class Summary:
     sizes: dict[str, int]     # the symbolic sizes the MACs were counted with
     total_params: int
     trainable_params: int
-    total_macs: int           # over the rows that have a count
+    total_macs: int           # over the leaf rows (components, ops) that have a count
     uncounted: tuple[str, ...]  # components whose MACs are unknown (rows with ``?``)
 
     @property
@@ -78,7 +78,7 @@ def summarize(block: I.BlockIR, gm: torch.nn.Module, sizes: dict[str, int] | Non
     uncounted = tuple(sorted({r.op for r in rows if r.macs is None and not r.op.startswith("block ")}))
     return Summary(block.qualname, tuple(rows), sz,
                    total_params=sum(r.params for r in top), trainable_params=sum(r.trainable for r in top),
-                   total_macs=sum(r.macs or 0 for r in top), uncounted=uncounted)
+                   total_macs=sum(r.macs or 0 for r in rows if not r.op.startswith("block ")), uncounted=uncounted)
 
 
 def _walk(block: I.BlockIR, gm: torch.nn.Module, sz: dict[str, int], depth: int, rows: list[Row]) -> None:
