@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The promise in under a minute on a CPU: a starter spec (`bkdsl new`) whose claim is proven at compile
-# time, a false claim refused with the probe's number (specs/demo_refused.bk: `check` exits 1 by design),
+# time, a false claim refused with the probe's number (specs/refused/rk4_symplectic.bk: `check` exits 1 by design),
 # the starter trained, then what was written where and what the numbers mean (bkdsl/tour.py).
 # The flagship: `make demo-phase8`.
 demo: setup
@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/bkdsl new out/demo/starter.bk
 	$(BIN)/bkdsl compile out/demo/starter.bk -o out/demo/compiled --run
 	@echo "--- a false claim: rk4 is not symplectic (bkdsl check must exit 1) ---"
-	$(BIN)/bkdsl check specs/demo_refused.bk 2> out/demo/refused.txt; test $$? -eq 1
+	$(BIN)/bkdsl check specs/refused/rk4_symplectic.bk 2> out/demo/refused.txt; test $$? -eq 1
 	@cat out/demo/refused.txt
 	$(BIN)/bkdsl train out/demo/starter.bk --out runs/demo
 	$(BIN)/python -m bkdsl.tour --spec out/demo/starter.bk --compiled out/demo/compiled --refused out/demo/refused.txt --run runs/demo

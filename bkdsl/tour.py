@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
              f"  {a.spec:<34} the starter spec (`bkdsl new`): data, model with a claim, loss, train block",
              f"  {str(compiled / 'graph.py'):<34} the model as torch.fx code",
              f"  {str(compiled / 'report.md'):<34} model summary (shapes, parameters, MACs), claims and how each was proven",
-             f"  {a.refused:<34} the refusal of specs/demo_refused.bk",
+             f"  {a.refused:<34} the refusal of specs/refused/rk4_symplectic.bk",
              f"  {str(run / 'final.json'):<34} test metrics, best epoch, versions; metrics.jsonl: one line per epoch",
              f"  {str(run / 'plots'):<34} loss.png and val_mae_rho.png (one point per epoch)",
              f"  {str(run / 'checkpoints'):<34} best.safetensors / last.safetensors (weights, never pickled)",

@@ -38,8 +38,8 @@ def test_show_type_names_all_four_parts():
 
 
 def test_refused_claim_is_an_error_diagnostic_with_its_number():
-    text = (ROOT / "specs" / "demo_refused.bk").read_text()
-    (d,) = diagnostics(text, "specs/demo_refused.bk")
+    text = (ROOT / "specs" / "refused" / "rk4_symplectic.bk").read_text()
+    (d,) = diagnostics(text, "specs/refused/rk4_symplectic.bk")
     assert d.code == "E0302" and d.severity == T.DiagnosticSeverity.Error and "max|JᵀΩJ − Ω| =" in d.message
     assert d.range.start == _at(text, "symplectic", nth=text.count("symplectic") - 1)
 
