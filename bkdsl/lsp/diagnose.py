@@ -29,7 +29,9 @@ def to_lsp(diags: list[Diagnostic], text: str, path: str) -> list[T.Diagnostic]:
         here = d.span is not None and d.span.file == path
         rng = span_range(d.span, lines) if here else T.Range(T.Position(0, 0), T.Position(0, 0))
         msg = d.message
-        if d.label and d.label not in msg:
+        if d.label and d.label.startswith(msg):
+            msg = d.label  # the label restates the message and adds the number: `… is not symplectic: max|…| = …`
+        elif d.label and d.label not in msg:
             msg += f": {d.label}"
         if d.span is not None and not here:
             msg = f"{d.span}: {msg}"

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from lsprotocol import types as T
 
-from bkdsl import catalog
+from bkdsl import catalog, registry
 from bkdsl.diagnostics import BkError
 from bkdsl.lsp.positions import contains, lines_of, to_bk, word_at
 from bkdsl.semantics import ir as I
@@ -102,7 +102,7 @@ def hover(text: str, path: str, pos: T.Position, compiled: Any | None) -> T.Hove
     parts: list[str] = []
     if compiled is not None:
         parts = _semantic(compiled, text, path, line, col, word)
-    if word is not None and word not in catalog.registry.KINDS and not (compiled and word in compiled.ir.scope.names):
+    if word is not None and word not in registry.KINDS and not (compiled and word in compiled.ir.scope.names):
         parts += [f"```\n{catalog.render_card(e)}\n```" for e in catalog.select(word)]
     if not parts:
         return None
