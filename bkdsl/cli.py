@@ -28,6 +28,9 @@ from bkdsl.overrides import overrides_of
 LAZY_COMMANDS = {
     "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
+    "components": ("bkdsl.catalog", "list the registered components (kind, inputs, parameters, claims)"),
+    "new": ("bkdsl.starter", "write a small commented starter spec (NAME.bk) that trains in seconds"),
+    "lsp": ("bkdsl.lsp.server", "run the bk language server over stdio (for editors)"),
 }
 
 
@@ -58,8 +61,10 @@ def cmd_check(args) -> int:
 
 def cmd_compile(args) -> int:
     from bkdsl.api import compile_file
-    from bkdsl.report import generated_code, param_count
+    from bkdsl.lower.summary import parse_sizes
+    from bkdsl.report import generated_code, param_count, render_report
 
+    sizes = parse_sizes(args.size)
     t0 = time.perf_counter()
     c = compile_file(args.spec, _overrides(args), _includes(args))
     gm = c.module
@@ -74,7 +79,7 @@ def cmd_compile(args) -> int:
              "# Components are submodules (call_module); kernels are torch.ops.bkdsl.* (call_function).\n\n"
     (out / "graph.py").write_text(header + (generated_code(gm) if gm is not None else "# (no model)\n") + "\n")
     (out / "ir.json").write_text(json.dumps(c.ir.to_json(), indent=2, ensure_ascii=False, default=str) + "\n")
-    (out / "report.md").write_text(c.report)
+    (out / "report.md").write_text(render_report(c, sizes))
     ran = ""
     if args.run and gm is not None and args.kernels == "dispatch":
         import torch
@@ -86,6 +91,12 @@ def cmd_compile(args) -> int:
             res = gm(**example_inputs(ir))
         ran = ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items())
     _summary(c, gm, out, elapsed, ran, param_count)
+    if gm is not None:
+        from rich.console import Console
+
+        from bkdsl.lower.summary import rich_table, summarize
+
+        Console().print(rich_table(summarize(c.model_ir(c.main_call), gm, sizes)))
     return EXIT_OK
 
 
@@ -203,6 +214,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="dispatch: kernel dispatchers (Triton on CUDA at run time); triton: rewrite them into "
                         "torch.ops.bkdsl.* custom ops (the graph a CUDA run executes)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics format")
+    p.add_argument("--size", action="append", metavar="DIM=N",
+                   help="a size for a symbolic dimension in the model summary's MACs, e.g. N=128 (B is 1)")
     add_set(p)
     p.set_defaults(fn=cmd_compile)
 

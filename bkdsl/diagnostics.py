@@ -56,6 +56,7 @@ CODES: dict[str, str] = {
     "E0002": "file not found or unreadable",
     "E0003": "duplicate definition of a name",
     "E0004": "input beyond a documented front-end limit (nesting depth, literal size)",
+    "E0005": "refusing to overwrite an existing file",
     "E0101": "unknown name",
     "E0102": "missing import: the module does not exist",
     "E0103": "import cycle",

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from bkdsl.lower.summary import summarize, to_markdown
+
 
 def param_count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
@@ -32,7 +34,8 @@ def _indent(code: str) -> str:
     return "\n".join(("    " + ln) if ln.strip() else ln for ln in code.splitlines())
 
 
-def render_report(c: Any) -> str:
+def render_report(c: Any, sizes: dict[str, int] | None = None) -> str:
+    """``sizes``: symbolic dimension sizes for the model summary's multiply-adds (B is 1)."""
     prog = c.ir
     lines = [f"# Compile report: `{c.file}`", ""]
     name = c.main_model
@@ -43,10 +46,9 @@ def render_report(c: Any) -> str:
                   "| value | type |", "|---|---|"]
         lines += [f"| input `{k}` | `{v.show()}` |" for k, v in ir.inputs.items()]
         lines += [f"| output `{k}` | `{_show(ir.node(v).type)}` |" for k, v in ir.outputs.items()]
-        lines += ["", "### Submodules", "", "| name | module | parameters |", "|---|---|---|"]
-        for sub_name, sub in gm.named_children():
-            lines.append(f"| `{sub_name}` | {type(sub).__name__} | {param_count(sub):,} |")
-        lines.append("")
+        lines += ["", "### Summary", "", "Per node: the output type from the IR, the parameters of the lowered "
+                  "submodule, and multiply-adds per example (torchinfo's convention, bkdsl/lower/summary.py).", "",
+                  to_markdown(summarize(ir, gm, sizes))]
     if prog.decls:
         lines += ["## Declarations", "", "| name | kind | component | parameters |", "|---|---|---|---|"]
         for d in prog.decls.values():

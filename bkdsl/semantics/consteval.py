@@ -278,5 +278,6 @@ def unknown_name(name: str, span: Span | None, scope: Scope, env: dict | None = 
 def unknown_component(name: str, span: Span | None) -> BkError:
     names = [n for n in registry.all_components() if ":" not in n]
     help = did_you_mean(name.split(".")[-1], names,
-                       "no component has this name; Python code adds one with `@bkdsl.component(...)`")
+                       "no component has this name (`bkdsl components` lists them, docs/components.md); "
+                       "Python code adds one with `@bkdsl.component(...)`")
     return BkError("E0104", f"unknown component `{name}`", span=span, help=help)

@@ -8,6 +8,7 @@ do not mix).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pint
@@ -80,6 +81,14 @@ def _converter(unit: str):
     return conv
 
 
+@dataclass(frozen=True)
+class QuantityUnit:
+    """Field metadata naming the unit a :func:`quantity` field is delivered in (read by the component
+    catalogue, :mod:`bkdsl.catalog`; pydantic ignores metadata it does not know)."""
+
+    unit: str
+
+
 def quantity(unit: str, base: Any = float) -> Any:
     """A pydantic field type: a quantity convertible to ``unit``, delivered as a float in ``unit``."""
-    return Annotated[base, BeforeValidator(_converter(unit))]
+    return Annotated[base, BeforeValidator(_converter(unit)), QuantityUnit(unit)]

@@ -49,7 +49,8 @@ def test_caret_under_the_bad_argument():
 
 def test_unknown_component_help_names_nothing_that_does_not_exist():
     d = _errs("manifold m = qqqqqqq()\n")[0]
-    assert "docs/components.md" not in d.help and "bkdsl doc" not in d.help
+    assert "docs/components.md" in d.help and "`bkdsl components`" in d.help and "bkdsl doc" not in d.help
+    assert (ROOT / "docs" / "components.md").exists()
 
 
 def test_euclidean_hint_names_only_registered_ops():
@@ -61,8 +62,10 @@ def test_euclidean_hint_names_only_registered_ops():
 
 def test_help_strings_name_only_existing_docs_and_commands():
     """Every docs/*.md page and `bkdsl <command>` a message or help in the package names exists."""
-    commands = {"check", "compile", "graph", "fmt", "train", "physics"}
-    for p in (ROOT / "bkdsl").rglob("*.py"):
+    commands = {"check", "compile", "graph", "fmt", "train", "physics", "components", "new", "lsp"}
+    files = [*(ROOT / "bkdsl").rglob("*.py"), *(ROOT / "kernels").rglob("*.py"), *(ROOT / "specs").glob("*.bk"),
+             *(ROOT / "stdlib").glob("*.bk")]
+    for p in files:
         text = p.read_text(encoding="utf-8")
         for page in re.findall(r"docs/([A-Za-z0-9_]+\.md)", text):
             assert (ROOT / "docs" / page).exists(), f"{p}: docs/{page}"
