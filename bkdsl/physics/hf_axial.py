@@ -57,6 +57,8 @@ THESIS_V0 = -683.344        # MeV fm^3
 THESIS_CUT = 60.0           # MeV
 THESIS_OMEGA_MAX = 9        # 2 Omega_max
 THESIS_COM_C = 0.625        # MeV fm^-2
+#: diffuseness (MeV) of the smooth pairing window at THESIS_CUT (see :func:`pairing_window`); 0 = sharp
+CUT_DIFFUSENESS = 0.5
 
 #: staggered (centre -> face) first-derivative and interpolation weights, and collocated central
 #: first-derivative weights, of orders 2, 4, 6, 8 (standard finite-difference coefficients)
@@ -106,7 +108,7 @@ def central(n: int, h: float, order: int, parity: int | None) -> torch.Tensor:
 class AxialLattice:
     """Operators of the (r, z) sub-lattice for a given stencil order."""
 
-    def __init__(self, nr: int, nz: int, h: float, order: int = 4):
+    def __init__(self, nr: int, nz: int, h: float, order: int = 4, quadrature: str = "midpoint"):
         if order not in _STAG:
             raise BkError("E0703", f"stencil order {order} is not available", help="use 2, 4, 6 or 8")
         self.nr, self.nz, self.h, self.order = nr, nz, h, order
@@ -115,10 +117,21 @@ class AxialLattice:
         self.z = (torch.arange(nz, dtype=dt) - nz / 2 + 0.5) * h
         self.R = self.r[:, None].expand(nr, nz)
         self.Z = self.z[None, :].expand(nr, nz)
-        self.w = 2 * math.pi * self.R * h * h                              # d^3r of a cell
-        rf = torch.arange(nr + 1, dtype=dt) * h
-        self.w_rf = (2 * math.pi * rf * h * h)[:, None].expand(nr + 1, nz)   # r-faces
-        self.w_zf = (2 * math.pi * self.r * h * h)[:, None].expand(nr, nz + 1)
+        rw = self.r.clone()                      # radial weights / h of the cells: midpoint rule
+        rfw = torch.arange(nr + 1, dtype=dt) * h  # and of the r-faces: trapezoid rule (F(0) = 0)
+        if quadrature == "endpoint":
+            # Euler-Maclaurin end corrections at the axis for \int_0 F dr with F = r g odd, g even:
+            # midpoint sum = integral + (h^2/24) g(0), trapezoid sum = integral - (h^2/12) g(0);
+            # g(0) = (9 g(r_0) - g(r_1)) / 8 on the cells, g(0) itself on face 0
+            rw[0] -= h / 24 * 9 / 8
+            rw[1] += h / 24 / 8
+            rfw[0] += h / 12
+        elif quadrature != "midpoint":
+            raise BkError("E0703", f"unknown radial quadrature `{quadrature}`", help="use midpoint or endpoint")
+        self.quadrature = quadrature
+        self.w = 2 * math.pi * rw[:, None].expand(nr, nz) * h * h           # d^3r of a cell
+        self.w_rf = (2 * math.pi * rfw * h * h)[:, None].expand(nr + 1, nz)  # r-faces
+        self.w_zf = (2 * math.pi * rw * h * h)[:, None].expand(nr, nz + 1)
         self.Ir = torch.eye(nr, dtype=dt)
         self.Iz = torch.eye(nz, dtype=dt)
         self.Dz_f, self.Iz_f = staggered(nz, h, order, None)
@@ -126,7 +139,7 @@ class AxialLattice:
         self.Dr_f = {p: staggered(nr, h, order, p)[0] for p in (1, -1)}
         self.Ir_f = staggered(nr, h, order, 1)[1]                             # densities: even in r
         self.Dr_c = {p: central(nr, h, order, p) for p in (1, -1)}
-        self.S = 1.0 / torch.sqrt(self.R * h * h)                             # g -> a
+        self.S = 1.0 / torch.sqrt(self.w / (2 * math.pi))                     # g -> a
 
 
 def _apply(Ar, Az, F):
@@ -161,9 +174,14 @@ class AxialResult:
     pairing_gap: list[float] = field(default_factory=list)
     fermi: list[float] = field(default_factory=list)
     history: list[float] = field(default_factory=list)
+    #: last self-consistency residual max|rho_out - rho_in| (fm^-3) and the centre of mass <z> (fm)
+    residual: float = float("nan")
+    z_cm: float = float("nan")
+    #: rho_q [2, nr, nz] (fm^-3) of the converged state
+    rho: torch.Tensor | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
-        d = dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if k != "rho"}
         d["method"] = "hf-bcs"
         d["units"] = {"energy": "MeV", "components": "MeV", "levels.energy": "MeV", "r_m": "fm",
                       "Q20": "b", "pairing_gap": "MeV", "fermi": "MeV"}
@@ -176,10 +194,13 @@ class AxialSkyrme:
     FIELDS = ("rho", "tau_rf", "tau_zf", "tau_c", "J_r", "J_z", "kappa")
 
     def __init__(self, params: SkyrmeParams, A: int, lat: AxialLattice, *, V0: float, rho0: float = 0.16,
-                 gamma: float = 1.0, com_C: float = 0.0):
+                 gamma: float = 1.0, com_C: float = 0.0, v_ext: torch.Tensor | None = None,
+                 q20: tuple[float, float] | None = None):
         self.p, self.lat = params, lat
         self.h2m = params.hbar2_2m * ((1.0 - 1.0 / A) if params.com_one_body else 1.0)
         self.V0, self.rho0, self.gamma, self.com_C = V0, rho0, gamma, com_C
+        self.v_ext = v_ext                                  # [2, nr, nz] MeV or None
+        self.q20 = q20                                      # (target b, C MeV b^-2) or None
 
     # ---- fields of one species from the states a, b [k, nr, nz] of one Omega block ----
     def fields(self, a, b, vv, uv, omega2: int) -> dict[str, torch.Tensor]:
@@ -238,7 +259,13 @@ class AxialSkyrme:
         out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "pairing": pair}
         out["edf"] = kin + vol + surf + so + pair
         out["com"] = com
-        out["total"] = out["edf"] + com
+        out["external"] = (self.v_ext * rq * L.w).sum() if self.v_ext is not None else torch.zeros((), dtype=rho.dtype)
+        if self.q20 is not None:      # quadratic constraint (C/2)(Q20 - Q)^2, Q20 in b
+            q = ((rho * (2 * L.Z**2 - L.R**2) * L.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
+            out["q20_constraint"] = 0.5 * self.q20[1] * (q - self.q20[0]) ** 2
+        else:
+            out["q20_constraint"] = torch.zeros((), dtype=rho.dtype)
+        out["total"] = out["edf"] + com + out["external"] + out["q20_constraint"]
         return out
 
     def hamiltonian(self, G: dict[str, torch.Tensor], q: int, omega2: int):
@@ -288,16 +315,53 @@ class AxialSkyrme:
         return 0.5 * H, K, (pa, pb, lm, lp)
 
 
-def _bcs(eps, delta, N, cut, lam0):
-    """v^2 and uv for energies eps [n], gaps delta [n] (eps >= cut: v = 0), 2 sum v^2 = N by bisection."""
-    act = eps < cut
+def pairing_window(eps: torch.Tensor, e_cut: float, diffuseness: float) -> torch.Tensor:
+    """Weight f_k of each level in the pairing channel (the pairing window).
+
+    ``diffuseness`` = 0: the sharp window f = 1 for eps < e_cut, else 0 (the thesis' choice, ch. 3).
+    ``diffuseness`` = mu > 0: the Fermi factor f = 1 / (1 + exp((eps - e_cut) / mu)) of the smooth
+    cut-off used with HF+BCS and the surface DDDI by Bonche, Flocard, Heenen, Krieger and Weiss,
+    Nucl. Phys. A 443 (1985) 39, and Krieger et al., Nucl. Phys. A 517 (1990) 275 (code ev8), here
+    placed at the thesis' e_cut. f enters rho~ = (1/pi) sum f u v (a^2 + b^2) and hence
+    Delta_k = -(1/2) dE/d(u_k v_k) = f_k (...): the self-consistency map no longer jumps when a level
+    crosses e_cut."""
+    if diffuseness <= 0:
+        return (eps < e_cut).to(eps.dtype)
+    return torch.sigmoid(-(eps - e_cut) / diffuseness)
+
+
+def _bcs(eps, delta, N):
+    """v^2 and uv (eq. B.28) for energies eps [n] and gaps delta [n] (the window already in delta),
+    with lambda fixed by 2 sum v^2 = N by bisection. Without pairing (every delta = 0) the N/2 lowest
+    levels are filled (a level degenerate with the last one within 1e-9 MeV shares the remainder
+    evenly) and lambda is the mid-point of the gap: B.28 at delta = 0 is a step, undefined at eps = lambda."""
+    if not bool((delta != 0).any()):
+        order = torch.argsort(eps)
+        e_sorted = eps[order]
+        pairs = N / 2
+        full = int(math.floor(pairs + 1e-12))
+        vv_sorted = torch.zeros_like(eps)
+        vv_sorted[:full] = 1.0
+        if full < len(eps):
+            e_last = float(e_sorted[full - 1]) if full > 0 else -math.inf
+            if pairs - full > 1e-12 or (full > 0 and abs(float(e_sorted[full]) - e_last) < 1e-9):
+                # the last shell is open: share the particles of the degenerate set evenly
+                e_f = float(e_sorted[full]) if pairs - full > 1e-12 else e_last
+                shell = (e_sorted - e_f).abs() < 1e-9
+                inside = int(shell[:full].sum())
+                vv_sorted[shell] = (inside + (pairs - full)) / int(shell.sum())
+            lam = 0.5 * (float(e_sorted[full - 1]) + float(e_sorted[full])) if full > 0 else float(e_sorted[0])
+        else:
+            lam = float(e_sorted[-1])
+        vv = torch.empty_like(eps)
+        vv[order] = vv_sorted
+        return vv, torch.zeros_like(eps), lam
 
     def occ(lam):
-        E = torch.sqrt((eps - lam) ** 2 + delta**2)
-        vv = 0.5 * (1 - (eps - lam) / E)
-        return torch.where(act, vv, torch.zeros_like(vv)), torch.where(act, 0.5 * delta / E, torch.zeros_like(vv))
+        E = torch.sqrt((eps - lam) ** 2 + delta**2).clamp_min(1e-300)
+        return 0.5 * (1 - (eps - lam) / E), 0.5 * delta / E
 
-    lo, hi = float(eps.min()) - 50, cut
+    lo, hi = float(eps.min()) - 50, float(eps.max()) + 50
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         n = 2 * float(occ(mid)[0].sum())
@@ -310,14 +374,28 @@ def _bcs(eps, delta, N, cut, lam0):
     return vv, uv, lam
 
 
+def _multipole_q20(lat: AxialLattice, rho: torch.Tensor) -> float:
+    """Q20 = sqrt(5 / 16 pi) \int (2 z^2 - r^2) rho d^3r, in barn."""
+    return float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
+
+
 def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: int = 4,
                  omega_max2: int = THESIS_OMEGA_MAX, V0: float = THESIS_V0, e_cut: float = THESIS_CUT,
+                 cut_diffuseness: float = CUT_DIFFUSENESS,
                  com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
-                 mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6, tol_rho: float = 1e-6,
-                 z_shift: float = 0.0,
+                 mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6,
+                 tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0, v_ext: torch.Tensor | None = None,
+                 q20_constraint: tuple[float, float] | None = None, quadrature: str = "midpoint",
                  log=None) -> AxialResult:
     """Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
-    by default. Raises E0704 if it does not converge, E0705 for an unphysical state."""
+    by default. ``cut_diffuseness`` (MeV) smooths the 60 MeV pairing window (:func:`pairing_window`;
+    0 = the thesis' sharp window). ``V0 = 0`` switches pairing off (sharp filling, for closed shells).
+    ``v_ext`` [nr, nz] or [2, nr, nz] (MeV) adds the external field \int v_q rho_q (thesis eq. 1.25);
+    it is in the minimised energy but not in the reported E (``components["external"]`` holds it).
+    ``beta2`` deforms the initial Woods-Saxon well (R -> R (1 + beta2 Y20)); ``z_shift`` moves it.
+    ``q20_constraint`` = (Q, C) adds (C/2)(Q20 - Q)^2 (Q20 in b, C in MeV b^-2), e.g. (0, 2000) holds
+    the shape spherical; like the c.m. term it is minimised but not part of the reported E.
+    Raises E0704 if it does not converge, E0705 for an unphysical state."""
     t0 = time.perf_counter()
     if coulomb:
         raise BkError("E0201", "the axial HF+BCS solver has no Coulomb term yet",
@@ -327,14 +405,31 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     nr, nz, h = int(grid[0]), int(grid[1]), float(grid[2])
     if nz % 2 or nr < 2 or h <= 0 or not math.isfinite(h):
         raise BkError("E0703", f"bad axial grid {grid}", help="n_r >= 2, n_z even, step > 0")
-    lat = AxialLattice(nr, nz, h, order)
-    F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C)
+    if not (cut_diffuseness >= 0 and math.isfinite(cut_diffuseness)):
+        raise BkError("E0703", f"bad pairing-window diffuseness {cut_diffuseness}", help="use a value >= 0 (MeV)")
+    if mixing not in MIXERS:
+        raise BkError("E0201", f"unknown mixing `{mixing}`", help=f"use one of {', '.join(MIXERS)}")
+    lat = AxialLattice(nr, nz, h, order, quadrature)
+    vq = None
+    if v_ext is not None:
+        vq = torch.as_tensor(v_ext, dtype=torch.float64)
+        vq = vq.expand(2, nr, nz) if vq.shape == (nr, nz) else vq
+        if vq.shape != (2, nr, nz) or not bool(torch.isfinite(vq).all()):
+            raise BkError("E0703", f"external field of shape {tuple(vq.shape)} or not finite",
+                          help=f"give a finite tensor [{nr}, {nz}] or [2, {nr}, {nz}] in MeV")
+    F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C, v_ext=vq, q20=q20_constraint)
     numbers = (nuc.N, nuc.Z)
+    # N = Z without Coulomb and with one external field for both: neutrons and protons are identical
+    # (the thesis solves one species and copies it)
+    symmetric = nuc.N == nuc.Z and (vq is None or bool(torch.equal(vq[0], vq[1])))
     omegas = list(range(1, omega_max2 + 1, 2))
-    M = nr * nz
-    # initial guess: Woods-Saxon mean field, constant gap 12 / sqrt(A)
+    e_keep = e_cut + (40.0 * cut_diffuseness if cut_diffuseness > 0 else 0.0)   # f < 5e-18 above
+    # initial guess: Woods-Saxon mean field, constant gap 12 / sqrt(A) (thesis App. B.2)
     Rws = 1.25 * nuc.A ** (1 / 3)
-    Uws = -50.0 / (1 + torch.exp((torch.sqrt(lat.R**2 + (lat.Z - z_shift) ** 2) - Rws) / 0.65))
+    dist = torch.sqrt(lat.R**2 + (lat.Z - z_shift) ** 2)
+    cos2 = ((lat.Z - z_shift) / dist) ** 2
+    R_th = Rws * (1 + beta2 * math.sqrt(5 / (16 * math.pi)) * (3 * cos2 - 1))      # R (1 + beta2 Y20)
+    Uws = -50.0 / (1 + torch.exp((dist - R_th) / 0.65))
     G = {k: torch.zeros(2, *shape, dtype=torch.float64) for k, shape in
          (("rho", (nr, nz)), ("tau_rf", (nr + 1, nz)), ("tau_zf", (nr, nz + 1)), ("tau_c", (nr, nz)),
           ("J_r", (nr, nz)), ("J_z", (nr, nz)), ("kappa", (nr, nz)))}
@@ -342,46 +437,51 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     G["tau_rf"][:] = F.h2m * lat.w_rf
     G["tau_zf"][:] = F.h2m * lat.w_zf
     G["tau_c"][:] = F.h2m * lat.w
-    gap0 = 12.0 / math.sqrt(nuc.A)
-    lam = [-8.0, -8.0]
+    gap0 = 12.0 / math.sqrt(nuc.A) if V0 != 0 else 0.0
+    lam = [0.0, 0.0]
+    gaps = [0.0, 0.0]
     Fields = None
     E_prev = float("inf")
-    if mixing not in ("broyden", "linear"):
-        raise BkError("E0201", f"unknown mixing `{mixing}`", help="use broyden or linear")
-    mixer = BroydenMixer(mix) if mixing == "broyden" else LinearMixer(mix)
+    mixer = MIXERS[mixing](mix)
     hist: list[float] = []
     converged = False
+    res = float("inf")
     it = 0
+    spectrum: list[list[dict]] = [[], []]
     for it in range(1, max_iter + 1):
-        new = {k: [] for k in AxialSkyrme.FIELDS}
-        levels, gaps = [], []
-        for q in range(2):
-            eps_all, states = [], []
+        new: dict[str, list] = {k: [] for k in AxialSkyrme.FIELDS}
+        for q in ((0,) if symmetric else (0, 1)):
+            blocks = []
             for om2 in omegas:
-                H, K, (pa, pb, lm, lp) = F.hamiltonian(G, q, om2)
+                H, K, _ = F.hamiltonian(G, q, om2)
                 e, V = torch.linalg.eigh(H)
-                keep = e < e_cut
+                keep = e < e_keep
                 e, V = e[keep], V[:, keep]
-                d = (-0.5 * (V * (K @ V)).sum(0)) if it > 1 else torch.full_like(e, gap0)
-                eps_all.append((om2, e, d, V, pa, pb, lm, lp))
-            eps = torch.cat([x[1] for x in eps_all])
-            dl = torch.cat([x[2] for x in eps_all])
-            vv, uv, lam[q] = _bcs(eps, dl, numbers[q], e_cut, lam[q])
-            gaps.append(float((vv * dl).sum() / vv.sum()))
+                f = pairing_window(e, e_cut, cut_diffuseness)
+                d = f * ((-0.5 * (V * (K @ V)).sum(0)) if it > 1 else torch.full_like(e, gap0))
+                blocks.append((om2, e, d, f, V))
+            eps = torch.cat([x[1] for x in blocks])
+            dl = torch.cat([x[2] for x in blocks])
+            vv, uv, lam[q] = _bcs(eps, dl, numbers[q])
+            gaps[q] = float((vv * dl).sum() / vv.sum())
             k0 = 0
             acc = None
-            for om2, e, d, V, pa, pb, lm, lp in eps_all:
+            spectrum[q] = []
+            for om2, e, d, f, V in blocks:
                 n = len(e)
                 g_ = V.T.reshape(n, 2, nr, nz)
-                fq = F.fields(g_[:, 0] * lat.S, g_[:, 1] * lat.S, vv[k0:k0 + n], uv[k0:k0 + n], om2)
+                sl = slice(k0, k0 + n)
+                fq = F.fields(g_[:, 0] * lat.S, g_[:, 1] * lat.S, vv[sl], f * uv[sl], om2)
                 acc = fq if acc is None else {k: acc[k] + fq[k] for k in acc}
-                for j in range(n):
-                    if float(e[j]) < 10.0:
-                        levels.append({"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[j]),
-                                       "v2": float(vv[k0 + j]), "gap": float(d[j])})
+                spectrum[q] += [{"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[j]), "v2": float(vv[k0 + j]),
+                                 "gap": float(d[j])} for j in range(n) if float(e[j]) < 10.0]
                 k0 += n
             for k in AxialSkyrme.FIELDS:
                 new[k].append(acc[k])
+        if symmetric:
+            lam[1], gaps[1] = lam[0], gaps[0]
+            spectrum[1] = [dict(lv, q="p") for lv in spectrum[0]]
+            new = {k: [v[0], v[0]] for k, v in new.items()}
         new = {k: torch.stack(v) for k, v in new.items()}
         if Fields is None:
             Fields, res = new, float("inf")
@@ -392,11 +492,11 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
         en = F.energy(Fr)
         grads = torch.autograd.grad(en["total"], [Fr[k] for k in AxialSkyrme.FIELDS])
         G = dict(zip(AxialSkyrme.FIELDS, [g_.detach() for g_ in grads]))
-        E = float(en["total"].detach())
+        E = float(en["edf"].detach())
         hist.append(E)
         if log:
-            log(it, E, gaps, lam, res)
-        if not math.isfinite(E):
+            log(it, E, gaps, lam, res, _multipole_q20(lat, Fields["rho"].sum(0)))
+        if not math.isfinite(E) or not math.isfinite(res) and it > 1:
             break
         if abs(E - E_prev) < tol_e and res < tol_rho and it > 5:
             converged = True
@@ -412,33 +512,40 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     rho = Fields["rho"].sum(0)
     r2 = (lat.R**2 + lat.Z**2)
     r_m = math.sqrt(float((rho * r2 * lat.w).sum() / (rho * lat.w).sum()))
-    q20 = float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
     require_physical(nuc.name, A=nuc.A, energy=comps["edf"], rms_radius=r_m, rho_max=float(rho.max()),
                      rho_min=float(Fields["rho"].min()))
-    levels.sort(key=lambda d: (d["q"], d["energy"]))
+    levels = sorted(spectrum[0] + spectrum[1], key=lambda d: (d["q"], d["energy"]))
     return AxialResult(nucleus=nuc.name, functional=params.name, energy=comps["edf"],
-                       binding_energy=-comps["edf"], components=comps,
-                       levels=[lv for lv in levels if lv["energy"] < 10], iterations=it, converged=True,
-                       grid=(nr, nz, h), order=order, wall_s=time.perf_counter() - t0, r_m=r_m, Q20=q20,
-                       pairing_gap=gaps, fermi=list(lam), history=hist)
+                       binding_energy=-comps["edf"], components=comps, levels=levels, iterations=it,
+                       converged=True, grid=(nr, nz, h), order=order, wall_s=time.perf_counter() - t0,
+                       r_m=r_m, Q20=_multipole_q20(lat, rho), pairing_gap=list(gaps), fermi=list(lam),
+                       history=hist, residual=res, z_cm=float((lat.Z * rho * lat.w).sum() / (rho * lat.w).sum()),
+                       rho=Fields["rho"].detach().clone())
 
 
 class BroydenMixer:
     """Modified Broyden mixing of a dict of tensors (Baran et al., PRC 78 (2008) 014318, eqs. 6-12, with
     weights w_i = 1, w_0 = 0.01 and the last ``memory`` steps): x_{n+1} = x_n + alpha F_n - sum_l
-    gamma_l u_l, F = x_out - x_in."""
+    gamma_l u_l, F = x_out - x_in. Restart: when |F_n| > ``restart`` |F_{n-1}| the history is
+    dropped and the step is linear (counted in ``restarts``)."""
 
-    def __init__(self, alpha: float = 0.3, memory: int = 7, w0: float = 0.01):
-        self.alpha, self.memory, self.w0 = alpha, memory, w0
+    def __init__(self, alpha: float = 0.3, memory: int = 7, w0: float = 0.01, restart: float = 2.0):
+        self.alpha, self.memory, self.w0, self.restart = alpha, memory, w0, restart
         self.x_prev = self.F_prev = None
         self.dF: list[torch.Tensor] = []
         self.u: list[torch.Tensor] = []
+        self.restarts = 0
 
     def __call__(self, x_in: dict, x_out: dict) -> dict:
         keys = list(x_in)
         xi = torch.cat([x_in[k].reshape(-1) for k in keys])
         F = torch.cat([x_out[k].reshape(-1) for k in keys]) - xi
         nxt = xi + self.alpha * F
+        if self.F_prev is not None and float(F.norm()) > self.restart * float(self.F_prev.norm()):
+            # the residual grew: the secant history no longer describes the map here; drop it
+            # and take a plain linear step (restart)
+            self.dF, self.u, self.F_prev = [], [], None
+            self.restarts += 1
         if self.F_prev is not None:
             dF = F - self.F_prev
             nrm = dF.norm().clamp_min(1e-300)
@@ -467,3 +574,6 @@ class LinearMixer:
 
     def __call__(self, x_in: dict, x_out: dict) -> dict:
         return {k: x_in[k] + self.alpha * (x_out[k] - x_in[k]) for k in x_in}
+
+
+MIXERS = {"broyden": BroydenMixer, "linear": LinearMixer}
