@@ -375,7 +375,7 @@ def _bcs(eps, delta, N):
 
 
 def _multipole_q20(lat: AxialLattice, rho: torch.Tensor) -> float:
-    """Q20 = sqrt(5 / 16 pi) \int (2 z^2 - r^2) rho d^3r, in barn."""
+    r"""Q20 = sqrt(5 / 16 pi) \int (2 z^2 - r^2) rho d^3r, in barn."""
     return float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
 
 
@@ -385,9 +385,9 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
                  com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
                  mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6,
                  tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0, v_ext: torch.Tensor | None = None,
-                 q20_constraint: tuple[float, float] | None = None, quadrature: str = "midpoint",
+                 q20_constraint: tuple[float, float] | None = None, quadrature: str = "endpoint",
                  log=None) -> AxialResult:
-    """Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
+    r"""Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
     by default. ``cut_diffuseness`` (MeV) smooths the 60 MeV pairing window (:func:`pairing_window`;
     0 = the thesis' sharp window). ``V0 = 0`` switches pairing off (sharp filling, for closed shells).
     ``v_ext`` [nr, nz] or [2, nr, nz] (MeV) adds the external field \int v_q rho_q (thesis eq. 1.25);
