@@ -152,12 +152,11 @@ def _apply(Ar, Az, F):
 
 
 def _form(Ar, Az, G, Br, Bz):
-    """Matrix [nr, nz, nr, nz] of sum_x G(x) (A f)(x) (B f)(x) (not symmetrised): (A)^T diag(G) (B)
-    with A = Ar (x) Az, B = Br (x) Bz as Kronecker products."""
+    """Matrix [..., nr nz, nr nz] of sum_x G(x) (A f)(x) (B f)(x) (not symmetrised): A^T diag(G) B with
+    A = Ar (x) Az, B = Br (x) Bz as Kronecker products; G [..., P] carries an optional batch."""
     A = torch.kron(Ar, Az)
     B = torch.kron(Br, Bz)
-    M = (A * G.reshape(-1, 1)).T @ B
-    return M.reshape(Ar.shape[1], Az.shape[1], Br.shape[1], Bz.shape[1])
+    return (A * G.reshape(*G.shape[:-2], -1, 1)).transpose(-1, -2) @ B
 
 
 @dataclass
@@ -215,9 +214,9 @@ class AxialSkyrme:
         pa, pb = (1 if lm % 2 == 0 else -1), (1 if lp % 2 == 0 else -1)
 
         def wsum(x):
-            return c * torch.einsum("k,kij->ij", vv, x)
+            return c * torch.einsum("...k,...kij->...ij", vv, x)
 
-        out = {"rho": wsum(a * a + b * b), "kappa": c * torch.einsum("k,kij->ij", uv, a * a + b * b)}
+        out = {"rho": wsum(a * a + b * b), "kappa": c * torch.einsum("...k,...kij->...ij", uv, a * a + b * b)}
         dra_f, drb_f = _apply(L.Dr_f[pa], L.Iz, a), _apply(L.Dr_f[pb], L.Iz, b)
         dza_f, dzb_f = _apply(L.Ir, L.Dz_f, a), _apply(L.Ir, L.Dz_f, b)
         out["tau_rf"] = wsum(dra_f * dra_f + drb_f * drb_f)
@@ -231,44 +230,47 @@ class AxialSkyrme:
 
     # ---- energy of both species: F[name] is [2, ...] ----
     def energy(self, F: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Energy components [...] (MeV) of fields F[name] [..., 2, ...] (an optional leading batch)."""
         L, p = self.lat, self.p
+        sp = (-2, -1)
         rq = F["rho"]
-        rho = rq.sum(0)
+        rho = rq.sum(-3)
         # densities on the faces (even in r, zero beyond the box)
-        rq_rf = torch.einsum("ik,qkj->qij", L.Ir_f, rq)
-        rq_zf = torch.einsum("jl,qil->qij", L.Iz_f, rq)
-        B_rf = self.h2m + p.c_eff_total * rq_rf.sum(0) + p.c_eff_q * rq_rf
-        B_zf = self.h2m + p.c_eff_total * rq_zf.sum(0) + p.c_eff_q * rq_zf
-        B_c = self.h2m + p.c_eff_total * rho + p.c_eff_q * rq
-        kin = (B_rf * F["tau_rf"] * L.w_rf).sum() + (B_zf * F["tau_zf"] * L.w_zf).sum() + \
-            (B_c * F["tau_c"] * L.w).sum()
-        sq2 = (rq * rq).sum(0)
+        rq_rf = torch.einsum("ik,...kj->...ij", L.Ir_f, rq)
+        rq_zf = torch.einsum("jl,...il->...ij", L.Iz_f, rq)
+        B_rf = self.h2m + p.c_eff_total * rq_rf.sum(-3, keepdim=True) + p.c_eff_q * rq_rf
+        B_zf = self.h2m + p.c_eff_total * rq_zf.sum(-3, keepdim=True) + p.c_eff_q * rq_zf
+        B_c = self.h2m + p.c_eff_total * rho.unsqueeze(-3) + p.c_eff_q * rq
+        kin = ((B_rf * F["tau_rf"]).sum(-3) * L.w_rf).sum(sp) + ((B_zf * F["tau_zf"]).sum(-3) * L.w_zf).sum(sp) + \
+            ((B_c * F["tau_c"]).sum(-3) * L.w).sum(sp)
+        sq2 = (rq * rq).sum(-3)
         e0 = 0.25 * p.t0 * ((2 + p.x0) * rho * rho - (2 * p.x0 + 1) * sq2)
         e3 = p.t3 / 24.0 * rho.clamp_min(1e-300) ** p.alpha * ((2 + p.x3) * rho * rho - (2 * p.x3 + 1) * sq2)
-        vol = ((e0 + e3) * L.w).sum()
+        vol = ((e0 + e3) * L.w).sum(sp)
         # gradient terms on faces
-        gr = torch.einsum("ik,qkj->qij", L.Dr_f[1], rq)
-        gz = torch.einsum("jl,qil->qij", L.Dz_f, rq)
-        surf = ((p.c_grad_total * gr.sum(0) ** 2 + p.c_grad_q * (gr * gr).sum(0)) * L.w_rf).sum() + \
-            ((p.c_grad_total * gz.sum(0) ** 2 + p.c_grad_q * (gz * gz).sum(0)) * L.w_zf).sum()
+        gr = torch.einsum("ik,...kj->...ij", L.Dr_f[1], rq)
+        gz = torch.einsum("jl,...il->...ij", L.Dz_f, rq)
+        surf = ((p.c_grad_total * gr.sum(-3) ** 2 + p.c_grad_q * (gr * gr).sum(-3)) * L.w_rf).sum(sp) + \
+            ((p.c_grad_total * gz.sum(-3) ** 2 + p.c_grad_q * (gz * gz).sum(-3)) * L.w_zf).sum(sp)
         # spin-orbit, collocated gradients
-        cr = torch.einsum("ik,qkj->qij", L.Dr_c[1], rq)
-        cz = torch.einsum("jl,qil->qij", L.Dz_c, rq)
+        cr = torch.einsum("ik,...kj->...ij", L.Dr_c[1], rq)
+        cz = torch.einsum("jl,...il->...ij", L.Dz_c, rq)
         Jr, Jz = F["J_r"], F["J_z"]
-        so = 0.5 * p.W0 * ((Jr.sum(0) * cr.sum(0) + Jz.sum(0) * cz.sum(0)) + (Jr * cr + Jz * cz).sum(0))
-        so = (so * L.w).sum()
-        pair = 0.25 * self.V0 * ((1 - (rho / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(0) * L.w).sum()
-        zc = (L.Z * rho * L.w).sum()
+        so = 0.5 * p.W0 * ((Jr.sum(-3) * cr.sum(-3) + Jz.sum(-3) * cz.sum(-3)) + (Jr * cr + Jz * cz).sum(-3))
+        so = (so * L.w).sum(sp)
+        pair = 0.25 * self.V0 * ((1 - (rho / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(-3) * L.w).sum(sp)
+        zc = (L.Z * rho * L.w).sum(sp)
         com = 0.5 * self.com_C * zc * zc
         out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "pairing": pair}
         out["edf"] = kin + vol + surf + so + pair
         out["com"] = com
-        out["external"] = (self.v_ext * rq * L.w).sum() if self.v_ext is not None else torch.zeros((), dtype=rho.dtype)
+        zero = torch.zeros_like(com)
+        out["external"] = ((self.v_ext * rq).sum(-3) * L.w).sum(sp) if self.v_ext is not None else zero
         if self.q20 is not None:      # quadratic constraint (C/2)(Q20 - Q)^2, Q20 in b
-            q = ((rho * (2 * L.Z**2 - L.R**2) * L.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
+            q = ((rho * (2 * L.Z**2 - L.R**2) * L.w).sum(sp)) * math.sqrt(5 / (16 * math.pi)) / 100
             out["q20_constraint"] = 0.5 * self.q20[1] * (q - self.q20[0]) ** 2
         else:
-            out["q20_constraint"] = torch.zeros((), dtype=rho.dtype)
+            out["q20_constraint"] = zero
         out["total"] = out["edf"] + com + out["external"] + out["q20_constraint"]
         return out
 
@@ -280,7 +282,7 @@ class AxialSkyrme:
         c = 1.0 / math.pi
         R = L.R
         Ir, Iz = L.Ir, L.Iz
-        g = {k: v[q] for k, v in G.items()}
+        g = {k: v.select(-3, q) for k, v in G.items()}
         blk = {("a", "a"): 0, ("b", "b"): 0, ("a", "b"): 0, ("b", "a"): 0}
 
         def add(x, y, M):
@@ -288,7 +290,7 @@ class AxialSkyrme:
 
         def sym(x, y, M):          # a cross term x^T M y in the quadratic form
             add(x, y, 0.5 * M)
-            add(y, x, 0.5 * M.permute(2, 3, 0, 1))
+            add(y, x, 0.5 * M.transpose(-1, -2))
 
         # diagonal-in-space terms
         diag_a = g["rho"] + g["tau_c"] * (lm / R) ** 2 + g["J_r"] * lm / R
@@ -306,16 +308,17 @@ class AxialSkyrme:
         sym("a", "b", _form(Ir, Iz, -g["J_z"], L.Dr_c[pb], Iz))
         sym("a", "b", _form(Ir, Iz, -(omega2 / R) * g["J_z"], Ir, Iz))
         M = L.nr * L.nz
-        H = torch.zeros(2 * M, 2 * M, dtype=torch.float64)
+        batch = g["rho"].shape[:-2]
+        H = torch.zeros(*batch, 2 * M, 2 * M, dtype=torch.float64)
         idx = {"a": slice(0, M), "b": slice(M, 2 * M)}
         for (x, y), T in blk.items():
             if isinstance(T, torch.Tensor):
-                H[idx[x], idx[y]] = T.reshape(M, M)
+                H[..., idx[x], idx[y]] = T
         s = L.S.reshape(M).repeat(2)
         H = c * s[:, None] * H * s[None, :]
-        H = 0.5 * (H + H.T)
-        k_diag = c * (L.S.reshape(M) ** 2) * g["kappa"].reshape(M)
-        K = torch.diag(k_diag.repeat(2))
+        H = 0.5 * (H + H.transpose(-1, -2))
+        k_diag = c * (L.S.reshape(M) ** 2) * g["kappa"].reshape(*batch, M)
+        K = torch.diag_embed(torch.cat([k_diag, k_diag], -1))
         return 0.5 * H, K, (pa, pb, lm, lp)
 
 
@@ -383,23 +386,50 @@ def _multipole_q20(lat: AxialLattice, rho: torch.Tensor) -> float:
     return float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
 
 
-def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: int = 4,
+def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, v_ext: torch.Tensor | None = None, **kw) -> AxialResult:
+    r"""Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
+    by default. Keywords (all optional):
+
+    ``grid`` (n_r, n_z, h), ``order`` (stencil 2/4/6/8), ``omega_max2`` (2 Omega_max), ``V0`` (0 switches
+    pairing off: sharp filling, for closed shells), ``e_cut``, ``cut_diffuseness`` (MeV; smooths the
+    pairing window, :func:`pairing_window`; 0 = the thesis' sharp window), ``com_C``, ``rho0``, ``gamma``,
+    ``mix`` and ``mixing`` ("broyden" or "linear"), ``max_iter``, ``tol_e`` (MeV), ``tol_rho`` (fm^-3),
+    ``beta2`` (deforms the initial Woods-Saxon well, R -> R (1 + beta2 Y20)), ``z_shift`` (moves it),
+    ``q20_constraint`` = (Q, C): adds (C/2)(Q20 - Q)^2 (Q20 in b, C in MeV b^-2; (0, 2000) holds the
+    shape spherical), ``quadrature`` ("endpoint" or "midpoint", :class:`AxialLattice`), ``log``.
+    ``v_ext`` [nr, nz] or [2, nr, nz] (MeV) adds the external field \int v_q rho_q (thesis eq. 1.25).
+    The c.m. term, the constraint and the field are minimised but not in the reported E (they are in
+    ``components``). Raises E0704 if it does not converge, E0705 for an unphysical state."""
+    v = None if v_ext is None else torch.as_tensor(v_ext, dtype=torch.float64).unsqueeze(0)
+    out = _solve_batch(nucleus, functional, v, 1, **kw)[0]
+    if isinstance(out, BkError):
+        raise out
+    return out
+
+
+def axial_hf_bcs_batch(nucleus="Mg24", functional="sly4", *, v_ext: torch.Tensor, **kw) -> list:
+    """Ground states of one nucleus in B external fields ``v_ext`` [B, nr, nz] or [B, 2, nr, nz] (MeV),
+    solved together: each per-Omega eigenproblem is one batched ``torch.linalg.eigh`` on [B, 2M, 2M],
+    fields, energy and Hamiltonian carry the batch; BCS and the (per-field) Broyden mixing run per
+    element, and an element stops changing once it has converged, so each result equals the
+    one-at-a-time solve (tested). Returns a list of B items: an :class:`AxialResult`, or the
+    :class:`BkError` (E0704 / E0705) of an element that did not converge or is unphysical. Keywords as
+    :func:`axial_hf_bcs`."""
+    v = torch.as_tensor(v_ext, dtype=torch.float64)
+    if v.dim() not in (3, 4) or v.shape[0] < 1:
+        raise BkError("E0703", f"external fields of shape {tuple(v.shape)}",
+                      help="give a tensor [B, nr, nz] or [B, 2, nr, nz] in MeV")
+    return _solve_batch(nucleus, functional, v, int(v.shape[0]), **kw)
+
+
+def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order: int = 4,
                  omega_max2: int = THESIS_OMEGA_MAX, V0: float = THESIS_V0, e_cut: float = THESIS_CUT,
                  cut_diffuseness: float = CUT_DIFFUSENESS,
                  com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
                  mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6,
-                 tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0, v_ext: torch.Tensor | None = None,
+                 tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0,
                  q20_constraint: tuple[float, float] | None = None, quadrature: str = "endpoint",
-                 log=None) -> AxialResult:
-    r"""Axial Kohn-Sham Skyrme-HF+BCS ground state (see the module docstring); the thesis' 24Mg set-up
-    by default. ``cut_diffuseness`` (MeV) smooths the 60 MeV pairing window (:func:`pairing_window`;
-    0 = the thesis' sharp window). ``V0 = 0`` switches pairing off (sharp filling, for closed shells).
-    ``v_ext`` [nr, nz] or [2, nr, nz] (MeV) adds the external field \int v_q rho_q (thesis eq. 1.25);
-    it is in the minimised energy but not in the reported E (``components["external"]`` holds it).
-    ``beta2`` deforms the initial Woods-Saxon well (R -> R (1 + beta2 Y20)); ``z_shift`` moves it.
-    ``q20_constraint`` = (Q, C) adds (C/2)(Q20 - Q)^2 (Q20 in b, C in MeV b^-2), e.g. (0, 2000) holds
-    the shape spherical; like the c.m. term it is minimised but not part of the reported E.
-    Raises E0704 if it does not converge, E0705 for an unphysical state."""
+                 log=None) -> list:
     t0 = time.perf_counter()
     if coulomb:
         raise BkError("E0201", "the axial HF+BCS solver has no Coulomb term yet",
@@ -416,16 +446,16 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     lat = AxialLattice(nr, nz, h, order, quadrature)
     vq = None
     if v_ext is not None:
-        vq = torch.as_tensor(v_ext, dtype=torch.float64)
-        vq = vq.expand(2, nr, nz) if vq.shape == (nr, nz) else vq
-        if vq.shape != (2, nr, nz) or not bool(torch.isfinite(vq).all()):
-            raise BkError("E0703", f"external field of shape {tuple(vq.shape)} or not finite",
+        vq = v_ext.unsqueeze(1).expand(nb, 2, nr, nz) if v_ext.shape == (nb, nr, nz) else v_ext
+        if vq.shape != (nb, 2, nr, nz) or not bool(torch.isfinite(vq).all()):
+            raise BkError("E0703", f"external field of shape {tuple(v_ext.shape)[1:]} or not finite",
                           help=f"give a finite tensor [{nr}, {nz}] or [2, {nr}, {nz}] in MeV")
     F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C, v_ext=vq, q20=q20_constraint)
     numbers = (nuc.N, nuc.Z)
     # N = Z without Coulomb and with one external field for both: neutrons and protons are identical
     # (the thesis solves one species and copies it)
-    symmetric = nuc.N == nuc.Z and (vq is None or bool(torch.equal(vq[0], vq[1])))
+    symmetric = nuc.N == nuc.Z and (vq is None or bool(torch.equal(vq[:, 0], vq[:, 1])))
+    species = (0,) if symmetric else (0, 1)
     omegas = list(range(1, omega_max2 + 1, 2))
     e_keep = e_cut + (40.0 * cut_diffuseness if cut_diffuseness > 0 else 0.0)   # f < 5e-18 above
     # initial guess: Woods-Saxon mean field, constant gap 12 / sqrt(A) (thesis App. B.2)
@@ -434,7 +464,7 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     cos2 = ((lat.Z - z_shift) / dist) ** 2
     R_th = Rws * (1 + beta2 * math.sqrt(5 / (16 * math.pi)) * (3 * cos2 - 1))      # R (1 + beta2 Y20)
     Uws = -50.0 / (1 + torch.exp((dist - R_th) / 0.65))
-    G = {k: torch.zeros(2, *shape, dtype=torch.float64) for k, shape in
+    G = {k: torch.zeros(nb, 2, *shape, dtype=torch.float64) for k, shape in
          (("rho", (nr, nz)), ("tau_rf", (nr + 1, nz)), ("tau_zf", (nr, nz + 1)), ("tau_c", (nr, nz)),
           ("J_r", (nr, nz)), ("J_z", (nr, nz)), ("kappa", (nr, nz)))}
     G["rho"][:] = Uws * lat.w
@@ -442,89 +472,124 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, grid=THESIS_GRID, order: 
     G["tau_zf"][:] = F.h2m * lat.w_zf
     G["tau_c"][:] = F.h2m * lat.w
     gap0 = 12.0 / math.sqrt(nuc.A) if V0 != 0 else 0.0
-    lam = [0.0, 0.0]
-    gaps = [0.0, 0.0]
-    Fields = None
-    E_prev = float("inf")
-    mixer = MIXERS[mixing](mix)
-    hist: list[float] = []
-    converged = False
-    res = float("inf")
+    lam = [[0.0, 0.0] for _ in range(nb)]
+    gaps = [[0.0, 0.0] for _ in range(nb)]
+    Fields: dict | None = None
+    E_prev = [float("inf")] * nb
+    mixers = [MIXERS[mixing](mix) for _ in range(nb)]
+    hist: list[list[float]] = [[] for _ in range(nb)]
+    done = [False] * nb               # converged (frozen) or failed
+    failed: list[str | None] = [None] * nb
+    res = [float("inf")] * nb
+    iters = [0] * nb
+    snap: list[dict | None] = [None] * nb       # state at convergence: spectrum, gaps, lambda, wall time
+    spectrum: list[list[list[dict]]] = [[[], []] for _ in range(nb)]
     it = 0
-    spectrum: list[list[dict]] = [[], []]
     for it in range(1, max_iter + 1):
         new: dict[str, list] = {k: [] for k in AxialSkyrme.FIELDS}
-        for q in ((0,) if symmetric else (0, 1)):
+        for q in species:
             blocks = []
             for om2 in omegas:
-                H, K, _ = F.hamiltonian(G, q, om2)
+                H, K, _ = F.hamiltonian(G, q, om2)                    # [B, 2M, 2M]
                 e, V = torch.linalg.eigh(H)
-                keep = e < e_keep
-                e, V = e[keep], V[:, keep]
+                n_keep = max(int((e < e_keep).sum(-1).max()), 1)      # above e_keep: f = 0, v^2 = 0
+                e, V = e[:, :n_keep], V[:, :, :n_keep]
                 f = pairing_window(e, e_cut, cut_diffuseness)
-                d = f * ((-0.5 * (V * (K @ V)).sum(0)) if it > 1 else torch.full_like(e, gap0))
+                d = f * ((-0.5 * (V * (K @ V)).sum(-2)) if it > 1 else torch.full_like(e, gap0))
                 blocks.append((om2, e, d, f, V))
-            eps = torch.cat([x[1] for x in blocks])
-            dl = torch.cat([x[2] for x in blocks])
-            vv, uv, lam[q] = _bcs(eps, dl, numbers[q])
-            gaps[q] = float((vv * dl).sum() / vv.sum())
+            eps = torch.cat([x[1] for x in blocks], -1)
+            dl = torch.cat([x[2] for x in blocks], -1)
+            occ = [_bcs(eps[i], dl[i], numbers[q]) for i in range(nb)]
+            vv = torch.stack([o[0] for o in occ])
+            uv = torch.stack([o[1] for o in occ])
+            for i in range(nb):
+                lam[i][q] = occ[i][2]
+                gaps[i][q] = float((vv[i] * dl[i]).sum() / vv[i].sum())
+                spectrum[i][q] = []
             k0 = 0
             acc = None
-            spectrum[q] = []
             for om2, e, d, f, V in blocks:
-                n = len(e)
-                g_ = V.T.reshape(n, 2, nr, nz)
+                n = e.shape[-1]
+                g_ = V.transpose(-1, -2).reshape(nb, n, 2, nr, nz)
                 sl = slice(k0, k0 + n)
-                fq = F.fields(g_[:, 0] * lat.S, g_[:, 1] * lat.S, vv[sl], f * uv[sl], om2)
+                fq = F.fields(g_[:, :, 0] * lat.S, g_[:, :, 1] * lat.S, vv[:, sl], f * uv[:, sl], om2)
                 acc = fq if acc is None else {k: acc[k] + fq[k] for k in acc}
-                spectrum[q] += [{"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[j]), "v2": float(vv[k0 + j]),
-                                 "gap": float(d[j])} for j in range(n) if float(e[j]) < 10.0]
+                for i in range(nb):
+                    spectrum[i][q] += [{"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[i, j]),
+                                        "v2": float(vv[i, k0 + j]), "gap": float(d[i, j])}
+                                       for j in range(n) if float(e[i, j]) < 10.0]
                 k0 += n
             for k in AxialSkyrme.FIELDS:
                 new[k].append(acc[k])
         if symmetric:
-            lam[1], gaps[1] = lam[0], gaps[0]
-            spectrum[1] = [dict(lv, q="p") for lv in spectrum[0]]
+            for i in range(nb):
+                lam[i][1], gaps[i][1] = lam[i][0], gaps[i][0]
+                spectrum[i][1] = [dict(lv, q="p") for lv in spectrum[i][0]]
             new = {k: [v[0], v[0]] for k, v in new.items()}
-        new = {k: torch.stack(v) for k, v in new.items()}
+        new = {k: torch.stack(v, 1) for k, v in new.items()}          # [B, 2, ...]
         if Fields is None:
-            Fields, res = new, float("inf")
+            Fields = new
         else:
-            res = float((new["rho"] - Fields["rho"]).abs().max())    # self-consistency residual, fm^-3
-            Fields = mixer(Fields, new)
+            mixed = {k: v.clone() for k, v in Fields.items()}
+            for i in range(nb):
+                if done[i]:
+                    continue                                           # frozen at convergence
+                res[i] = float((new["rho"][i] - Fields["rho"][i]).abs().max())   # fm^-3
+                out = mixers[i]({k: v[i] for k, v in Fields.items()}, {k: v[i] for k, v in new.items()})
+                for k in mixed:
+                    mixed[k][i] = out[k]
+            Fields = mixed
         Fr = {k: v.detach().clone().requires_grad_(True) for k, v in Fields.items()}
         en = F.energy(Fr)
-        grads = torch.autograd.grad(en["total"], [Fr[k] for k in AxialSkyrme.FIELDS])
+        grads = torch.autograd.grad(en["total"].sum(), [Fr[k] for k in AxialSkyrme.FIELDS])
         G = dict(zip(AxialSkyrme.FIELDS, [g_.detach() for g_ in grads]))
-        E = float(en["edf"].detach())
-        hist.append(E)
+        for i in range(nb):
+            if done[i]:
+                continue
+            E = float(en["edf"][i].detach())
+            hist[i].append(E)
+            iters[i] = it
+            if not (math.isfinite(E) and (math.isfinite(res[i]) or it == 1)):
+                done[i], failed[i] = True, "not finite"
+            elif abs(E - E_prev[i]) < tol_e and res[i] < tol_rho and it > 5:
+                done[i] = True
+                snap[i] = {"levels": sorted(spectrum[i][0] + spectrum[i][1], key=lambda d_: (d_["q"], d_["energy"])),
+                           "gaps": list(gaps[i]), "lam": list(lam[i]), "wall_s": time.perf_counter() - t0}
+            E_prev[i] = E
         if log:
-            log(it, E, gaps, lam, res, _multipole_q20(lat, Fields["rho"].sum(0)))
-        if not math.isfinite(E) or not math.isfinite(res) and it > 1:
+            log(it, hist[0][-1], gaps[0], lam[0], res[0], _multipole_q20(lat, Fields["rho"][0].sum(0)))
+        if all(done):
             break
-        if abs(E - E_prev) < tol_e and res < tol_rho and it > 5:
-            converged = True
-            break
-        E_prev = E
-    if not converged:
-        raise BkError("E0704", f"axial HF+BCS of {nuc.name} did not converge in {it} iterations "
-                      f"(last energies {hist[-3:]})", help="lower mix, try mixing='linear', or raise max_iter",
-                      notes=[f"last E = {hist[-1] if hist else float('nan'):.6f} MeV, residual max|d rho| = "
-                             f"{res:.3e} fm^-3, gap n = {gaps[0]:.4f} MeV, lambda n = {lam[0]:.4f} MeV, "
-                             f"last 10 energies {[round(x, 5) for x in hist[-10:]]}"])
-    comps = {k: float(v) for k, v in F.energy(Fields).items()}
-    rho = Fields["rho"].sum(0)
-    r2 = (lat.R**2 + lat.Z**2)
-    r_m = math.sqrt(float((rho * r2 * lat.w).sum() / (rho * lat.w).sum()))
-    require_physical(nuc.name, A=nuc.A, energy=comps["edf"], rms_radius=r_m, rho_max=float(rho.max()),
-                     rho_min=float(Fields["rho"].min()))
-    levels = sorted(spectrum[0] + spectrum[1], key=lambda d: (d["q"], d["energy"]))
-    return AxialResult(nucleus=nuc.name, functional=params.name, energy=comps["edf"],
-                       binding_energy=-comps["edf"], components=comps, levels=levels, iterations=it,
-                       converged=True, grid=(nr, nz, h), order=order, wall_s=time.perf_counter() - t0,
-                       r_m=r_m, Q20=_multipole_q20(lat, rho), pairing_gap=list(gaps), fermi=list(lam),
-                       history=hist, residual=res, z_cm=float((lat.Z * rho * lat.w).sum() / (rho * lat.w).sum()),
-                       rho=Fields["rho"].detach().clone())
+    results: list = []
+    for i in range(nb):
+        if snap[i] is None:
+            h_ = hist[i]
+            results.append(BkError(
+                "E0704", f"axial HF+BCS of {nuc.name} did not converge in {iters[i]} iterations"
+                + (f" ({failed[i]})" if failed[i] else "") + f" (last energies {h_[-3:]})",
+                help="lower mix, try mixing='linear', or raise max_iter; a shape-soft nucleus may need "
+                     "q20_constraint or a deformed start (beta2)",
+                notes=[f"last E = {h_[-1] if h_ else float('nan'):.6f} MeV, residual max|d rho| = "
+                       f"{res[i]:.3e} fm^-3, gap n = {gaps[i][0]:.4f} MeV, lambda n = {lam[i][0]:.4f} MeV, "
+                       f"last 10 energies {[round(x, 5) for x in h_[-10:]]}"]))
+            continue
+        Fi = {k: v[i].detach() for k, v in Fields.items()}
+        comps = {k: float(v[i].detach()) for k, v in en.items()}
+        rho = Fi["rho"].sum(0)
+        r_m = math.sqrt(float((rho * (lat.R**2 + lat.Z**2) * lat.w).sum() / (rho * lat.w).sum()))
+        try:
+            require_physical(nuc.name, A=nuc.A, energy=comps["edf"], rms_radius=r_m, rho_max=float(rho.max()),
+                             rho_min=float(Fi["rho"].min()))
+        except BkError as e:
+            results.append(e)
+            continue
+        results.append(AxialResult(
+            nucleus=nuc.name, functional=params.name, energy=comps["edf"], binding_energy=-comps["edf"],
+            components=comps, levels=snap[i]["levels"], iterations=iters[i], converged=True, grid=(nr, nz, h),
+            order=order, wall_s=snap[i]["wall_s"], r_m=r_m, Q20=_multipole_q20(lat, rho),
+            pairing_gap=snap[i]["gaps"], fermi=snap[i]["lam"], history=hist[i], residual=res[i],
+            z_cm=float((lat.Z * rho * lat.w).sum() / (rho * lat.w).sum()), rho=Fi["rho"].clone()))
+    return results
 
 
 class BroydenMixer:
