@@ -198,12 +198,13 @@ class AxialSkyrme:
 
     def __init__(self, params: SkyrmeParams, A: int, lat: AxialLattice, *, V0: float, rho0: float = 0.16,
                  gamma: float = 1.0, com_C: float = 0.0, v_ext: torch.Tensor | None = None,
-                 q20: tuple[float, float] | None = None):
+                 q20: tuple[float, float] | None = None, pairing_rearrangement: bool = True):
         self.p, self.lat = params, lat
         self.h2m = params.hbar2_2m * ((1.0 - 1.0 / A) if params.com_one_body else 1.0)
         self.V0, self.rho0, self.gamma, self.com_C = V0, rho0, gamma, com_C
         self.v_ext = v_ext                                  # [2, nr, nz] MeV or None
         self.q20 = q20                                      # (target b, C MeV b^-2) or None
+        self.pairing_rearrangement = pairing_rearrangement
 
     # ---- fields of one species from the states a, b [k, nr, nz] of one Omega block ----
     def fields(self, a, b, vv, uv, omega2: int) -> dict[str, torch.Tensor]:
@@ -258,7 +259,10 @@ class AxialSkyrme:
         Jr, Jz = F["J_r"], F["J_z"]
         so = 0.5 * p.W0 * ((Jr.sum(-3) * cr.sum(-3) + Jz.sum(-3) * cz.sum(-3)) + (Jr * cr + Jz * cz).sum(-3))
         so = (so * L.w).sum(sp)
-        pair = 0.25 * self.V0 * ((1 - (rho / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(-3) * L.w).sum(sp)
+        # without the rearrangement (the thesis' choice, App. B after B.10) the density in the pairing
+        # factor does not vary: same energy, but U_q = dE/drho_q loses -(V0 gamma / 4 rho0)(rho/rho0)^(gamma-1) rho~^2
+        rho_pair = rho if self.pairing_rearrangement else rho.detach()
+        pair = 0.25 * self.V0 * ((1 - (rho_pair / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(-3) * L.w).sum(sp)
         zc = (L.Z * rho * L.w).sum(sp)
         com = 0.5 * self.com_C * zc * zc
         out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "pairing": pair}
@@ -396,7 +400,9 @@ def axial_hf_bcs(nucleus="Mg24", functional="sly4", *, v_ext: torch.Tensor | Non
     ``mix`` and ``mixing`` ("broyden" or "linear"), ``max_iter``, ``tol_e`` (MeV), ``tol_rho`` (fm^-3),
     ``beta2`` (deforms the initial Woods-Saxon well, R -> R (1 + beta2 Y20)), ``z_shift`` (moves it),
     ``q20_constraint`` = (Q, C): adds (C/2)(Q20 - Q)^2 (Q20 in b, C in MeV b^-2; (0, 2000) holds the
-    shape spherical), ``quadrature`` ("endpoint" or "midpoint", :class:`AxialLattice`), ``log``.
+    shape spherical), ``quadrature`` ("endpoint" or "midpoint", :class:`AxialLattice`),
+    ``pairing_rearrangement`` (False: the mean field leaves out the pairing rearrangement term, as the
+    thesis does; the energy is the same functional), ``log``.
     ``v_ext`` [nr, nz] or [2, nr, nz] (MeV) adds the external field \int v_q rho_q (thesis eq. 1.25).
     The c.m. term, the constraint and the field are minimised but not in the reported E (they are in
     ``components``). Raises E0704 if it does not converge, E0705 for an unphysical state."""
@@ -429,7 +435,7 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
                  mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6,
                  tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0,
                  q20_constraint: tuple[float, float] | None = None, quadrature: str = "endpoint",
-                 log=None) -> list:
+                 pairing_rearrangement: bool = True, log=None) -> list:
     t0 = time.perf_counter()
     if coulomb:
         raise BkError("E0201", "the axial HF+BCS solver has no Coulomb term yet",
@@ -450,7 +456,8 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
         if vq.shape != (nb, 2, nr, nz) or not bool(torch.isfinite(vq).all()):
             raise BkError("E0703", f"external field of shape {tuple(v_ext.shape)[1:]} or not finite",
                           help=f"give a finite tensor [{nr}, {nz}] or [2, {nr}, {nz}] in MeV")
-    F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C, v_ext=vq, q20=q20_constraint)
+    F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C, v_ext=vq, q20=q20_constraint,
+                    pairing_rearrangement=pairing_rearrangement)
     numbers = (nuc.N, nuc.Z)
     # N = Z without Coulomb and with one external field for both: neutrons and protons are identical
     # (the thesis solves one species and copies it)

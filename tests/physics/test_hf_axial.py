@@ -233,3 +233,22 @@ def test_batch_over_external_fields_equals_one_at_a_time():
     with pytest.raises(BkError) as e:
         axial_hf_bcs_batch("Mg24", v_ext=torch.zeros(12), grid=grid)
     assert e.value.code == "E0703"
+
+
+def test_pairing_rearrangement_switch_changes_the_mean_field_only():
+    """pairing_rearrangement=False (the thesis' choice) keeps the energy and removes exactly
+    dE_pair/drho_q = -(V0 / 4 rho0) sum_q' rho~_q'^2 (gamma = 1) from U_q."""
+    lat = AxialLattice(4, 8, 0.8, order=4)
+    gen = torch.Generator().manual_seed(2)
+    fields = {k: torch.rand(2, *shape, generator=gen, dtype=torch.float64) * 0.05 for k, shape in
+              (("rho", (4, 8)), ("tau_rf", (5, 8)), ("tau_zf", (4, 9)), ("tau_c", (4, 8)), ("J_r", (4, 8)),
+               ("J_z", (4, 8)), ("kappa", (4, 8)))}
+    out = {}
+    for rearr in (True, False):
+        F = AxialSkyrme(SLY4, 24, lat, V0=-683.344, com_C=0.625, pairing_rearrangement=rearr)
+        Fr = {k: v.clone().requires_grad_(True) for k, v in fields.items()}
+        e = F.energy(Fr)["total"]
+        out[rearr] = (float(e.detach()), torch.autograd.grad(e, Fr["rho"])[0])
+    assert out[True][0] == out[False][0]
+    expect = -(-683.344 / (4 * 0.16)) * (fields["kappa"] ** 2).sum(0) * lat.w
+    assert torch.allclose(out[True][1] - out[False][1], expect.expand(2, 4, 8), rtol=1e-10, atol=1e-12)
