@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         for order in orders:
             row = solve(f"O16 order {order} {quad}", "O16", order=order, V0=0.0, omega_max2=3, quadrature=quad)
             if row["converged"]:
-                row["vs_spherical_percent"] = 100 * (row["E"] - o16["spherical_hf"]["E"]) / abs(o16["spherical_hf"]["E"])
+                e_ref = o16["spherical_hf"]["E"]
+                row["vs_spherical_percent"] = 100 * (row["E"] - e_ref) / abs(e_ref)
             o16["axial"].append(row)
 
     # 2. 24Mg

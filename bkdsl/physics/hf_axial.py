@@ -24,12 +24,13 @@ E_CoM = (C/2)(\int z rho)^2 (thesis eq. 3.6).
 orbitals to zero outside; at the axis a component with |L| even (odd) continues evenly (oddly) to
 r < 0. Cell volumes 2 pi r_i h^2 (the midpoint rule) overestimate \int r g dr by (h^2/24) g(0) for g even
 in r (Euler-Maclaurin); the default ``quadrature="endpoint"`` corrects the first two cells and the axis
-face (:class:`AxialLattice`), which brings 16O on the 0.8 fm lattice to 0.06 % of the spherical solver. The kinetic energy is a sum over cell faces of B |D f|^2 with a staggered (centre -> face)
-derivative of order 2 or 4, so h is exactly the derivative of the discrete energy and has no
+face (:class:`AxialLattice`), which brings 16O on the 0.8 fm lattice to 0.06 % of the spherical solver.
+The kinetic energy is a sum over cell faces of B |D f|^2 with a staggered (centre -> face)
+derivative of order 2, 4, 6 or 8, so h is exactly the derivative of the discrete energy and has no
 checkerboard modes; the spin-orbit term uses collocated central derivatives of the same order. The
 single-particle Hamiltonian per Omega is assembled from the autograd derivatives G = dE/d(field) of the
 discrete energy with respect to each field, as h = (1/2) sum (1/pi) S P^T diag(G) Q S over the bilinear
-terms above (S = diag(1/sqrt(r h^2)) maps the orthonormal grid vector g to a). So eps_k = g_k^T h g_k,
+terms above (S = diag(1/sqrt(w / 2 pi)), w the cell volume, maps the orthonormal grid vector g to a). So eps_k = g_k^T h g_k,
 Delta_k = -(1/2) g_k^T K g_k with K from G_{rho~} (B.27), and v^2 from B.28 with lambda fixed by
 2 sum v^2 = N_q, in the pairing window f_k (:func:`pairing_window`: sharp at eps_cut = 60 MeV as in the
 thesis, or a Fermi factor there) that multiplies u_k v_k in rho~ and hence Delta_k.

@@ -1,4 +1,5 @@
-"""Axial Kohn-Sham HF+BCS: stencils, the Hamiltonian as the derivative of the discrete energy, a coarse Mg24."""
+"""Axial Kohn-Sham HF+BCS: stencils, the Hamiltonian as the derivative of the discrete energy, a coarse Mg24,
+the 16O validation against the spherical solver, the pairing window, the external field and its batch."""
 
 import math
 
@@ -7,8 +8,8 @@ import torch
 
 from bkdsl.diagnostics import BkError
 from bkdsl.physics.cli import main
-from bkdsl.physics.hf_axial import (AxialLattice, AxialResult, AxialSkyrme, _bcs, axial_hf_bcs, axial_hf_bcs_batch,
-                                    central, pairing_window, staggered)
+from bkdsl.physics.hf_axial import (AxialLattice, AxialResult, AxialSkyrme, BroydenMixer, _bcs, axial_hf_bcs,
+                                    axial_hf_bcs_batch, central, pairing_window, staggered)
 from bkdsl.physics.hf_spherical import hf_extrapolated
 from bkdsl.physics.skyrme import SLY4
 
@@ -252,3 +253,26 @@ def test_pairing_rearrangement_switch_changes_the_mean_field_only():
     assert out[True][0] == out[False][0]
     expect = -(-683.344 / (4 * 0.16)) * (fields["kappa"] ** 2).sum(0) * lat.w
     assert torch.allclose(out[True][1] - out[False][1], expect.expand(2, 4, 8), rtol=1e-10, atol=1e-12)
+
+
+def test_isospin_shortcut_equals_the_two_species_solve():
+    """N = Z, no Coulomb: solving one species and copying it (as the thesis does) gives the state of the
+    full two-species iteration (forced here by a 1e-12 MeV difference between the n and p fields)."""
+    grid = (6, 12, 1.2)
+    kw = dict(grid=grid, order=4, omega_max2=3, tol_e=1e-8, tol_rho=1e-7, max_iter=100, q20_constraint=(0.0, 2000.0))
+    one = axial_hf_bcs("Mg24", **kw)
+    tiny = torch.zeros(2, 6, 12, dtype=torch.float64)
+    tiny[1] = 1e-12
+    two = axial_hf_bcs("Mg24", v_ext=tiny, **kw)
+    assert one.energy == pytest.approx(two.energy, abs=1e-6)
+    assert abs(two.fermi[0] - two.fermi[1]) < 1e-9 and torch.allclose(two.rho[0], two.rho[1], atol=1e-9)
+
+
+def test_broyden_restarts_when_the_residual_grows():
+    m = BroydenMixer(0.3, restart=2.0)
+    x = {"a": torch.zeros(3, dtype=torch.float64)}
+    m(x, {"a": torch.full((3,), 1.0, dtype=torch.float64)})
+    m(x, {"a": torch.full((3,), 0.9, dtype=torch.float64)})
+    assert m.restarts == 0 and len(m.dF) == 1
+    out = m(x, {"a": torch.full((3,), 5.0, dtype=torch.float64)})      # residual x5: history dropped
+    assert m.restarts == 1 and m.dF == [] and torch.allclose(out["a"], torch.full((3,), 1.5, dtype=torch.float64))
