@@ -6,8 +6,8 @@
 # must batch) on specs/tiny_regression.bk. At most 4 minutes (≈ 3.5 expected): the wheel install is
 # capped at 30 s, the bench stops starting contenders at SWEEP_BUDGET_S (default 140 s) and is killed at
 # SWEEP_BUDGET_S + 30, the end-to-end part at E2E_S (default 35 s). JSON is written after every
-# contender; contenders run in the order single_eager, grid_grouped_cl, grid_same_shape_cl,
-# single_cudagraphs, grid_grouped, and one that would not fit the budget is recorded as skipped.
+# contender; contenders run in the order single_eager, grid_grouped, grid_same_shape,
+# single_cudagraphs, grid_grouped_cl (the channels-last stack, last: it failed under vmap on CUDA in run 1), and one that would not fit the budget is recorded as skipped.
 #
 #   OUT=$OUT bash bench/gpu_sweep.sh           # carry .whl (lark, pint, pydantic, geoopt, ...; see gpu_setup.sh)
 #   SWEEP_ARGS="--compile" SWEEP_BUDGET_S=300 OUT=$OUT bash bench/gpu_sweep.sh   # + the torch.compile'd groups

@@ -49,6 +49,7 @@ of 3 is as fast per run as a padded group of 9 would be per run apart from the G
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -123,6 +124,14 @@ def probe_model(plan: TrainPlan) -> torch.nn.Module:
 
 
 # -- the stacked models ----------------------------------------------------------------------------------
+def _float_input(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: a half-precision first input cast to float32 (see :class:`StackedModels`)."""
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.dtype in (torch.bfloat16, torch.float16):
+        return (x.float(), *args[1:])
+    return args
+
+
 class StackedModels:
     """R modules of one architecture as one vmapped module over a leading run axis.
 
@@ -163,7 +172,15 @@ class StackedModels:
             for n in self.bnames:
                 mod, leaf = _owner(m, n)
                 mod._buffers[leaf] = self.B[n][r]
-        template = models[0]
+        # A private copy runs under vmap (functional_call swaps in the stacked tensors, so its own weights
+        # are never read): its batch norms take float32 input. Under bf16 autocast on CUDA, vmap's batch-norm
+        # rule refuses a bf16 input with float32 running statistics ("Expected running_mean to have type
+        # BFloat16 but got Float", H200, torch 2.11); batch norm computes in float32 in any case, and the
+        # next layer is cast back by autocast. The runs' own modules stay untouched.
+        template = copy.deepcopy(models[0])
+        for mod in template.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.register_forward_pre_hook(_float_input)
 
         def forward(params, buffers, inputs):
             return functional_call(template, (params, buffers), args=(), kwargs=inputs)
@@ -322,7 +339,11 @@ class BatchedGroup:
             if why is not None:
                 raise BkError("E0621", f"run `{t.rundir.name}` cannot be trained in a batched group: {why}",
                               span=t.cfg.spans.get("model", t.cfg.span), help="train it sequentially")
-        self.stack = StackedModels([t.raw_model for t in T], channels_last=bool(T[0].cfg.channels_last) and dev.type == "cuda")
+        # NCHW stacks only: the channels-last stack's convolution backward under vmap fails on CUDA ("NYI:
+        # querying is_contiguous inside of vmap for memory_format other than torch.contiguous_format", H200,
+        # torch 2.11, bench/results/2026-12-03-sweep_batched-run1.json), so `channels_last` applies to
+        # single runs only.
+        self.stack = StackedModels([t.raw_model for t in T], channels_last=False)
         self._probe()
         for r, t in enumerate(T):
             with _as_run(r):
