@@ -33,8 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help="etf (default): orbital-free extended Thomas-Fermi; hf: spherical Skyrme "
                          "Hartree-Fock with orbitals (no pairing, Coulomb on); hf-bcs: axial Kohn-Sham "
                          "HF+BCS on the thesis' ch. 3 lattice (no Coulomb, DDDI pairing)")
-    gs.add_argument("--stencil", type=int, choices=(2, 4, 6, 8), default=4,
-                    help="hf-bcs: finite-difference order on the lattice (default 4)")
+    gs.add_argument("--stencil", type=int, choices=(2, 4, 6, 8), default=8,
+                    help="hf-bcs: finite-difference order on the lattice (default 8, the bench's headline; orders 6 and 8 agree within 0.08 MeV on 24Mg)")
     gs.add_argument("--step", type=float, default=None,
                     help="hf: the coarser radial step in fm (default 0.1); hf solves at STEP and STEP/2 "
                          "and reports their Richardson h -> 0 limit")
