@@ -108,6 +108,13 @@ def unbatchable_reason(plan: TrainPlan, model: torch.nn.Module) -> str | None:
     return None
 
 
+def has_convolution(model: torch.nn.Module) -> bool:
+    """Whether the model holds a convolution (``auto`` sweeps train those one run at a time on CUDA:
+    under vmap a convolution becomes a grouped convolution over the runs, which measured slower than the
+    runs one after another on an H200 — bench/results/2026-12-03-sweep_batched.json)."""
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
 def signature(plan: TrainPlan, model: torch.nn.Module) -> Signature:
     cfg = plan.config
     return Signature(

@@ -389,6 +389,13 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
             continue
         model = Bt.probe_model(p)
         why = Bt.unbatchable_reason(p, model)
+        if why is None and mode == "auto" and Bt.has_convolution(model):
+            alone.append((r, "sequential: auto does not batch convolutional models (vmap's grouped convolutions "
+                             "made the u236 grid 0.70x the speed of one-at-a-time on an H200, "
+                             "bench/results/2026-12-03-sweep_batched.json); --sweep-mode batched forces it"))
+            built[r.index] = p
+            del model
+            continue
         if why is not None:
             if mode == "batched":
                 raise BkError("E0621", f"run {r.name} cannot be trained in a batched group: {why}",

@@ -31,3 +31,10 @@ def test_stacked_batch_norm_gets_float32_and_runs_stay_unhooked():
     assert out.dtype == torch.float32                              # batch norm ran on float32 input
     for r in range(3):
         torch.testing.assert_close(out[r], alone[r].float(), atol=3e-2, rtol=3e-2)
+
+
+def test_has_convolution_marks_the_models_auto_keeps_sequential():
+    from bkdsl.train.batched import has_convolution
+
+    assert has_convolution(_Net())
+    assert not has_convolution(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)))
