@@ -95,6 +95,7 @@ CODES: dict[str, str] = {
     "E0609": "bad train block",
     "E0610": "nothing to resume",
     "E0611": "the run directory or a checkpoint could not be written",
+    "E0612": "data that cannot be time-reversed (no declared phase-space layout or sequence structure)",
     "E0701": "unknown nucleus",
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",

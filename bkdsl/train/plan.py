@@ -20,6 +20,7 @@ from typing import Any
 from bkdsl.components.training import instantiate
 from bkdsl.diagnostics import BkError, BkErrors, Span
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.train.augment import bind_to_source
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
 from bkdsl.train.metrics import Metric
 from bkdsl.verify import plan as checks
@@ -45,8 +46,8 @@ def data_plan(d: Any, seed: int, base_dir: str | None) -> DataPlan:
     dseed = p.seed if getattr(p, "seed", None) is not None else seed
     split = checks.split_of(p, d)
     nkind, nfields = checks.normalization(p, d)
-    augs = [instantiate(a, "augment", span=src.span or d.span, what="augment").make()
-            for a in (getattr(p, "augment", None) or [])]
+    augs = bind_to_source([instantiate(a, "augment", span=src.span or d.span, what="augment").make()
+                           for a in (getattr(p, "augment", None) or [])], comp)
     ds = comp.load(seed=dseed, base_dir=base_dir)
     return DataPlan(ds, split, nkind, nfields, augs, dseed, d.name, src.span or d.span)
 

@@ -36,6 +36,7 @@ from bkdsl.semantics.lossexpr import loss_unit
 from bkdsl.semantics.scope import report
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.train.augment import bind_to_source
 from bkdsl.train.data import FieldInfo, check_split
 from bkdsl.train.metrics import PARITY_METRICS, Metric, ParityMetric, unit_factor
 from bkdsl.verify.units import data_field_units
@@ -365,7 +366,8 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
             guard(split_of, comp.params, d)
             guard(normalization, comp.params, d)
             for a in getattr(comp.params, "augment", None) or []:
-                guard(lambda a=a: instantiate(a, "augment", d.source.span or d.span, "augment").make())
+                guard(lambda a=a: bind_to_source([instantiate(a, "augment", d.source.span or d.span,
+                                                              "augment").make()], comp))
             header = guard(source_header, comp, base_dir(program))
         loss_units = guard(data_field_units, d.source)
     if "loss" in sp:
