@@ -307,6 +307,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.layers",
     "bkdsl.components.functions",
     "bkdsl.components.losses",
+    "bkdsl.components.regularizers",
     "bkdsl.components.phase8",
     "bkdsl.components.transformer",
     "bkdsl.components.structure",

@@ -21,6 +21,7 @@ from bkdsl.components.training import instantiate
 from bkdsl.diagnostics import BkError, BkErrors, Span
 from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.augment import bind_to_source
+from bkdsl.train.reversal import reversal_layout
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
 from bkdsl.train.metrics import Metric
 from bkdsl.verify import plan as checks
@@ -80,6 +81,9 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     sig = c.model_signature(mval)
     inputs = list(sig.inputs)
     loss = c.build_loss(get("loss"))
+    layout = reversal_layout(instantiate(d.source, "data", span=d.span, what=f"data `{d.name}`"))
+    if layout is not None and hasattr(loss, "reverse"):
+        loss.reverse = layout.reverse_state  # `reverse(...)` in the loss: the state reversal the data declares
     model_factory = lambda: c.build_model(mval)  # noqa: E731 - built after the seed is set
 
     # optimizer, schedule
