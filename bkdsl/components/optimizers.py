@@ -127,7 +127,8 @@ class ClosureLBFGS(torch.optim.LBFGS):
     :meth:`prepare`, and the closure given to torch returns the runner's loss on its first call (the
     gradients are in place) and recomputes afterwards (``wants_closure`` tells the runner to do so).
 
-    A step that ends on non-finite parameters or loss — a line search that wandered into a region
+    A step that ends on non-finite parameters or loss (one more evaluation at the end checks the loss
+    there; torch keeps only the one before its last update) — a line search that wandered into a region
     where the model overflows (the AdS network integrating into a singular metric) — is undone: the
     parameters are restored, the curvature history is dropped and later steps use half the step
     length (``backoff``), as the library fit :func:`bkdsl.nn.ads.fit_metric` does.
@@ -173,7 +174,11 @@ class ClosureLBFGS(torch.optim.LBFGS):
         finally:
             for g, lr in zip(self.param_groups, lrs):
                 g["lr"] = lr
-        if not all(bool(torch.isfinite(p).all()) for p in params) or (out is not None and not math.isfinite(float(out))):
+        finite = all(bool(torch.isfinite(p).all()) for p in params)
+        if finite:  # the loss where the step ended (torch keeps only the one before the last update)
+            with torch.enable_grad():
+                finite = math.isfinite(float(closure().detach()))
+        if not finite:
             with torch.no_grad():
                 for p, s in zip(params, saved):
                     p.copy_(s)
