@@ -308,6 +308,7 @@ BUILTIN_MODULES = [
     "bkdsl.components.functions",
     "bkdsl.components.losses",
     "bkdsl.components.regularizers",
+    "bkdsl.components.unbinding",
     "bkdsl.components.phase8",
     "bkdsl.components.transformer",
     "bkdsl.components.structure",
