@@ -38,6 +38,8 @@ import pint
 from bkdsl import registry
 from bkdsl.diagnostics import BkError, Span, did_you_mean
 from bkdsl.semantics.consteval import ConstEval, _call_name, instantiate, unknown_component
+from bkdsl.semantics.lossoperands import (DataRef, ModelRef, ModelView, ModuleRef, TensorSource, module_paths,
+                                          module_tensors, uses_reverse)
 from bkdsl.semantics.units import DIMENSIONLESS, Q_, parse_unit, unit_str, ureg
 from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import expr as show
@@ -60,96 +62,6 @@ class UT:
 class FieldRef:
     name: str
     span: Span | None
-
-
-@dataclass
-class ModelRef:
-    """``model`` or ``model(x = E)`` (``inputs``: overridden inputs as unit-tagged values)."""
-
-    inputs: dict[str, "UT"] | None
-    text: str
-    span: Span | None
-
-
-@dataclass
-class ModuleRef:
-    """``model.r`` / ``model.r.h``: a path into the model's modules, naming parameters."""
-
-    path: tuple[str, ...]
-    span: Span | None
-
-
-@dataclass
-class ModelView:
-    """What the compiler knows of the trained model when it checks a loss: input and output names and
-    the names of its values and parameters (``model.r.h`` must start at one of them)."""
-
-    inputs: list[str]
-    outputs: list[str]
-    names: set[str]
-
-
-@dataclass
-class DataRef:
-    span: Span | None
-
-
-#: what a tensor operand may read at run time (set by :meth:`LossProgram.bind_model`); at compile time
-#: ``None`` and only units flow
-class TensorSource:
-    """The run-time side of tensor operands: outputs on the batch, the batch, the model itself."""
-
-    def __init__(self, outputs: dict[str, Any], batch: dict[str, Any], model: Any, inputs: list[str],
-                 reverse: Callable[[Any], Any] | None):
-        self.outputs, self.batch, self.model, self.inputs, self.reverse = outputs, batch, model, inputs, reverse
-        self._calls: dict[str, dict[str, Any]] = {}
-
-    def call_model(self, overrides: dict[str, Any], key: str, span: Span | None) -> dict[str, Any]:
-        if key not in self._calls:
-            if self.model is None:
-                raise BkError("E0609", "this loss applies the model to a new input, but no model is bound",
-                              span=span, help="LossProgram.bind_model(model, inputs) (the runner does this)")
-            ins = {k: self.batch[k] for k in self.inputs}
-            ins.update(overrides)
-            out = self.model(**ins)
-            self._calls[key] = {k: (v.float() if v.is_floating_point() else v) for k, v in out.items()}
-        return self._calls[key]
-
-    def parameters(self, path: tuple[str, ...], span: Span | None) -> Any:
-        return module_tensors(self.model, path, span)
-
-
-def module_tensors(model: Any, path: tuple[str, ...], span: Span | None) -> Any:
-    """``("r", "h")`` → the one parameter or buffer ``h`` under submodule ``r`` (searched by its last
-    name, so a component that wraps its network as ``r.net.h`` is still ``model.r.h``); ``("enc",)`` →
-    the tuple of all parameters of ``enc`` (or the block's own parameter ``enc``)."""
-    if model is None:
-        raise BkError("E0609", "this loss reads model parameters, but no model is bound", span=span)
-    text = "model." + ".".join(path)
-    named = dict(model.named_parameters())
-    if len(path) == 1 and path[0] in named:
-        return named[path[0]]
-    mods = dict(model.named_modules())
-    head = path[0]
-    heads = sorted({n.split(".")[0] for n in list(mods) + list(named) if n})
-    if head not in mods:
-        raise BkError("E0101", f"`{text}`: the model has no output, op or parameter `{head}`", span=span,
-                      help=did_you_mean(head, heads, f"ops and parameters of the model: {', '.join(heads) or 'none'}"))
-    sub = mods[head]
-    if len(path) == 1:
-        ps = tuple(p for p in sub.parameters())
-        if not ps:
-            raise BkError("E0609", f"`{text}` has no parameters", span=span)
-        return ps
-    tensors = dict(sub.named_parameters())
-    tensors.update(dict(sub.named_buffers()))
-    want = ".".join(path[1:])
-    hits = [n for n in tensors if n == want or n.endswith("." + want)]
-    if len(hits) != 1:
-        what = "no" if not hits else "more than one"
-        raise BkError("E0101", f"`{text}`: `{head}` has {what} parameter or buffer `{want}`", span=span,
-                      help=f"its tensors: {', '.join(sorted(tensors)) or 'none'}")
-    return tensors[hits[0]]
 
 
 def _mul(a: Any, b: Any) -> Any:
@@ -530,58 +442,6 @@ class _RecordingInterpreter(LossInterpreter):
         v = super().call(e)
         self.terms[v.text] = v.mag
         return v
-
-
-def module_paths(e) -> list[tuple[tuple[str, ...], Span | None]]:
-    """The parameter paths ``model.r.h`` written in a loss expression that are not outputs of a
-    ``model(...)`` call (those are resolved when the loss first runs)."""
-    out: list = []
-
-    def chain(x):
-        names = []
-        while isinstance(x, A.Attr):
-            names.append(x.name)
-            x = x.obj
-        return (tuple(reversed(names)) if isinstance(x, A.Name) and x.id == "model" else None)
-
-    def walk(x, in_attr=False):
-        if isinstance(x, A.Attr):
-            c = chain(x)
-            if c is not None and not in_attr and len(c) >= 2:
-                out.append((c, x.span))
-                return
-            walk(x.obj, True)
-        elif isinstance(x, A.Call):
-            walk(x.func, True)
-            for a in x.args:
-                walk(a)
-            for k in x.kwargs:
-                walk(k.value)
-        elif isinstance(x, A.BinOp):
-            walk(x.left), walk(x.right)
-        elif isinstance(x, A.Neg):
-            walk(x.operand)
-
-    walk(e)
-    return out
-
-
-def uses_reverse(e) -> Span | None:
-    """The span of the first ``reverse(...)`` in a loss expression, or None."""
-    if isinstance(e, A.Call):
-        if isinstance(e.func, A.Name) and e.func.id == "reverse":
-            return e.span
-        for x in [*e.args, *(k.value for k in e.kwargs)]:
-            s = uses_reverse(x)
-            if s is not None:
-                return s
-    elif isinstance(e, A.BinOp):
-        return uses_reverse(e.left) or uses_reverse(e.right)
-    elif isinstance(e, (A.Neg,)):
-        return uses_reverse(e.operand)
-    elif isinstance(e, A.Attr):
-        return uses_reverse(e.obj)
-    return None
 
 
 def loss_unit(loss, call: Any, field_units: dict[str, Any] | None, span: Span | None, model: Any = None) -> Any:
