@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span
+from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span, did_you_mean
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.overrides import apply_overrides
 from bkdsl.semantics import ir as I
@@ -60,6 +60,23 @@ class Compiled:
         t = next(iter(self.ir.trains.values()), None)
         call = t.get("model") if t is not None else None
         return call if getattr(call, "name", getattr(call, "path", None)) == name else Ref(name)
+
+    def model_call(self, name: str | None = None) -> Any:
+        """The call that builds model ``name`` (``bkdsl compile --model NAME``): the train block's call when
+        a train block trains it (``mtl(d_z = 2)``), else the model with its defaults; None → the main
+        model. An unknown name is E0101 with the closest model's name."""
+        if name is None:
+            return self.main_call
+        if name not in self.ir.models and name not in self.ir.blocks:
+            known = sorted(self.ir.models) or sorted(self.ir.blocks)
+            raise BkError("E0101", f"{self.file} has no model `{name}`",
+                          help=did_you_mean(name, [*self.ir.models, *self.ir.blocks],
+                                            f"models: {', '.join(known) or 'none'}"))
+        for t in self.ir.trains.values():
+            m = t.get("model")
+            if getattr(m, "name", getattr(m, "path", None)) == name:
+                return m
+        return Ref(name)
 
     @property
     def module(self):

@@ -67,7 +67,8 @@ def cmd_compile(args) -> int:
     sizes = parse_sizes(args.size)
     t0 = time.perf_counter()
     c = compile_file(args.spec, _overrides(args), _includes(args))
-    gm = c.module
+    call = c.model_call(getattr(args, "model", None))
+    gm = c.module if call is c.main_call else c.build_model(call)
     elapsed = time.perf_counter() - t0
     if args.kernels == "triton" and gm is not None:
         from bkdsl.lower.fusion import fuse_kernels
@@ -86,21 +87,21 @@ def cmd_compile(args) -> int:
 
         from bkdsl.lower.fx import example_inputs
 
-        ir = c.model_ir(c.main_call)
+        ir = c.model_ir(call)
         with torch.no_grad():
             res = gm(**example_inputs(ir))
         ran = ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items())
-    _summary(c, gm, out, elapsed, ran, param_count)
+    _summary(c, gm, out, elapsed, ran, param_count, call)
     if gm is not None:
         from rich.console import Console
 
         from bkdsl.lower.summary import rich_table, summarize
 
-        Console().print(rich_table(summarize(c.model_ir(c.main_call), gm, sizes)))
+        Console().print(rich_table(summarize(c.model_ir(call), gm, sizes)))
     return EXIT_OK
 
 
-def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count) -> None:
+def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count, call=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -109,7 +110,7 @@ def _summary(c, gm, out: Path, elapsed: float, ran: str, param_count) -> None:
     tab.add_column("item")
     tab.add_column("value")
     if gm is not None:
-        tab.add_row("model", c.model_ir(c.main_call).qualname)
+        tab.add_row("model", c.model_ir(c.main_call if call is None else call).qualname)
         tab.add_row("parameters", f"{param_count(gm):,}")
         tab.add_row("submodules", str(len(list(gm.named_modules()))))
     tab.add_row("declarations", ", ".join(f"{d.name}:{d.kind}" for d in c.ir.decls.values()) or "-")
@@ -210,6 +211,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("-o", "--output", metavar="DIR", help="output folder (default out/<spec name>)")
     p.add_argument("--run", action="store_true", help="run a forward pass on random inputs of the declared shapes")
+    p.add_argument("--model", metavar="NAME", help="the model to lower (default: the first train block's model, "
+                                                   "else the first model)")
     p.add_argument("--kernels", choices=("dispatch", "triton"), default="dispatch",
                    help="dispatch: kernel dispatchers (Triton on CUDA at run time); triton: rewrite them into "
                         "torch.ops.bkdsl.* custom ops (the graph a CUDA run executes)")

@@ -96,6 +96,7 @@ CODES: dict[str, str] = {
     "E0609": "bad train block",
     "E0610": "nothing to resume",
     "E0611": "the run directory or a checkpoint could not be written",
+    "E0612": "data that cannot be time-reversed (no declared phase-space layout or sequence structure)",
     "E0620": "a sweep that does not match: --resume of a different sweep, or OUT already holds one",
     "E0621": "runs that cannot be trained as one batched step (--sweep-mode batched)",
     "E0701": "unknown nucleus",

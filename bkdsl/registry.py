@@ -308,6 +308,8 @@ BUILTIN_MODULES = [
     "bkdsl.components.layers",
     "bkdsl.components.functions",
     "bkdsl.components.losses",
+    "bkdsl.components.regularizers",
+    "bkdsl.components.unbinding",
     "bkdsl.components.bk_core",
     "bkdsl.components.transformer",
     "bkdsl.components.binding",

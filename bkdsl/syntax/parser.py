@@ -282,6 +282,12 @@ class _ToAst(Transformer):
     def name(self, meta, ch):
         return A.Name(str(ch[0]), self._s(meta))
 
+    def kw_model(self, meta, ch):
+        return A.Name("model", self._s(meta))
+
+    def kw_data(self, meta, ch):
+        return A.Name("data", self._s(meta))
+
     def list(self, meta, ch):
         return A.ListExpr([c for c in ch if c is not None], self._s(meta))
 

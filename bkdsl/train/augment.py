@@ -5,8 +5,10 @@
                          name of an axis a source declares (``z`` on the axial grid). Fields that carry
                          the axis are reflected; scalar fields odd under the reflection (Q30 under
                          z → −z, ``FieldInfo.odd_under``) change sign; the rest are invariant.
-``time_reverse(p)``      reverse sequences (axis 0 of the per-sample shape) with probability p, for
-                         every field whose first per-sample axis is the sequence axis.
+``time_reverse(p)``      replace a sample by its time reverse with probability p, as the source's
+                         declared structure says (bkdsl/train/reversal.py): Hamiltonian pairs
+                         (x, x′) → ((q′, −p′), (q, −p)), next-token windows reversed as windows;
+                         a source without a declared structure is refused (E0612).
 
 Randomness comes from a generator seeded from (seed, epoch, batch index), never from global RNG state,
 so a resumed run draws the same flips as an uninterrupted one.
@@ -15,11 +17,13 @@ so a resumed run draws the same flips as an uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.train.data import FieldInfo
+from bkdsl.train.reversal import Layout, refuse, reversal_layout
 
 
 @dataclass
@@ -77,20 +81,54 @@ class Flip:
 
 @dataclass
 class TimeReverse:
+    """Replace each sample by its time reverse with probability p, as the data source's declared
+    structure says (:mod:`bkdsl.train.reversal`): a Hamiltonian pair (x, x′) → (R x′, R x) with
+    R(q, p) = (q, −p); next-token windows (tokens, targets) → (rev targets, rev tokens); plain
+    sequences flipped along their time axis. Without a declared structure it refuses (E0612) — at
+    ``bkdsl check`` time through the verify pass, and here again if built by hand."""
+
     p: float = 0.5
     fields: tuple[str, ...] | None = None
     span: Span | None = None
+    layout: Layout | None = None
+    source: str = "?"
+
+    def bind_source(self, source: Any) -> "TimeReverse":
+        """Take the structure the data source declares (E0612 when it declares none or when ``fields``
+        names other fields than the structure's)."""
+        name = getattr(source, "name", None) or type(source).__name__
+        layout = reversal_layout(source)
+        if layout is None:
+            raise refuse(name, self.span)
+        if self.fields is not None and set(self.fields) != set(layout.fields):
+            raise BkError("E0612", f"time_reverse: `{name}` reverses {', '.join(layout.fields)} together; "
+                                   f"fields = {list(self.fields)} would reverse part of it", span=self.span,
+                          help="drop `fields`: the source's structure says which fields reverse, and how")
+        self.layout, self.source = layout, name
+        return self
 
     def __call__(self, batch: dict[str, torch.Tensor], info: dict[str, FieldInfo], g: torch.Generator):
+        if self.layout is None:
+            raise refuse(self.source, self.span)
         b = next(iter(batch.values())).shape[0]
         mask = torch.rand(b, generator=g) < self.p
+        rev = self.layout.reverse_pair(batch)
         out = dict(batch)
-        names = self.fields or [k for k, v in batch.items() if v.ndim >= 2]
-        for n in names:
+        for n in self.layout.fields:
             x = out[n]
             m = mask.to(x.device).reshape(-1, *([1] * (x.ndim - 1)))
-            out[n] = torch.where(m, x.flip(1), x)
+            out[n] = torch.where(m, rev[n], x)
         return out
+
+
+def bind_to_source(augs: list, source: Any) -> list:
+    """Give every augmentation that depends on the data's structure (``bind_source``) its source; the
+    verify pass and the runner both call this, so ``bkdsl check`` refuses what the runner would."""
+    for a in augs:
+        bind = getattr(a, "bind_source", None)
+        if callable(bind):
+            bind(source)
+    return augs
 
 
 def augment_generator(seed: int, epoch: int, step: int) -> torch.Generator:

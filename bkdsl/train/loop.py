@@ -486,6 +486,9 @@ class Trainer:
         if self.channels_last:
             self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.raw_model.train()
+        bind = getattr(self.plan.loss, "bind_model", None)
+        if callable(bind):  # a loss that reads parameters or re-applies the model (semantics/lossexpr.py)
+            bind(self.raw_model, self.plan.inputs)
         self.opt = build_optimizer(cfg.optimizer, cfg.optimizer_params, self.raw_model,
                                    span=cfg.spans.get("optimizer", cfg.span))
         self.global_step, self.best = 0, None
@@ -563,6 +566,9 @@ class Trainer:
                                       help=f"the last good checkpoint is kept in {self.rundir / 'checkpoints'}; "
                                            "lower the learning rate, clip gradients (`grad_clip`), or check "
                                            "the data and the normalisation")
+                    if getattr(self.opt, "wants_closure", False):  # L-BFGS re-evaluates in its line search
+                        self.opt.prepare(loss, lambda: self.plan.loss(self._forward(self.model, batch), batch)[0],
+                                         self._autocast)
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.grad_clip:

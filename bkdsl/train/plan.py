@@ -20,6 +20,8 @@ from typing import Any
 from bkdsl.components.training import DEFAULT_OPTIMIZER, instantiate
 from bkdsl.diagnostics import BkError, BkErrors, Span
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.train.augment import bind_to_source
+from bkdsl.train.reversal import reversal_layout
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
 from bkdsl.train.metrics import Metric
 from bkdsl.verify import plan as checks
@@ -45,8 +47,8 @@ def data_plan(d: Any, seed: int, base_dir: str | None) -> DataPlan:
     dseed = p.seed if getattr(p, "seed", None) is not None else seed
     split = checks.split_of(p, d)
     nkind, nfields = checks.normalization(p, d)
-    augs = [instantiate(a, "augment", span=src.span or d.span, what="augment").make()
-            for a in (getattr(p, "augment", None) or [])]
+    augs = bind_to_source([instantiate(a, "augment", span=src.span or d.span, what="augment").make()
+                           for a in (getattr(p, "augment", None) or [])], comp)
     ds = comp.load(seed=dseed, base_dir=base_dir)
     return DataPlan(ds, split, nkind, nfields, augs, dseed, d.name, src.span or d.span)
 
@@ -79,6 +81,9 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     sig = c.model_signature(mval)
     inputs = list(sig.inputs)
     loss = c.build_loss(get("loss"))
+    layout = reversal_layout(instantiate(d.source, "data", span=d.span, what=f"data `{d.name}`"))
+    if layout is not None and hasattr(loss, "reverse"):
+        loss.reverse = layout.reverse_state  # `reverse(...)` in the loss: the state reversal the data declares
     model_factory = lambda: c.build_model(mval)  # noqa: E731 - built after the seed is set
 
     # optimizer, schedule

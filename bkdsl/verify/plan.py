@@ -32,11 +32,13 @@ from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.elaborate import elaborate_model_call
-from bkdsl.semantics.lossexpr import loss_unit
+from bkdsl.semantics.lossexpr import ModelView, loss_unit, uses_reverse
 from bkdsl.semantics.scope import report
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 from bkdsl.semantics.values import CallValue, Ref
+from bkdsl.train.augment import bind_to_source
 from bkdsl.train.data import FieldInfo, check_split
+from bkdsl.train.reversal import refuse, reversal_layout
 from bkdsl.train.metrics import PARITY_METRICS, Metric, ParityMetric, unit_factor
 from bkdsl.verify.units import data_field_units
 
@@ -365,11 +367,14 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
             guard(split_of, comp.params, d)
             guard(normalization, comp.params, d)
             for a in getattr(comp.params, "augment", None) or []:
-                guard(lambda a=a: instantiate(a, "augment", d.source.span or d.span, "augment").make())
+                guard(lambda a=a: bind_to_source([instantiate(a, "augment", d.source.span or d.span,
+                                                              "augment").make()], comp))
             header = guard(source_header, comp, base_dir(program))
         loss_units = guard(data_field_units, d.source)
     if "loss" in sp:
-        guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"])
+        view = ModelView(list(model.inputs), list(model.outputs), {n.name for n in model.nodes}) if model else None
+        guard(_check_loss, program, t.get("loss"), loss_units, sp["loss"], view,
+              comp if d is not None else None)
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
     opt = guard(instantiate, t.get("optimizer") or DEFAULT_OPTIMIZER, "optimizer", sp.get("optimizer"))
@@ -392,7 +397,8 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
     return diags
 
 
-def _check_loss(program: I.Program, loss: Any, field_units: dict | None, span: Span | None) -> None:
+def _check_loss(program: I.Program, loss: Any, field_units: dict | None, span: Span | None,
+                model: ModelView | None = None, source: Any = None) -> None:
     lname = loss.name if isinstance(loss, CallValue) else (loss.path if isinstance(loss, Ref) else None)
     b = program.scope.lookup(lname) if lname else None
     if b is None or b.kind != "loss":
@@ -401,4 +407,7 @@ def _check_loss(program: I.Program, loss: Any, field_units: dict | None, span: S
             raise BkError("E0101", f"`loss` must name a loss declaration or a loss component, got `{loss}`", span=span,
                           help=did_you_mean(str(lname), sorted(program.losses), "loss declarations"))
         return
-    loss_unit(b.value, loss if isinstance(loss, CallValue) else None, field_units, span or b.value.span)
+    loss_unit(b.value, loss if isinstance(loss, CallValue) else None, field_units, span or b.value.span, model)
+    rev = uses_reverse(b.value.expr)
+    if rev is not None and source is not None and reversal_layout(source) is None:
+        raise refuse(getattr(source, "name", "?"), rev, what="reverse(...)")

@@ -93,10 +93,15 @@ def test_flip_integer_axis_and_probability_bounds():
     assert e.value.code == "E0609"
 
 
-def test_time_reverse_reverses_sequences():
+def test_time_reverse_reverses_declared_sequences_and_refuses_undeclared_data():
+    from bkdsl.train.reversal import SequenceFields
+
     x = torch.arange(20.0).reshape(2, 10)
-    out = apply_all([TimeReverse(p=1.0)], {"x": x}, {}, 0, 0, 0)
-    assert torch.equal(out["x"], x.flip(1))
+    aug = TimeReverse(p=1.0, layout=SequenceFields(("x",)))
+    assert torch.equal(apply_all([aug], {"x": x}, {}, 0, 0, 0)["x"], x.flip(1))
+    with pytest.raises(BkError) as e:  # no declared structure: never a silent axis flip
+        apply_all([TimeReverse(p=1.0)], {"x": x}, {}, 0, 0, 0)
+    assert e.value.code == "E0612"
 
 
 def test_cache_generates_once_and_keys_on_params_and_code(tmp_path):
