@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from structure_common import write  # noqa: E402
 
 from bkdsl.api import compile_file  # noqa: E402
-from bkdsl.components.structure import pendulum_pairs  # noqa: E402
+from bkdsl.components.synthetic_data import pendulum_pairs  # noqa: E402
 from bkdsl.nn.hamiltonians import PendulumPotential, QuadraticKinetic, SeparableHamiltonian  # noqa: E402
 from bkdsl.nn.integrators import Integrator  # noqa: E402
 from bkdsl.train.augment import apply_all  # noqa: E402

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bkdsl.api import check_source, compile_source
-from bkdsl.components.structure import pendulum_pairs
+from bkdsl.components.synthetic_data import pendulum_pairs
 from bkdsl.diagnostics import BkError
 from bkdsl.nn.hamiltonians import PendulumPotential, QuadraticKinetic, SeparableHamiltonian
 from bkdsl.nn.integrators import Integrator
