@@ -74,6 +74,7 @@ class TrainBlock(BaseModel):
     time_limit: Any = None
     assert_manifolds: StrictBool = False
     checkpoint_interval: Any = None
+    teleport: Any = None  # gradient teleportation over a repeated block (bkdsl/train/teleport.py)
     allow_acausal: StrictBool = False  # opt out of the next-token causality check (bkdsl/verify/causality.py)
 
     @model_validator(mode="after")
@@ -374,6 +375,8 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         diags += check_shapes(model, header, sp.get("data"))
     if t.get("optimizer") is not None:
         guard(instantiate, t.get("optimizer"), "optimizer", sp.get("optimizer"))
+    if t.get("teleport") is not None:
+        guard(instantiate, t.get("teleport"), "gradient", sp.get("teleport"))
     for key, kind in (("schedule", "schedule"), ("select", "selector")):
         if t.get(key) is not None:
             guard(lambda key=key, kind=kind: instantiate(t.get(key), kind, sp.get(key)).make())
