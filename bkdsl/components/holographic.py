@@ -63,7 +63,8 @@ class _Holo(Component):
         return 64 * self.params.bulk * self.params.boundary
 
     def _probe(self, prop: str) -> probes.ProbeResult:
-        m = self.build().double()
+        p = self.params  # built in float64: a float32 W is orthonormal only to ~1e-7, under the probe's 1e-10
+        m = self.module_class(p.bulk, p.boundary, p.delta, p.trainable, dtype=torch.float64)
         n_in = getattr(self.params, self.in_size)
         fn = {"isometric": probes.probe_isometric, "contractive": probes.probe_contractive}[prop]
         return fn(lambda x: m(x), n_in)

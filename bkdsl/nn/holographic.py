@@ -75,13 +75,13 @@ def fit_stiefel_pca(samples: torch.Tensor, boundary: int) -> torch.Tensor:
 
 class _Propagator(torch.nn.Module):
     def __init__(self, bulk: int, boundary: int, delta: float = 1.0, trainable: bool = True,
-                 init: torch.Tensor | None = None):
+                 init: torch.Tensor | None = None, dtype: torch.dtype | None = None):
         super().__init__()
         w0 = ads_stiefel(bulk, boundary, delta) if init is None else init.double()
         if w0.shape != (bulk, boundary):
             raise ValueError(f"W must be [{bulk}, {boundary}], got {list(w0.shape)}")
         self.bulk, self.boundary, self.delta = bulk, boundary, delta
-        w = w0.to(torch.get_default_dtype())
+        w = w0.to(dtype or torch.get_default_dtype())   # float64 for the claims' probes
         if trainable:
             self.w = geoopt.ManifoldParameter(w, manifold=geoopt.Stiefel())
         else:
