@@ -1,8 +1,8 @@
 """Superposition optimizers (source 000 §6) as registry components: ``pi2``, ``natural_gradient``,
 ``ensemble_distill``. The algorithms and why each choice was made: :mod:`bkdsl.train.superposition`.
 
-    optimizer = pi2(lr = 1e-3, particles = 8, sigma = 1e-2, temperature = 10, base = adam)
-    optimizer = natural_gradient(lr = 0.1, damping = 1e-3, fisher = empirical)
+    optimizer = pi2(lr = 1e-3, particles = 8, sigma = 1e-2, temperature = 10, base = "adam")
+    optimizer = natural_gradient(lr = 0.1, damping = 1e-3, fisher = "empirical")
     optimizer = ensemble_distill(lr = 1e-3, particles = 8, sigma = 1e-2, beta = 1.0)
 
 All three are Euclidean (E0608 refuses them on manifold parameters, like sgd/adam) and need the

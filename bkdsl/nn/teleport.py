@@ -98,8 +98,9 @@ class GradientTeleport:
         self.sigma: torch.Tensor | None = None       # Σ of the next step (from the last backward's gains)
         self._handles: list = []
         self._outs: list[torch.Tensor] = []          # this forward's layer outputs, in order
-        self._chain: dict[int, torch.Tensor] = {}    # δ_k^chain seen so far in this backward
-        self._norms: dict[int, float] = {}           # ‖δ_k‖ after teleportation (for σ)
+        self._chain: torch.Tensor | None = None      # δ_k^chain of this backward, [L, *shape]
+        self._total: torch.Tensor | None = None      # δ_k after teleportation (for σ)
+        self._seen = 0
         self.n = 0
 
     # -- wiring --------------------------------------------------------------------------------
@@ -124,7 +125,8 @@ class GradientTeleport:
             if not torch.is_grad_enabled() or not isinstance(out, torch.Tensor) or not out.requires_grad:
                 return None
             if i == 0:
-                self._outs, self._chain, self._norms = [], {}, {}
+                self._outs, self._seen = [], 0
+                self._chain = self._total = None
                 self._g = None
             self._outs.append(out)
             out.register_hook(self._backward_hook(i, out.shape))
@@ -138,32 +140,33 @@ class GradientTeleport:
                                  "this forward; every layer of the stack must run once per forward")
             if grad.shape != shape or any(o.shape != shape for o in self._outs):
                 raise ValueError("gradient teleportation needs layers whose outputs share one shape")
+            if self._chain is None:   # δ^chain and δ of every layer, one buffer each: [L, *shape]
+                self._chain = grad.new_zeros((self.n, *shape))
+                self._total = grad.new_zeros((self.n, *shape))
             self._chain[l] = grad
-            if self.strength == 0.0:
-                self._record(l, grad)
-                return grad
-            if getattr(self, "_g", None) is None:
-                self._g = (-self.green()).to(grad.dtype)   # −G ≥ 0 entrywise below the band
-            upstream = [k for k in range(l + 1, self.n) if k in self._chain]
-            if not upstream:
-                self._record(l, grad)
-                return grad
-            w = self._g[l, upstream].to(grad.device)
-            tele = torch.einsum("k,k...->...", w, torch.stack([self._chain[k] for k in upstream]))
-            total = grad + self.strength * tele
-            self._record(l, total)
+            total = grad
+            if self.strength != 0.0 and l + 1 < self.n:
+                if self._g is None:
+                    self._g = (-self.green()).to(device=grad.device, dtype=grad.dtype)  # −G ≥ 0 below the band
+                tele = torch.tensordot(self._g[l, l + 1:], self._chain[l + 1:], dims=1)
+                total = grad + self.strength * tele
+            self._total[l] = total
+            self._seen += 1
+            if self._seen == self.n:
+                self._update_sigma()
             return total
         return hook
 
-    def _record(self, l: int, delta: torch.Tensor) -> None:
-        """‖δ_l‖ for the self-energy of the next step; σ once the whole chain has been seen."""
-        self._norms[l] = float(delta.detach().norm())
-        if l == 0 and self.adaptive and len(self._norms) == self.n:
-            chain = [float(self._chain[k].detach().norm()) for k in range(self.n)]
+    def _update_sigma(self) -> None:
+        """σ_l = ln(‖δ_{l+1}‖ / ‖δ_l^chain‖)₊ capped at m²/2, for the next step's Σ (a chain gradient of
+        exactly 0 under a non-zero one: the cap; 0/0 or NaN: 0)."""
+        if not self.adaptive:
+            return
+        with torch.no_grad():
+            chain = self._chain.flatten(1).norm(dim=1).double()
+            total = self._total.flatten(1).norm(dim=1).double()
             cap = self.mass * self.mass / 2.0
             s = torch.zeros(self.n, dtype=torch.float64)
-            for k in range(self.n - 1):
-                up, own = self._norms[k + 1], chain[k]
-                if up > 0 and own > 0 and math.isfinite(up) and math.isfinite(own):
-                    s[k] = min(max(math.log(up / own), 0.0), cap)
-            self.sigma = s
+            ratio = torch.log(total[1:] / chain[:-1]).cpu()
+            s[:-1] = torch.nan_to_num(ratio, nan=0.0, posinf=cap, neginf=0.0).clamp(0.0, cap)
+        self.sigma = s
