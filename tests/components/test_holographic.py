@@ -91,3 +91,22 @@ def test_worked_spec_claims_established_in_the_report():
     claims = {(r.subject, r.prop): r.proof for r in c.ir.claims}
     assert claims[("decode", "isometric")].holds and claims[("encode", "contractive")].holds
     assert "analytic+probe" in c.report
+
+
+def test_stiefel_parameter_needs_a_riemannian_optimizer_and_stays_on_the_manifold():
+    from bkdsl.diagnostics import BkError
+    from bkdsl.train.optim import build_optimizer
+
+    model = torch.nn.Sequential(H.BulkToBoundary(12, 4), H.BoundaryToBulk(12, 4))
+    with pytest.raises(BkError) as e:
+        build_optimizer("adam", {"lr": 1e-2}, model)
+    assert e.value.diagnostic.code == "E0608"
+    opt = build_optimizer("riemannian_adam", {"lr": 1e-2}, model)
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(0))
+    for _ in range(30):
+        opt.zero_grad()
+        ((model(x) - x) ** 2).mean().backward()
+        opt.step()
+    for m in model:
+        w = m.w.detach().double()
+        assert torch.allclose(w.T @ w, torch.eye(4, dtype=torch.float64), atol=1e-5)
