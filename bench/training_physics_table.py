@@ -25,7 +25,7 @@ def teleport(path: Path) -> None:
             rows = [r for r in s["runs"] if r["strength"] == lam]
             hit = [r for r in rows if r["steps_to_target"] is not None]
             print(f"| {oname} | {lam:g} | {s['target_val_loss']:.4f} | {len(hit)}/{len(rows)} | "
-                  f"{', '.join(str(r['steps_to_target']) for r in rows)} | "
+                  f"{', '.join(_fmt(r['steps_to_target'], 'd') for r in rows)} | "
                   f"{', '.join(_fmt(r['train_s_to_target'], '.1f') for r in rows)} | "
                   f"{', '.join(_fmt(r['final_val'], '.5f') for r in rows)} | "
                   f"{statistics.mean(r['s_per_step'] for r in rows) * 1e3:.1f} ms |")
@@ -57,6 +57,30 @@ def superposition(path: Path) -> None:
         for name, s in t["summary"].items():
             print(f"| {name} | {', '.join(f'{v:.3g}' for v in s['final_val'])} | {s['mean']:.3g} | "
                   f"{s.get('ratio_to_adam', float('nan')):.2f} | {', '.join(map(str, s['steps']))} |")
+        # the same runs at equal *steps*: per seed, the largest evaluated step every contender reached
+        runs = t["runs"]
+        names = list(t["summary"])
+        print("\nThe same runs at equal steps (per seed: the last evaluation step every optimizer reached), "
+              "and CPU ms per step:\n")
+        print("| optimizer | step (per seed) | val loss at that step | mean × Adam | CPU ms / step |")
+        print("| --- | --- | --- | --- | --- |")
+        seeds = sorted({r["seed"] for r in runs})
+        common = {sd: max(set.intersection(*[{c[0] for c in r["curve"]} for r in runs if r["seed"] == sd]))
+                  for sd in seeds}
+        at = {}
+        for name in names:
+            vals, cost = [], []
+            for sd in seeds:
+                r = next(r for r in runs if r["seed"] == sd and r["optimizer"] == name)
+                vals.append(next(c[2] for c in r["curve"] if c[0] == common[sd]))
+                cost.append(1e3 * r["train_s"] / max(r["steps"], 1))
+            at[name] = vals
+        ref = statistics.mean(at["adam"]) if "adam" in at else None
+        for name in names:
+            r_ = statistics.mean(at[name]) / ref if ref else float("nan")
+            cost = [1e3 * r["train_s"] / max(r["steps"], 1) for r in runs if r["optimizer"] == name]
+            print(f"| {name} | {', '.join(str(common[sd]) for sd in seeds)} | {', '.join(f'{v:.3g}' for v in at[name])} | "
+                  f"{r_:.2f} | {statistics.mean(cost):.1f} |")
         print()
 
 

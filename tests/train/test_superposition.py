@@ -67,10 +67,10 @@ def test_pi2_with_one_unperturbed_particle_is_the_plain_step(base):
 def test_pi2_moves_toward_the_better_particles():
     net, batch = _setup()
     opt = PI2SGD(net.parameters(), lr=0.0, particles=64, sigma=0.05, temperature=50.0, seed=3)
-    before = float(mse(net(batch["x"]), batch)[0])
+    before = float(mse(net(batch["x"]), batch)[0].detach())
     for _ in range(20):
         _step(net, batch, opt, True)
-    after = float(mse(net(batch["x"]), batch)[0])
+    after = float(mse(net(batch["x"]), batch)[0].detach())
     assert after < before                                   # zeroth-order descent without gradients
     w = opt.last_weights
     assert w.shape == (64,) and float(w.sum()) == pytest.approx(1.0, abs=1e-6) and float(w.max()) < 1
