@@ -112,6 +112,11 @@ class _Superposed:
 
     functional_step = True
 
+    @property
+    def needs_backward(self) -> bool:
+        """Pure PI² (every learning rate 0) is zeroth-order: the runner skips the backward pass."""
+        return any(g["lr"] > 0 for g in self.param_groups)  # type: ignore[attr-defined]
+
     def _init_cloud(self, particles: int, sigma: float, temperature: float, seed: int) -> None:
         self.particles, self.sigma, self.temperature = particles, sigma, temperature
         self.gen = torch.Generator().manual_seed(seed)
@@ -145,8 +150,6 @@ class _Superposed:
 class PI2SGD(_Superposed, torch.optim.SGD):
     """PI² over an SGD base step (see the module docstring)."""
 
-    needs_backward = True
-
     def __init__(self, params, lr: float, particles: int = 8, sigma: float = 1e-2, temperature: float = 10.0,
                  seed: int = 0, **base: Any):
         super().__init__(params, lr=lr, **base)
@@ -161,8 +164,6 @@ class PI2SGD(_Superposed, torch.optim.SGD):
 
 class PI2Adam(_Superposed, torch.optim.Adam):
     """PI² over an Adam base step."""
-
-    needs_backward = True
 
     def __init__(self, params, lr: float, particles: int = 8, sigma: float = 1e-2, temperature: float = 10.0,
                  seed: int = 0, **base: Any):
@@ -263,7 +264,7 @@ class EnsembleDistill(_Superposed, torch.optim.Adam):
     """The student (the model's weights) takes an Adam step on L_task + β·D(student ‖ Σ P_k teacher_k),
     teachers the PI² particles W + ε_k weighted by P_k = softmax(−λ S_k) (module docstring)."""
 
-    needs_backward = True
+    needs_backward = True   # the task gradient (class attribute over the mixin's property)
 
     def __init__(self, params, lr: float, particles: int = 8, sigma: float = 1e-2, temperature: float = 10.0,
                  beta: float = 1.0, outputs: str = "gaussian", seed: int = 0, **base: Any):
