@@ -79,24 +79,25 @@ class BulkToBoundaryC(_Holo):
     def prove(self, prop):
         if prop not in ("isometric", "contractive", "unitary"):
             return None
-        r = self._probe("contractive" if prop == "contractive" else "isometric")
+        p = self.params
         if prop == "contractive":
-            rule = "‖Wᵀφ‖² = φᵀWWᵀφ ≤ ‖φ‖² since WWᵀ is an orthogonal projector (WᵀW = I)"
-            if not r.ok:
-                return Proof(False, "probe", f"{rule}, but the implementation fails the probe: {r.detail}")
-            return Proof(True, "analytic+probe", f"{rule}; {r.detail}")
-        if self.params.boundary == self.params.bulk and prop == "isometric":
-            rule = "boundary = bulk: W is square with WᵀW = I, an orthogonal matrix"
-            if r.ok:
-                return Proof(True, "analytic+probe", f"{rule}; {r.detail}")
-        if prop == "unitary" and self.params.boundary < self.params.bulk:
-            return Proof(False, "probe", f"a map from {self.params.bulk} to {self.params.boundary} numbers cannot be "
-                                         f"invertible; {r.detail}")
-        if r.ok:
-            return Proof(False, "analytic", f"no rule makes `{self.name}` {prop}; the probe saw {r.detail}, but a probe "
-                                            "alone proves nothing")
-        return Proof(False, "probe", f"it keeps {self.params.boundary} of {self.params.bulk} numbers "
-                                     f"(WWᵀ projects): {r.detail}")
+            r = self._probe("contractive")
+            return _decided("‖Wᵀφ‖² = φᵀWWᵀφ ≤ ‖φ‖² since WWᵀ is an orthogonal projector (WᵀW = I)", r)
+        r = self._probe("isometric")
+        if p.boundary == p.bulk:  # square: W is orthogonal, so Wᵀ = W⁻¹ preserves norms and is onto
+            return _decided("boundary = bulk: W is square with WᵀW = I, an orthogonal matrix", r)
+        why = (f"it keeps {p.boundary} of {p.bulk} numbers: WWᵀ projects away a {p.bulk - p.boundary}-dimensional "
+               "subspace")
+        if r.ok:  # cannot happen for a correct implementation; a probe alone proves nothing
+            return Proof(False, "analytic", f"{why}, yet the probe saw {r.detail}")
+        return Proof(False, "probe", f"{why}; {r.detail}")
+
+
+def _decided(rule: str, r: probes.ProbeResult) -> Proof:
+    """An analytic rule backed by its probe: the probe failing means the implementation is wrong."""
+    if not r.ok:
+        return Proof(False, "probe", f"{rule}, but the implementation fails the probe: {r.detail}")
+    return Proof(True, "analytic+probe", f"{rule}; {r.detail}")
 
 
 @component("boundary_to_bulk", kind="propagator", inputs=("x",))
@@ -105,16 +106,11 @@ class BoundaryToBulkC(_Holo):
 
     module_class = H.BoundaryToBulk
     in_size, out_size = "boundary", "bulk"
-    guarantees = frozenset()
 
     def prove(self, prop):
         if prop not in ("isometric", "contractive"):
             return None
-        r = self._probe(prop)
-        rule = "WᵀW = I on the Stiefel manifold, so ‖Wφ‖² = φᵀWᵀWφ = ‖φ‖²"
-        if not r.ok:
-            return Proof(False, "probe", f"{rule}, but the implementation fails the probe: {r.detail}")
-        return Proof(True, "analytic+probe", f"{rule}; {r.detail}")
+        return _decided("WᵀW = I on the Stiefel manifold, so ‖Wφ‖² = φᵀWᵀWφ = ‖φ‖²", self._probe(prop))
 
     def lipschitz(self):
         return 1.0, f"`{self.name}` is isometric (WᵀW = I)"
