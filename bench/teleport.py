@@ -39,6 +39,20 @@ def layer_grad_norms(task, model, batch) -> list[float]:
     return [float(x.norm()) for x, (n, _) in zip(g, model.named_parameters()) if n.endswith("weight")]
 
 
+def forward_input_dependence(task, model) -> dict[str, float]:
+    """How much each layer's output still depends on the input at initialisation: the standard deviation
+    over validation samples, averaged over features (float32 round-off is ~1e-8 of |h|)."""
+    acts = {}
+    names = ["dense"] + [f"dense_{k}" for k in range(1, 64)]
+    hs = [getattr(model, n).register_forward_hook(lambda mod, a, o, n=n: acts.__setitem__(n, o.detach()))
+          for n in names]
+    with torch.no_grad():
+        task.forward(model, task.val)
+    for h in hs:
+        h.remove()
+    return {n: float(acts[n].std(0).mean()) for n in names}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1500)
@@ -48,9 +62,18 @@ def main() -> int:
     ap.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
     ap.add_argument("--target", type=float, default=None, help="validation loss to reach (default: 2× the best plain run's final loss is not used; see below)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--forward-probe", action="store_true", help="only the forward input-dependence per layer")
     a = ap.parse_args()
     torch.set_num_threads(1)
     task = Task("teleport_deep.bk")
+    if a.forward_probe:
+        dep = {seed: forward_input_dependence(task, task.model(seed)) for seed in a.seeds}
+        for seed, d in dep.items():
+            print(f"seed {seed}: std over samples of layer 1 / 8 / 16 / 32 / 64 outputs: "
+                  + " / ".join(f"{d[n]:.1e}" for n in ("dense", "dense_7", "dense_15", "dense_31", "dense_63")))
+        write("teleport-forward", {"spec": "specs/teleport_deep.bk", "what": "std over validation samples of each "
+                                   "stack layer's output at initialisation, mean over features", "per_seed": dep}, a.out)
+        return 0
     batch0 = next(task.batches(0))
 
     def comp(strength):
