@@ -33,7 +33,8 @@ from bkdsl.diagnostics import BkError, Span, pydantic_message
 from bkdsl.semantics.types import DimUnifier, ValueType
 
 KINDS = ("manifold", "propagator", "binding", "integrator", "loss", "layer", "function", "hamiltonian",
-         "measure", "data", "optimizer", "schedule", "metric", "selector", "augment", "solver", "potential")
+         "measure", "data", "optimizer", "schedule", "metric", "selector", "augment", "solver", "potential",
+         "gradient")
 
 NON_METRIC = tuple(k for k in KINDS if k != "metric")  # what a name means inside blocks and declarations
 
@@ -326,6 +327,9 @@ BUILTIN_MODULES = [
     "bkdsl.components.optics",
     "bkdsl.components.hyperbolic",
     "bkdsl.components.optical_data",
+    "bkdsl.components.teleport",
+    "bkdsl.components.superposition",
+    "bkdsl.components.holographic",
 ]
 
 

@@ -47,6 +47,8 @@ from bkdsl.train.normalize import Normalizer
 from bkdsl.train.optim import build_optimizer, load_optimizer_state, optimizer_state
 from bkdsl.train.reports import data_dependent_init, model_reports
 from bkdsl.train.schedules import LRSchedule, constant
+from bkdsl.train.superposition import FunctionalModel
+from bkdsl.train.teleport import attach_teleport
 
 log = logging.getLogger("bkdsl.train")
 
@@ -89,6 +91,7 @@ class TrainConfig:
     checkpoint_interval: float | None = None  # end-of-epoch checkpoints at most this often (s); None: every epoch
     assert_manifolds: bool = False    # check manifold parameters/outputs after every forward (bkdsl.verify.runtime)
     model_plots: list[dict] = field(default_factory=list)  # latent(...), decode_line(...): need the model
+    teleport: Any = None              # a `gradient` component (dyson_teleport): hooks on a stack (bkdsl/train/teleport.py)
     span: Span | None = None
     spans: dict[str, Span] = field(default_factory=dict)  # per train key
 
@@ -489,6 +492,8 @@ class Trainer:
         bind = getattr(self.plan.loss, "bind_model", None)
         if callable(bind):  # a loss that reads parameters or re-applies the model (semantics/lossexpr.py)
             bind(self.raw_model, self.plan.inputs)
+        if cfg.teleport is not None:
+            self.teleport = attach_teleport(self.raw_model, cfg.teleport, span=cfg.spans.get("teleport", cfg.span))
         self.opt = build_optimizer(cfg.optimizer, cfg.optimizer_params, self.raw_model,
                                    span=cfg.spans.get("optimizer", cfg.span))
         self.global_step, self.best = 0, None
@@ -570,10 +575,14 @@ class Trainer:
                         self.opt.prepare(loss, lambda: self.plan.loss(self._forward(self.model, batch), batch)[0],
                                          self._autocast)
                     self.opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if getattr(self.opt, "needs_backward", True):
+                        loss.backward()
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
-                    self.opt.step()
+                    if getattr(self.opt, "functional_step", False):  # superposition optimizers (bkdsl/train/superposition.py)
+                        self.opt.step_with(FunctionalModel(self.raw_model, self.plan.inputs, self.plan.loss), batch)
+                    else:
+                        self.opt.step()
                     self.sched.after_step()
                     self.global_step += 1
                     nloc = len(idx)

@@ -118,7 +118,8 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
         checkpoint_interval=(None if get("checkpoint_interval") is None else
                              checks.seconds(get("checkpoint_interval"), sp.get("checkpoint_interval"), "checkpoint_interval")),
         assert_manifolds=_bool(get("assert_manifolds", False), "assert_manifolds", sp.get("assert_manifolds")),
-        model_plots=model_plots)
+        model_plots=model_plots,
+        teleport=None if get("teleport") is None else instantiate(get("teleport"), "gradient", sp.get("teleport")))
     record = {"spec": spec_path, "train": t.name, "overrides": dict(overrides or {}), "seed": run_seed}
     if spec_path and Path(spec_path).exists():
         record["spec_sha256"] = hashlib.sha256(Path(spec_path).read_bytes()).hexdigest()

@@ -76,6 +76,7 @@ class TrainBlock(BaseModel):
     time_limit: Any = None
     assert_manifolds: StrictBool = False
     checkpoint_interval: Any = None
+    teleport: Any = None  # gradient teleportation over a repeated block (bkdsl/train/teleport.py)
     allow_acausal: StrictBool = False  # opt out of the next-token causality check (bkdsl/verify/causality.py)
 
     @model_validator(mode="after")
@@ -382,6 +383,8 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
         sched = guard(instantiate, t.get("schedule"), "schedule", sp.get("schedule"))
         if sched is not None and hasattr(sched, "check_optimizer"):  # the schedule's rates against the optimizer's
             guard(sched.check_optimizer, getattr(getattr(opt, "params", None), "lr", None))
+    if t.get("teleport") is not None:
+        guard(instantiate, t.get("teleport"), "gradient", sp.get("teleport"))
     if t.get("select") is not None:
         guard(lambda: instantiate(t.get("select"), "selector", sp.get("select")).make())
     if header is not None:
