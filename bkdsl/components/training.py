@@ -442,13 +442,14 @@ class NuclearDensitiesSource(DataSource):
                           span=self.span, help="update bkdsl, or write the data to a file and use file(...)") from None
         from bkdsl.train.cache import DatasetCache, code_version
         from bkdsl.train.sources import dataset_from_generated
+        from bkdsl.train.progress import generation_progress
 
         kwargs = {k: v for k, v in self.params.generator_kwargs().items() if k not in COMMON_DATA_KEYS}
         gen = phys.generate_nuclear_densities
         params = {**kwargs, "seed": seed}
         ds, _ = DatasetCache().get_or_create(
             "nuclear_densities", params, code_version(phys, gen),
-            lambda: dataset_from_generated(gen(**params), self.declared_fields(self.call if hasattr(self, "call") else None),
+            lambda: dataset_from_generated(gen(**params, progress=generation_progress("nuclear_densities")), self.declared_fields(self.call if hasattr(self, "call") else None),
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
                                            span=self.span))
         return _name_grid_axes(ds)
