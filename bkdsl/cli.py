@@ -28,6 +28,8 @@ from bkdsl.overrides import overrides_of
 LAZY_COMMANDS = {
     "train": ("bkdsl.train.cli", "train a spec's model (bkdsl train SPEC)"),
     "physics": ("bkdsl.physics.cli", "nuclear-physics tools (Skyrme ETF)"),
+    "export": ("bkdsl.export", "export a trained run (physical units) for use without bkdsl"),
+    "runs": ("bkdsl.runs", "compare run directories: final metrics and settings (bkdsl runs [DIR...])"),
 }
 
 
