@@ -51,7 +51,7 @@ def metadata(model: PhysicalModel, fmt: str, dynamic_batch: bool | None = None) 
     types = getattr(model, "input_types", {})
     return {
         "format": EXPORT_FORMAT, "export": fmt, "bkdsl": bkdsl.__version__, "torch": torch.__version__,
-        "inputs": {n: {"shape": [str(d) for d in (types[n].shape or ())] if n in types else None,
+        "inputs": {n: {"shape": [d if isinstance(d, int) else str(d) for d in (types[n].shape or ())] if n in types else None,
                        "dtype": types[n].dtype if n in types else None, "unit": model.units["inputs"].get(n)}
                    for n in model.inputs},
         "outputs": {n: {"unit": model.units["outputs"].get(n)} for n in model.outputs},
