@@ -423,7 +423,8 @@ class Trainer:
         from bkdsl.train.plots import read_records
 
         p = self.rundir / "metrics.jsonl"
-        keep = [r for r in read_records(p) if r.get("global_step", 0) <= upto_step]
+        # a finished run's `test` record goes too: the resumed run writes its own at its end
+        keep = [r for r in read_records(p) if r.get("global_step", 0) <= upto_step and r.get("event") != "test"]
         self.records = keep
         if self.dist.is_main:
             tmp = p.with_suffix(".jsonl.tmp")
