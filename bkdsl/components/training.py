@@ -452,7 +452,11 @@ class NuclearDensitiesSource(DataSource):
             lambda: dataset_from_generated(gen(**params, progress=generation_progress("nuclear_densities")), self.declared_fields(self.call if hasattr(self, "call") else None),
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
                                            span=self.span))
-        return _name_grid_axes(ds)
+        ds = _name_grid_axes(ds)
+        grid = kwargs.get("grid") or phys.DEFAULT_GRID.get(str(kwargs.get("nucleus", "U236")))
+        if grid:  # the plots' r/z axes in fm (bkdsl.train.plots.grid_extent)
+            ds.meta["grid_step_fm"] = float(grid[2])
+        return ds
 
 
 def _name_grid_axes(ds):

@@ -719,7 +719,8 @@ class Trainer:
             try:
                 from bkdsl.train import plots
 
-                plots.draw(self.rundir, cfg.plots, self._units())
+                plots.draw(self.rundir, cfg.plots,
+                           plots.metric_units(cfg.metrics, self.plan.data.dataset.info, self._units()))
             except Exception as e:  # a plot must never lose a finished run; say why it is missing
                 log.warning("plots were not drawn: %s: %s", type(e).__name__, e)
             if cfg.model_plots and stopped is None:
