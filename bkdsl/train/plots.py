@@ -104,7 +104,7 @@ def _curve(ax, recs: list[dict], key: str, x: str, color: str) -> int:
     if not xs:
         return 0
     if len(xs) >= SMOOTH_MIN:
-        ax.plot(xs, ys, color=color, alpha=0.3, lw=0.8, label=f"{key} (raw)")
+        ax.plot(xs, ys, color=color, alpha=0.35, lw=0.8, label=f"{key} (raw)")
         ax.plot(xs, smooth(ys), color=color, lw=1.8, label=f"{key} (smoothed, EMA {SMOOTH_WEIGHT})")
     else:
         ax.plot(xs, ys, color=color, marker="o", ms=4, lw=1.2, label=key)
