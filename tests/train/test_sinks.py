@@ -86,3 +86,34 @@ def test_check_catches_bad_log_and_eval_keys(line, code, needle):
 def test_check_accepts_log_and_eval_keys():
     src = SPEC.read_text().replace("  seed      = 0\n", "  seed      = 0\n  log_every = 10\n  eval_every = 50\n")
     assert not [d for d in check_source(src, "t.bk") if d.is_error]
+
+
+def test_mlflow_sink_logs_every_record_when_a_tracking_uri_is_set(tmp_path, monkeypatch):
+    """MLflow is optional: with MLFLOW_TRACKING_URI set and an `mlflow` module importable (a recording
+    stand-in here; the real package is not a dependency), every record is logged at its global step."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("mlflow")
+    fake.start_run = lambda run_name=None: calls.append(("start", run_name))
+    fake.log_params = lambda p: calls.append(("params", p))
+    fake.log_metrics = lambda m, step=None: calls.append(("metrics", step, m))
+    fake.end_run = lambda: calls.append(("end",))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlruns"))
+    run(tiny_plan(epochs=1, eval_every=4), tmp_path / "r", quiet=True)
+    assert calls[0] == ("start", "tiny") and calls[-1] == ("end",)
+    assert any(c[1] == 4 and "eval.val.loss" in c[2] for c in calls if c[0] == "metrics")
+    assert any(c[1] == 9 and "epoch.val.loss" in c[2] for c in calls if c[0] == "metrics")
+
+
+def test_no_mlflow_without_a_tracking_uri(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("mlflow")
+    fake.start_run = lambda **k: (_ for _ in ()).throw(AssertionError("mlflow used without a tracking URI"))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run(tiny_plan(epochs=1), tmp_path, quiet=True)
