@@ -64,11 +64,17 @@ def test_metric_units_fall_back_to_the_field_unit():
 
 
 def _overlaps(fig, ax_list) -> list[tuple[str, str]]:
+    """Pairs of visible tick labels whose rendered boxes overlap. 2-D axes: the labels' window extents.
+    3-D axes (whose label extents are not kept after drawing): each tick projected onto the screen along
+    its axis, neighbours overlapping when their anchors are closer than the labels' rendered size."""
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     bad = []
     for ax in ax_list:
-        for axis in [a for a in (ax.xaxis, ax.yaxis, getattr(ax, "zaxis", None)) if a is not None]:
+        if hasattr(ax, "zaxis"):
+            bad += _overlaps_3d(fig, ax, r)
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
             labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
             boxes = [(t.get_text(), t.get_window_extent(r)) for t in labels]
             for (ta, a), (tb, b) in itertools.combinations(boxes, 2):
@@ -77,10 +83,48 @@ def _overlaps(fig, ax_list) -> list[tuple[str, str]]:
     return bad
 
 
+def _overlaps_3d(fig, ax, r) -> list[tuple[str, str]]:
+    from matplotlib.text import Text
+    from mpl_toolkits.mplot3d import proj3d
+
+    lims, M, bad = (ax.get_xlim3d(), ax.get_ylim3d(), ax.get_zlim3d()), ax.get_proj(), []
+    for k, axis in enumerate((ax.xaxis, ax.yaxis, ax.zaxis)):
+        lo, hi = sorted(lims[k])
+        pts = []
+        for loc, t in zip(axis.get_majorticklocs(), axis.get_ticklabels()):
+            if not (lo - 1e-9 <= loc <= hi + 1e-9 and t.get_text()):
+                continue
+            p = [lims[0][0], lims[1][0], lims[2][0]]
+            p[k] = loc
+            X, Y = ax.transData.transform(proj3d.proj_transform(*p, M)[:2])
+            probe = Text(0, 0, t.get_text(), fontproperties=t.get_fontproperties())
+            probe.set_figure(fig)
+            bb = probe.get_window_extent(r)
+            pts.append((t.get_text(), X, Y, bb.width, bb.height))
+        for (a, xa, ya, wa, ha), (b, xb, yb, wb, hb) in zip(pts, pts[1:]):
+            if abs(xa - xb) < (wa + wb) / 2 and abs(ya - yb) < (ha + hb) / 2:
+                bad.append((a, b))
+    return bad
+
+
+def test_the_overlap_check_catches_matplotlibs_default_3d_ticks():
+    """The thesis-run latent plot (z_1 ∈ [−4, 0]: nine ticks printed as "−4.0−3.5−3.0…") — the check
+    used below must see it."""
+    z = -4.05 + 4.1 * torch.rand(300, 3, generator=torch.Generator().manual_seed(3))
+    fig = plt.figure(figsize=(5.2 * 3, 4.4), dpi=110)                  # the old layout: three panels
+    for i in range(3):
+        ax = fig.add_subplot(1, 3, i + 1, projection="3d")
+        fig.colorbar(ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=z[:, 0], s=3), ax=ax, shrink=0.8)
+    fig.tight_layout()
+    assert ("−4.0", "−3.5") in _overlaps(fig, [fig.axes[0]])
+    plt.close(fig)
+
+
 @pytest.mark.parametrize("d", [1, 2, 3, 5])
 def test_latent_tick_labels_do_not_overlap(d):
     g = torch.Generator().manual_seed(d)
-    z = torch.randn(300, d, generator=g) * torch.tensor([4.0, 0.1, 2.0, 1.0, 1.0][:d])
+    z = -4.05 + 4.1 * torch.rand(300, d, generator=g)                   # the range that overlapped (z_1 ∈ [−4, 0])
+    z[:, 1:2] *= 0.05                                                     # and a narrow one (many decimals)
     fields = {"E": -1830 + 10 * torch.rand(300, 1, generator=g), "Q20": 6 * torch.randn(300, 1, generator=g),
               "Q30": torch.randn(300, 1, generator=g)}
     info = {"E": FieldInfo("E", unit="MeV"), "Q20": FieldInfo("Q20", unit="b"), "Q30": FieldInfo("Q30", unit="b^1.5")}
