@@ -120,17 +120,18 @@ def git_commit(path: str | Path) -> dict | None:
 
 
 def versions() -> dict[str, str]:
+    """Installed versions of bkdsl, Python and the packages a run depends on (read from the package
+    metadata, so nothing is imported; a package that is not installed is left out)."""
+    from importlib import metadata
+
     import bkdsl
 
     v = {"bkdsl": bkdsl.__version__, "python": platform.python_version()}
-    for mod in ("torch", "triton", "geoopt", "numpy", "safetensors", "lark", "pydantic"):
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = __import__(mod)
-            except Exception:  # an optional package that is absent or broken: record that it is absent
-                continue
-        v[mod] = str(getattr(m, "__version__", "?"))
+    for dist in ("torch", "triton", "geoopt", "numpy", "safetensors", "lark", "pydantic"):
+        try:
+            v[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
     return v
 
 
