@@ -173,6 +173,7 @@ class Trainer:
         self._pending_best: tuple | None = None   # (weights, tensors, state) on the CPU, not yet written
         self._last_save_t = 0.0
         self.channels_last = False                # set in _run: cfg.channels_last on CUDA only
+        self._window: list | None = None          # log_every: [loss·samples, samples] since the last step record
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_logging(self) -> logging.Handler | None:
@@ -646,7 +647,7 @@ class Trainer:
         which evaluates anyway)."""
         cfg, step = self.cfg, self.global_step
         if cfg.log_every:
-            acc = getattr(self, "_window", None) or [0.0, 0]
+            acc = self._window or [0.0, 0]
             acc = [acc[0] + loss * n, acc[1] + n]
             self._window = acc
             if step % cfg.log_every == 0:

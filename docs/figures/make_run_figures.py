@@ -1,6 +1,6 @@
 """docs/figures/run_*.png: the figures `bkdsl train` draws, from short real CPU runs.
 
-    python docs/figures/make_run_figures.py [--samples 128] [--out docs/figures] [--skip-u236] [--skip-tiny]
+    python docs/figures/make_run_figures.py [--samples 48] [--out docs/figures] [--skip-u236] [--skip-tiny]
 
 1. specs/tiny_regression.bk, 30 epochs with ``eval_every = 6`` and ``log_every = 3``: ``run_tiny_loss.png``
    and ``run_tiny_val_mae_rho.png`` — the raw validation values faint under the smoothed line, against the
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def train(spec: str, out: Path, *sets: str) -> Path:
     cmd = [sys.executable, "-m", "bkdsl.train.cli", str(ROOT / "specs" / spec), "--out", str(out), "--device", "cpu",
-           "--quiet"]
+           "--quiet"]  # --quiet: no progress bar; the data generator's progress lines still go to train.log
     for s in sets:
         cmd += ["--set", s]
     t = time.perf_counter()
@@ -41,8 +41,8 @@ def train(spec: str, out: Path, *sets: str) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=128, help="236U densities to generate (before the filters)")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--samples", type=int, default=48, help="236U densities to generate (before the filters)")
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--out", default=str(Path(__file__).parent))
     ap.add_argument("--work", default=str(ROOT / "runs" / "figures"))
     ap.add_argument("--skip-u236", action="store_true")
@@ -62,7 +62,7 @@ def main() -> int:
         common = [f"data.samples={a.samples}", "data.flatten=false", "data.split=[0.5, 0.25, 0.25]",
                   f"train.epochs={a.epochs}",
                   "train.batch=16", "train.channels_last=false", "train.resident=false", "train.eval_every=4"]
-        for dz in (3, 2):
+        for dz in (2, 3):
             r = train("u236_autoencoder.bk", work / f"u236_dz{dz}", *common,
                       f"train.model=autoencoder(d_z = {dz}, width = 8)")
             copies.append((r / "plots" / "latent.png", f"run_u236_latent_dz{dz}.png"))
