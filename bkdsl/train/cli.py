@@ -115,9 +115,9 @@ def _run(args: argparse.Namespace) -> int:
         rec["spec_hash"] = record.spec_hash(rec["resolved"], rec["overrides"])
     if main:  # the resume guard runs before the data is loaded or generated (minutes for u236)
         rec = record.start(rundir, rec, resume=args.resume, allow_changes=getattr(args, "allow_changes", False))
-    data_progress.enabled = not args.quiet
-    plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
-                              device=args.device, precision=args.precision)
+    with data_progress.console(not args.quiet):
+        plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
+                                  device=args.device, precision=args.precision)
     plan.record.update(record.checkpoint_record(rec))
     if main:
         rec.update(train=plan.name, inputs=list(plan.inputs), fields=record.fields_of(plan.data.dataset.info))

@@ -7,7 +7,8 @@ callback: a line on stderr at most every ``every_s`` seconds and at the end —
 
     generating nuclear_densities: 1 280/20 000 samples (6 %), 41 s, ETA 10 min
 
-— and the same line in the run's log. ``enabled`` is set by ``bkdsl train`` (off under ``--quiet``).
+— and the same line in the run's log. ``bkdsl train --quiet`` turns the console line off for the data
+loading with :func:`console` (a context manager that restores the previous setting).
 """
 
 from __future__ import annotations
@@ -15,12 +16,24 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 log = logging.getLogger("bkdsl.data")
 
-#: off under `bkdsl train --quiet`; the log line is written either way
+#: off under `bkdsl train --quiet` (see :func:`console`); the log line is written either way
 enabled = True
+
+
+@contextmanager
+def console(on: bool) -> Iterator[None]:
+    """Print progress lines on the console (``on``) or not, inside the block only."""
+    global enabled
+    before, enabled = enabled, on
+    try:
+        yield
+    finally:
+        enabled = before
 
 
 def _duration(s: float) -> str:

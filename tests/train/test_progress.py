@@ -25,12 +25,12 @@ def test_progress_is_throttled_but_always_reports_the_end(monkeypatch):
     assert [l.split(":")[1].split("/")[0].strip() for l in lines] == ["128", "384", "640"]
 
 
-def test_quiet_silences_the_console_not_the_log(monkeypatch, caplog):
+def test_quiet_silences_the_console_not_the_log_inside_its_block_only(caplog):
     out = io.StringIO()
-    monkeypatch.setattr(P, "enabled", False)
-    with caplog.at_level("INFO", logger="bkdsl.data"):
+    with caplog.at_level("INFO", logger="bkdsl.data"), P.console(False):
         P.generation_progress("g", stream=out)({"done": 1, "samples": 1, "wall_s": 0.1})
     assert out.getvalue() == "" and "generating g: 1/1 samples" in caplog.text
+    assert P.enabled is True                                             # restored after the block
 
 
 def test_nuclear_densities_source_reports_progress(monkeypatch, capsys):
