@@ -260,6 +260,25 @@ def _tidy_ticks(ax, three_d: bool = False) -> None:
     ax.tick_params(labelsize=8, pad=1 if three_d else 3)
 
 
+def _centred(z):
+    """Latent coordinates whose spread is below 1e-2 of their magnitude (a collapsed latent) would get
+    tick labels like "0.12648" with a "−1.268e−1" offset text that matplotlib's 3-D axes draw over the
+    axis label: such a column is shifted by its mean and the label says so ("z_2 − 0.1268").
+    Returns (z, [label per column])."""
+    z = z.clone()
+    labels = []
+    for j in range(z.shape[1]):
+        col = z[:, j]
+        mid = float(col.mean())
+        spread = float(col.max() - col.min())
+        name = f"$z_{{{j + 1}}}$"
+        if mid != 0 and spread < 1e-2 * abs(mid):
+            z[:, j] = col - mid
+            name += f" − ({mid:.4g})"
+        labels.append(name)
+    return z, labels
+
+
 def _latent_figure(z, colors: list, fields: dict, info: dict, plt):
     """One panel per colour field: d_z = 1 the field against z_1, 2 a scatter, 3 a 3-D scatter, more the
     first two principal axes; colour maps viridis; tick labels thinned (see :func:`_tidy_ticks`)."""
@@ -267,24 +286,25 @@ def _latent_figure(z, colors: list, fields: dict, info: dict, plt):
 
     d = z.shape[1]
     n = max(1, len(colors))
+    zc, names = _centred(z) if d <= 3 else (z, [])
     fig = plt.figure(figsize=(5.4 * n, 4.6), dpi=110, layout="constrained")
     for i, cname in enumerate(colors or [None]):
         c = fields[cname].reshape(len(z), -1)[:, 0].numpy() if cname else None
         label = _field_label(cname, info)
         if d == 3:
             ax = fig.add_subplot(1, n, i + 1, projection="3d")
-            sc = ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=c, s=3, cmap="viridis")
-            ax.set_xlabel("$z_1$", labelpad=2), ax.set_ylabel("$z_2$", labelpad=2), ax.set_zlabel("$z_3$", labelpad=2)
+            sc = ax.scatter(zc[:, 0], zc[:, 1], zc[:, 2], c=c, s=4, cmap="viridis")
+            ax.set_xlabel(names[0], labelpad=2), ax.set_ylabel(names[1], labelpad=2), ax.set_zlabel(names[2], labelpad=2)
             _tidy_ticks(ax, three_d=True)
         else:
             ax = fig.add_subplot(1, n, i + 1)
             if d == 1:
-                sc = ax.scatter(z[:, 0], c if c is not None else torch.zeros(len(z)), c=c, s=4, cmap="viridis")
-                ax.set_xlabel("$z_1$"), ax.set_ylabel(label)
+                sc = ax.scatter(zc[:, 0], c if c is not None else torch.zeros(len(z)), c=c, s=4, cmap="viridis")
+                ax.set_xlabel(names[0]), ax.set_ylabel(label)
             else:
-                zz = z[:, :2] if d == 2 else (z - z.mean(0)) @ torch.linalg.svd(z - z.mean(0), full_matrices=False)[2][:2].T
+                zz = zc[:, :2] if d == 2 else (z - z.mean(0)) @ torch.linalg.svd(z - z.mean(0), full_matrices=False)[2][:2].T
                 sc = ax.scatter(zz[:, 0], zz[:, 1], c=c, s=4, cmap="viridis")
-                ax.set_xlabel("$z_1$" if d == 2 else "PC 1 of z"), ax.set_ylabel("$z_2$" if d == 2 else "PC 2 of z")
+                ax.set_xlabel(names[0] if d == 2 else "PC 1 of z"), ax.set_ylabel(names[1] if d == 2 else "PC 2 of z")
             _tidy_ticks(ax)
         if c is not None:
             cb = fig.colorbar(sc, ax=ax, label=label, shrink=0.8, pad=0.08 if d == 3 else 0.02)

@@ -42,7 +42,7 @@ def train(spec: str, out: Path, *sets: str) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=48, help="236U densities to generate (before the filters)")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--out", default=str(Path(__file__).parent))
     ap.add_argument("--work", default=str(ROOT / "runs" / "figures"))
     ap.add_argument("--skip-u236", action="store_true")
@@ -61,7 +61,11 @@ def main() -> int:
         # of a small draw); split 0.5/0.25/0.25 gives the latent plot (val + test) enough points
         common = [f"data.samples={a.samples}", "data.flatten=false", "data.split=[0.5, 0.25, 0.25]",
                   f"train.epochs={a.epochs}",
-                  "train.batch=16", "train.channels_last=false", "train.resident=false", "train.eval_every=4"]
+                  "train.batch=16", "train.channels_last=false", "train.resident=false", "train.eval_every=4",
+                  "train.optimizer=adam(lr = 3e-3)",
+                  # every split in the latent plot: a small draw leaves few validation/test points
+                  "train.plots=[curve(val.l1_integral_rho), latent(z, color = [E, Q20, Q30], "
+                  "splits = [train, val, test]), decode_line(z, rho, n = 12)]"]
         for dz in (2, 3):
             r = train("u236_autoencoder.bk", work / f"u236_dz{dz}", *common,
                       f"train.model=autoencoder(d_z = {dz}, width = 8)")

@@ -167,3 +167,10 @@ def test_no_jet_colour_map_anywhere():
         if re.search(r"""cmap\s*=\s*["'](jet|rainbow|hsv)["']""", p.read_text(encoding="utf-8", errors="replace")):
             hits.append(str(p.relative_to(ROOT)))
     assert hits == []
+
+
+def test_a_collapsed_latent_is_centred_and_the_label_says_so():
+    z = torch.tensor([[0.12640, 5.0], [0.12648, -1.0], [0.12656, 2.0]])
+    zc, names = P._centred(z)
+    assert names == ["$z_{1}$ − (0.1265)", "$z_{2}$"] and float(zc[:, 0].abs().max()) < 1e-4
+    assert torch.equal(zc[:, 1], z[:, 1])
