@@ -7,6 +7,7 @@ Embedding API (see README, "Python API")::
     c.module          # torch.fx.GraphModule
     c.ir, c.report, c.diagnostics
     bkdsl.check_source(text)            # -> list[Diagnostic]
+    m = bkdsl.load_run("runs/tiny")     # a trained run, inputs/outputs in physical units
 
     @bkdsl.component("my_op", kind="layer")
     class MyOp(bkdsl.Component): ...
@@ -26,6 +27,7 @@ _LAZY = {
     "Component": "bkdsl.registry",
     "Diagnostic": "bkdsl.diagnostics",
     "BkError": "bkdsl.diagnostics",
+    "load_run": "bkdsl.trained",
 }
 
 

@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
     "components": ("bkdsl.catalog", "list the registered components (kind, inputs, parameters, claims)"),
     "new": ("bkdsl.starter", "write a small commented starter spec (NAME.bk) that trains in seconds"),
     "lsp": ("bkdsl.lsp.server", "run the bk language server over stdio (for editors)"),
+    "export": ("bkdsl.export", "export a trained run (physical units) for use without bkdsl"),
+    "runs": ("bkdsl.runs", "compare run directories: final metrics and settings (bkdsl runs [DIR...])"),
 }
 
 

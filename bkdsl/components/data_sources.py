@@ -40,6 +40,7 @@ from bkdsl.semantics.values import CallValue
 from bkdsl.train.cache import DatasetCache, code_version
 from bkdsl.train.corpus import byte_windows, load_corpus
 from bkdsl.train.data import Dataset, FieldInfo
+from bkdsl.train.progress import generation_progress
 
 
 class _P(BaseModel):
@@ -220,10 +221,15 @@ class NuclearDensitiesSource(DataSource):
         params = {**kwargs, "seed": seed}
         ds, _ = DatasetCache().get_or_create(
             "nuclear_densities", params, code_version(phys, gen),
-            lambda: dataset_from_generated(gen(**params), self.declared_fields(self.call if hasattr(self, "call") else None),
+            lambda: dataset_from_generated(gen(**params, progress=generation_progress("nuclear_densities")),
+                                           self.declared_fields(self.call if hasattr(self, "call") else None),
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
                                            span=self.span))
-        return name_grid_axes(ds)
+        ds = name_grid_axes(ds)
+        grid = kwargs.get("grid") or phys.DEFAULT_GRID.get(str(kwargs.get("nucleus", "U236")))
+        if grid:  # the plots' r/z axes in fm (bkdsl.train.plots.grid_extent)
+            ds.meta["grid_step_fm"] = float(grid[2])
+        return ds
 
 
 def name_grid_axes(ds):

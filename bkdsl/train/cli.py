@@ -28,6 +28,8 @@ import bkdsl
 from bkdsl.diagnostics import BkError
 from bkdsl.exitcodes import run_command
 from bkdsl.overrides import overrides_of
+from bkdsl.train import progress as data_progress
+from bkdsl.train import record
 from bkdsl.train.loop import run as run_plan
 from bkdsl.train.plan import plan_from_compiled
 from bkdsl.train.sweep import MODES as SWEEP_MODES
@@ -42,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", default=[], metavar="DIR",
                    help="a directory imports may read from, besides the spec's own tree and the stdlib (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue although the spec or --set values changed since the run "
+                        "started (refused otherwise, E0624); the changes are recorded in run.json's history")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="default: the spec's, else auto")
     p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
@@ -110,11 +115,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume and not (rundir / "checkpoints" / "last.safetensors").exists():
         raise BkError("E0610", f"nothing to resume in `{rundir}`: no checkpoints/last.safetensors",
                       help="run without --resume to start, or point --out at the run directory")
+    if getattr(args, "allow_changes", False) and not args.resume:
+        raise BkError("E0206", "--allow-changes is a --resume option", help="add --resume, or drop --allow-changes")
     logging.getLogger("bkdsl").setLevel(logging.INFO)
     c = bkdsl.compile_file(spec, overrides=overrides or None, includes=tuple(getattr(args, "include", None) or ()))
-    plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
-                              device=args.device, precision=args.precision)
     main = int(os.environ.get("RANK", "0")) == 0
+    rec = record.make_record(c, spec_path=spec, overrides=overrides, train=args.train,
+                             includes=tuple(getattr(args, "include", None) or ()))
+    if args.seed is not None:  # --seed is not a --set: it must reach the hash all the same
+        rec["overrides"]["--seed"] = str(args.seed)
+        rec["spec_hash"] = record.spec_hash(rec["resolved"], rec["overrides"])
+    if main:  # the resume guard runs before the data is loaded or generated (minutes for u236)
+        rec = record.start(rundir, rec, resume=args.resume, allow_changes=getattr(args, "allow_changes", False))
+    with data_progress.console(not args.quiet):
+        plan = plan_from_compiled(c, args.train, spec_path=spec, overrides=overrides, seed=args.seed,
+                                  device=args.device, precision=args.precision)
+    plan.record.update(record.checkpoint_record(rec))
+    if main:
+        rec.update(train=plan.name, inputs=list(plan.inputs), fields=record.fields_of(plan.data.dataset.info))
+        record.write_run(rundir, rec)
     if main and not args.quiet:
         print(f"training `{plan.name}` from {spec} → {rundir}", file=sys.stderr)
     final = run_plan(plan, rundir, resume=args.resume, quiet=args.quiet)

@@ -49,6 +49,7 @@ from bkdsl.train.reports import data_dependent_init, model_reports
 from bkdsl.train.schedules import LRSchedule, constant
 from bkdsl.train.superposition import FunctionalModel
 from bkdsl.train.teleport import attach_teleport
+from bkdsl.train.sinks import open_sinks
 
 log = logging.getLogger("bkdsl.train")
 
@@ -92,6 +93,8 @@ class TrainConfig:
     assert_manifolds: bool = False    # check manifold parameters/outputs after every forward (bkdsl.verify.runtime)
     model_plots: list[dict] = field(default_factory=list)  # latent(...), decode_line(...): need the model
     teleport: Any = None              # a `gradient` component (dyson_teleport): hooks on a stack (bkdsl/train/teleport.py)
+    log_every: int | None = None      # a `step` record (mean training loss of the window, lr) every N steps
+    eval_every: int | None = None     # an `eval` record (validation split) every N steps, besides each epoch's end
     span: Span | None = None
     spans: dict[str, Span] = field(default_factory=dict)  # per train key
 
@@ -173,6 +176,7 @@ class Trainer:
         self._pending_best: tuple | None = None   # (weights, tensors, state) on the CPU, not yet written
         self._last_save_t = 0.0
         self.channels_last = False                # set in _run: cfg.channels_last on CUDA only
+        self._window: list | None = None          # log_every: [loss·samples, samples] since the last step record
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_logging(self) -> logging.Handler | None:
@@ -190,6 +194,11 @@ class Trainer:
         root.addHandler(h)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
+        # warnings (and errors) also on the console: a run's problems must not hide in train.log
+        self._console = logging.StreamHandler(sys.stderr)
+        self._console.setLevel(logging.WARNING)
+        self._console.setFormatter(logging.Formatter("warning: %(message)s"))
+        root.addHandler(self._console)
         return h
 
     def _prepare_data(self) -> None:
@@ -406,13 +415,20 @@ class Trainer:
             with open(self.rundir / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
+            for s in getattr(self, "sinks", ()):
+                try:
+                    s.write(rec)
+                except Exception as e:  # a sink (TensorBoard, MLflow) must not stop training; say so once
+                    log.warning("metric sink %s failed and is closed: %s: %s", type(s).__name__, type(e).__name__, e)
+                    self.sinks = [x for x in self.sinks if x is not s]
 
     def _truncate_records(self, upto_step: int) -> None:
         """On resume: drop records written after the checkpoint (the epochs that will be replayed)."""
         from bkdsl.train.plots import read_records
 
         p = self.rundir / "metrics.jsonl"
-        keep = [r for r in read_records(p) if r.get("global_step", 0) <= upto_step]
+        # a finished run's `test` record goes too: the resumed run writes its own at its end
+        keep = [r for r in read_records(p) if r.get("global_step", 0) <= upto_step and r.get("event") != "test"]
         self.records = keep
         if self.dist.is_main:
             tmp = p.with_suffix(".jsonl.tmp")
@@ -452,11 +468,15 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         handler = self._setup_logging()
+        self.sinks = []
         try:
             return self._run()
         finally:
+            for s in self.sinks:
+                s.close()
             if handler is not None:
                 logging.getLogger("bkdsl").removeHandler(handler)
+                logging.getLogger("bkdsl").removeHandler(self._console)
                 handler.close()
             D.teardown(self.dist)
 
@@ -512,6 +532,10 @@ class Trainer:
             self._truncate_records(self.global_step)
         elif dist.is_main:
             (self.rundir / "metrics.jsonl").write_text("")
+        if dist.is_main:
+            self.sinks = open_sinks(self.rundir, resume_records=self.records if self.resume else None,
+                                    resume_step=self.global_step if self.resume else None,
+                                    run_name=self.plan.name, params=dict(self.plan.record))
         if not self.resume:
             first = self.norm.apply(self._to_device({k: v[:cfg.batch] for k, v in self.splits["train"].items()}))
             n_init = data_dependent_init(self.raw_model, lambda m: self._forward(m, first))
@@ -599,6 +623,7 @@ class Trainer:
                         samples_seen += nloc * dist.world
                         t_steps += dt_step
                     progress.update(epoch, epochs, float(loss.detach()), samples_seen / max(t_steps, 1e-9))
+                    self._every_steps(epoch, b + 1 < nb, float(loss.detach()), nloc)
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 and b + 1 < nb:
                         self._save("last", epoch, b + 1, train_acc)
                         D.barrier(dist)
@@ -625,6 +650,24 @@ class Trainer:
             self._finish(stopped)
             raise stopped
         return self._finish(None)
+
+    def _every_steps(self, epoch: int, mid_epoch: bool, loss: float, n: int) -> None:
+        """``log_every``: a `step` record with the mean training loss since the last one (this rank's
+        samples); ``eval_every``: an `eval` record of the validation split (skipped at an epoch's end,
+        which evaluates anyway)."""
+        cfg, step = self.cfg, self.global_step
+        if cfg.log_every:
+            acc = self._window or [0.0, 0]
+            acc = [acc[0] + loss * n, acc[1] + n]
+            self._window = acc
+            if step % cfg.log_every == 0:
+                self._write_record({"event": "step", "epoch": epoch + 1, "global_step": step,
+                                    "train.loss": acc[0] / max(acc[1], 1), "lr": self.opt.param_groups[0]["lr"],
+                                    "elapsed_s": round(self.elapsed(), 3)})
+                self._window = None
+        if cfg.eval_every and mid_epoch and step % cfg.eval_every == 0:
+            self._write_record({"event": "eval", "epoch": epoch + 1, "global_step": step,
+                                **self.evaluate("val"), "elapsed_s": round(self.elapsed(), 3)})
 
     def _end_of_epoch(self, epoch: int, train_acc: dict) -> dict:
         ta = torch.tensor([train_acc["sum"], train_acc["n"]], dtype=torch.float64, device=self.device)
@@ -687,7 +730,8 @@ class Trainer:
             try:
                 from bkdsl.train import plots
 
-                plots.draw(self.rundir, cfg.plots, self._units())
+                plots.draw(self.rundir, cfg.plots,
+                           plots.metric_units(cfg.metrics, self.plan.data.dataset.info, self._units()))
             except Exception as e:  # a plot must never lose a finished run; say why it is missing
                 log.warning("plots were not drawn: %s: %s", type(e).__name__, e)
             if cfg.model_plots and stopped is None:

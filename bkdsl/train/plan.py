@@ -6,7 +6,7 @@ through the component registry (:func:`bkdsl.components.training.instantiate`), 
 bad parameters and bad keys are diagnostics with the span of the key that caused them.
 
 Train keys: model, data, loss, optimizer, schedule, batch, epochs | steps, select, metrics, plots,
-seed, precision, device, checkpoint_every, grad_clip, eval_batch, and the speed keys compile,
+seed, precision, device, checkpoint_every, log_every, eval_every, grad_clip, eval_batch, and the speed keys compile,
 channels_last, resident (docs/training.md), time_limit, checkpoint_interval.
 """
 
@@ -109,6 +109,7 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
         device=device or _name(get("device", "auto")), optimizer=oname, optimizer_params=oparams,
         schedule=sched, select=select, metrics=metrics, plots=plots,
         checkpoint_every=opt_int("checkpoint_every"),
+        log_every=opt_int("log_every"), eval_every=opt_int("eval_every"),
         grad_clip=None if get("grad_clip") is None else float(get("grad_clip")),
         eval_batch=opt_int("eval_batch"), span=t.span, spans=sp,
         compile=checks.compile_mode(get("compile", False), sp.get("compile")),

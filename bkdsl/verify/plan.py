@@ -68,6 +68,8 @@ class TrainBlock(BaseModel):
     precision: Any = None
     device: Any = None
     checkpoint_every: StrictInt | None = Field(None, ge=1)
+    log_every: StrictInt | None = Field(None, ge=1)   # a `step` record every N optimizer steps
+    eval_every: StrictInt | None = Field(None, ge=1)  # an `eval` record (validation) every N steps
     grad_clip: float | None = Field(None, gt=0)
     eval_batch: StrictInt | None = Field(None, ge=1)
     compile: Any = False

@@ -67,7 +67,7 @@ def main() -> int:
     cax.yaxis.set_label_position("left")
     cax.set_ylabel(r"$\rho$ (fm$^{-3}$)")
     ax = fig.add_subplot(gsp[0:3, 5])
-    sc = ax.scatter(Q20.numpy(), Q30.numpy(), c=E.numpy(), s=10, cmap="jet")
+    sc = ax.scatter(Q20.numpy(), Q30.numpy(), c=E.numpy(), s=10, cmap="viridis")
     fig.colorbar(sc, ax=ax, label="E (MeV)")
     ax.set_xlabel(r"$Q_{20}$ (b)")
     ax.set_ylabel(r"$Q_{30}$ (b$^{3/2}$)")
