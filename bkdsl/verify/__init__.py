@@ -21,11 +21,14 @@ from bkdsl.verify.plan import check_train_plan
 PASSES = (check_declarations, check_claims, check_next_token_causality, check_train_plan)
 
 
-def verify_with_claims(prog: Program) -> tuple[list[Diagnostic], list[ClaimResult]]:
-    """Every pass, and each claim's result (for the report), deciding each claim once."""
-    decisions = decide_claims(prog)
+def verify_with_claims(prog: Program, confirm: bool = True) -> tuple[list[Diagnostic], list[ClaimResult]]:
+    """Every pass, and each claim's result (for the report), deciding each claim once. ``confirm``:
+    run the confirming probes of statically proven claims (``compile``, ``train``, ``check --probe``);
+    ``check`` passes False and stays free of torch when every claim is decided statically
+    (bkdsl/verify/claims.py, "When the probes run")."""
+    decisions = decide_claims(prog, confirm)
     diags = check_declarations(prog) + claim_diagnostics(decisions)
-    diags += check_next_token_causality(prog) + check_train_plan(prog)
+    diags += check_next_token_causality(prog, confirm) + check_train_plan(prog)
     return diags, [d.result for d in decisions]
 
 
