@@ -116,14 +116,9 @@ class _BlockBuilder:
 
     # ---- helpers
     def manifolds(self) -> dict[str, Component]:
-        # the scope's manifolds are found once per builder and scope (a scan per op was quadratic
-        # in the size of the spec: 10 000-line specs)
-        cached = getattr(self, "_scope_manifolds", None)
-        if cached is None or cached[0] is not self.scope:
-            cached = (self.scope, {n: b.value.component for n, b in self.scope.names.items()
-                                   if b.kind == "decl" and b.value.kind == "manifold"})
-            self._scope_manifolds = cached
-        out = dict(cached[1])
+        # the scope's manifolds are cached by the scope (a scan per builder was quadratic in the
+        # size of the spec: 10 000-line specs)
+        out = dict(self.scope.manifolds())
         for n, v in self.cfg.items():
             if isinstance(v, Component) and v.kind == "manifold":
                 out[n] = v

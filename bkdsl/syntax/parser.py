@@ -17,11 +17,12 @@ import functools
 import math
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from bkdsl import resources
 from bkdsl.diagnostics import BkError, Diagnostic, Span, source_lines
+from bkdsl.gcpause import paused_gc
 from bkdsl.syntax import ast as A
 
 GRAMMAR_PATH = resources.GRAMMAR_PATH
@@ -85,11 +86,37 @@ def _short(text: str, n: int = 24) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst:
+    """Tree → AST, one method per grammar rule: ``rule(meta, children)`` (Lark's ``Transformer`` with
+    ``v_args(meta=True)``, written out). :meth:`transform` walks the tree iteratively, bottom-up, with
+    each rule's method looked up once per rule name — on a 10 000-line spec the generic
+    ``Transformer`` (a wrapper built per call by ``v_args``, a lookup per token) cost as much as the
+    parse itself. A rule without a method keeps its ``Tree`` (Lark's default); tokens stay tokens."""
+
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
+
+    def transform(self, tree: Tree):
+        """The AST of ``tree``: post-order over an explicit stack (no recursion, whatever the depth)."""
+        methods: dict[str, object] = {}
+        done: list[list] = [[]]  # the transformed children of each open node, innermost last
+        stack: list[tuple[Tree, bool]] = [(tree, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded is None:  # a token or a placeholder (None): itself
+                done[-1].append(node)
+                continue
+            if not expanded:
+                stack.append((node, True))
+                done.append([])
+                stack.extend((c, False if isinstance(c, Tree) else None) for c in reversed(node.children))
+                continue
+            children = done.pop()
+            fn = methods.get(node.data)
+            if fn is None:
+                fn = methods[node.data] = getattr(self, node.data, None) or _keep_tree(node.data)
+            done[-1].append(fn(node.meta, children))
+        return done[0][0]
 
     def _s(self, meta) -> Span:
         return _span(self.file, meta)
@@ -291,6 +318,12 @@ class _ToAst(Transformer):
         return A.Quantity(lst, str(unit), self._s(meta))
 
 
+def _keep_tree(data: str):
+    def keep(meta, children):
+        return Tree(data, children, meta)
+    return keep
+
+
 def _unquote(tok) -> str:
     s = str(tok)[1:-1]
     return s.encode("utf-8").decode("unicode_escape") if "\\" in s else s
@@ -326,7 +359,15 @@ def _expected(names) -> str:
 
 
 def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diagnostic]]:
-    """Parse bk source text. Returns the module (or None) and the syntax diagnostics."""
+    """Parse bk source text. Returns the module (or None) and the syntax diagnostics.
+
+    The cyclic garbage collector is paused meanwhile (:mod:`bkdsl.gcpause`: it made parsing
+    quadratic in the size of the spec)."""
+    with paused_gc():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> tuple[A.Module | None, list[Diagnostic]]:
     comments: list[A.Comment] = []
     if not text.endswith("\n"):
         text += "\n"
@@ -344,12 +385,8 @@ def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diag
                                       "flatten it; see the limits in docs/errors.md")]
     try:
         stmts = _ToAst(file).transform(tree)
-    except VisitError as e:  # lark wraps transformer errors; a user error is a diagnostic, else our bug
-        if isinstance(e.orig_exc, BkError):
-            return None, [e.orig_exc.diagnostic]
-        if e.orig_exc is not None:
-            raise e.orig_exc
-        raise
+    except BkError as e:  # a user error (a literal out of range) is a diagnostic; anything else is our bug
+        return None, [e.diagnostic]
     return A.Module(file, stmts, comments), []
 
 
