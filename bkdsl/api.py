@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span
+from bkdsl.gcpause import paused_gc
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.overrides import apply_overrides
 from bkdsl.semantics import ir as I
@@ -168,7 +169,8 @@ def unique(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 def _guarded(fn, *args) -> Compiled:
     try:
-        return fn(*args)
+        with paused_gc():  # one pause for the whole front end: one collection at its end (bkdsl/gcpause.py)
+            return fn(*args)
     except BkError as e:  # an error raised outside a statement (e.g. while loading)
         file = args[1] if len(args) > 1 else "<string>"
         return Compiled(file, I.Program(file), [e.diagnostic], {})

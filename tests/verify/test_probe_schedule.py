@@ -124,3 +124,19 @@ def test_cli_check_probe_runs_the_confirming_probe(tmp_path):
     assert run().returncode == 0
     r = run("--probe")
     assert r.returncode == 1 and "E0310" in r.stderr and "`shift_left` (shift_left) declares" in r.stderr
+
+
+def test_check_of_phase8_runs_no_probe_and_loads_no_lowering():
+    """phase8's `: causal` (and the next-token rule on its train block) is proven by composition at
+    `check`: the model is never lowered (bkdsl.lower.fx and the model probe module stay unloaded); `--probe` lowers it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bkdsl\n"
+            "ds = bkdsl.check_file('specs/phase8.bk', probe=bool(int(sys.argv[1])))\n"
+            "assert not [d for d in ds if d.is_error], ds\n"
+            "print(sorted(m for m in ('bkdsl.verify.model_probe', 'bkdsl.lower.fx') if m in sys.modules))\n")
+    out = [subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, check=True).stdout.strip()
+           for flag in ("0", "1")]
+    assert out[0] == "[]"
+    assert "bkdsl.verify.model_probe" in out[1] and "bkdsl.lower.fx" in out[1]
