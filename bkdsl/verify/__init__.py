@@ -32,9 +32,10 @@ def verify_with_claims(prog: Program, confirm: bool = True) -> tuple[list[Diagno
     return diags, [d.result for d in decisions]
 
 
-def verify(prog: Program) -> list[Diagnostic]:
-    """Run every pass over a resolved program; the diagnostics of all passes, in pass order."""
-    return verify_with_claims(prog)[0]
+def verify(prog: Program, confirm: bool = True) -> list[Diagnostic]:
+    """Run every pass over a resolved program; the diagnostics of all passes, in pass order
+    (``confirm``: as in :func:`verify_with_claims`)."""
+    return verify_with_claims(prog, confirm)[0]
 
 
 __all__ = ["PASSES", "check_claims", "check_declarations", "check_next_token_causality", "check_train_plan",
