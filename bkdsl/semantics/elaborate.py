@@ -8,7 +8,10 @@
   shapes (symbolic dims unified), dtypes and manifolds.
 """
 
+import functools
+import keyword
 import operator
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -591,14 +594,15 @@ def _free_names(e) -> set[str]:
     return out
 
 
-def _pyname(s: str) -> str:
-    import re
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
 
-    s = re.sub(r"[^A-Za-z0-9_]", "_", s)
+
+@functools.lru_cache(maxsize=4096)  # a handful of distinct hints, asked once per node
+def _pyname(s: str) -> str:
+    """``s`` as a Python identifier (fx node names)."""
+    s = _NOT_IDENT.sub("_", s)
     if not s or s[0].isdigit():
         s = "v_" + s
-    import keyword
-
     return s + "_" if keyword.iskeyword(s) else s
 
 
