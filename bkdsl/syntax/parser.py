@@ -14,7 +14,9 @@ level; a number literal longer than :data:`MAX_LITERAL_CHARS` characters, or one
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -52,11 +54,31 @@ class _DropNewlinesInBrackets:
             yield tok
 
 
+def table_cache_path(grammar: str) -> str | bool:
+    """Where Lark may cache the LALR tables (building them costs ~0.1 s per process), or False.
+
+    Lark *pickles* its cache and unpickles it at start-up, so the file must be one only this user can
+    write: ``$XDG_CACHE_HOME/bkdsl`` (default ``~/.cache/bkdsl``), created private (0700) and used
+    only when this user owns it and neither group nor others may write to it. Lark's own default
+    (``cache=True``) is the shared temp directory, where another user could plant the file — never
+    unpickle what someone else could have written. No usable directory: no cache."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bkdsl"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = base.stat()
+    except OSError:
+        return False
+    if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o022:
+        return False
+    digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    return str(base / f"lark-lalr-{digest}.cache")
+
+
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                postlex=_DropNewlinesInBrackets(), propagate_positions=True, maybe_placeholders=True,
-                cache=True)  # LALR tables cached in the temp dir, keyed by the grammar hash
+    grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_DropNewlinesInBrackets(),
+                propagate_positions=True, maybe_placeholders=True, cache=table_cache_path(grammar))
 
 
 def _span(file: str, meta_or_tok) -> Span:
