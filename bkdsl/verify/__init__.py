@@ -24,7 +24,7 @@ PASSES = (check_declarations, check_claims, check_next_token_causality, check_tr
 def verify_with_claims(prog: Program, confirm: bool = True) -> tuple[list[Diagnostic], list[ClaimResult]]:
     """Every pass, and each claim's result (for the report), deciding each claim once. ``confirm``:
     run the confirming probes of statically proven claims (``compile``, ``train``, ``check --probe``);
-    ``check`` passes False and stays free of torch when every claim is decided statically
+    ``check`` passes False: no model is lowered or run when every claim is decided statically
     (bkdsl/verify/claims.py, "When the probes run")."""
     decisions = decide_claims(prog, confirm)
     diags = check_declarations(prog) + claim_diagnostics(decisions)

@@ -17,12 +17,14 @@ When the probes run (``confirm``): a claim of the new kinds proven statically �
 over the graph, or a declaration's analytic rule — is *confirmed* by its probe when ``confirm`` is
 true (``compile``, ``train``, ``check --probe``). ``check`` passes ``confirm=False``: the claim is
 then established by the static proof alone ("composition" / "analytic", the detail says the
-confirming probe is deferred), and torch is not imported. What ``check`` still decides about the
+confirming probe is deferred), and no model is lowered or run (bkdsl/verify/model_probe.py, the
+probe machinery, is not even imported; torch itself still is, by the component registry, which
+imports every built-in component module). What ``check`` still decides about the
 deferred probe is whether it *could* run (the size budget and input dtypes of
 bkdsl/verify/budget.py — E0305, as compile would). A claim that only a probe decides (the map
 properties a component's ``prove`` establishes numerically, e.g. ``: symplectic`` on an
 integrator) runs its probe at ``check`` too. A refused claim still runs the probe where it shows
-where the property leaks (torch is imported then: correctness before speed on the error path).
+where the property leaks (the error path: correctness before speed).
 
 Codes: E0301 not established (no proof, or composition refuses, naming the op); E0302 a probe
 refutes it (with its number); E0305 the probe could not run (budget, empty space, exception);
@@ -62,8 +64,9 @@ class Decision:
 
 
 def _model_probes():
-    """bkdsl.verify.model_probe (torch, torch.fx), imported when a model probe first runs — not at
-    module level, so that a ``check`` whose claims are all decided statically never loads torch.
+    """bkdsl.verify.model_probe (torch, torch.fx, the lowering), imported when a model probe first
+    runs — not at module level, so that a ``check`` whose claims are all decided statically never
+    loads the probe machinery.
     (Laziness, not a cycle: model_probe imports nothing of this module.)"""
     from bkdsl.verify import model_probe
 
@@ -73,7 +76,7 @@ def _model_probes():
 # ------------------------------------------------------------------------------- public views
 def decide_claims(prog: I.Program, confirm: bool = True) -> list[Decision]:
     """Every claim decided. ``confirm``: run the confirming probe of each statically proven claim
-    (``compile``, ``train``, ``check --probe``); False defers it (``check``: no torch)."""
+    (``compile``, ``train``, ``check --probe``); False defers it (``check``)."""
     out: list[Decision] = []
     for d in prog.decls.values():
         asts = d.claim_asts or [A.Claim(n, s) for n, s in d.claims]
