@@ -3,6 +3,10 @@
 ``parse → resolve → verify → lower``; each stage returns diagnostics as values. ``compile_*`` raise
 :class:`~bkdsl.diagnostics.BkErrors` when there are errors (the CLI renders them instead), while
 ``check_*`` return the list.
+
+When the probes run: ``check_*`` decide every claim statically where a static proof exists and defer
+the confirming probes to ``compile_*`` (and so to ``train``); ``check_*(..., probe=True)`` runs them
+all. A claim only a probe can decide is probed by both (bkdsl/verify/claims.py, "When the probes run").
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bkdsl.diagnostics import BkError, BkErrors, Diagnostic, Span, did_you_mean
+from bkdsl.gcpause import paused_gc
 from bkdsl.lower.metrics import MetricProgram
 from bkdsl.overrides import apply_overrides
 from bkdsl.semantics import ir as I
@@ -142,9 +147,11 @@ class Compiled:
 
 
 # ------------------------------------------------------------------------------- entry points
-def _pipeline(text: str, file: str, overrides: dict[str, str] | None, includes: tuple = ()) -> Compiled:
+def _pipeline(text: str, file: str, overrides: dict[str, str] | None, includes: tuple = (),
+              confirm: bool = True) -> Compiled:
     """parse → (overrides) → resolve → verify; the returned program is a copy carrying each claim's result
-    (for the report), the resolved one is not written to. ``includes``: more allowed import roots."""
+    (for the report), the resolved one is not written to. ``includes``: more allowed import roots;
+    ``confirm``: run the confirming probes of statically proven claims (False: ``check``)."""
     loader = Loader(includes=tuple(Path(i) for i in includes))
     loader.sources[file] = text
     module, diags = parse(text, file)
@@ -157,7 +164,7 @@ def _pipeline(text: str, file: str, overrides: dict[str, str] | None, includes: 
     prog, rdiags = resolve(module, loader)
     diags = loader.diagnostics + rdiags
     if not any(d.is_error for d in diags):
-        vdiags, results = verify_with_claims(prog)  # each claim decided once, its result kept for the report
+        vdiags, results = verify_with_claims(prog, confirm)  # each claim decided once, its result kept for the report
         diags += vdiags
         prog = replace(prog, claims=results)
     elif prog.trains:  # a broken model still gets its train block checked (each error reported once)
@@ -179,27 +186,29 @@ def unique(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 def _guarded(fn, *args) -> Compiled:
     try:
-        return fn(*args)
+        with paused_gc():  # one pause for the whole front end: one collection at its end (bkdsl/gcpause.py)
+            return fn(*args)
     except BkError as e:  # an error raised outside a statement (e.g. while loading)
         file = args[1] if len(args) > 1 else "<string>"
         return Compiled(file, I.Program(file), [e.diagnostic], {})
 
 
 def check_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None,
-                 includes: tuple[str | Path, ...] = ()) -> list[Diagnostic]:
-    """``includes``: directories imports may read from besides the spec's tree and the stdlib."""
-    return _guarded(_pipeline, text, name, overrides, includes).diagnostics
+                 includes: tuple[str | Path, ...] = (), probe: bool = False) -> list[Diagnostic]:
+    """``includes``: directories imports may read from besides the spec's tree and the stdlib;
+    ``probe``: also run the confirming probes of statically proven claims (as compile does)."""
+    return _guarded(_pipeline, text, name, overrides, includes, probe).diagnostics
 
 
 def check_file(path: str | Path, overrides: dict[str, str] | None = None,
-               includes: tuple[str | Path, ...] = ()) -> list[Diagnostic]:
+               includes: tuple[str | Path, ...] = (), probe: bool = False) -> list[Diagnostic]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         return [Diagnostic("E0002", f"cannot read {p}: {e.__class__.__name__}", Span(str(p), 1, 1, 1, 1),
                            help="check the path")]
-    return check_source(text, str(path), overrides, includes)
+    return check_source(text, str(path), overrides, includes, probe)
 
 
 def compile_source(text: str, name: str = "<string>", overrides: dict[str, str] | None = None,

@@ -51,7 +51,7 @@ def cmd_check(args) -> int:
     worst = EXIT_OK
     all_diags: list[Diagnostic] = []
     for spec in args.spec:
-        diags = check_file(spec, _overrides(args), _includes(args))
+        diags = check_file(spec, _overrides(args), _includes(args), getattr(args, "probe", False))
         all_diags += diags
         if any(d.is_error for d in diags):
             worst = EXIT_DIAG
@@ -206,6 +206,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="+")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--probe", action="store_true",
+                   help="also run the confirming probes of statically proven claims (compile and train run them)")
     add_set(p)
     p.set_defaults(fn=cmd_check)
 

@@ -79,6 +79,7 @@ CODES: dict[str, str] = {
     "E0307": "a claim that cannot be checked (a block never used, with parameters without defaults)",
     "E0308": "bad claim argument (unknown axis, non-numeric bound)",
     "E0309": "next-token training of a model not established causal",
+    "E0310": "a confirming probe contradicts a static proof: a component's declaration is wrong",
     "E0401": "shape mismatch",
     "E0402": "wrong manifold: an op was fed a value on a manifold it does not accept",
     "E0403": "dtype mismatch",

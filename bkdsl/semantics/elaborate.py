@@ -8,7 +8,10 @@
   shapes (symbolic dims unified), dtypes and manifolds.
 """
 
+import functools
+import keyword
 import operator
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -116,14 +119,9 @@ class _BlockBuilder:
 
     # ---- helpers
     def manifolds(self) -> dict[str, Component]:
-        # the scope's manifolds are found once per builder and scope (a scan per op was quadratic
-        # in the size of the spec: 10 000-line specs)
-        cached = getattr(self, "_scope_manifolds", None)
-        if cached is None or cached[0] is not self.scope:
-            cached = (self.scope, {n: b.value.component for n, b in self.scope.names.items()
-                                   if b.kind == "decl" and b.value.kind == "manifold"})
-            self._scope_manifolds = cached
-        out = dict(cached[1])
+        # the scope's manifolds are cached by the scope (a scan per builder was quadratic in the
+        # size of the spec: 10 000-line specs)
+        out = dict(self.scope.manifolds())
         for n, v in self.cfg.items():
             if isinstance(v, Component) and v.kind == "manifold":
                 out[n] = v
@@ -596,14 +594,15 @@ def _free_names(e) -> set[str]:
     return out
 
 
-def _pyname(s: str) -> str:
-    import re
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
 
-    s = re.sub(r"[^A-Za-z0-9_]", "_", s)
+
+@functools.lru_cache(maxsize=4096)  # a handful of distinct hints, asked once per node
+def _pyname(s: str) -> str:
+    """``s`` as a Python identifier (fx node names)."""
+    s = _NOT_IDENT.sub("_", s)
     if not s or s[0].isdigit():
         s = "v_" + s
-    import keyword
-
     return s + "_" if keyword.iskeyword(s) else s
 
 

@@ -21,6 +21,7 @@ import pint
 from bkdsl import registry
 from bkdsl.registry import Component, InferCtx
 from bkdsl import resources
+from bkdsl.gcpause import paused_gc
 from bkdsl.diagnostics import BkError, Diagnostic, Span
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import DimUnifier, ValueType, broadcast
@@ -97,6 +98,12 @@ def _display_path(p: Path) -> str:
 
 # =========================================================================== top-level resolution
 def resolve(module: A.Module, loader: Loader | None = None) -> tuple[I.Program, list[Diagnostic]]:
+    """The module's program and its diagnostics (the cyclic GC paused meanwhile: bkdsl/gcpause.py)."""
+    with paused_gc():
+        return _resolve(module, loader)
+
+
+def _resolve(module: A.Module, loader: Loader | None) -> tuple[I.Program, list[Diagnostic]]:
     loader = loader or Loader()
     prog = I.Program(file=module.file)
     scope = Scope(module.file, program=prog)

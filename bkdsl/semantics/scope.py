@@ -23,6 +23,8 @@ class Scope:
     file: str
     names: dict[str, Binding] = field(default_factory=dict)
     program: I.Program | None = None
+    # (len(names), {name: manifold component}) — see manifolds(); cleared by define()
+    _manifolds: Any = field(default=None, init=False, repr=False, compare=False)
 
     def define(self, name: str, b: Binding) -> None:
         if name in self.names and self.names[name].kind not in ("namespace", "poisoned"):
@@ -30,6 +32,18 @@ class Scope:
             raise BkError("E0003", f"`{name}` is defined twice", span=b.span,
                           notes=[f"first defined at {prev}"] if prev else [], help="rename one of them")
         self.names[name] = b
+        self._manifolds = None
+
+    def manifolds(self) -> dict[str, Any]:
+        """The manifold declarations in scope, name → component (do not mutate). Found once and
+        kept while no name is added: a scan of every name per block was quadratic in the size of
+        the spec (10 000-line specs)."""
+        cached = self._manifolds
+        if cached is None or cached[0] != len(self.names):
+            cached = self._manifolds = (len(self.names), {
+                n: b.value.component for n, b in self.names.items()
+                if b.kind == "decl" and b.value.kind == "manifold"})
+        return cached[1]
 
     def lookup(self, name: str) -> Binding | None:
         b = self.names.get(name)

@@ -14,14 +14,17 @@ level; a number literal longer than :data:`MAX_LITERAL_CHARS` characters, or one
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from bkdsl import resources
 from bkdsl.diagnostics import BkError, Diagnostic, Span, source_lines
+from bkdsl.gcpause import paused_gc
 from bkdsl.syntax import ast as A
 
 GRAMMAR_PATH = resources.GRAMMAR_PATH
@@ -51,11 +54,31 @@ class _DropNewlinesInBrackets:
             yield tok
 
 
+def table_cache_path(grammar: str) -> str | bool:
+    """Where Lark may cache the LALR tables (building them costs ~0.1 s per process), or False.
+
+    Lark *pickles* its cache and unpickles it at start-up, so the file must be one only this user can
+    write: ``$XDG_CACHE_HOME/bkdsl`` (default ``~/.cache/bkdsl``), created private (0700) and used
+    only when this user owns it and neither group nor others may write to it. Lark's own default
+    (``cache=True``) is the shared temp directory, where another user could plant the file — never
+    unpickle what someone else could have written. No usable directory: no cache."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bkdsl"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = base.stat()
+    except OSError:
+        return False
+    if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o022:
+        return False
+    digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    return str(base / f"lark-lalr-{digest}.cache")
+
+
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                postlex=_DropNewlinesInBrackets(), propagate_positions=True, maybe_placeholders=True,
-                cache=True)  # LALR tables cached in the temp dir, keyed by the grammar hash
+    grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_DropNewlinesInBrackets(),
+                propagate_positions=True, maybe_placeholders=True, cache=table_cache_path(grammar))
 
 
 def _span(file: str, meta_or_tok) -> Span:
@@ -85,11 +108,37 @@ def _short(text: str, n: int = 24) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst:
+    """Tree → AST, one method per grammar rule: ``rule(meta, children)`` (Lark's ``Transformer`` with
+    ``v_args(meta=True)``, written out). :meth:`transform` walks the tree iteratively, bottom-up, with
+    each rule's method looked up once per rule name — on a 10 000-line spec the generic
+    ``Transformer`` (a wrapper built per call by ``v_args``, a lookup per token) cost as much as the
+    parse itself. A rule without a method keeps its ``Tree`` (Lark's default); tokens stay tokens."""
+
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
+
+    def transform(self, tree: Tree):
+        """The AST of ``tree``: post-order over an explicit stack (no recursion, whatever the depth)."""
+        methods: dict[str, object] = {}
+        done: list[list] = [[]]  # the transformed children of each open node, innermost last
+        stack: list[tuple[Tree, bool]] = [(tree, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded is None:  # a token or a placeholder (None): itself
+                done[-1].append(node)
+                continue
+            if not expanded:
+                stack.append((node, True))
+                done.append([])
+                stack.extend((c, False if isinstance(c, Tree) else None) for c in reversed(node.children))
+                continue
+            children = done.pop()
+            fn = methods.get(node.data)
+            if fn is None:
+                fn = methods[node.data] = getattr(self, node.data, None) or _keep_tree(node.data)
+            done[-1].append(fn(node.meta, children))
+        return done[0][0]
 
     def _s(self, meta) -> Span:
         return _span(self.file, meta)
@@ -297,6 +346,12 @@ class _ToAst(Transformer):
         return A.Quantity(lst, str(unit), self._s(meta))
 
 
+def _keep_tree(data: str):
+    def keep(meta, children):
+        return Tree(data, children, meta)
+    return keep
+
+
 def _unquote(tok) -> str:
     s = str(tok)[1:-1]
     return s.encode("utf-8").decode("unicode_escape") if "\\" in s else s
@@ -332,7 +387,15 @@ def _expected(names) -> str:
 
 
 def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diagnostic]]:
-    """Parse bk source text. Returns the module (or None) and the syntax diagnostics."""
+    """Parse bk source text. Returns the module (or None) and the syntax diagnostics.
+
+    The cyclic garbage collector is paused meanwhile (:mod:`bkdsl.gcpause`: it made parsing
+    quadratic in the size of the spec)."""
+    with paused_gc():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> tuple[A.Module | None, list[Diagnostic]]:
     comments: list[A.Comment] = []
     if not text.endswith("\n"):
         text += "\n"
@@ -350,12 +413,8 @@ def parse(text: str, file: str = "<string>") -> tuple[A.Module | None, list[Diag
                                       "flatten it; see the limits in docs/errors.md")]
     try:
         stmts = _ToAst(file).transform(tree)
-    except VisitError as e:  # lark wraps transformer errors; a user error is a diagnostic, else our bug
-        if isinstance(e.orig_exc, BkError):
-            return None, [e.orig_exc.diagnostic]
-        if e.orig_exc is not None:
-            raise e.orig_exc
-        raise
+    except BkError as e:  # a user error (a literal out of range) is a diagnostic; anything else is our bug
+        return None, [e.diagnostic]
     return A.Module(file, stmts, comments), []
 
 

@@ -21,17 +21,21 @@ from bkdsl.verify.plan import check_train_plan
 PASSES = (check_declarations, check_claims, check_next_token_causality, check_train_plan)
 
 
-def verify_with_claims(prog: Program) -> tuple[list[Diagnostic], list[ClaimResult]]:
-    """Every pass, and each claim's result (for the report), deciding each claim once."""
-    decisions = decide_claims(prog)
+def verify_with_claims(prog: Program, confirm: bool = True) -> tuple[list[Diagnostic], list[ClaimResult]]:
+    """Every pass, and each claim's result (for the report), deciding each claim once. ``confirm``:
+    run the confirming probes of statically proven claims (``compile``, ``train``, ``check --probe``);
+    ``check`` passes False: no model is lowered or run when every claim is decided statically
+    (bkdsl/verify/claims.py, "When the probes run")."""
+    decisions = decide_claims(prog, confirm)
     diags = check_declarations(prog) + claim_diagnostics(decisions)
-    diags += check_next_token_causality(prog) + check_train_plan(prog)
+    diags += check_next_token_causality(prog, confirm) + check_train_plan(prog)
     return diags, [d.result for d in decisions]
 
 
-def verify(prog: Program) -> list[Diagnostic]:
-    """Run every pass over a resolved program; the diagnostics of all passes, in pass order."""
-    return verify_with_claims(prog)[0]
+def verify(prog: Program, confirm: bool = True) -> list[Diagnostic]:
+    """Run every pass over a resolved program; the diagnostics of all passes, in pass order
+    (``confirm``: as in :func:`verify_with_claims`)."""
+    return verify_with_claims(prog, confirm)[0]
 
 
 __all__ = ["PASSES", "check_claims", "check_declarations", "check_next_token_causality", "check_train_plan",

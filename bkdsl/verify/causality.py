@@ -54,8 +54,9 @@ def _loss_expr(prog: I.Program, loss: Any) -> Any:
     return None
 
 
-def check_next_token_causality(prog: I.Program) -> list[Diagnostic]:
-    """E0309 for each train block that trains next-token prediction on a model not established causal."""
+def check_next_token_causality(prog: I.Program, confirm: bool = True) -> list[Diagnostic]:
+    """E0309 for each train block that trains next-token prediction on a model not established causal
+    (``confirm``: with the confirming probe, as the claim pass; False at ``check``)."""
     diags: list[Diagnostic] = []
     scope = prog.scope
     for t in prog.trains.values():
@@ -70,7 +71,7 @@ def check_next_token_causality(prog: I.Program) -> list[Diagnostic]:
         ir: I.BlockIR | None = None
         try:
             ir = elaborate_model_call(t.get("model"), scope, span)
-            proof = decide_model_claim(prog, ir, A.Claim("causal", span))
+            proof = decide_model_claim(prog, ir, A.Claim("causal", span), confirm)
         except BkError as e:
             proof = Proof(False, "not checked", e.diagnostic.message)
         if proof.holds:

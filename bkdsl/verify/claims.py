@@ -13,9 +13,25 @@ Where a claim is written and how it is decided:
   weights (bkdsl/verify/model_probe.py) for the new kinds;
 * on a **loss**: no claim applies (E0306).
 
+When the probes run (``confirm``): a claim of the new kinds proven statically — the composition
+over the graph, or a declaration's analytic rule — is *confirmed* by its probe when ``confirm`` is
+true (``compile``, ``train``, ``check --probe``). ``check`` passes ``confirm=False``: the claim is
+then established by the static proof alone ("composition" / "analytic", the detail says the
+confirming probe is deferred), and no model is lowered or run (bkdsl/verify/model_probe.py, the
+probe machinery, is not even imported; torch itself still is, by the component registry, which
+imports every built-in component module). What ``check`` still decides about the
+deferred probe is whether it *could* run (the size budget and input dtypes of
+bkdsl/verify/budget.py — E0305, as compile would). A claim that only a probe decides (the map
+properties a component's ``prove`` establishes numerically, e.g. ``: symplectic`` on an
+integrator) runs its probe at ``check`` too. A refused claim still runs the probe where it shows
+where the property leaks (the error path: correctness before speed).
+
 Codes: E0301 not established (no proof, or composition refuses, naming the op); E0302 a probe
 refutes it (with its number); E0305 the probe could not run (budget, empty space, exception);
-E0306 not applicable; E0307 not checkable; E0308 a bad claim argument.
+E0306 not applicable; E0307 not checkable; E0308 a bad claim argument; E0310 a confirming probe
+contradicts a static proof — a component declares a dependence pattern (``sequence``,
+``flip_equivariant``, ``output_bound_value``, ``lipschitz_value``) its implementation does not
+have: a bug in that component, named in the diagnostic, not in the spec.
 
 The pass is pure: :func:`decide_claims` returns :class:`Decision` values; :func:`establish_claims`
 and :func:`check_claims` are its two views.
@@ -36,8 +52,7 @@ from bkdsl.semantics.elaborate import Elaborator, elaborate_model_call
 from bkdsl.syntax import ast as A
 from bkdsl.syntax.fmt import _claim as claim_text
 from bkdsl.verify import dataflow as D
-from bkdsl.verify import model_probe as MP
-from bkdsl.verify.probes import PROBE_BUDGET, ProbeError
+from bkdsl.verify.budget import PROBE_BUDGET, ProbeError, guard_model_probe, probe_sizes, require_float_inputs
 
 NEW_KINDS = ("causal", "equivariant", "bounded", "lipschitz")
 
@@ -48,13 +63,25 @@ class Decision:
     diagnostic: Diagnostic | None
 
 
+def _model_probes():
+    """bkdsl.verify.model_probe (torch, torch.fx, the lowering), imported when a model probe first
+    runs — not at module level, so that a ``check`` whose claims are all decided statically never
+    loads the probe machinery.
+    (Laziness, not a cycle: model_probe imports nothing of this module.)"""
+    from bkdsl.verify import model_probe
+
+    return model_probe
+
+
 # ------------------------------------------------------------------------------- public views
-def decide_claims(prog: I.Program) -> list[Decision]:
+def decide_claims(prog: I.Program, confirm: bool = True) -> list[Decision]:
+    """Every claim decided. ``confirm``: run the confirming probe of each statically proven claim
+    (``compile``, ``train``, ``check --probe``); False defers it (``check``)."""
     out: list[Decision] = []
     for d in prog.decls.values():
         asts = d.claim_asts or [A.Claim(n, s) for n, s in d.claims]
         for c in asts:
-            out.append(_decide_decl(prog, d, c))
+            out.append(_decide_decl(prog, d, c, confirm))
     for loss in prog.losses.values():
         for c in getattr(loss, "claims", []):
             out.append(_rejected(loss.name, c, "E0306", f"a claim on the loss `{loss.name}` does not apply",
@@ -62,7 +89,7 @@ def decide_claims(prog: I.Program) -> list[Decision]:
                                  "claims belong on blocks, models and component declarations; drop it"))
     for name, tpl in prog.blocks.items():
         if tpl.ast.claims:
-            out.extend(_decide_block(prog, name, tpl))
+            out.extend(_decide_block(prog, name, tpl, confirm))
     return out
 
 
@@ -109,9 +136,27 @@ def _decision(subject: str, c: A.Claim, proof: Proof, what: str) -> Decision:
     res = I.ClaimResult(subject, _claim_text(c), proof, c.span)
     if proof.holds:
         return Decision(res, None)
+    if proof.how == DECLARATION_BUG:
+        return Decision(res, _declaration_bug(what, c, proof))
     code = {"probe": "E0302", "probe error": "E0305"}.get(proof.how, "E0301")
     return Decision(res, Diagnostic(code, f"{what} is not {_claim_text(c)}", c.span, label=proof.detail,
                                     help=f"{c.name}: {PROPERTIES.get(c.name, '')}; {_help(c.name)}"))
+
+
+#: ``Proof.how`` of a confirming probe that contradicts a static proof (E0310)
+DECLARATION_BUG = "declaration bug"
+
+# What each new kind's static proof reads from a component's declaration (named in E0310).
+_DECLARED = {"causal": "sequence", "equivariant": "flip_equivariant", "bounded": "output_bound_value",
+             "lipschitz": "lipschitz_value"}
+
+
+def _declaration_bug(what: str, c: A.Claim, proof: Proof) -> Diagnostic:
+    return Diagnostic("E0310", f"{what}: the probe contradicts the static proof of `{_claim_text(c)}` — a component "
+                               "declares a property its implementation does not have", c.span, label=proof.detail,
+                      help=f"this is a bug in the component named above, not in the spec: correct its "
+                           f"`{_DECLARED.get(c.name, 'declaration')}` (bkdsl.registry.Component), or drop the claim "
+                           "until it is fixed")
 
 
 def _help(prop: str) -> str:
@@ -189,7 +234,7 @@ def _safe(fn, *args) -> Proof:
 
 
 # ------------------------------------------------------------------------------- declarations
-def _decide_decl(prog: I.Program, d: I.DeclIR, c: A.Claim) -> Decision:
+def _decide_decl(prog: I.Program, d: I.DeclIR, c: A.Claim, confirm: bool = True) -> Decision:
     comp = d.component
     what = f"`{d.name}` ({comp.name if comp else d.kind})"
     if comp is None:
@@ -200,7 +245,7 @@ def _decide_decl(prog: I.Program, d: I.DeclIR, c: A.Claim) -> Decision:
                          "commutativity is a property of a binary binding op", "drop the claim")
     try:
         if c.name in NEW_KINDS:
-            proof = _safe(_decl_new_kind, comp, c, prog)
+            proof = _safe(_decl_new_kind, comp, c, prog, confirm)
         else:
             proof = _safe(_decl_map_property, comp, c.name)
     except BkError as e:
@@ -209,6 +254,8 @@ def _decide_decl(prog: I.Program, d: I.DeclIR, c: A.Claim) -> Decision:
     res = I.ClaimResult(d.name, _claim_text(c), proof, c.span)
     if proof.holds:
         return Decision(res, None)
+    if proof.how == DECLARATION_BUG:
+        return Decision(res, _declaration_bug(what, c, proof))
     code = {"probe": "E0302", "probe error": "E0305"}.get(proof.how, "E0301")
     msg = f"`{comp.name}` is not {c.name}" if code == "E0302" else f"{what} is not known to be {_claim_text(c)}"
     return Decision(res, Diagnostic(code, msg, c.span, label=proof.detail, help=_alternatives(comp.kind, c.name)))
@@ -261,7 +308,7 @@ def one_op_block(comp: Component) -> I.BlockIR | None:
                      nodes, [], [])
 
 
-def _decl_new_kind(comp: Component, c: A.Claim, prog: I.Program) -> Proof:
+def _decl_new_kind(comp: Component, c: A.Claim, prog: I.Program, confirm: bool = True) -> Proof:
     proof = _decl_new_kind_analytic(comp, c, prog)
     ir = one_op_block(comp) if proof.holds or c.name == "causal" else None
     if ir is None:
@@ -272,9 +319,14 @@ def _decl_new_kind(comp: Component, c: A.Claim, prog: I.Program) -> Proof:
         return Proof(False, "analytic", proof.detail + (f"; probe: {leak}" if leak else ""))
     probe_claim = {"causal": A.Claim("causal", c.span),
                    "equivariant": A.Claim("equivariant", c.span, A.Call(A.Name("flip"), [], []))}.get(c.name, c)
-    probed = _safe(_block_new_kind, prog, ir, probe_claim)
+    probed = _safe(_block_new_kind, prog, ir, probe_claim, confirm, False)
     if probed.how == "composition+probe":
         return Proof(True, "analytic+probe", f"{proof.detail}; {probed.detail.split('; ', 1)[-1]}")
+    if probed.how == "composition" and probed.holds:  # the probe deferred (check)
+        return Proof(True, "analytic", f"{proof.detail}; {DEFERRED}")
+    if probed.how == DECLARATION_BUG:
+        return Proof(False, DECLARATION_BUG, f"`{comp.name}` declares {_declares(comp, c.name)}, but its probe: "
+                                             f"{probed.detail}")
     return probed
 
 
@@ -333,7 +385,7 @@ def _roots(prog: I.Program) -> list[I.BlockIR]:
     return roots
 
 
-def _decide_block(prog: I.Program, name: str, tpl: Any) -> list[Decision]:
+def _decide_block(prog: I.Program, name: str, tpl: Any, confirm: bool = True) -> list[Decision]:
     what = "model" if tpl.ast.is_model else "block"
     insts = _instances(prog, name)
     if not insts:
@@ -358,7 +410,7 @@ def _decide_block(prog: I.Program, name: str, tpl: Any) -> list[Decision]:
                                      "drop the claim"))
                 continue
             try:
-                proof = decide_model_claim(prog, ir, c)
+                proof = decide_model_claim(prog, ir, c, confirm)
             except BkError as e:
                 out.append(Decision(I.ClaimResult(subject, _claim_text(c), Proof(False, "bad argument",
                                                                                  e.diagnostic.message), c.span),
@@ -368,10 +420,11 @@ def _decide_block(prog: I.Program, name: str, tpl: Any) -> list[Decision]:
     return out
 
 
-def decide_model_claim(prog: I.Program, ir: I.BlockIR, c: A.Claim) -> Proof:
-    """Decide one claim on an elaborated block or model (what ``: c`` on it would establish)."""
+def decide_model_claim(prog: I.Program, ir: I.BlockIR, c: A.Claim, confirm: bool = True) -> Proof:
+    """Decide one claim on an elaborated block or model (what ``: c`` on it would establish);
+    ``confirm``: run the confirming probe of a static proof (False: defer it, see the module doc)."""
     if c.name in NEW_KINDS:
-        return _safe(_block_new_kind, prog, ir, c)
+        return _safe(_block_new_kind, prog, ir, c, confirm)
     manifolds = {k: d.component for k, d in prog.decls.items() if d.kind == "manifold" and d.component is not None}
     v = D.output_hyperbolic(ir, manifolds) if c.name == "hyperbolic" else D.map_property(ir, c.name)
     return Proof(v.holds, "composition", v.detail)
@@ -402,49 +455,146 @@ def _axis_name(ir: I.BlockIR, axes: dict[str, int | None]) -> str | None:
     return None
 
 
-def _block_new_kind(prog: I.Program, ir: I.BlockIR, c: A.Claim) -> Proof:
+def _block_new_kind(prog: I.Program, ir: I.BlockIR, c: A.Claim, confirm: bool = True, localize: bool = True) -> Proof:
+    """``localize``: when the confirming probe contradicts the static proof, probe each trusted
+    component alone to name the one whose declaration is wrong (off for those one-op probes)."""
+    MP = None if not confirm else _model_probes()  # noqa: N806 (the module, as the name it had)
     if c.name in ("causal", "equivariant"):
         axes = _input_axes(ir, _axis_arg(c), c)
         flow = D.axis_flow(ir, axes)
+        axis_name = _axis_name(ir, axes)
         if c.name == "causal":
             lost = [o for o, ax in flow.out_axes.items() if ax is None]
             if lost:
                 return Proof(False, "composition", f"output `{lost[0]}` has no position along the axis "
                                                   f"(an op pooled or reshaped it), so it cannot be causal")
-            comp_ok = flow.pattern in ("pointwise", "causal")
-            probe = _probe_or_error(MP.causal_probe, prog, ir, axes, flow.out_axes, _axis_name(ir, axes))
-            if not comp_ok:
+            if flow.pattern not in ("pointwise", "causal"):  # refused; the probe shows where it leaks
+                probe = _probe_or_error(_model_probes().causal_probe, prog, ir, axes, flow.out_axes, axis_name)
                 leak = f"; probe: {probe.detail}" if probe.how == "probe" else ""
                 return Proof(False, "composition", f"{D.node_label(flow.culprit) if flow.culprit else 'an op'} "
                                                    f"is {flow.pattern} along the axis{leak}")
-            return _with_probe("the ops on every path are pointwise or causal", probe)
-        comp_ok = flow.flip_ok
-        probe = _probe_or_error(MP.flip_probe, prog, ir, axes, flow.out_axes, _axis_name(ir, axes))
-        if not comp_ok:
+            rule = "the ops on every path are pointwise or causal"
+            if MP is None:
+                return _deferred(rule, ir, probe_sizes(axis_name))
+            probe = _probe_or_error(MP.causal_probe, prog, ir, axes, flow.out_axes, axis_name)
+            return _with_probe(rule, probe, prog, ir, c, localize)
+        if not flow.flip_ok:
             return Proof(False, "composition", f"{D.node_label(flow.flip_culprit) if flow.flip_culprit else 'an op'} "
                                                f"does not commute with a flip of the axis")
-        return _with_probe("every op on every path commutes with the flip", probe)
+        rule = "every op on every path commutes with the flip"
+        if MP is None:
+            return _deferred(rule, ir, probe_sizes(axis_name))
+        probe = _probe_or_error(MP.flip_probe, prog, ir, axes, flow.out_axes, axis_name)
+        return _with_probe(rule, probe, prog, ir, c, localize)
     cval = _bound(c, prog)
     if c.name == "bounded":
         b, why = D.output_bound(ir)
         if b is None or b > cval:
             return Proof(False, "composition", why if b is None else f"{why}; claimed ≤ {cval:g}")
-        return _with_probe(f"{why} ≤ {cval:g}", _probe_or_error(MP.bound_probe, prog, ir, cval))
+        rule = f"{why} ≤ {cval:g}"
+        if MP is None:
+            return _deferred(rule, ir, {})
+        return _with_probe(rule, _probe_or_error(MP.bound_probe, prog, ir, cval), prog, ir, c, localize)
     L, bad = D.lipschitz_bound(ir)
     if not L <= cval:
         why = (f"{D.node_label(bad)} has no known Lipschitz constant" if bad is not None and L == math.inf
                else f"the composed constant is {L:g} > {cval:g}")
         return Proof(False, "composition", why)
-    return _with_probe(f"the composed constant is ≤ {L:g} ≤ {cval:g}", _probe_or_error(MP.lipschitz_probe, prog, ir, cval))
+    rule = f"the composed constant is ≤ {L:g} ≤ {cval:g}"
+    if MP is None:
+        return _deferred(rule, ir, {}, float_inputs=True)
+    return _with_probe(rule, _probe_or_error(MP.lipschitz_probe, prog, ir, cval), prog, ir, c, localize)
+
+
+#: the detail of a statically proven claim whose confirming probe was deferred (``check``)
+DEFERRED = "the confirming probe runs at compile and train (`bkdsl check --probe` runs it now)"
+
+
+def _deferred(rule: str, ir: I.BlockIR, sizes: dict[str, int], float_inputs: bool = False) -> Proof:
+    """A static proof whose probe is deferred — after checking, without torch, that the probe could
+    run (the budget; float inputs for the Lipschitz probe): else E0305 now, as compile would."""
+    try:
+        if float_inputs:
+            require_float_inputs(ir)
+        guard_model_probe(ir, sizes)
+    except ProbeError as e:
+        return Proof(False, "probe error", str(e))
+    return Proof(True, "composition", f"{rule}; {DEFERRED}")
 
 
 def _probe_or_error(fn, *args) -> Proof:
     return _safe(fn, *args)
 
 
-def _with_probe(rule: str, probe: Proof) -> Proof:
+def _with_probe(rule: str, probe: Proof, prog: I.Program, ir: I.BlockIR, c: A.Claim,
+                localize: bool = True) -> Proof:
+    """The static proof ``rule`` confirmed by ``probe`` — or, when the probe contradicts it, the
+    component whose declaration the proof trusted wrongly (E0310)."""
     if probe.how == "probe error":
         return probe
     if not probe.holds:
-        return Proof(False, "probe", f"{probe.detail} (although {rule})")
+        if not localize:
+            return Proof(False, DECLARATION_BUG, probe.detail)
+        return Proof(False, DECLARATION_BUG, f"{_culprits(prog, ir, c)}; the probe of the model: {probe.detail} "
+                                             f"(although {rule})")
     return Proof(True, "composition+probe", f"{rule}; {probe.detail}")
+
+
+def _declares(comp: Component, prop: str) -> str:
+    """What ``comp`` declares that the static proof of ``prop`` used, in words."""
+    if prop == "causal":
+        return f"itself {comp.sequence_pattern()} along sequence axes (`sequence`)"
+    if prop == "equivariant":
+        return "that it commutes with a flip of the sequence axis"
+    if prop == "bounded":
+        return f"|y| ≤ {comp.output_bound()[0]:g}" if comp.output_bound() else "a bound on its output"
+    return f"a Lipschitz constant {comp.lipschitz()[0]:g}" if comp.lipschitz() else "a Lipschitz constant"
+
+
+def _components(ir: I.BlockIR) -> list[Component]:
+    out: list[Component] = []
+    for n in ir.nodes:
+        if n.op == "component" and isinstance(n.target, Component):
+            out.append(n.target)
+        elif n.op == "block":
+            out.extend(_components(n.target))
+    return out
+
+
+def _culprits(prog: I.Program, ir: I.BlockIR, c: A.Claim) -> str:
+    """Which component's declaration is wrong: each component of the block that the static proof
+    trusted is probed alone (on inputs [B, N, 4]); the first whose own probe refutes its declaration
+    is named. When none does alone, every trusted component is listed."""
+    trusted, seen = [], set()
+    for comp in _components(ir):
+        key = (comp.name, repr(comp.params))
+        if key in seen:
+            continue
+        seen.add(key)
+        if c.name in ("bounded", "lipschitz"):
+            claim_ok = (comp.output_bound() if c.name == "bounded" else comp.lipschitz()) is not None
+        else:
+            claim_ok = _decl_new_kind_analytic(comp, A.Claim(c.name, c.span, _generic_arg(c)), prog).holds
+        if not claim_ok:
+            continue
+        trusted.append(comp)
+        one = one_op_block(comp)
+        if one is None:
+            continue
+        arg = _generic_arg(c)
+        if c.name in ("bounded", "lipschitz"):
+            v = (comp.output_bound() if c.name == "bounded" else comp.lipschitz())[0]
+            arg = A.ClaimBound("norm" if c.name == "bounded" else None, A.Num(v * (1 + 1e-9), repr(v)), c.span)
+        own = _safe(_block_new_kind, prog, one, A.Claim(c.name, c.span, arg), True, False)
+        if own.how == DECLARATION_BUG:
+            return f"`{comp.decl_name or comp.name}` ({comp.name}) declares {_declares(comp, c.name)}, but its " \
+                   f"probe alone: {own.detail}"
+    names = ", ".join(f"`{x.name}`" for x in trusted) or "none found"
+    return f"one of the components the proof trusted declares {c.name} wrongly (probed alone, none failed: {names})"
+
+
+def _generic_arg(c: A.Claim) -> Any:
+    """The claim's argument for a one-op probe on [B, N, 4] (the default axis; the same bound)."""
+    if c.name == "equivariant":
+        return A.Call(A.Name("flip"), [], [])
+    return c.arg if c.name in ("bounded", "lipschitz") else None

@@ -27,7 +27,7 @@ from bkdsl.registry import SEQUENCE_PATTERNS, Component, Proof
 from bkdsl.semantics import ir as I
 from bkdsl.semantics.types import ValueType
 from bkdsl.verify.composition import closure
-from bkdsl.verify.probes import PROBE_BUDGET
+from bkdsl.verify.budget import PROBE_BUDGET
 
 # operator nodes (``n.op == "function"``) that act entry by entry, broadcasting
 ELEMENTWISE = frozenset({"add", "sub", "mul", "truediv", "neg", "pow"})

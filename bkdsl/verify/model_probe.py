@@ -1,77 +1,31 @@
 """Probes of a whole block: lower it (bkdsl/lower/fx.py) with random weights in float64 and run the
 model-level probes of bkdsl/verify/probes.py on random inputs.
 
-Sizes: the claimed axis gets ``AXIS_LEN`` positions, batch-like dimensions (``B``, ``batch``) 2,
-other symbolic dimensions 4. Before anything is allocated the elements of every value and of each
-op's weight (last input dim × last output dim) are summed and refused over ``PROBE_BUDGET``
-(a layer of 1e9 features is refused here, not by the allocator). Weights come from a fixed seed
+Sizes and the allocation budget are those of bkdsl/verify/budget.py (torch-free, so that ``check``
+applies the same budget to the probes it defers): before anything is allocated the elements of every
+value and of each op's weight are summed and refused over ``PROBE_BUDGET`` (a layer of 1e9 features is
+refused there, not by the allocator). Weights come from a fixed seed
 inside ``torch.random.fork_rng`` (the caller's RNG state is left alone).
 """
 
 from __future__ import annotations
-
-import math
-from typing import Any
 
 import torch
 
 from bkdsl.registry import Proof
 from bkdsl.lower.fx import lower_block
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.types import ValueType
 from bkdsl.verify import probes as P
+from bkdsl.verify.budget import dim_size, guard_model_probe, probe_sizes, require_float_inputs
 
-AXIS_LEN = 8
 SEED = 0
-POSITIONS = (1, 3, 5, 7)  # perturbed positions of the causal probe (all < AXIS_LEN)
-
-
-def _size(d: Any, sizes: dict[str, int]) -> int:
-    if isinstance(d, int):
-        return d
-    if isinstance(d, str):
-        return sizes.get(d, 2 if d in ("B", "batch") else 4)
-    return 4
-
-
-def _numel(t: Any, sizes: dict[str, int]) -> int:
-    if isinstance(t, ValueType):
-        return math.prod(_size(d, sizes) for d in (t.shape or ()))
-    if isinstance(t, (tuple, list)):
-        return sum(_numel(x, sizes) for x in t)
-    if isinstance(t, dict):
-        return sum(_numel(x, sizes) for x in t.values())
-    return 1
-
-
-def _last(t: Any, sizes: dict[str, int]) -> int:
-    return _size(t.shape[-1], sizes) if isinstance(t, ValueType) and t.shape else 1
-
-
-def probe_elements(ir: I.BlockIR, sizes: dict[str, int]) -> int:
-    """An estimate of what the probe allocates: every value, and a weight per op (in features, or
-    its largest integer parameter such as an embedding's table size, × out features)."""
-    total = sum(_numel(t, sizes) for t in ir.inputs.values())
-    for n in ir.nodes:
-        total += _numel(n.type, sizes)
-        if n.op == "component":
-            ins = [a for a in n.args if isinstance(a, I.NodeRef)]
-            fin = _last(ir.node(ins[0].name).type, sizes) if ins else 1
-            ints = [abs(v) for _, v in n.target.params if isinstance(v, int) and not isinstance(v, bool)]
-            total += max([fin, *ints]) * _last(n.type, sizes)  # a weight: in (or a table size) × out
-        elif n.op == "block":
-            total += probe_elements(n.target, sizes)
-    return total
-
-
-def _sizes(ir: I.BlockIR, axis_name: str | None) -> dict[str, int]:
-    return {axis_name: AXIS_LEN} if axis_name else {}
+POSITIONS = (1, 3, 5, 7)  # perturbed positions of the causal probe (all < budget.AXIS_LEN)
 
 
 def _draw(ir: I.BlockIR, sizes: dict[str, int], gen: torch.Generator, scale: float = 1.0) -> dict[str, torch.Tensor]:
     out = {}
     for name, t in ir.inputs.items():
-        shape = [_size(d, sizes) for d in (t.shape or ())]
+        shape = [dim_size(d, sizes) for d in (t.shape or ())]
         if t.dtype == "int":
             out[name] = torch.randint(0, 2, shape, generator=gen)
         elif t.dtype == "bool":
@@ -88,8 +42,7 @@ def _draw(ir: I.BlockIR, sizes: dict[str, int], gen: torch.Generator, scale: flo
 
 def build(prog: I.Program, ir: I.BlockIR, sizes: dict[str, int]):
     """(fn, sizes): the lowered block in float64 as dict → dict, after the budget check."""
-    n = probe_elements(ir, sizes)
-    P.guard_size(n, f"the probe of `{ir.name}`")
+    guard_model_probe(ir, sizes)
     manifolds = {k: d.component for k, d in prog.decls.items() if d.kind == "manifold" and d.component is not None}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
@@ -111,7 +64,7 @@ def _result(r: P.ProbeResult) -> Proof:
 
 
 def causal_probe(prog: I.Program, ir: I.BlockIR, in_axes: dict, out_axes: dict, axis_name: str | None) -> Proof:
-    sizes = _sizes(ir, axis_name)
+    sizes = probe_sizes(axis_name)
     fn = build(prog, ir, sizes)
     gen = torch.Generator().manual_seed(SEED + 1)
     a, b = _draw(ir, sizes, gen), _draw(ir, sizes, gen)
@@ -124,7 +77,7 @@ def causal_probe(prog: I.Program, ir: I.BlockIR, in_axes: dict, out_axes: dict, 
 
 
 def flip_probe(prog: I.Program, ir: I.BlockIR, in_axes: dict, out_axes: dict, axis_name: str | None) -> Proof:
-    sizes = _sizes(ir, axis_name)
+    sizes = probe_sizes(axis_name)
     fn = build(prog, ir, sizes)
     a = _draw(ir, sizes, torch.Generator().manual_seed(SEED + 2))
     return _result(P.probe_flip_equivariant(fn, a, in_axes, out_axes))
@@ -139,8 +92,7 @@ def bound_probe(prog: I.Program, ir: I.BlockIR, c: float) -> Proof:
 
 
 def lipschitz_probe(prog: I.Program, ir: I.BlockIR, L: float) -> Proof:
-    if any(t.dtype != "float" for t in ir.inputs.values()):
-        raise P.ProbeError("the Lipschitz probe needs float inputs")
+    require_float_inputs(ir)
     sizes: dict[str, int] = {}
     fn = build(prog, ir, sizes)
     gen = torch.Generator().manual_seed(SEED + 4)

@@ -28,7 +28,8 @@ lipschitz      max ( ‖f(x)−f(y)‖/‖x−y‖ − L )₊ / L               
 Fail closed: a probe whose outputs contain NaN or Inf reports ``value = nan`` (never ``ok``; Python's
 ``max(dev, nan)`` would silently drop it, so deviations are reduced with :func:`_worst`); an empty
 phase space or point set raises :class:`ProbeError`; so does a probe that would allocate more than
-``PROBE_BUDGET`` elements (checked *before* allocation). bkdsl/verify/claims.py turns a ProbeError
+``PROBE_BUDGET`` elements (checked *before* allocation; the budget lives in the torch-free
+bkdsl/verify/budget.py so that ``check`` can apply it without running the probe). bkdsl/verify/claims.py turns a ProbeError
 or any exception inside a probe into a refusal with its reason.
 
 ``bounded`` and ``lipschitz`` allow 1e-6 relative: the ops they speak about (the resolvent) run in
@@ -43,25 +44,11 @@ from typing import Callable
 
 import torch
 
+from bkdsl.verify.budget import PROBE_BUDGET, ProbeError, guard_size  # noqa: F401 (re-exported: components use them)
+
 TOL = {"unitary": 1e-10, "isometric": 1e-10, "contractive": 1e-10, "symplectic": 1e-9,
        "reversible": 1e-9, "commutative": 1e-10, "causal": 1e-9, "equivariant": 1e-9,
        "bounded": 1e-6, "lipschitz": 1e-6}
-
-# The most tensor elements one probe may allocate (2²⁶ float64 = 512 MiB); larger probes are refused
-# before they allocate (a layer of 1e9 features must not reach torch.randn).
-PROBE_BUDGET = 1 << 26
-
-
-class ProbeError(Exception):
-    """A probe that cannot be run (empty space, over budget): the claim is refused with this reason."""
-
-
-def guard_size(elements: int | float, what: str) -> None:
-    """Refuse (ProbeError) a probe of ``elements`` tensor elements over PROBE_BUDGET, before allocating."""
-    if not elements >= 0 or elements > PROBE_BUDGET:  # `not >=` also catches NaN
-        raise ProbeError(f"{what} would allocate {float(elements):.3g} elements, over the probe budget "
-                         f"of {PROBE_BUDGET:.3g}")
-
 
 def _guard_dim(dim: int, n: int) -> None:
     if not isinstance(dim, int) or dim < 1:

@@ -1,0 +1,28 @@
+"""``paused_gc()``: the cyclic garbage collector paused while the front end builds its trees.
+
+Parsing and elaborating allocate hundreds of thousands of small container objects (parse-tree
+nodes, tokens, AST dataclasses, IR nodes) and free almost none of them until the stage ends. Every
+700 allocations CPython (3.11) runs a young-generation collection, and as the survivors pile up it
+runs full collections that traverse the whole, growing heap — quadratic in the size of the input.
+Measured on the 10 000-line spec of bench/check_scale.py: the Lark parse 3.3–4.8 s with the collector
+on, 1.45 s with it paused; the tree → AST step 1.1–1.6 s vs 0.25 s. Nothing is lost: reference
+counting still frees every acyclic object at once, and the few cycles made meanwhile are collected
+when the collector resumes. The previous state is restored on exit (nested pauses compose).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
