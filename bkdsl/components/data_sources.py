@@ -226,7 +226,7 @@ class NuclearDensitiesSource(DataSource):
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
                                            span=self.span))
         ds = name_grid_axes(ds)
-        grid = kwargs.get("grid") or phys.DEFAULT_GRID.get(str(kwargs.get("nucleus", "U236")))
+        grid = kwargs.get("grid") or getattr(phys, "DEFAULT_GRID", {}).get(str(kwargs.get("nucleus", "U236")))
         if grid:  # the plots' r/z axes in fm (bkdsl.train.plots.grid_extent)
             ds.meta["grid_step_fm"] = float(grid[2])
         return ds

@@ -62,7 +62,9 @@ def test_euclidean_hint_names_only_registered_ops():
 
 def test_help_strings_name_only_existing_docs_and_commands():
     """Every docs/*.md page and `bkdsl <command>` a message or help in the package names exists."""
-    commands = {"check", "compile", "graph", "fmt", "train", "physics", "components", "new", "lsp"}
+    from bkdsl.cli import LAZY_COMMANDS
+
+    commands = {"check", "compile", "graph", "fmt", *LAZY_COMMANDS}  # the CLI's own table, not a copy of it
     files = [*(ROOT / "bkdsl").rglob("*.py"), *(ROOT / "kernels").rglob("*.py"), *(ROOT / "specs").glob("*.bk"),
              *(ROOT / "stdlib").glob("*.bk")]
     for p in files:

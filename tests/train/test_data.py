@@ -147,7 +147,7 @@ def test_nuclear_densities_wraps_the_generator_and_caches(monkeypatch, tmp_path)
 
     calls = []
 
-    def generate_nuclear_densities(nucleus, samples, seed):
+    def generate_nuclear_densities(nucleus, samples, seed, progress=None):
         calls.append(nucleus)
         rng = np.random.default_rng(seed)
         return {"rho": rng.random((samples, 4, 6)), "E": ureg.Quantity(rng.normal(size=samples) * 1e3, "keV"),
@@ -160,7 +160,7 @@ def test_nuclear_densities_wraps_the_generator_and_caches(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "bkdsl.physics.dataset", fake)
     monkeypatch.setattr("bkdsl.physics.dataset", fake, raising=False)
     monkeypatch.setenv("BKDSL_CACHE", str(tmp_path))
-    monkeypatch.setattr("bkdsl.train.cache.code_version", lambda *o: "test")
+    monkeypatch.setattr("bkdsl.components.data_sources.code_version", lambda *o: "test")
     call = CallValue("nuclear_densities", [], {"nucleus": "U236", "samples": 5, "split": [0.6, 0.2, 0.2]})
     a = instantiate(call, "data").load(seed=2)
     b = instantiate(call, "data").load(seed=2)
