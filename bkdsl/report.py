@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from bkdsl.lower.summary import summarize, to_markdown
+from bkdsl.semantics.types import show_type
 
 
 def param_count(m: torch.nn.Module) -> int:
@@ -45,7 +46,7 @@ def render_report(c: Any, sizes: dict[str, int] | None = None) -> str:
         lines += [f"## Model `{ir.qualname}`", "", f"Parameters: **{param_count(gm):,}**", "",
                   "| value | type |", "|---|---|"]
         lines += [f"| input `{k}` | `{v.show()}` |" for k, v in ir.inputs.items()]
-        lines += [f"| output `{k}` | `{_show(ir.node(v).type)}` |" for k, v in ir.outputs.items()]
+        lines += [f"| output `{k}` | `{show_type(ir.node(v).type)}` |" for k, v in ir.outputs.items()]
         lines += ["", "### Summary", "", "Per node: the output type from the IR, the parameters of the lowered "
                   "submodule, and multiply-adds per example (torchinfo's convention, bkdsl/lower/summary.py).", "",
                   to_markdown(summarize(ir, gm, sizes))]
@@ -93,11 +94,3 @@ def _param(v: Any) -> str:
     return (v.decl_name or v.name) if isinstance(v, Component) else show_value(v)
 
 
-def _show(t: Any) -> str:
-    if hasattr(t, "show"):
-        return t.show()
-    if isinstance(t, dict):
-        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in t.items()) + "}"
-    if isinstance(t, tuple):
-        return "(" + ", ".join(_show(v) for v in t) + ")"
-    return str(t)

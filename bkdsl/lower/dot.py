@@ -9,25 +9,15 @@ op and the inferred type; ``shape``: by op) and the graph its defaults, so the D
 
 from __future__ import annotations
 
-from typing import Any
-
 import networkx as nx
 
 from bkdsl.semantics import ir as I
+from bkdsl.semantics.types import show_type
 
 # Graphviz node shapes by op (every other op is a box)
 SHAPES = {"input": "invhouse", "output": "house", "param": "cylinder", "block": "box3d"}
 
 
-def _type_text(t: Any) -> str:
-    """A value's type as the compiler shows it; a multi-output node has a tuple or dict of them."""
-    if hasattr(t, "show"):
-        return t.show()
-    if isinstance(t, dict):
-        return "{" + ", ".join(f"{k}: {_type_text(v)}" for k, v in t.items()) + "}"
-    if isinstance(t, tuple):
-        return "(" + ", ".join(_type_text(v) for v in t) + ")"
-    return str(t)
 
 
 def dataflow_graph(block: I.BlockIR) -> nx.DiGraph:
@@ -41,7 +31,7 @@ def dataflow_graph(block: I.BlockIR) -> nx.DiGraph:
             head = f"{n.label or n.name} = {n.target.name}"
         elif n.op == "block":
             head = f"{n.label or n.name} = {n.target.qualname}"
-        g.add_node(n.name, label=f"{head}\n{_type_text(n.type)}", op=n.op, shape=SHAPES.get(n.op, "box"))
+        g.add_node(n.name, label=f"{head}\n{show_type(n.type)}", op=n.op, shape=SHAPES.get(n.op, "box"))
         for a in n.args:
             if isinstance(a, I.NodeRef):
                 g.add_edge(a.name, n.name)

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from bkdsl.diagnostics import BkError
 from bkdsl.semantics import ir as I
-from bkdsl.semantics.types import ValueType
+from bkdsl.semantics.types import ValueType, show_type
 
 BATCH_DIMS = ("B", "batch")
 
@@ -86,7 +86,7 @@ def _walk(block: I.BlockIR, gm: torch.nn.Module, sz: dict[str, int], depth: int,
     children = dict(gm.named_children())
     for n in block.nodes:
         label = n.name  # the spec's name (`h`, `rho`); unnamed values get the op's name, made unique
-        shape = _show(n.type)
+        shape = show_type(n.type)
         if n.op == "input":
             rows.append(Row(depth, label, "input", shape, 0, 0))
         elif n.op == "param":
@@ -190,14 +190,6 @@ MAC_RULES: dict[str, Callable[..., int]] = {
 }
 
 
-def _show(t: Any) -> str:
-    if isinstance(t, ValueType):
-        return t.show()
-    if isinstance(t, dict):
-        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in t.items()) + "}"
-    if isinstance(t, tuple):
-        return "(" + ", ".join(_show(v) for v in t) + ")"
-    return str(t)
 
 
 # ------------------------------------------------------------------------------------ rendering

@@ -11,7 +11,7 @@ declared symbols, or two different integers, never unify; a mismatch names both 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Any, Union
 
 from bkdsl.diagnostics import BkError, Span
 
@@ -93,6 +93,18 @@ class DimUnifier:
 
     def resolve_shape(self, shape: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
         return None if shape is None else tuple(self.find(d) for d in shape)
+
+
+def show_type(t: Any) -> str:
+    """A node's type as the compiler shows it (shape · dtype · manifold · unit); a multi-output node has a
+    tuple or dict of them."""
+    if isinstance(t, ValueType):
+        return t.show()
+    if isinstance(t, dict):
+        return "{" + ", ".join(f"{k}: {show_type(v)}" for k, v in t.items()) + "}"
+    if isinstance(t, tuple):
+        return "(" + ", ".join(show_type(v) for v in t) + ")"
+    return str(t)
 
 
 def broadcast(a: ValueType, b: ValueType, uni: DimUnifier, span: Span | None, what: str) -> tuple[Dim, ...] | None:

@@ -147,8 +147,9 @@ class _Superposed:
         return {n: p for n, p in fm.named_params().items() if id(p) in mine}
 
 
-class PI2SGD(_Superposed, torch.optim.SGD):
-    """PI² over an SGD base step (see the module docstring)."""
+class _PI2(_Superposed):
+    """PI² over the base optimizer that follows this mixin in the bases (see the module docstring):
+    the base step (skipped when every learning rate is 0), then the particle average."""
 
     def __init__(self, params, lr: float, particles: int = 8, sigma: float = 1e-2, temperature: float = 10.0,
                  seed: int = 0, **base: Any):
@@ -157,24 +158,17 @@ class PI2SGD(_Superposed, torch.optim.SGD):
 
     @torch.no_grad()
     def step_with(self, fm: FunctionalModel, batch: dict[str, torch.Tensor]) -> None:
-        if any(g["lr"] > 0 for g in self.param_groups):
+        if any(g["lr"] > 0 for g in self.param_groups):  # type: ignore[attr-defined]
             self._base_step()
         pi2_average(self, fm, batch)
 
 
-class PI2Adam(_Superposed, torch.optim.Adam):
+class PI2SGD(_PI2, torch.optim.SGD):
+    """PI² over an SGD base step."""
+
+
+class PI2Adam(_PI2, torch.optim.Adam):
     """PI² over an Adam base step."""
-
-    def __init__(self, params, lr: float, particles: int = 8, sigma: float = 1e-2, temperature: float = 10.0,
-                 seed: int = 0, **base: Any):
-        super().__init__(params, lr=lr, **base)
-        self._init_cloud(particles, sigma, temperature, seed)
-
-    @torch.no_grad()
-    def step_with(self, fm: FunctionalModel, batch: dict[str, torch.Tensor]) -> None:
-        if any(g["lr"] > 0 for g in self.param_groups):
-            self._base_step()
-        pi2_average(self, fm, batch)
 
 
 def pi2_average(opt: _Superposed, fm: FunctionalModel, batch: dict[str, torch.Tensor]) -> None:
