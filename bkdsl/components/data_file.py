@@ -304,6 +304,8 @@ class FileParams(DataParams):
 
 @component("file", kind="data", positional=("path",))
 class FileSource(DataSource):
+    """Fields read from a data file (.npz, .h5/.hdf5, .safetensors); each field declared with its shape and unit."""
+
     Params = FileParams
 
     def load(self, *, seed: int, base_dir: str | None = None):

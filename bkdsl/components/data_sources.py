@@ -104,6 +104,8 @@ class TextBytesParams(DataParams):
 
 @component("text_bytes", kind="data")
 class TextBytesSource(DataSource):
+    """Byte windows of a text corpus (tokens, and targets = tokens shifted by one) for next-byte language models."""
+
     Params = TextBytesParams
     unnormalized_fields = ("tokens", "targets")
     # targets[t] = tokens[t + 1]: a loss reading `targets` trains next-token prediction, which a model
@@ -153,6 +155,8 @@ class WoodsSaxonParams(DataParams):
 
 @component("woods_saxon", kind="data")
 class WoodsSaxonSource(DataSource):
+    """Woods–Saxon densities ρ(r) = ρ₀ / (1 + exp((r − R)/a)) on a radial grid, R and a drawn uniformly."""
+
     Params = WoodsSaxonParams
 
     @classmethod

@@ -76,6 +76,8 @@ class Sphere(_Manifold):
 
 @component("euclidean", kind="manifold")
 class Euclid(_Manifold):
+    """Flat space ℝⁿ: no constraint, the exponential map is x + v (the default manifold of a value)."""
+
     def geoopt(self) -> geoopt.Manifold:
         return geoopt.Euclidean()
 

@@ -67,6 +67,8 @@ class OptimizerComponent(Component):
 
 @component("sgd", kind="optimizer")
 class SGD(OptimizerComponent):
+    """Stochastic gradient descent (torch.optim.SGD), with optional momentum."""
+
     Params = SGDParams
     torch_class = torch.optim.SGD
     riemannian_counterpart = "riemannian_sgd"
@@ -74,6 +76,8 @@ class SGD(OptimizerComponent):
 
 @component("adam", kind="optimizer")
 class Adam(OptimizerComponent):
+    """Adam (torch.optim.Adam): bias-corrected first and second moment estimates."""
+
     Params = AdamParams
     torch_class = torch.optim.Adam
     riemannian_counterpart = "riemannian_adam"
@@ -81,6 +85,8 @@ class Adam(OptimizerComponent):
 
 @component("adamw", kind="optimizer")
 class AdamW(OptimizerComponent):
+    """AdamW (torch.optim.AdamW): Adam with decoupled weight decay."""
+
     Params = AdamWParams
     torch_class = torch.optim.AdamW
     riemannian_counterpart = "riemannian_adam"

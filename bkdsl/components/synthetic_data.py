@@ -40,6 +40,8 @@ def associative_recall(samples: int, pairs: int, keys: int, values: int, seed: i
 
 @component("associative_recall", kind="data")
 class AssociativeRecall(DataSource):
+    """Synthetic key→value recall sequences (keys, values, queries, answers) for fast-weight memories."""
+
     Params = _RecallP
     unnormalized_fields = ("tokens", "answer")
 
@@ -134,6 +136,8 @@ def holographic_task(samples: int, dim: int, seed: int = 0, channel_seed: int = 
 
 @component("holographic_task", kind="data")
 class HolographicTask(DataSource):
+    """Synthetic binding/unbinding pairs for holographic (vector-symbolic) memories."""
+
     Params = _HoloP
     unnormalized_fields = ("signal", "clean")
 

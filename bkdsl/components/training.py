@@ -90,6 +90,8 @@ class TimeReverseParams(_P):
 
 @component("flip", kind="augment")
 class FlipAug(Component):
+    """Augmentation: mirror a field along a named axis (fields odd under it change sign) with probability p."""
+
     Params = FlipParams
 
     def make(self):
@@ -104,6 +106,8 @@ class FlipAug(Component):
 
 @component("time_reverse", kind="augment")
 class TimeReverseAug(Component):
+    """Augmentation: time reversal as the data source declares it (phase-space pairs, token order)."""
+
     Params = TimeReverseParams
 
     def make(self):
@@ -120,6 +124,8 @@ class BestParams(_P):
 
 @component("best", kind="selector", positional=("metric",))
 class BestSelector(Component):
+    """Select the checkpoint with the best value of a metric (lowest, or highest with `mode = "max"`)."""
+
     Params = BestParams
 
     def make(self):
@@ -129,6 +135,8 @@ class BestSelector(Component):
 
 @component("last", kind="selector")
 class LastSelector(Component):
+    """Select the last checkpoint."""
+
     Params = _P
 
     def make(self):
@@ -177,7 +185,20 @@ def _metric_cls(kind: str):
 
 from bkdsl.train.metrics import METRICS as _METRICS  # noqa: E402
 
+_METRIC_DOCS = {
+    "mae": "Mean absolute error mean|ŷ − y| of an output against a field, reported in the field's unit.",
+    "rmse": "Root-mean-square error √mean(ŷ − y)², in the field's unit.",
+    "mse": "Mean squared error mean(ŷ − y)², in the field's unit squared.",
+    "max_error": "Largest absolute error max|ŷ − y| over the split, in the field's unit.",
+    "rel_l2": "Relative L2 error ‖ŷ − y‖₂ / ‖y‖₂ per sample, averaged (dimensionless).",
+    "accuracy": "Fraction of samples whose arg-max class equals the target class.",
+    "cross_entropy": "Cross-entropy of logits against target classes, in nats.",
+    "bpb": "Bits per byte: next-byte cross-entropy / ln 2.",
+    "perplexity": "Perplexity exp(cross-entropy) of next-token logits.",
+}
 for _k in _METRICS:
-    component(_k, kind="metric", positional=("a", "b"))(type(f"Metric_{_k}", (_metric_cls(_k),), {}))
+    component(_k, kind="metric", positional=("a", "b"))(
+        type(f"Metric_{_k}", (_metric_cls(_k),), {"__doc__": _METRIC_DOCS.get(_k)}))
 # the loss primitive's name for bits per byte, so `metrics = [bits_per_byte(logits, targets)]` reads the same
-component("bits_per_byte", kind="metric", positional=("a", "b"))(type("Metric_bits_per_byte", (_metric_cls("bpb"),), {}))
+component("bits_per_byte", kind="metric", positional=("a", "b"))(
+    type("Metric_bits_per_byte", (_metric_cls("bpb"),), {"__doc__": _METRIC_DOCS["bpb"]}))
