@@ -40,7 +40,7 @@ def associative_recall(samples: int, pairs: int, keys: int, values: int, seed: i
 
 @component("associative_recall", kind="data")
 class AssociativeRecall(DataSource):
-    """Synthetic key→value recall sequences (keys, values, queries, answers) for fast-weight memories."""
+    """Key→value recall: tokens k₁ v₁ … k_P v_P q, answer = the value written last for the query key q."""
 
     Params = _RecallP
     unnormalized_fields = ("tokens", "answer")
@@ -136,7 +136,7 @@ def holographic_task(samples: int, dim: int, seed: int = 0, channel_seed: int = 
 
 @component("holographic_task", kind="data")
 class HolographicTask(DataSource):
-    """Synthetic binding/unbinding pairs for holographic (vector-symbolic) memories."""
+    """Channel equalisation: signal = c ⊛ clean with c a fixed random all-pass (phasor) filter; target `clean`."""
 
     Params = _HoloP
     unnormalized_fields = ("signal", "clean")
