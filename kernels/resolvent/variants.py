@@ -18,7 +18,8 @@ from bkdsl.kernels.resolvent.segmented import (_complex_dtype, _re_over, _recipr
 
 __all__ = ["resolvent_diag_triton_sequential", "resolvent_diag_backward_triton_sequential",
            "resolvent_diag_causal_triton_sequential", "resolvent_diag_causal_doubling",
-           "resolvent_diag_causal_associative_scan", "BLOCK_SEQ", "CHUNK"]
+           "resolvent_diag_causal_associative_scan", "resolvent_diag_scan_parts",
+           "resolvent_diag_dense_inverse", "BLOCK_SEQ", "CHUNK"]
 
 # Sequential kernels (the backward, and the previous forward kept as a peer): one warp per program, one
 # sequence per lane: 4096 sequences give 128 programs, about one per SM of an H200 (132 SMs).
@@ -386,3 +387,60 @@ def resolvent_diag_causal_associative_scan(a: torch.Tensor, b: torch.Tensor, z: 
     prototype has no autograd; ``combine_mode="pointwise"`` needs CUDA and torch.compile)."""
     return _retarded_from_prefix(associative_scan(_mobius_combine, _mobius_maps(a, b, z), 1,
                                                   combine_mode=combine_mode))
+
+
+# --- the two-sided diagonal's peers (issue #20.5): what a user would write with PyTorch alone -------------
+
+
+def _alpha_parts(p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """α_i = P_00 / P_10 (re, im) from the prefix products ([α_i; 1] ∝ P_i [1; 0]), in real arithmetic."""
+    den = p[4] * p[4] + p[5] * p[5]
+    return (p[0] * p[4] + p[1] * p[5]) / den, (p[1] * p[4] - p[0] * p[5]) / den
+
+
+def _doubling_prefix(p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Hillis–Steele prefix product of the maps along dim 1 (⌈log₂ N⌉ steps, differentiable)."""
+    n, shift = p[0].shape[1], 1
+    while shift < n:
+        earlier = tuple(torch.cat([torch.ones_like(t[:, :shift]) if k in (0, 6) else torch.zeros_like(t[:, :shift]),
+                                   t[:, :-shift]], 1) for k, t in enumerate(p))
+        p = _mobius_combine(earlier, p)
+        shift *= 2
+    return p
+
+
+def resolvent_diag_scan_parts(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
+                              scan: str = "doubling") -> tuple[torch.Tensor, torch.Tensor]:
+    r"""(Re G_ii, Im G_ii) of the two-sided diagonal by two prefix scans of the Möbius maps, real tensors
+    only (so torch.compile's code generation accepts it; ``torch.complex`` of the pair is the answer).
+
+    α_i = d_i − b²_{i−1}/α_{i−1} is the prefix product of M_i = [[d_i, −b²_{i−1}], [1, 0]] (d = a − z);
+    β_i = d_i − b²_i/β_{i+1} the same on the reversed chain; G_ii = 1/(α_i + β_i − d_i).
+    ``scan="doubling"``: Hillis–Steele in plain ops (forward and backward by autograd);
+    ``scan="associative"``: ``torch._higher_order_ops.associative_scan`` (pointwise combine: CUDA under
+    torch.compile; the prototype has no autograd). Precision: renormalised float32 prefix products, not
+    re-swept — the bench records the error against float64.
+    """
+    def prefix(a_, b_):
+        maps = _mobius_maps(a_, b_, complex(z_re, z_im))
+        if scan == "associative":
+            return associative_scan(_mobius_combine, maps, 1, combine_mode="pointwise")
+        if scan != "doubling":
+            raise ValueError(f"scan must be 'doubling' or 'associative', got {scan!r}")
+        return _doubling_prefix(maps)
+
+    al_r, al_i = _alpha_parts(prefix(a, b))
+    be_r, be_i = _alpha_parts(prefix(a.flip(1), b.flip(1)))
+    s_r = al_r + be_r.flip(1) - (a - z_re)
+    s_i = al_i + be_i.flip(1) + z_im
+    den = s_r * s_r + s_i * s_i
+    return s_r / den, -s_i / den
+
+
+def resolvent_diag_dense_inverse(a: torch.Tensor, b: torch.Tensor, z: complex) -> torch.Tensor:
+    """G_ii from the dense inverse of H − zI (``torch.linalg.inv``, LU in the input's complex dtype):
+    PyTorch has no banded or tridiagonal solver, and the diagonal of the inverse needs N right-hand sides,
+    so the linear-algebra route is O(N³) per chain (O(N²) memory) — the bench runs it on a few chains."""
+    cdt = _complex_dtype(a.dtype)
+    h = (torch.diag_embed(a.to(cdt) - z) + torch.diag_embed(b.to(cdt), 1) + torch.diag_embed(b.to(cdt), -1))
+    return torch.linalg.inv(h).diagonal(dim1=-2, dim2=-1)
