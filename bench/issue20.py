@@ -331,7 +331,7 @@ def part_resolvent(p: Part) -> None:
         p.log(f"ours fwd {tm['ours fwd']:.4f} ms, fwd+bwd {tm['ours fwd+bwd']:.4f} ms")
     p.save()
 
-    peers_fwd, peers_fb = {}, {}
+    peers_fwd, peers_fb, compiled_scans = {}, {}, {}
 
     def emit_rows():
         best_f = min(peers_fwd, key=peers_fwd.get) if peers_fwd else None
@@ -356,15 +356,24 @@ def part_resolvent(p: Part) -> None:
         p.log(f"check peer {kind} scan: {e}")
         if e["ok"]:
             peers_fwd[f"torch.compile {kind} scan"] = tm[f"peer {kind} scan fwd"] = bench(lambda: f(a, b))
-        if kind == "doubling" and p.left(40):
-            def fb():
-                gr, gi = f(ar, br)
-                return torch.autograd.grad((gr, gi), (ar, br), (w.real, w.imag))
-            ge = rb.grad_errors(*fb(), ga64, gb64)
-            e.update(ge)
-            e["ok"] = rb.ok(e)
-            if e["ok"]:
-                peers_fb["torch.compile doubling scan"] = tm["peer doubling scan fwd+bwd"] = bench(fb)
+            compiled_scans[kind] = f
+        p.save()
+
+    def scan_peer_backward():  # the doubling scan through autograd (its compile: ≈ 50 s for the causal form)
+        f = compiled_scans.get("doubling")
+        if f is None:
+            raise RuntimeError("the doubling scan's forward did not compile or pass its check")
+
+        def fb():
+            gr, gi = f(ar, br)
+            return torch.autograd.grad((gr, gi), (ar, br), (w.real, w.imag))
+        e = p.res["checks"]["peer doubling scan"]
+        t0 = time.time()
+        e.update(rb.grad_errors(*fb(), ga64, gb64))
+        e["first_call_bwd_s"] = time.time() - t0
+        e["ok"] = rb.ok(e)
+        if e["ok"]:
+            peers_fb["torch.compile doubling scan"] = tm["peer doubling scan fwd+bwd"] = bench(fb)
         p.save()
 
     def dense_peer():
@@ -375,12 +384,24 @@ def part_resolvent(p: Part) -> None:
             ms = bench(lambda: kv.resolvent_diag_dense_inverse(sa, sb, Z), rep=50)
             tm[f"peer dense inverse fwd, {n_dense} chains"] = ms
             peers_fwd["torch.linalg.inv dense (scaled from a few chains)"] = tm["peer dense inverse fwd, scaled"] = ms * B / n_dense
+        sar, sbr = sa.clone().requires_grad_(True), sb.clone().requires_grad_(True)
+
+        def fb():
+            return torch.autograd.grad(kv.resolvent_diag_dense_inverse(sar, sbr, Z), (sar, sbr), w[:n_dense])
+        e.update(rb.grad_errors(*fb(), ga64[:n_dense], gb64[:n_dense]))
+        e["ok"] = rb.ok(e)
+        if e["ok"]:
+            ms = bench(fb, rep=50)
+            tm[f"peer dense inverse fwd+bwd, {n_dense} chains"] = ms
+            peers_fb["torch.linalg.inv dense + autograd (scaled from a few chains)"] = ms * B / n_dense
         p.save()
     p.guard("peer dense inverse", dense_peer, need=10)
     emit_rows()
-    p.guard("peer associative scan", lambda: scan_peer("associative"), need=30)
-    emit_rows()
     p.guard("peer doubling scan", lambda: scan_peer("doubling"), need=30)
+    emit_rows()
+    p.guard("peer associative scan", lambda: scan_peer("associative"), need=20)
+    emit_rows()
+    p.guard("peer doubling scan fwd+bwd", lambda: scan_peer_backward(), need=45)
     emit_rows()
 
 

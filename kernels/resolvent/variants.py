@@ -417,14 +417,14 @@ def resolvent_diag_scan_parts(a: torch.Tensor, b: torch.Tensor, z_re: float, z_i
     α_i = d_i − b²_{i−1}/α_{i−1} is the prefix product of M_i = [[d_i, −b²_{i−1}], [1, 0]] (d = a − z);
     β_i = d_i − b²_i/β_{i+1} the same on the reversed chain; G_ii = 1/(α_i + β_i − d_i).
     ``scan="doubling"``: Hillis–Steele in plain ops (forward and backward by autograd);
-    ``scan="associative"``: ``torch._higher_order_ops.associative_scan`` (pointwise combine: CUDA under
-    torch.compile; the prototype has no autograd). Precision: renormalised float32 prefix products, not
+    ``scan="associative"``: ``torch._higher_order_ops.associative_scan`` (pointwise combine on CUDA, under
+    torch.compile; the generic combine elsewhere). Precision: renormalised float32 prefix products, not
     re-swept — the bench records the error against float64.
     """
     def prefix(a_, b_):
         maps = _mobius_maps(a_, b_, complex(z_re, z_im))
         if scan == "associative":
-            return associative_scan(_mobius_combine, maps, 1, combine_mode="pointwise")
+            return associative_scan(_mobius_combine, maps, 1, combine_mode="pointwise" if a_.is_cuda else "generic")
         if scan != "doubling":
             raise ValueError(f"scan must be 'doubling' or 'associative', got {scan!r}")
         return _doubling_prefix(maps)
