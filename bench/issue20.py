@@ -470,6 +470,16 @@ def part_delta(p: Part) -> None:
             fd = [t.detach() for t in fx]
             tm[f"fla fwd {dn}"] = bench(lambda: fla_fn(*fd, scale=1.0))
             tm[f"fla fwd+bwd {dn}"] = bench(lambda: fla_fn(*fx, scale=1.0)[0].backward(fdy), fx)
+        if chk["ours_ok"] and p.left(20):  # the WY kernel's two block inversions, same inputs, same process
+            def inverses():
+                y0 = kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=kc.INVERSE)[0]
+                for inv in kc.INVERSES:
+                    d = dr.rel_max(kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv)[0], y0)
+                    p.res["checks"][f"inverse={inv} vs default {dn}"] = d
+                    if dr.passes(d, dtype):
+                        tm[f"ours fwd launcher inverse={inv} {dn}"] = bench(
+                            lambda inv=inv: kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv))
+            p.guard(f"inverse forms {dn}", inverses)
         p.log(f"time {dn}: {json.dumps({n: t for n, t in tm.items() if n.endswith(dn)})}")
         if not smoke and chk["ours_ok"] and p.left(15):
             p.res.setdefault("kernel_us_per_call", {})[f"ours fwd {dn}"] = p.guard(
@@ -487,6 +497,7 @@ def part_delta(p: Part) -> None:
         if not smoke:
             torch.cuda.empty_cache()
     p.res["configs_used"] = p.guard("configs", kc.chosen_configs)
+    p.res["batched_inverse_fell_back"] = [str(key) for key in kc._batched_inverse_failed]  # then both forms are rowwise
 
 
 # --- causal attention ------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "chosen_configs", "scratch_dtype", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
+__all__ = ["CHUNK", "MAX_D", "DOTS", "CONFIGS", "INVERSES", "INVERSE", "chosen_configs", "scratch_dtype", "delta_rule_fwd_triton", "delta_rule_bwd_triton"]
 
 CHUNK = 64          # tokens per chunk (four 16 × 16 blocks of T)
 MAX_D = 128         # widest d_k / d_v: whole rows of d_k are one tile (the state scan needs them)
@@ -122,6 +122,26 @@ def _inv_unit_lower(A, BS: tl.constexpr):
 
 
 @triton.jit
+def _inv_unit_lower4(A0, A1, A2, A3):
+    """(I + A_m)⁻¹ of four strictly lower 16 × 16 blocks at once: the forward substitution of
+    :func:`_inv_unit_lower` on the blocks stacked as one [16, 16, 2, 2] tensor (tl.join), so the 16 dependent
+    row steps run once for all four instead of 4 × 16 times — the same sums in the same order per block."""
+    A = tl.join(tl.join(A0, A1), tl.join(A2, A3))        # [16, 16, 2, 2]: [..., j, m] = A_{2j + m}
+    i = tl.arange(0, 16)
+    i4 = i[:, None, None, None]
+    T = tl.zeros([16, 16, 2, 2], dtype=tl.float32)
+    for r in range(16):  # a runtime loop (see _inv_unit_lower)
+        a = tl.sum(tl.where(i4 == r, A, 0.0), 0)          # row r of each block: [16, 2, 2]
+        a = tl.where(i[:, None, None] < r, a, 0.0)
+        row = tl.where(i[:, None, None] == r, 1.0, 0.0) - tl.sum(a[:, None, :, :] * T, 0)
+        T = tl.where(i4 == r, row[None, :, :, :], T)
+    T01, T23 = tl.split(T)
+    T0, T1 = tl.split(T01)
+    T2, T3 = tl.split(T23)
+    return T0, T1, T2, T3
+
+
+@triton.jit
 def _block_a(Ki, Kj, bi, STRICT: tl.constexpr, DOT: tl.constexpr):
     """A_ij = diag(β_i) K_i K_jᵀ (strictly lower part when STRICT, the diagonal block)."""
     a = _dot(Ki, tl.trans(Kj), DOT) * bi[:, None]
@@ -133,7 +153,8 @@ def _block_a(Ki, Kj, bi, STRICT: tl.constexpr, DOT: tl.constexpr):
 
 @triton.jit
 def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
-                   PHI: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, DOT: tl.constexpr):
+                   PHI: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, DOT: tl.constexpr,
+                   INV4: tl.constexpr = True):
     c, bh = tl.program_id(0), tl.program_id(1)
     bh64 = bh.to(tl.int64)
     s = tl.arange(0, 16)
@@ -147,10 +168,14 @@ def _wy_fwd_kernel(k_ptr, v_ptr, b_ptr, t_ptr, wk_ptr, uv_ptr, n, dk, dv, n_pad,
     b1 = _load_vec(b_ptr, bh64 * n, r0 + 16, n, 0.0)
     b2 = _load_vec(b_ptr, bh64 * n, r0 + 32, n, 0.0)
     b3 = _load_vec(b_ptr, bh64 * n, r0 + 48, n, 0.0)
-    T00 = _inv_unit_lower(_block_a(K0, K0, b0, True, DOT), 16)
-    T11 = _inv_unit_lower(_block_a(K1, K1, b1, True, DOT), 16)
-    T22 = _inv_unit_lower(_block_a(K2, K2, b2, True, DOT), 16)
-    T33 = _inv_unit_lower(_block_a(K3, K3, b3, True, DOT), 16)
+    if INV4:  # the four diagonal blocks' substitutions side by side: 16 dependent steps, not 64
+        T00, T11, T22, T33 = _inv_unit_lower4(_block_a(K0, K0, b0, True, DOT), _block_a(K1, K1, b1, True, DOT),
+                                              _block_a(K2, K2, b2, True, DOT), _block_a(K3, K3, b3, True, DOT))
+    else:
+        T00 = _inv_unit_lower(_block_a(K0, K0, b0, True, DOT), 16)
+        T11 = _inv_unit_lower(_block_a(K1, K1, b1, True, DOT), 16)
+        T22 = _inv_unit_lower(_block_a(K2, K2, b2, True, DOT), 16)
+        T33 = _inv_unit_lower(_block_a(K3, K3, b3, True, DOT), 16)
     A10 = _block_a(K1, K0, b1, False, DOT)
     A20 = _block_a(K2, K0, b2, False, DOT)
     A21 = _block_a(K2, K1, b2, False, DOT)
@@ -418,6 +443,12 @@ def _grads_bwd_kernel(q_ptr, k_ptr, v_ptr, b_ptr, t_ptr, u_ptr, h_ptr, z_ptr, dy
 # replaces "<name>" when the operands are float32 (tf32/tf32x3/ieee), whose shared memory is larger.
 # Shared memory on sm_90 at d = 128 with φ and the normaliser, counted by smem.py (Triton 3.9), in
 # docs/kernels_delta.md: with bf16 operands every first entry ≤ 86 KB.
+# The WY kernel's inversion of the diagonal blocks (see delta_rule_fwd_triton): the run-2 H200 profile had
+# _wy_fwd_kernel at 349 µs of the 605 µs bf16 forward (B4 H8 N4096 D128), its 4 × 16 dependent row steps
+# (each two cross-warp reductions) the latency; "batched" runs the 16 steps once for the four blocks.
+# Not yet measured on the H200: bench/issue20.py times both forms in one process.
+INVERSES = ("batched", "rowwise")
+INVERSE = "batched"
 CONFIGS: dict[str, tuple[tuple[int, int], ...]] = {
     "wy": ((8, 1), (4, 1), (8, 2)),
     "state": ((4, 2), (4, 1), (8, 1), (2, 1)),
@@ -436,6 +467,7 @@ def _table(name: str, meta: dict) -> tuple[tuple[int, int], ...]:
         return CONFIGS[f"{name}_f32"]
     return CONFIGS[name]
 _chosen: dict[tuple, tuple[int, int]] = {}
+_batched_inverse_failed: set[tuple] = set()  # WY specialisations whose batched inverse did not compile
 
 
 def chosen_configs() -> dict[str, tuple[int, int]]:
@@ -527,15 +559,20 @@ def _grads_block_v(dot: str, block_v: int, BVf: int) -> int:
 def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                           feature_map: bool = True, normalize: bool = True, dot: str | None = None,
                           block_v: int = 32, configs: dict[str, tuple[int, int]] | None = None,
-                          block_v_out: int = 64) -> tuple[torch.Tensor, ...]:
+                          block_v_out: int = 64, inverse: str = INVERSE) -> tuple[torch.Tensor, ...]:
     """Forward. Returns (y, den, T, W_k, U, S, z): y in v's dtype, the rest scratch that the backward
     reads: den [BH, N_pad], T [BH, N_pad, 64], W_k [BH, N_pad, d_k], U [BH, N_pad, d_v], S [BH, NC, d_v, d_k],
     z [BH, NC, d_k] (T, W_k, U, S in :func:`scratch_dtype`, den and z float32). ``dot``: tl.dot's operands
     (default bf16 for bf16 inputs, tf32x3 for float32, tf32 for fp16); ``block_v``: d_v columns per program of the sequential state scan (32: 128 programs at
     B·H = 32, d_v = 128, where 64 left half of the H200's 132 SMs idle); ``block_v_out``: of the output
     kernel (64: Q Kᵀ is recomputed once per d_v block); ``configs``:
-    {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep)."""
+    {kernel: (num_warps, num_stages)} forced instead of the :data:`CONFIGS` fall-back (the bench's sweep);
+    ``inverse``: how the WY kernel inverts the four diagonal 16 × 16 blocks of (I + A) — "batched" (one
+    forward substitution over the four stacked blocks, 16 dependent steps) or "rowwise" (one block after
+    the other, 64 steps; the earlier kernel, kept for the bench's comparison)."""
     _check(q, k, v, beta)
+    if inverse not in INVERSES:
+        raise ValueError(f"inverse must be one of {INVERSES}, got {inverse!r}")
     dot = _kernel_dot(dot, q.dtype)
     q, k, v, beta = (x.contiguous() for x in (q, k, v, beta))
     B, H, N, dk = q.shape
@@ -558,8 +595,21 @@ def delta_rule_fwd_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bet
     if N == 0 or bh == 0:
         return y, den, T, Wk, U, S, z
     cfg = configs or {}
-    _launch("wy", _wy_fwd_kernel, (nc, bh), (k, v, beta, T, Wk, Uv, N, dk, dv, n_pad),
-            dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot), cfg.get("wy"))
+    wy_meta = dict(PHI=feature_map, BK=BK, BV=BVf, DOT=dot)
+    wy_args = (k, v, beta, T, Wk, Uv, N, dk, dv, n_pad)
+    wy_key = (k.dtype, *sorted(wy_meta.items()))
+    if inverse == "batched" and wy_key not in _batched_inverse_failed:
+        try:
+            _launch("wy", _wy_fwd_kernel, (nc, bh), wy_args, dict(wy_meta, INV4=True), cfg.get("wy"))
+        except RuntimeError as e:  # no configuration compiled: the row-wise form, said once per specialisation
+            _batched_inverse_failed.add(wy_key)
+            warnings.warn(f"delta_rule: the batched block inverse did not compile ({str(e)[:300]}); "
+                          "using the row-wise one", RuntimeWarning, stacklevel=2)
+            inverse = "rowwise"
+    else:
+        inverse = "rowwise"
+    if inverse == "rowwise":
+        _launch("wy", _wy_fwd_kernel, (nc, bh), wy_args, dict(wy_meta, INV4=False), cfg.get("wy"))
     _launch("state", _state_fwd_kernel, (triton.cdiv(dv, BV), bh), (k, Wk, Uv, U, S, z, N, dk, dv, n_pad, nc),
             dict(PHI=feature_map, BK=BK, BV=BV, DOT=dot), cfg.get("state"))
     _launch("out", _out_fwd_kernel, (nc, triton.cdiv(dv, BVo), bh), (q, k, U, S, z, y, den, N, dk, dv, n_pad, nc),

@@ -301,3 +301,42 @@ def test_empty_sequence_gives_empty_output_and_gradients():
     assert y.shape == (1, 2, 0, 8)
     y.sum().backward()
     assert [x.grad.shape for x in xs] == [x.shape for x in xs]
+
+
+@pytest.mark.parametrize("B,H,N,dk,dv", [(1, 1, 37, 16, 16), (1, 2, 150, 20, 24)])
+@pytest.mark.parametrize("feature_map", [True, False])
+def test_batched_block_inverse_matches_rowwise_and_the_recurrence(B, H, N, dk, dv, feature_map):
+    """The WY kernel's two inversions of the diagonal blocks (four blocks side by side, or one after the
+    other) run the same sums: same T, W_k, U_v scratch and y; and y matches the float64 recurrence."""
+    q, k, v, beta = _inputs(B, H, N, dk, dv, feature_map, seed=int(torch.randint(1 << 30, ())))
+    batched = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, True, inverse="batched")
+    rowwise = kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, True, inverse="rowwise")
+    for got, want in zip(batched[:3], rowwise[:3]):       # y, den, T
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    ref = naive.delta_rule_recurrent(q.double(), k.double(), v.double(), beta.double(), feature_map, True)
+    assert torch.isfinite(batched[0]).all() and _rel(batched[0], ref) < 2e-5
+    with pytest.raises(ValueError, match="inverse"):
+        kc.delta_rule_fwd_triton(q, k, v, beta, feature_map, True, inverse="neumann")
+
+
+def test_batched_inverse_that_does_not_compile_falls_back_once(monkeypatch):
+    """A WY specialisation whose batched inverse compiles with no configuration runs the row-wise form,
+    with one warning, and goes straight to it afterwards."""
+    q, k, v, beta = _inputs(1, 1, 20, 16, 16, True, seed=5)
+    real_launch = kc._launch
+    calls = []
+
+    def launch(name, kernel, grid, args, meta, config=None):
+        calls.append(meta.get("INV4"))
+        if name == "wy" and meta.get("INV4"):
+            raise RuntimeError("no configuration compiled (simulated)")
+        return real_launch(name, kernel, grid, args, meta, config)
+    monkeypatch.setattr(kc, "_launch", launch)
+    monkeypatch.setattr(kc, "_batched_inverse_failed", set())
+    with pytest.warns(RuntimeWarning, match="batched block inverse"):
+        y = kc.delta_rule_fwd_triton(q, k, v, beta, True, True)[0]
+    want = kc.delta_rule_fwd_triton(q, k, v, beta, True, True, inverse="rowwise")[0]
+    torch.testing.assert_close(y, want, rtol=0, atol=0)
+    calls.clear()
+    kc.delta_rule_fwd_triton(q, k, v, beta, True, True)
+    assert True not in calls                                 # the failed form is not tried again
