@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # Batched multi-model training on the GPU (issue #20 item 1): the thesis' 9-run grid (d_z ∈ {1,2,3} ×
-# α ∈ {1e-4,1e-3,1e-2} fm⁻³) of the ²³⁶U multi-task model as batched steps against one run alone, in one
-# process (bench/sweep_batched.py: correctness of the batched gradients and losses first, then
-# triton.testing.do_bench of every contender), then `bkdsl train --sweep` end to end on CUDA (auto mode
-# must batch) on specs/tiny_regression.bk. At most 4 minutes (≈ 3.5 expected): the wheel install is
-# capped at 30 s, the bench stops starting contenders at SWEEP_BUDGET_S (default 140 s) and is killed at
-# SWEEP_BUDGET_S + 30, the end-to-end part at E2E_S (default 35 s). JSON is written after every
-# contender; contenders run in the order single_eager, grid_grouped, grid_same_shape,
-# single_cudagraphs, grid_grouped_cl (the channels-last stack, last: it failed under vmap on CUDA in run 1), and one that would not fit the budget is recorded as skipped.
+# α ∈ {1e-4,1e-3,1e-2} fm⁻³) of the ²³⁶U multi-task model batched three ways (grouped layers, vmap,
+# sequential / concurrent streams) against one run alone and a hand-written torch.compile + CUDA-graphs
+# peer, in one process (bench/sweep_batched.py: correctness of every batching strategy against the runs
+# one at a time first, then triton.testing.do_bench of every contender), then `bkdsl train --sweep` end to
+# end on CUDA (auto mode must batch) on specs/tiny_regression.bk. About 6.5 minutes: the wheel install is
+# capped at 30 s, the bench stops starting contenders at SWEEP_BUDGET_S (default 300 s) and is killed at
+# SWEEP_BUDGET_S + 60, the end-to-end part at E2E_S (default 45 s). JSON is written after every contender;
+# a contender that would not fit the budget is recorded as skipped, one that fails has its error recorded.
 #
 #   OUT=$OUT bash bench/gpu_sweep.sh           # carry .whl (lark, pint, pydantic, geoopt, ...; see gpu_setup.sh)
-#   SWEEP_ARGS="--compile" SWEEP_BUDGET_S=300 OUT=$OUT bash bench/gpu_sweep.sh   # + the torch.compile'd groups
+#   SWEEP_BUDGET_S=180 OUT=$OUT bash bench/gpu_sweep.sh    # shorter: the later contenders are skipped
 #   # CPU smoke of the driver itself (tiny widths; the e2e sweep forced batched):
-#   SWEEP_ARGS="--device cpu --width 8 --hidden 16 --batch 4 --dz 1,2 --alpha 1e-3,1e-2 --check-batch 4
-#     --contenders single_eager,grid_grouped" E2E_ARGS="--device cpu --sweep-mode batched" E2E_S=120 \
+#   SWEEP_ARGS="--device cpu --width 4 --hidden 8 --batch 4 --dz 1,2 --alpha 1e-3,1e-2 --check-batch 4
+#     --contenders single_eager,grid_grouped,grid_vmap" E2E_ARGS="--device cpu --sweep-mode batched" E2E_S=120 \
 #     OMP_NUM_THREADS=1 OUT=/tmp/gs PYTHON=.venv/bin/python bash bench/gpu_sweep.sh
 #
 # Writes $OUT/sweep_batched.json, $OUT/sweep_batched.log, $OUT/sweep_e2e/ (sweep.json and the run
-# directories' final.json files) and prints a summary; exit 1 when the correctness check or the
+# directories' final.json files) and prints a summary; exit 1 when a correctness check or the
 # end-to-end sweep fails.
 set -uo pipefail
 T0=$(date +%s)
@@ -37,14 +37,14 @@ export BKDSL_CACHE=${BKDSL_CACHE:-/tmp/bkdsl-cache}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv || true
 "$PY" -c 'import torch, triton, lark, pint, pydantic, geoopt, safetensors, rich; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")' || exit 3
 status=0
-B=${SWEEP_BUDGET_S:-140}
+B=${SWEEP_BUDGET_S:-300}
 echo "=== bench/sweep_batched.py (budget ${B} s) $(date +%T)"
-timeout $((B + 30)) "$PY" bench/sweep_batched.py --budget "$B" --rep-ms "${REP_MS:-1000}" \
+timeout $((B + 60)) "$PY" bench/sweep_batched.py --budget-s "$B" --rep-ms "${REP_MS:-1000}" \
   --out "$OUT/sweep_batched.json" ${SWEEP_ARGS:-} 2>&1 | tee "$OUT/sweep_batched.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 echo "=== bkdsl train --sweep on CUDA (auto mode) $(date +%T)"
 rm -rf "$OUT/sweep_e2e"
-timeout "${E2E_S:-35}" "$PY" -m bkdsl.train.cli specs/tiny_regression.bk ${E2E_ARGS:---device cuda} --quiet \
+timeout "${E2E_S:-45}" "$PY" -m bkdsl.train.cli specs/tiny_regression.bk ${E2E_ARGS:---device cuda} --quiet \
   --set train.epochs=3 --sweep optimizer.lr=1e-3,3e-3,1e-2 --sweep train.seed=0,1 --out "$OUT/sweep_e2e" \
   > "$OUT/sweep_e2e.log" 2>&1 || status=1
 tail -15 "$OUT/sweep_e2e.log"
@@ -57,20 +57,24 @@ ok = True
 try:
     r = json.loads((out / "sweep_batched.json").read_text())
     s = r.get("summary", {})
-    print("check pass:", r["check"]["pass"], {k: {kk: vv for kk, vv in v.items() if "error" in kk} for k, v in r["check"]["groups"].items()})
+    for st, c in r["check"].items():
+        print(f"check {st}: pass {c.get('pass')}", c.get("error", ""),
+              {k: {kk: f"{vv:.2g}" for kk, vv in v.items() if "error" in kk and "info" not in kk} for k, v in c.get("groups", {}).items()})
     for k, v in r["contenders"].items():
         print(f"  {k:26s} " + (f"{v['samples_per_s']:10.0f} samples/s  ({v['ms_per_iteration']:.2f} ms / {v['samples_per_iteration']} samples)"
                                 if "samples_per_s" in v else str(v)[:160]))
-    print("aggregate (grid, grouped by d_z):", s.get("aggregate_samples_per_s"), "target 45000 met:", s.get("aggregate_target_met"))
-    print("single:", s.get("single_samples_per_s"), "target 15000 met:", s.get("single_target_met"),
-          "ratio:", s.get("ratio_aggregate_over_single"), "same-shape group of 9:", s.get("same_shape_samples_per_s"))
-    ok = ok and bool(r["check"]["pass"])
+    print("aggregate (9-run grid):", s.get("aggregate_samples_per_s"), "by", s.get("aggregate_best"), "target 45000 met:", s.get("aggregate_target_met"))
+    print("by strategy:", s.get("aggregate_by_strategy"))
+    print("auto:", s.get("auto_strategy"), s.get("auto_samples_per_s"), "fastest:", s.get("auto_is_fastest"))
+    print("single:", s.get("single_samples_per_s"), "by", s.get("single_best"), "target 15000 met:", s.get("single_target_met"),
+          "peer:", s.get("peer_samples_per_s"), "ratio agg/single:", s.get("ratio_aggregate_over_single"))
+    ok = ok and bool(r["check"]) and all(c.get("pass") for c in r["check"].values())
 except Exception as e:
     print("no sweep_batched summary:", type(e).__name__, e); ok = False
 try:
     d = json.loads((out / "sweep_e2e" / "sweep.json").read_text())
     modes = [x.get("mode") for x in d["runs"]]
-    print("e2e:", [x["status"] for x in d["runs"]], "modes", modes, "groups", [(len(g["runs"]), g["aggregate_samples_per_s"]) for g in d["groups"]])
+    print("e2e:", [x["status"] for x in d["runs"]], "modes", modes, "groups", [(len(g["runs"]), g.get("strategy"), g["aggregate_samples_per_s"]) for g in d["groups"]])
     ok = ok and all(x["status"] == "completed" for x in d["runs"]) and all(m == "batched" for m in modes)
 except Exception as e:
     print("no e2e sweep.json:", type(e).__name__, e); ok = False

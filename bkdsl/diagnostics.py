@@ -100,6 +100,7 @@ CODES: dict[str, str] = {
     "E0612": "data that cannot be time-reversed (no declared phase-space layout or sequence structure)",
     "E0620": "a sweep that does not match: --resume of a different sweep, or OUT already holds one",
     "E0621": "runs that cannot be trained as one batched step (--sweep-mode batched)",
+    "E0625": "a model without a grouped form under --sweep-mode grouped (an op that mixes the feature axis)",
     "E0624": "resume refused: the spec or its overrides changed since the run started",
     "E0622": "not a loadable run directory (no run record, spec or checkpoint)",
     "E0623": "export failed or its format is unavailable",

@@ -65,6 +65,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train import distributed as D
 from bkdsl.train.augment import apply_all
 from bkdsl.train.data import batches_per_epoch, epoch_order
+from bkdsl.train.grouped import GroupedModels, GroupingRefused, group_modules
 from bkdsl.train.loop import MAX_SEED, Trainer, TrainPlan, _Progress, resolve_device
 from bkdsl.train.optim import build_optimizer
 from bkdsl.train.reports import data_dependent_init
@@ -113,6 +114,37 @@ def has_convolution(model: torch.nn.Module) -> bool:
     under vmap a convolution becomes a grouped convolution over the runs, which measured slower than the
     runs one after another on an H200 — bench/results/2026-12-03-sweep_batched.json)."""
     return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
+STRATEGIES = ("grouped", "vmap")
+
+
+def grouping_refusal(model: torch.nn.Module) -> str | None:
+    """Why the model has no grouped form (:mod:`bkdsl.train.grouped`), None when it has one: the
+    structural transformation tried on two copies of it (no forward run)."""
+    try:
+        group_modules([model, model])
+    except GroupingRefused as e:
+        return str(e)
+    return None
+
+
+def auto_strategy(model: torch.nn.Module, device) -> dict:
+    """What ``--sweep-mode auto`` does with a group of runs of this model on ``device``:
+    ``{"strategy": "grouped" | "vmap" | "sequential", "reason": …}``. On CUDA: the grouped form when the
+    model has one (one grouped kernel per layer), else vmap for models without convolutions, else
+    sequential (vmap's convolutions measured 0.35x one run alone on an H200,
+    bench/results/2026-12-03-sweep_batched.json); off CUDA: sequential."""
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    if dev.type != "cuda":
+        return {"strategy": "sequential", "reason": f"auto batches on CUDA only, this run is on {dev.type}"}
+    why = grouping_refusal(model)
+    if why is None:
+        return {"strategy": "grouped", "reason": "every layer has an exact grouped form"}
+    if has_convolution(model):
+        return {"strategy": "sequential", "reason": f"no grouped form ({why}) and vmap's grouped convolutions are "
+                                                     "slower than one run at a time"}
+    return {"strategy": "vmap", "reason": f"no grouped form ({why}); no convolution"}
 
 
 def signature(plan: TrainPlan, model: torch.nn.Module) -> Signature:
@@ -249,9 +281,12 @@ class BatchedGroup:
     record (a stopped run's record says ``stopped: …``; its error is in :attr:`errors`)."""
 
     def __init__(self, plans: list[TrainPlan], rundirs: list[str | Path], *, resume: list[bool] | bool = False,
-                 quiet: bool = False):
+                 quiet: bool = False, strategy: str | None = None):
         if not plans:
             raise ValueError("a batched group needs at least one run")
+        if strategy not in (None, *STRATEGIES):
+            raise ValueError(f"unknown batching strategy {strategy!r}")
+        self.strategy = strategy          # None: grouped when the model has a grouped form, else vmap
         self.plans = plans
         self.R = len(plans)
         self.resume = list(resume) if isinstance(resume, (list, tuple)) else [bool(resume)] * self.R
@@ -283,6 +318,29 @@ class BatchedGroup:
             n_init = data_dependent_init(t.raw_model, lambda m: t._forward(m, first))
             if n_init:
                 log.info("data-dependent initialisation of %d modules on one training batch", n_init)
+
+    def _make_stack(self, dev: torch.device):
+        """The batched form of the runs' modules: :class:`GroupedModels` (channels-last on CUDA when the
+        train block asks for it) or :class:`StackedModels` (vmap)."""
+        T = self.trainers
+        models = [t.raw_model for t in T]
+        if self.strategy in (None, "grouped"):
+            try:
+                stack = GroupedModels(models, channels_last=bool(T[0].cfg.channels_last) and dev.type == "cuda")
+                self.strategy = "grouped"
+                return stack
+            except GroupingRefused as e:
+                if self.strategy == "grouped":
+                    raise BkError("E0625", f"the model of `{T[0].plan.name}` has no grouped form: {e}",
+                                  span=T[0].cfg.spans.get("model", T[0].cfg.span),
+                                  help="use --sweep-mode vmap or sequential (auto and batched pick them)") from None
+                log.info("no grouped form (%s): vmap", e)
+        self.strategy = "vmap"
+        # NCHW stacks only: the channels-last stack's convolution backward under vmap fails on CUDA ("NYI:
+        # querying is_contiguous inside of vmap for memory_format other than torch.contiguous_format", H200,
+        # torch 2.11, bench/results/2026-12-03-sweep_batched-run1.json), so `channels_last` applies to
+        # single runs only.
+        return StackedModels(models, channels_last=False)
 
     def _probe(self) -> None:
         """One vmapped training-mode forward on each run's first samples, before anything is trained or
@@ -346,11 +404,7 @@ class BatchedGroup:
             if why is not None:
                 raise BkError("E0621", f"run `{t.rundir.name}` cannot be trained in a batched group: {why}",
                               span=t.cfg.spans.get("model", t.cfg.span), help="train it sequentially")
-        # NCHW stacks only: the channels-last stack's convolution backward under vmap fails on CUDA ("NYI:
-        # querying is_contiguous inside of vmap for memory_format other than torch.contiguous_format", H200,
-        # torch 2.11, bench/results/2026-12-03-sweep_batched-run1.json), so `channels_last` applies to
-        # single runs only.
-        self.stack = StackedModels([t.raw_model for t in T], channels_last=False)
+        self.stack = self._make_stack(dev)
         self._probe()
         for r, t in enumerate(T):
             with _as_run(r):
@@ -381,8 +435,8 @@ class BatchedGroup:
                                    + ", ".join(f"{t.rundir.name} at step {p[2]}" for t, p in zip(T, positions)),
                           help="resume them with --sweep-mode sequential (each continues from its own checkpoint)")
         start_epoch, start_batch, _ = positions[0]
-        log.info("batched group of %d runs: %d samples (train %d), %d steps/epoch, %d epochs, device %s",
-                 self.R, len(T[0].plan.data.dataset), T[0].n_train, nb, epochs, dev)
+        log.info("batched group of %d runs (%s): %d samples (train %d), %d steps/epoch, %d epochs, device %s",
+                 self.R, self.strategy, len(T[0].plan.data.dataset), T[0].n_train, nb, epochs, dev)
         active = [r for r in range(self.R) if T[r].global_step < total_steps]
         inputs = T[0].plan.inputs
         progress = _Progress(not self.quiet, total_steps, T[0].global_step)
@@ -518,12 +572,13 @@ def _param(model: torch.nn.Module, name: str) -> torch.nn.Parameter:
     return mod._parameters[leaf]
 
 
-def run_group(plans: list[TrainPlan], rundirs: list[str | Path], *, resume=False, quiet: bool = False
-              ) -> tuple[list[dict], dict[int, BkError], float]:
+def run_group(plans: list[TrainPlan], rundirs: list[str | Path], *, resume=False, quiet: bool = False,
+              strategy: str | None = None) -> tuple[list[dict], dict[int, BkError], float]:
     """Train ``plans`` as one batched group; (finals, errors by run index, aggregate samples/s)."""
-    g = BatchedGroup(plans, rundirs, resume=resume, quiet=quiet)
+    g = BatchedGroup(plans, rundirs, resume=resume, quiet=quiet, strategy=strategy)
     finals = g.run()
     return finals, g.errors, g.aggregate_samples_per_s
 
 
-__all__ = ["BatchedGroup", "Signature", "StackedModels", "run_group", "signature", "unbatchable_reason", "probe_model"]
+__all__ = ["BatchedGroup", "STRATEGIES", "Signature", "StackedModels", "auto_strategy", "grouping_refusal", "run_group",
+           "signature", "unbatchable_reason", "probe_model"]

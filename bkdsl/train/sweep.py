@@ -20,9 +20,12 @@ normal run directory (``bkdsl train SPEC --set ... --out OUT/003-... --resume`` 
 that were batched; a summary table (one row per run) is printed at the end.
 
 Execution (``--sweep-mode``): ``sequential`` trains the runs one after another; ``batched`` trains
-runs of one architecture and step plan as one vmapped step (:mod:`bkdsl.train.batched`; runs of
-different shapes, e.g. different d_z, form one group per shape); ``auto`` (the default) is batched on
-CUDA for groups of two or more runs that can be batched and sequential otherwise. ``--resume`` skips
+runs of one architecture and step plan as one step (:mod:`bkdsl.train.batched`; runs of different
+shapes, e.g. different d_z, form one group per shape) in the grouped form when the model has one (every
+layer holds all runs: grouped convolutions, batched matmuls — :mod:`bkdsl.train.grouped`) and under vmap
+otherwise; ``grouped`` and ``vmap`` force one form (E0625 / E0621 when it does not apply); ``auto`` (the
+default) batches on CUDA groups of two or more runs — grouped when the model has the form, vmap for a
+model without convolutions, sequential otherwise (:func:`bkdsl.train.batched.auto_strategy`). ``--resume`` skips
 runs whose ``final.json`` exists and continues the others from their ``checkpoints/last``.
 """
 
@@ -55,7 +58,7 @@ from bkdsl.verify.plan import check_train
 log = logging.getLogger("bkdsl.train.sweep")
 
 FORMAT = "bkdsl-sweep/1"
-MODES = ("auto", "batched", "sequential")
+MODES = ("auto", "batched", "grouped", "vmap", "sequential")
 MAX_RUNS = 1000  # three-digit run directories
 
 
@@ -389,15 +392,17 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
             continue
         model = Bt.probe_model(p)
         why = Bt.unbatchable_reason(p, model)
-        if why is None and mode == "auto" and Bt.has_convolution(model):
-            alone.append((r, "sequential: auto does not batch convolutional models (vmap's grouped convolutions "
-                             "made the u236 grid 0.70x the speed of one-at-a-time on an H200, "
-                             "bench/results/2026-12-03-sweep_batched.json); --sweep-mode batched forces it"))
-            built[r.index] = p
-            del model
-            continue
+        strategy = {"grouped": "grouped", "vmap": "vmap"}.get(mode)    # batched: grouped if it can, else vmap
+        if why is None and mode == "auto":
+            choice = Bt.auto_strategy(model, dev)
+            if choice["strategy"] == "sequential":
+                alone.append((r, "sequential: " + choice["reason"]))
+                built[r.index] = p
+                del model
+                continue
+            strategy = choice["strategy"]
         if why is not None:
-            if mode == "batched":
+            if mode != "auto":
                 raise BkError("E0621", f"run {r.name} cannot be trained in a batched group: {why}",
                               span=p.config.spans.get("model", p.config.span),
                               help="use --sweep-mode sequential or auto")
@@ -406,9 +411,9 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
             continue
         step = _checkpoint_step(outdir / r.name)
         plans[r.index] = p
-        groups.setdefault((Bt.signature(p, model), step), []).append(r)
+        groups.setdefault((Bt.signature(p, model), step, strategy), []).append(r)
         del model
-    for gi, ((sig, step), rs) in enumerate(groups.items()):
+    for gi, ((sig, step, strategy), rs) in enumerate(groups.items()):
         if mode == "auto" and len(rs) == 1:
             alone.append((rs[0], "sequential: no other run of its shape"))
             built[rs[0].index] = plans.pop(rs[0].index)
@@ -417,19 +422,20 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
         if not quiet:
             print(f"batched group of {len(rs)} runs: {', '.join(names)}", file=sys.stderr)
         g = Bt.BatchedGroup([plans[r.index] for r in rs], [outdir / r.name for r in rs],
-                            resume=[step > 0] * len(rs), quiet=quiet)
+                            resume=[step > 0] * len(rs), quiet=quiet, strategy=strategy)
         try:
             finals = g.run()
         except BkError as e:
-            if e.code != "E0621" or mode == "batched":
+            if e.code not in ("E0621", "E0625") or mode != "auto":
                 raise
             log.warning("%s; these runs train sequentially", e.diagnostic.message)
             alone += [(r, "sequential: " + e.diagnostic.message) for r in rs]
             continue
-        doc["groups"].append({"runs": names, "resumed_at_step": step,
+        doc["groups"].append({"runs": names, "strategy": g.strategy, "resumed_at_step": step,
                               "aggregate_samples_per_s": round(g.aggregate_samples_per_s, 1)})
         for r, final in zip(rs, finals):
             doc["runs"][r.index]["mode"] = "batched"
+            doc["runs"][r.index]["strategy"] = g.strategy
             _record(doc, r, final)
         _write_json(doc_path, doc)
     for reason in dict.fromkeys(x for _, x in alone):

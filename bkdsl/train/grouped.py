@@ -1,0 +1,324 @@
+"""The grouped form of R runs of one architecture: one module whose every layer holds all R runs.
+
+Layout. A per-run tensor ``x_r`` of shape ``[B, d₁, d₂, …]`` (a batch of run r's own samples) is held
+with the runs folded into its first non-batch axis, run-major::
+
+    G[b, r·d₁ + i, …] = x_r[b, i, …]          G = cat(x_0, …, x_{R−1}, dim = 1)  : [B, R·d₁, d₂, …]
+
+so an image batch ``[B, C, H, W]`` becomes ``[B, R·C, H, W]`` and a feature batch ``[B, F]`` becomes
+``[B, R·F]``. Every layer of the spec's model is replaced by the layer that maps this layout to itself:
+
+* ``ConvNd(C → O, groups g)`` → ``ConvNd(R·C → R·O, groups R·g)`` with ``W = cat(W_0, …, W_{R−1})``
+  (``[R·O, C/g, k…]``): group ``r·g + j`` reads only run r's channels with run r's filters, so the R
+  convolutions are one cuDNN call — one kernel per layer instead of R;
+* ``BatchNormNd(C)`` → ``BatchNormNd(R·C)``: batch norm is per channel, ``μ_c = mean_{b,h,w} x[b, c, h, w]``,
+  so channel ``r·C + i`` sees exactly run r's statistics (running statistics stacked the same way);
+  ``GroupNorm(G, C)`` → ``GroupNorm(R·G, R·C)`` likewise;
+* ``Linear(I → O)`` → :class:`GroupedLinear`: ``y_r = x_r W_rᵀ + b_r`` as one batched matmul
+  (``baddbmm`` over the run axis) on ``[R, B, I]``;
+* pointwise functions (ReLU, tanh, …, ``+``, ``·`` between two tensors of the same layout or with a
+  number), spatial ones (nearest/bilinear upsampling, the mean over H, W, flatten from axis 1) act on the
+  grouped tensor unchanged, and ``reshape([B, F] → [B, C, H, W])`` becomes ``[B, R·F] → [B, R·C, H, W]``
+  (valid because the runs are the slowest-varying part of axis 1).
+
+Anything else — an op that mixes the feature axis (softmax, LayerNorm, a sum over channels), a tensor
+constant, a random op (dropout: a run trained alone draws other numbers), a module whose forward is not
+a bkdsl fx graph — is refused (:class:`GroupingRefused` names it), and the sweep falls back to vmap or to
+one run at a time. The transformation is exact: every output element of run r is computed from run r's
+inputs and weights only; the grouped and per-run results differ by floating-point summation order.
+
+Parameters. The grouped module's parameter ``G`` of a per-run parameter of shape ``[n, …]`` is
+``cat(θ_0, …, θ_{R−1})`` of shape ``[R·n, …]``; run r's slice is ``G.unflatten(0, (R, n))[r]``, a view.
+:class:`GroupedModels` gives each run's own module ``nn.Parameter`` aliases of those views (as
+:class:`bkdsl.train.batched.StackedModels` does for vmap), so per-run optimizers, ``state_dict``,
+evaluation and checkpoint loading read and write the grouped storage. Scalar buffers (BatchNorm's
+``num_batches_tracked``, the same for all runs stepped together) are one tensor shared by the runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from bkdsl.nn import ops
+
+
+class GroupingRefused(Exception):
+    """The model holds a layer or an op the grouped form cannot express exactly (the message says which)."""
+
+
+# -- the grouped layers ----------------------------------------------------------------------------
+class GroupedLinear(nn.Module):
+    """R linear maps ``y_r = x_r W_rᵀ + b_r`` on the grouped layout ``[B, R·I] → [B, R·O]``.
+
+    ``weight``: ``[R·O, I]`` (run r's rows ``r·O … r·O + O − 1``), ``bias``: ``[R·O]``; computed as
+    ``baddbmm(b[R, 1, O], x[R, B, I], Wᵀ[R, I, O])``."""
+
+    def __init__(self, runs: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.runs, self.in_features, self.out_features = runs, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(runs * out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(runs * out_features)) if bias else None
+
+    @classmethod
+    def from_runs(cls, layers: list[nn.Linear]) -> "GroupedLinear":
+        m = cls(len(layers), layers[0].in_features, layers[0].out_features, layers[0].bias is not None)
+        m.to(device=layers[0].weight.device, dtype=layers[0].weight.dtype)
+        with torch.no_grad():
+            m.weight.copy_(torch.cat([lin.weight for lin in layers]))
+            if m.bias is not None:
+                m.bias.copy_(torch.cat([lin.bias for lin in layers]))
+        m.weight.requires_grad_(layers[0].weight.requires_grad)
+        return m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        R, I, O = self.runs, self.in_features, self.out_features
+        if x.ndim != 2 or x.shape[1] != R * I:
+            raise GroupingRefused(f"a linear layer on a {x.ndim}-D input of shape {tuple(x.shape)} (the grouped "
+                                  f"form takes [B, {R}·{I}])")
+        B = x.shape[0]
+        xr = x.view(B, R, I).transpose(0, 1)                     # [R, B, I]
+        w = self.weight.view(R, O, I).transpose(1, 2)            # [R, I, O]
+        y = torch.bmm(xr, w) if self.bias is None else torch.baddbmm(self.bias.view(R, 1, O), xr, w)
+        return y.transpose(0, 1).reshape(B, R * O)
+
+    def extra_repr(self) -> str:
+        return f"runs={self.runs}, in_features={self.in_features}, out_features={self.out_features}, " \
+               f"bias={self.bias is not None}"
+
+
+def _grouped_conv(layers: list[nn.modules.conv._ConvNd]) -> nn.Module:
+    c0, R = layers[0], len(layers)
+    if c0.transposed:
+        raise GroupingRefused(f"{type(c0).__name__} (a transposed convolution)")
+    cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[len(c0.kernel_size)]
+    m = cls(R * c0.in_channels, R * c0.out_channels, c0.kernel_size, c0.stride, c0.padding, c0.dilation,
+            R * c0.groups, c0.bias is not None, c0.padding_mode,
+            device=c0.weight.device, dtype=c0.weight.dtype)
+    with torch.no_grad():
+        m.weight.copy_(torch.cat([c.weight for c in layers]))
+        if m.bias is not None:
+            m.bias.copy_(torch.cat([c.bias for c in layers]))
+    return m
+
+
+def _grouped_batchnorm(layers: list[nn.modules.batchnorm._BatchNorm]) -> nn.Module:
+    b0, R = layers[0], len(layers)
+    m = type(b0)(R * b0.num_features, b0.eps, b0.momentum, b0.affine, b0.track_running_stats,
+                 device=(b0.weight if b0.affine else b0.running_mean).device)
+    with torch.no_grad():
+        if b0.affine:
+            m.weight.copy_(torch.cat([b.weight for b in layers]))
+            m.bias.copy_(torch.cat([b.bias for b in layers]))
+        if b0.track_running_stats:
+            m.running_mean.copy_(torch.cat([b.running_mean for b in layers]))
+            m.running_var.copy_(torch.cat([b.running_var for b in layers]))
+            m.num_batches_tracked.copy_(b0.num_batches_tracked)
+    return m
+
+
+def _grouped_groupnorm(layers: list[nn.GroupNorm]) -> nn.Module:
+    g0, R = layers[0], len(layers)
+    m = nn.GroupNorm(R * g0.num_groups, R * g0.num_channels, g0.eps, g0.affine)
+    if g0.affine:
+        m.to(g0.weight.device)
+        with torch.no_grad():
+            m.weight.copy_(torch.cat([g.weight for g in layers]))
+            m.bias.copy_(torch.cat([g.bias for g in layers]))
+    return m
+
+
+# modules that act on each element, or on the spatial axes only, keep their form
+_POINTWISE_MODULES = (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.LeakyReLU, nn.Identity,
+                      nn.Upsample, nn.Hardtanh, nn.Mish)
+
+
+def _group_leaf(layers: list[nn.Module], where: str) -> nn.Module:
+    m = layers[0]
+    if isinstance(m, nn.Linear):
+        return GroupedLinear.from_runs(layers)
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return _grouped_conv(layers)
+    if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm):
+        return _grouped_batchnorm(layers)
+    if isinstance(m, nn.GroupNorm):
+        return _grouped_groupnorm(layers)
+    if isinstance(m, _POINTWISE_MODULES):
+        return copy.deepcopy(m)
+    if isinstance(m, nn.Flatten) and m.start_dim >= 1 and m.end_dim == -1:
+        return copy.deepcopy(m)
+    raise GroupingRefused(f"module `{where}` ({type(m).__name__}) has no grouped form")
+
+
+# -- the grouped functions -------------------------------------------------------------------------
+def grouped_reshape(x: torch.Tensor, shape: tuple[int, ...], runs: int) -> torch.Tensor:
+    """``reshape([B, F] → [B, *shape])`` per run, on the grouped layout: ``[B, R·F] → [B, R·shape₀, …]``."""
+    return x.reshape(x.shape[0], runs * shape[0], *shape[1:])
+
+
+def grouped_global_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over the two spatial axes (``[B, R·C, H, W] → [B, R·C]``); refused on a 2-D input, where
+    the per-run op would average the features (the run axis)."""
+    if x.ndim < 4:
+        raise GroupingRefused(f"global_mean of a {x.ndim}-D tensor (it averages the feature axis)")
+    return ops.global_mean(x)
+
+
+def grouped_flatten(x: torch.Tensor, start: int = 1) -> torch.Tensor:
+    if (start if start >= 0 else start + x.ndim) < 1:
+        raise GroupingRefused("flatten from the batch axis")
+    return ops.flatten(x, start)
+
+
+_POINTWISE_FUNCS = {ops.relu, ops.gelu, ops.silu, ops.elu, ops.tanh, ops.sigmoid, ops.softplus, ops.magnitude,
+                    F.relu, F.gelu, F.silu, F.elu, torch.relu, torch.tanh, torch.sigmoid, torch.abs,
+                    operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
+                    torch.add, torch.sub, torch.mul}
+_SPATIAL_FUNCS = {ops.upsample, F.interpolate}
+
+
+def _rewrite_graph(gm: fx.GraphModule, runs: int, where: str) -> None:
+    """Rewrite one fx graph's function calls to their grouped forms, in place (modules are swapped by
+    :func:`group_modules`)."""
+    for node in gm.graph.nodes:
+        label = f"{where or 'the model'}: `{node.name}`"
+        if node.op in ("placeholder", "output", "call_module"):
+            continue
+        if node.op != "call_function":
+            raise GroupingRefused(f"{label} is a {node.op} node")
+        consts = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, torch.Tensor)]
+        if consts:
+            raise GroupingRefused(f"{label} takes a tensor constant")
+        t = node.target
+        if t in _POINTWISE_FUNCS or t in _SPATIAL_FUNCS:
+            continue
+        if t is ops.global_mean:
+            node.target = grouped_global_mean
+        elif t is ops.flatten:
+            node.target = grouped_flatten
+        elif t is ops.reshape:
+            node.target = grouped_reshape
+            node.kwargs = {**node.kwargs, "runs": runs}
+            if "shape" not in node.kwargs and len(node.args) < 2:
+                raise GroupingRefused(f"{label}: reshape without a shape")
+        else:
+            raise GroupingRefused(f"{label} calls `{getattr(t, '__name__', t)}`, which has no grouped form")
+    gm.recompile()
+
+
+def group_modules(models: list[nn.Module]) -> nn.Module:
+    """One module computing all ``models`` (one architecture) on the grouped layout; raises
+    :class:`GroupingRefused` when some layer or op has no exact grouped form."""
+    if not models:
+        raise ValueError("no models to group")
+    R = len(models)
+    top = models[0]
+    if not isinstance(top, fx.GraphModule):
+        raise GroupingRefused(f"the model is a {type(top).__name__}, not a compiled spec (an fx graph)")
+    g = copy.deepcopy(top)
+    for name, m in list(g.named_modules()):
+        if isinstance(m, fx.GraphModule):
+            _rewrite_graph(m, R, name)
+        elif not list(m.children()):
+            grouped = _group_leaf([r.get_submodule(name) for r in models], name)
+            parent, _, leaf = name.rpartition(".")
+            setattr(g.get_submodule(parent) if parent else g, leaf, grouped)
+        elif not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            raise GroupingRefused(f"module `{name}` ({type(m).__name__}) has a forward that is not an fx graph")
+    return g
+
+
+# -- the runs' view of the grouped module ----------------------------------------------------------
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    mod_name, _, leaf = name.rpartition(".")
+    return (model.get_submodule(mod_name) if mod_name else model), leaf
+
+
+class GroupedModels:
+    """R modules of one architecture as one grouped module (:func:`group_modules`), with the interface of
+    :class:`bkdsl.train.batched.StackedModels`: inputs stacked by :meth:`stack_inputs`, outputs returned
+    as ``[R, B, …]`` (run r's in row r, a view), gradients handed to the runs by :meth:`grads_to_models`.
+
+    ``P[name]``/``B[name]`` are the grouped parameters/buffers (``[R·n, …]``) under the runs' names; run
+    r's module holds ``nn.Parameter`` aliases of ``P[name].unflatten(0, (R, n))[r]``. ``channels_last``:
+    the module's 4-D weights and image inputs in NHWC (cuDNN's tensor-core layout); values do not depend
+    on it."""
+
+    def __init__(self, models: list[nn.Module], channels_last: bool = False):
+        self.models = models
+        self.R = len(models)
+        self.channels_last = channels_last
+        self.module = group_modules(models)
+        if channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.pnames = [n for n, _ in models[0].named_parameters()]
+        self.bnames = [n for n, _ in models[0].named_buffers()]
+        gp, gb = dict(self.module.named_parameters()), dict(self.module.named_buffers())
+        missing = [n for n in self.pnames + self.bnames if n not in gp and n not in gb]
+        if missing:
+            raise GroupingRefused(f"`{missing[0]}` has no counterpart in the grouped module")
+        self.P = {n: gp[n] for n in self.pnames}
+        self.B = {n: gb[n] for n in self.bnames}
+        for n in self.pnames:
+            shape = dict(models[0].named_parameters())[n].shape
+            if len(shape) == 0 or tuple(self.P[n].shape) != (self.R * shape[0], *shape[1:]):
+                raise GroupingRefused(f"parameter `{n}` of shape {tuple(shape)} has no run-major grouped form")
+        for r, m in enumerate(models):
+            for n in self.pnames:
+                mod, leaf = _owner(m, n)
+                mod._parameters[leaf] = nn.Parameter(self.run_view(self.P[n].detach(), r),
+                                                     requires_grad=mod._parameters[leaf].requires_grad)
+            for n in self.bnames:
+                mod, leaf = _owner(m, n)
+                b = self.B[n]
+                mod._buffers[leaf] = b if b.ndim == 0 else self.run_view(b, r)
+
+    def run_view(self, t: torch.Tensor, r: int) -> torch.Tensor:
+        """Run r's slice ``t.unflatten(0, (R, n))[r]`` of a grouped tensor (a view)."""
+        return t.unflatten(0, (self.R, t.shape[0] // self.R))[r]
+
+    def ungroup(self, t: torch.Tensor) -> torch.Tensor:
+        """``[B, R·d₁, …]`` → ``[R, B, d₁, …]`` (a view)."""
+        if t.ndim < 2:
+            raise GroupingRefused(f"an output of shape {tuple(t.shape)} (no feature axis to hold the runs)")
+        return t.unflatten(1, (self.R, t.shape[1] // self.R)).movedim(1, 0)
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | torch.Tensor:
+        """``inputs[k]``: grouped (:meth:`stack_inputs`) → outputs ``[R, B, …]``."""
+        out = self.module(**inputs)
+        if isinstance(out, torch.Tensor):
+            return self.ungroup(out)
+        return {k: self.ungroup(v) for k, v in out.items()}
+
+    def stack_inputs(self, per_run: list[torch.Tensor]) -> torch.Tensor:
+        """``cat(x_0, …, x_{R−1}, dim = 1)``: ``[B, d₁, …]`` each → ``[B, R·d₁, …]`` (NHWC for 4-D inputs when
+        ``channels_last``)."""
+        if per_run[0].ndim < 2:
+            raise GroupingRefused(f"an input of shape {tuple(per_run[0].shape)} (no feature axis to hold the runs)")
+        x = torch.cat(per_run, dim=1)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def grads_to_models(self, runs: list[int] | None = None) -> None:
+        """``θ_r.grad = run_view(P.grad, r)`` for the given runs (all by default); the grouped gradients are
+        released."""
+        runs = range(self.R) if runs is None else runs
+        for n in self.pnames:
+            g = self.P[n].grad
+            for r in runs:
+                mod, leaf = _owner(self.models[r], n)
+                mod._parameters[leaf].grad = None if g is None else self.run_view(g, r)
+            self.P[n].grad = None
+
+    def parameters(self):
+        return self.module.parameters()
+
+
+__all__ = ["GroupedLinear", "GroupedModels", "GroupingRefused", "group_modules", "grouped_reshape",
+           "grouped_global_mean", "grouped_flatten"]
