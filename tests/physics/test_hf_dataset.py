@@ -107,7 +107,8 @@ def test_data_source_generates_caches_and_declares_the_ks_fields(tmp_path, monke
     files = list((tmp_path / "cache").rglob("*.safetensors"))
     assert files, "the Kohn-Sham data set is cached as safetensors"
     again = instantiate(call, "data").load(seed=0)          # read back, not regenerated
-    assert torch.equal(ds.fields["E"], again.fields["E"]) if hasattr(ds, "fields") else True
+    assert len(ds) == 2 and ds.info["E_pair"].unit == "MeV"
+    assert torch.equal(ds.fields["E"], again.fields["E"])
 
 
 def test_an_unphysical_ks_state_is_refused_not_a_sample():
