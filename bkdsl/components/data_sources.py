@@ -265,6 +265,10 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
     if isinstance(out, Dataset):
         return out
     file_units: dict[str, str] = {}
+    # a generator's own counts (generated, dropped per filter, samples/s) travel with the cached data set
+    meta: dict[str, Any] = {"source": "generated"}
+    if isinstance(getattr(out, "stats", None), dict):
+        meta["generator_stats"] = dict(out.stats)
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict):
         out, file_units = out
     elif not isinstance(out, dict) and hasattr(out, "fields"):
@@ -290,4 +294,4 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
                                unit=None if unit in (None, "1") else unit,
                                axes=(axes or {}).get(name) if t.ndim - 1 == len((axes or {}).get(name, ())) else None,
                                odd_under=tuple((odd_under or {}).get(name, ())))
-    return Dataset(fields, info, meta={"source": "generated"})
+    return Dataset(fields, info, meta=meta)

@@ -255,9 +255,11 @@ class AxialSkyrme:
         return out
 
     # ---- energy of both species: F[name] is [2, ...] ----
-    def energy(self, F: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Energy components [...] (MeV) of fields F[name] [..., 2, ...] (an optional leading batch)."""
+    def energy(self, F: dict[str, torch.Tensor], rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Energy components [...] (MeV) of fields F[name] [..., 2, ...] (an optional leading batch);
+        ``rows`` picks the external fields of those batch elements (the solver's active ones)."""
         L, p = self.lat, self.p
+        v_ext = self.v_ext if (self.v_ext is None or rows is None) else self.v_ext[rows]
         sp = (-2, -1)
         rq = F["rho"]
         rho = rq.sum(-3)
@@ -302,7 +304,7 @@ class AxialSkyrme:
                                            + (F["tau_c"].sum(-3) * L.w).sum(sp)))
         out["com"] = com
         zero = torch.zeros_like(com)
-        out["external"] = ((self.v_ext * rq).sum(-3) * L.w).sum(sp) if self.v_ext is not None else zero
+        out["external"] = ((v_ext * rq).sum(-3) * L.w).sum(sp) if v_ext is not None else zero
         if self.q20 is not None:      # quadratic constraint (C/2)(Q20 - Q)^2, Q20 in b
             q = ((rho * (2 * L.Z**2 - L.R**2) * L.w).sum(sp)) * math.sqrt(5 / (16 * math.pi)) / 100
             out["q20_constraint"] = 0.5 * self.q20[1] * (q - self.q20[0]) ** 2
@@ -587,11 +589,16 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
     last_levels: list = [None, None]            # per species: (2 Omega, eps, v^2, Delta) of the last step
     it = 0
     for it in range(1, max_iter + 1):
+        # only the elements still iterating are diagonalised and mixed (a converged one is frozen)
+        act = [i for i in range(nb) if not done[i]]
+        ai = torch.tensor(act, device=lat.device)
+        na = len(act)
+        Ga = {k: v[ai] for k, v in G.items()}
         new: dict[str, list] = {k: [] for k in AxialSkyrme.FIELDS}
         for q in species:
             blocks = []
             for om2 in omegas:
-                H, K, _ = F.hamiltonian(G, q, om2)                    # [B, 2M, 2M]
+                H, K, _ = F.hamiltonian(Ga, q, om2)                   # [na, 2M, 2M]
                 e, V = torch.linalg.eigh(H)
                 n_keep = max(int((e < e_keep).sum(-1).max()), 1)      # above e_keep: f = 0, v^2 = 0
                 e, V = e[:, :n_keep], V[:, :, :n_keep]
@@ -602,16 +609,17 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
             dl = torch.cat([x[2] for x in blocks], -1)
             vv, uv, lam_q = _bcs_batch(eps, dl, numbers[q])
             gap_q = ((vv * dl).sum(-1) / vv.sum(-1)).tolist()
-            for i in range(nb):
-                lam[i][q], gaps[i][q] = lam_q[i], gap_q[i]
-            # the spectrum is kept as tensors and turned into levels only for an element that converges
+            for j, i in enumerate(act):
+                lam[i][q], gaps[i][q] = lam_q[j], gap_q[j]
+            # the spectrum is kept as tensors (rows: the active elements) and turned into levels only
+            # for an element that converges
             last_levels[q] = (torch.cat([torch.full((x[1].shape[-1],), x[0]) for x in blocks]),
                               eps.cpu(), vv.cpu(), dl.cpu())
             k0 = 0
             acc = None
             for om2, e, d, f, V in blocks:
                 n = e.shape[-1]
-                g_ = V.transpose(-1, -2).reshape(nb, n, 2, nr, nz)
+                g_ = V.transpose(-1, -2).reshape(na, n, 2, nr, nz)
                 sl = slice(k0, k0 + n)
                 fq = F.fields(g_[:, :, 0] * lat.S, g_[:, :, 1] * lat.S, vv[:, sl], f * uv[:, sl], om2)
                 acc = fq if acc is None else {k: acc[k] + fq[k] for k in acc}
@@ -619,40 +627,36 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
             for k in AxialSkyrme.FIELDS:
                 new[k].append(acc[k])
         if symmetric:
-            for i in range(nb):
+            for i in act:
                 lam[i][1], gaps[i][1] = lam[i][0], gaps[i][0]
             last_levels[1] = last_levels[0]
             new = {k: [v[0], v[0]] for k, v in new.items()}
-        new = {k: torch.stack(v, 1) for k, v in new.items()}          # [B, 2, ...]
+        new = {k: torch.stack(v, 1) for k, v in new.items()}          # [na, 2, ...]
         if Fields is None:
-            Fields = new
+            Fields = new                                               # it = 1: every element is active
         else:
-            mixed = {k: v.clone() for k, v in Fields.items()}
-            res_all = (new["rho"] - Fields["rho"]).abs().flatten(1).amax(1).tolist()
-            for i in range(nb):
-                if done[i]:
-                    continue                                           # frozen at convergence
-                res[i] = res_all[i]                                   # max|rho_out - rho_in|, fm^-3
-                out = mixers[i]({k: v[i] for k, v in Fields.items()}, {k: v[i] for k, v in new.items()})
-                for k in mixed:
-                    mixed[k][i] = out[k]
-            Fields = mixed
-        Fr = {k: v.detach().clone().requires_grad_(True) for k, v in Fields.items()}
-        en = F.energy(Fr)
+            res_a = (new["rho"] - Fields["rho"][ai]).abs().flatten(1).amax(1).tolist()
+            for j, i in enumerate(act):
+                res[i] = res_a[j]                                      # max|rho_out - rho_in|, fm^-3
+                out = mixers[i]({k: v[i] for k, v in Fields.items()}, {k: v[j] for k, v in new.items()})
+                for k in Fields:
+                    Fields[k][i] = out[k]
+        Fr = {k: v[ai].detach().clone().requires_grad_(True) for k, v in Fields.items()}
+        en = F.energy(Fr, rows=ai)
         grads = torch.autograd.grad(en["total"].sum(), [Fr[k] for k in AxialSkyrme.FIELDS])
-        G = dict(zip(AxialSkyrme.FIELDS, [g_.detach() for g_ in grads]))
-        E_all = en["edf"].detach().tolist()
-        for i in range(nb):
-            if done[i]:
-                continue
-            E = E_all[i]
+        for k, g_ in zip(AxialSkyrme.FIELDS, grads):
+            G[k][ai] = g_.detach()
+        E_act = en["edf"].detach().tolist()
+        en_rows = {k: v.detach().reshape(-1).tolist() if v.dim() else [float(v.detach())] * na for k, v in en.items()}
+        for j, i in enumerate(act):
+            E = E_act[j]
             hist[i].append(E)
             iters[i] = it
             if not (math.isfinite(E) and (math.isfinite(res[i]) or it == 1)):
                 done[i], failed[i] = True, "not finite"
             elif abs(E - E_prev[i]) < tol_e and res[i] < tol_rho and it > 5:
                 done[i] = True
-                snap[i] = {"levels": _levels(last_levels, i),
+                snap[i] = {"levels": _levels(last_levels, j), "comps": {k: v[j] for k, v in en_rows.items()},
                            "gaps": list(gaps[i]), "lam": list(lam[i]), "wall_s": time.perf_counter() - t0}
             E_prev[i] = E
         if log:
@@ -673,7 +677,7 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
                        f"last 10 energies {[round(x, 5) for x in h_[-10:]]}"]))
             continue
         Fi = {k: v[i].detach() for k, v in Fields.items()}
-        comps = {k: float(v[i].detach()) for k, v in en.items()}
+        comps = snap[i]["comps"]
         rho = Fi["rho"].sum(0)
         r_m = math.sqrt(float((rho * (lat.R**2 + lat.Z**2) * lat.w).sum() / (rho * lat.w).sum()))
         try:
