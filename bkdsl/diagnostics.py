@@ -109,6 +109,7 @@ CODES: dict[str, str] = {
     "E0703": "grid too small for the nucleus",
     "E0704": "solver did not converge",
     "E0705": "unphysical solution (collapsed density, radius or energy per nucleon out of bounds)",
+    "E0706": "density solver and its settings do not fit (Kohn-Sham data: sho/rnd fields, no Coulomb)",
     "E0801": "device not available",
     "X0001": "internal compiler error (a bug in bkdsl; rerun with --debug for the traceback)",
 }

@@ -191,7 +191,8 @@ class NuclearParams(DataParams, NuclearDensitiesParams):
 
 @component("nuclear_densities", kind="data")
 class NuclearDensitiesSource(DataSource):
-    """Skyrme-ETF densities from :func:`bkdsl.physics.dataset.generate_nuclear_densities`, generated once
+    """Skyrme densities from :func:`bkdsl.physics.dataset.generate_nuclear_densities` (ETF, or the
+    Kohn-Sham HF+BCS of thesis ch. 3 with ``solver = "hf-bcs"``), generated once
     per (parameters, code version) and then read from the dataset cache. Every argument except the
     common data keys (split, normalize, augment, seed) is validated by
     :class:`bkdsl.physics.params.NuclearDensitiesParams` and the ones written are passed to the generator."""
@@ -204,6 +205,8 @@ class NuclearDensitiesSource(DataSource):
             from bkdsl.physics import dataset as phys
 
             units = getattr(phys, "FIELD_UNITS", None) or getattr(phys, "UNITS", None) or DEFAULT_NUCLEAR_UNITS
+            if call is not None and getattr(call, "kwargs", {}).get("solver") == "hf-bcs":
+                units = phys.HF_UNITS     # Kohn-Sham data: E_kin, E_int, E_pair, E_ex (eqs. 3.13-3.16)
             # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label
             # its numbers with the wrong unit (they are plain tensors, not quantities to convert)
             out = {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
@@ -224,7 +227,8 @@ class NuclearDensitiesSource(DataSource):
         gen = phys.generate_nuclear_densities
         params = {**kwargs, "seed": seed}
         ds, _ = DatasetCache().get_or_create(
-            "nuclear_densities", params, code_version(phys, gen),
+            "nuclear_densities", params,
+            code_version(phys, gen, *getattr(phys, "solver_modules", lambda _s: ())(kwargs.get("solver", "etf"))),
             lambda: dataset_from_generated(gen(**params, progress=generation_progress("nuclear_densities")),
                                            self.declared_fields(self.call if hasattr(self, "call") else None),
                                            axes={"rho": ("r", "z"), "v": ("r", "z")}, odd_under={"Q30": ("z",)},
@@ -261,6 +265,10 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
     if isinstance(out, Dataset):
         return out
     file_units: dict[str, str] = {}
+    # a generator's own counts (generated, dropped per filter, samples/s) travel with the cached data set
+    meta: dict[str, Any] = {"source": "generated"}
+    if isinstance(getattr(out, "stats", None), dict):
+        meta["generator_stats"] = dict(out.stats)
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict):
         out, file_units = out
     elif not isinstance(out, dict) and hasattr(out, "fields"):
@@ -286,4 +294,4 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
                                unit=None if unit in (None, "1") else unit,
                                axes=(axes or {}).get(name) if t.ndim - 1 == len((axes or {}).get(name, ())) else None,
                                odd_under=tuple((odd_under or {}).get(name, ())))
-    return Dataset(fields, info, meta={"source": "generated"})
+    return Dataset(fields, info, meta=meta)

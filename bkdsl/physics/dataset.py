@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -33,7 +32,10 @@ from . import filters as F_
 from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
 from .guards import check_physical
+from . import hf_axial, hf_dataset
+from .hf_dataset import HF_UNITS, generate_hf_densities
 from .multipoles import multipoles, rms_radius, to_barn_units
+from .nuclear_dataset import NuclearDataset, sample_generator
 from .nuclei import get_nucleus
 from .potentials import THESIS_V0, make_potentials, potential_kind, random_ho_draws, random_ho_field
 from .skyrme import get_functional
@@ -47,25 +49,17 @@ UNITS = {
     "residual": "MeV", "iterations": "dimensionless",
 }
 
+def solver_modules(solver: str) -> tuple:
+    """The modules whose source versions a cached data set of ``solver`` (beyond this one's)."""
+    return (hf_dataset, hf_axial) if solver == "hf-bcs" else ()
+
+
 DEFAULT_GRID = {"U236": (48, 128, 0.4), "Mg24": (10, 20, 0.8)}
 DEFAULT_SOLVE_BOX = {"U236": (32, 80)}
 DEFAULT_COM_C = {"Mg24": 0.625}          # thesis ch. 3; ch. 4 uses 1.0 MeV fm^-2
 
 
-@dataclass
-class NuclearDataset:
-    fields: dict[str, torch.Tensor]
-    units: dict[str, str]
-    stats: dict
-    config: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.fields["E"].shape[0])
-
-
-def _sample_generator(seed: int, i: int) -> torch.Generator:
-    s = int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(s)
+_sample_generator = sample_generator
 
 
 def _potentials(kind: str, grid: AxialGrid, seed: int, indices: range, A: int, kw: dict):
@@ -124,7 +118,7 @@ def generate_nuclear_densities(
     solve_box: tuple[int, int] | None | str = "auto",
     k_cut: float = K_CUT,
     com_C: float | None = None,
-    coulomb: bool = True,
+    coulomb: bool | None = None,
     excitation_window: tuple[float, float] | None = F_.THESIS_EXCITATION_WINDOW,
     q20_window: tuple[float, float] | None = (-6.5, 6.5),
     q20_relative: bool = True,
@@ -141,6 +135,12 @@ def generate_nuclear_densities(
     compile: bool | str = "auto",
     potential_kwargs: dict | None = None,
     progress: Callable[[dict], None] | None = None,
+    solver: str = "etf",
+    stencil: int = hf_axial.DEFAULT_ORDER,
+    omega_max2: int | None = None,
+    cuts: bool = True,
+    tol_e: float = 1e-6,
+    tol_rho: float = 1e-6,
 ) -> NuclearDataset:
     """Generate densities of ``nucleus`` in random external potentials (see module docstring).
 
@@ -152,7 +152,23 @@ def generate_nuclear_densities(
     ``compile`` (``"auto"``: on CUDA only) fuses the energy functional with ``torch.compile`` for the
     random-potential solves (see :func:`bkdsl.physics.solver.solve`); it changes speed, not results
     beyond rounding.
+
+    ``solver = "hf-bcs"`` generates the thesis' ch. 3 data instead: Kohn-Sham (axial Skyrme-HF+BCS)
+    solutions in ``sho`` / ``rnd`` fields on the 10 x 20 x 0.8 fm lattice, without Coulomb, with table
+    3.1's cuts (:func:`bkdsl.physics.hf_dataset.generate_hf_densities`; ``stencil``, ``omega_max2``,
+    ``cuts``, ``tol_e`` (MeV), ``tol_rho`` (fm^-3) are its own keywords, the ETF ones do not apply).
     """
+    if solver == "hf-bcs":
+        if coulomb:
+            raise BkError("E0706", "the Kohn-Sham generator (solver = \"hf-bcs\") has no Coulomb term",
+                          help="leave coulomb out or set it false (the thesis' ch. 3 set-up)")
+        return generate_hf_densities(nucleus, functional, potential, samples, grid, seed, device, batch,
+                                     stencil=stencil, omega_max2=omega_max2, com_C=com_C, cuts=cuts,
+                                     max_iter=max_iter, tol_e=tol_e, tol_rho=tol_rho,
+                                     potential_kwargs=potential_kwargs, progress=progress)
+    if solver != "etf":
+        raise BkError("E0706", f"unknown density solver `{solver}`", help="use etf or hf-bcs")
+    coulomb = True if coulomb is None else coulomb
     t_start = time.perf_counter()
     nuc = get_nucleus(nucleus)
     params = get_functional(functional)

@@ -62,8 +62,17 @@ THESIS_V0 = -683.344        # MeV fm^3
 THESIS_CUT = 60.0           # MeV
 THESIS_OMEGA_MAX = 9        # 2 Omega_max
 THESIS_COM_C = 0.625        # MeV fm^-2
+#: stencil order of the library and the CLI: 8 reproduces the spherical 16O HF to 0.06 % on the thesis
+#: lattice and agrees with order 6 to 0.08 MeV on 24Mg (docs/physics.md)
+DEFAULT_ORDER = 8
 #: diffuseness (MeV) of the smooth pairing window at THESIS_CUT (see :func:`pairing_window`); 0 = sharp
 CUT_DIFFUSENESS = 0.5
+#: every setting the thesis' text fixes beyond the defaults (ch. 3, App. B): the midpoint radial measure
+#: of eq. 3.19 (sum 2 pi r_i rho dr dz = A), the sharp 60 MeV window (ch. 3), the mean field without the
+#: pairing rearrangement term (App. B after B.10). ``axial_hf_bcs(..., **THESIS_TEXT)``
+THESIS_TEXT = {"quadrature": "midpoint", "cut_diffuseness": 0.0, "pairing_rearrangement": False}
+#: forms of the spin-current (J^2) energy, :meth:`AxialSkyrme._j2`
+J2_FORMS = ("none", "skyrme", "b1prime")
 
 #: staggered (centre -> face) first-derivative and interpolation weights, and collocated central
 #: first-derivative weights, of orders 2, 4, 6, 8 (standard finite-difference coefficients)
@@ -113,7 +122,8 @@ def central(n: int, h: float, order: int, parity: int | None) -> torch.Tensor:
 class AxialLattice:
     """Operators of the (r, z) sub-lattice for a given stencil order."""
 
-    def __init__(self, nr: int, nz: int, h: float, order: int = 4, quadrature: str = "midpoint"):
+    def __init__(self, nr: int, nz: int, h: float, order: int = 4, quadrature: str = "midpoint",
+                 device: str | torch.device = "cpu"):
         if order not in _STAG:
             raise BkError("E0703", f"stencil order {order} is not available", help="use 2, 4, 6 or 8")
         self.nr, self.nz, self.h, self.order = nr, nz, h, order
@@ -145,6 +155,13 @@ class AxialLattice:
         self.Ir_f = staggered(nr, h, order, 1)[1]                             # densities: even in r
         self.Dr_c = {p: central(nr, h, order, p) for p in (1, -1)}
         self.S = 1.0 / torch.sqrt(self.w / (2 * math.pi))                     # g -> a
+        self.device = torch.device(device)
+        if self.device.type != "cpu":             # built on the CPU (small), used on the device
+            for k, v in list(vars(self).items()):
+                if isinstance(v, torch.Tensor):
+                    setattr(self, k, v.to(self.device))
+                elif isinstance(v, dict):
+                    setattr(self, k, {p: t.to(self.device) for p, t in v.items()})
 
 
 def _apply(Ar, Az, F):
@@ -199,8 +216,15 @@ class AxialSkyrme:
 
     def __init__(self, params: SkyrmeParams, A: int, lat: AxialLattice, *, V0: float, rho0: float = 0.16,
                  gamma: float = 1.0, com_C: float = 0.0, v_ext: torch.Tensor | None = None,
-                 q20: tuple[float, float] | None = None, pairing_rearrangement: bool = True):
+                 q20: tuple[float, float] | None = None, pairing_rearrangement: bool = True,
+                 j2_terms: str = "none", pairing_density: str = "total"):
+        if pairing_density not in ("total", "species"):
+            raise BkError("E0703", f"unknown pairing density `{pairing_density}`", help="use total or species")
+        self.pairing_density = pairing_density
+        if j2_terms not in J2_FORMS:
+            raise BkError("E0703", f"unknown J^2 form `{j2_terms}`", help=f"use one of {', '.join(J2_FORMS)}")
         self.p, self.lat = params, lat
+        self.j2_terms = j2_terms
         self.h2m = params.hbar2_2m * ((1.0 - 1.0 / A) if params.com_one_body else 1.0)
         self.V0, self.rho0, self.gamma, self.com_C = V0, rho0, gamma, com_C
         self.v_ext = v_ext                                  # [2, nr, nz] MeV or None
@@ -231,9 +255,11 @@ class AxialSkyrme:
         return out
 
     # ---- energy of both species: F[name] is [2, ...] ----
-    def energy(self, F: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Energy components [...] (MeV) of fields F[name] [..., 2, ...] (an optional leading batch)."""
+    def energy(self, F: dict[str, torch.Tensor], rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Energy components [...] (MeV) of fields F[name] [..., 2, ...] (an optional leading batch);
+        ``rows`` picks the external fields of those batch elements (the solver's active ones)."""
         L, p = self.lat, self.p
+        v_ext = self.v_ext if (self.v_ext is None or rows is None) else self.v_ext[rows]
         sp = (-2, -1)
         rq = F["rho"]
         rho = rq.sum(-3)
@@ -260,17 +286,25 @@ class AxialSkyrme:
         Jr, Jz = F["J_r"], F["J_z"]
         so = 0.5 * p.W0 * ((Jr.sum(-3) * cr.sum(-3) + Jz.sum(-3) * cz.sum(-3)) + (Jr * cr + Jz * cz).sum(-3))
         so = (so * L.w).sum(sp)
+        j2 = self._j2(Jr, Jz)
         # without the rearrangement (the thesis' choice, App. B after B.10) the density in the pairing
         # factor does not vary: same energy, but U_q = dE/drho_q loses -(V0 gamma / 4 rho0)(rho/rho0)^(gamma-1) rho~^2
-        rho_pair = rho if self.pairing_rearrangement else rho.detach()
-        pair = 0.25 * self.V0 * ((1 - (rho_pair / self.rho0) ** self.gamma) * (F["kappa"] ** 2).sum(-3) * L.w).sum(sp)
+        # eq. 1.19: the form factor 1 - (rho/rho0)^gamma uses the total rho ("total"); "species" puts
+        # rho_q there instead (a variant some codes use; only for comparison)
+        rho_pair = rho.unsqueeze(-3) if self.pairing_density == "total" else rq
+        rho_pair = rho_pair if self.pairing_rearrangement else rho_pair.detach()
+        pair = 0.25 * self.V0 * (((1 - (rho_pair / self.rho0) ** self.gamma) * F["kappa"] ** 2).sum(-3) * L.w).sum(sp)
         zc = (L.Z * rho * L.w).sum(sp)
         com = 0.5 * self.com_C * zc * zc
-        out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "pairing": pair}
-        out["edf"] = kin + vol + surf + so + pair
+        out = {"kinetic": kin, "volume": vol, "surface": surf, "spin_orbit": so, "j2": j2, "pairing": pair}
+        out["edf"] = kin + vol + surf + so + j2 + pair
+        # thesis eq. 3.13: E_kin = hbar^2/2m (1 - 1/A) \int tau (the free part of the kinetic term; the
+        # effective-mass part is in E_int = E_Skyrme - E_kin, eq. 3.14). Not added to anything.
+        out["kinetic_free"] = self.h2m * (((F["tau_rf"].sum(-3) * L.w_rf).sum(sp) + (F["tau_zf"].sum(-3) * L.w_zf).sum(sp)
+                                           + (F["tau_c"].sum(-3) * L.w).sum(sp)))
         out["com"] = com
         zero = torch.zeros_like(com)
-        out["external"] = ((self.v_ext * rq).sum(-3) * L.w).sum(sp) if self.v_ext is not None else zero
+        out["external"] = ((v_ext * rq).sum(-3) * L.w).sum(sp) if v_ext is not None else zero
         if self.q20 is not None:      # quadratic constraint (C/2)(Q20 - Q)^2, Q20 in b
             q = ((rho * (2 * L.Z**2 - L.R**2) * L.w).sum(sp)) * math.sqrt(5 / (16 * math.pi)) / 100
             out["q20_constraint"] = 0.5 * self.q20[1] * (q - self.q20[0]) ** 2
@@ -278,6 +312,27 @@ class AxialSkyrme:
             out["q20_constraint"] = zero
         out["total"] = out["edf"] + com + out["external"] + out["q20_constraint"]
         return out
+
+    def _j2(self, Jr: torch.Tensor, Jz: torch.Tensor) -> torch.Tensor:
+        """Spin-current (J^2) energy [...] (MeV) of J_q [..., 2, nr, nz]; zero for ``j2_terms="none"``.
+
+        * ``"none"``: the thesis' functional (eq. 1.17 has no J^2; App. B after B.10 drops the b1' J_q
+          term of B_q, "本論文でもこれらの項は無視している") and SLy4's fit (Chabanat et al. 1998);
+        * ``"skyrme"``: the full t1, t2 exchange terms (Engel et al., Nucl. Phys. A 249 (1975) 215;
+          kept in SLy5): -(1/16)(t1 x1 + t2 x2) J^2 + (1/16)(t1 - t2) sum_q J_q^2;
+        * ``"b1prime"``: the term whose derivative is the dropped b1' J_q of eq. B.10:
+          (b1'/2) sum_q J_q^2 with b1' = (1/8)[t1(1 + 2 x1) - t2(1 + 2 x2)] = -c_eff_q.
+        """
+        L, p, sp = self.lat, self.p, (-2, -1)
+        if self.j2_terms == "none":
+            return torch.zeros(Jr.shape[:-3], dtype=Jr.dtype, device=Jr.device)
+        jq2 = Jr * Jr + Jz * Jz                                   # J_q^2 [..., 2, nr, nz]
+        if self.j2_terms == "skyrme":
+            j2 = Jr.sum(-3) ** 2 + Jz.sum(-3) ** 2
+            e = -(p.t1 * p.x1 + p.t2 * p.x2) / 16.0 * j2 + (p.t1 - p.t2) / 16.0 * jq2.sum(-3)
+        else:
+            e = -0.5 * p.c_eff_q * jq2.sum(-3)
+        return (e * L.w).sum(sp)
 
     def hamiltonian(self, G: dict[str, torch.Tensor], q: int, omega2: int):
         """(h, K) [2M, 2M] for species q and 2 Omega = omega2, from the field derivatives G."""
@@ -314,7 +369,7 @@ class AxialSkyrme:
         sym("a", "b", _form(Ir, Iz, -(omega2 / R) * g["J_z"], Ir, Iz))
         M = L.nr * L.nz
         batch = g["rho"].shape[:-2]
-        H = torch.zeros(*batch, 2 * M, 2 * M, dtype=torch.float64)
+        H = torch.zeros(*batch, 2 * M, 2 * M, dtype=torch.float64, device=g["rho"].device)
         idx = {"a": slice(0, M), "b": slice(M, 2 * M)}
         for (x, y), T in blk.items():
             if isinstance(T, torch.Tensor):
@@ -386,6 +441,43 @@ def _bcs(eps, delta, N):
     return vv, uv, lam
 
 
+def _levels(last_levels: list, i: int, e_max: float = 10.0) -> list[dict]:
+    """Levels of element i below ``e_max`` (MeV), both species, sorted by (q, energy)."""
+    out = []
+    for q, (om2, eps, vv, dl) in enumerate(last_levels):
+        out += [{"q": "np"[q], "Omega": f"{int(o)}/2", "energy": float(e), "v2": float(v), "gap": float(d)}
+                for o, e, v, d in zip(om2.tolist(), eps[i].tolist(), vv[i].tolist(), dl[i].tolist()) if e < e_max]
+    return sorted(out, key=lambda d_: (d_["q"], d_["energy"]))
+
+
+def _bcs_batch(eps: torch.Tensor, delta: torch.Tensor, N: int):
+    """:func:`_bcs` for a batch eps, delta [B, n]: the elements with pairing bisect lambda together
+    (200 halvings of [min eps - 50, max eps + 50] MeV, as :func:`_bcs`), the others fill levels one by one."""
+    paired = (delta != 0).any(-1)
+    vv, uv = torch.zeros_like(eps), torch.zeros_like(eps)
+    lam = [0.0] * eps.shape[0]
+    if bool(paired.any()):
+        e, d = eps[paired], delta[paired]
+        lo = e.amin(-1) - 50
+        hi = e.amax(-1) + 50
+
+        def occ(l_):
+            E = torch.sqrt((e - l_[:, None]) ** 2 + d**2).clamp_min(1e-300)
+            return 0.5 * (1 - (e - l_[:, None]) / E), 0.5 * d / E
+
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            low = 2 * occ(mid)[0].sum(-1) < N
+            lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
+        lam_p = 0.5 * (lo + hi)
+        vv[paired], uv[paired] = occ(lam_p)
+        for i, l_ in zip(paired.nonzero().flatten().tolist(), lam_p.tolist()):
+            lam[i] = l_
+    for i in (~paired).nonzero().flatten().tolist():
+        vv[i], uv[i], lam[i] = _bcs(eps[i], delta[i], N)
+    return vv, uv, lam
+
+
 def _multipole_q20(lat: AxialLattice, rho: torch.Tensor) -> float:
     r"""Q20 = sqrt(5 / 16 pi) \int (2 z^2 - r^2) rho d^3r, in barn."""
     return float((rho * (2 * lat.Z**2 - lat.R**2) * lat.w).sum()) * math.sqrt(5 / (16 * math.pi)) / 100
@@ -429,14 +521,15 @@ def axial_hf_bcs_batch(nucleus="Mg24", functional="sly4", *, v_ext: torch.Tensor
     return _solve_batch(nucleus, functional, v, int(v.shape[0]), **kw)
 
 
-def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order: int = 4,
+def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order: int = DEFAULT_ORDER,
                  omega_max2: int = THESIS_OMEGA_MAX, V0: float = THESIS_V0, e_cut: float = THESIS_CUT,
                  cut_diffuseness: float = CUT_DIFFUSENESS,
                  com_C: float = THESIS_COM_C, coulomb: bool = False, rho0: float = 0.16, gamma: float = 1.0,
                  mix: float = 0.3, mixing: str = "broyden", max_iter: int = 400, tol_e: float = 1e-6,
                  tol_rho: float = 1e-6, z_shift: float = 0.0, beta2: float = 0.0,
                  q20_constraint: tuple[float, float] | None = None, quadrature: str = "endpoint",
-                 pairing_rearrangement: bool = True, log=None) -> list:
+                 pairing_rearrangement: bool = True, j2_terms: str = "none", pairing_density: str = "total",
+                 device: str | torch.device = "cpu", log=None) -> list:
     t0 = time.perf_counter()
     if coulomb:
         raise BkError("E0201", "the axial HF+BCS solver has no Coulomb term yet",
@@ -450,15 +543,17 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
         raise BkError("E0703", f"bad pairing-window diffuseness {cut_diffuseness}", help="use a value >= 0 (MeV)")
     if mixing not in MIXERS:
         raise BkError("E0201", f"unknown mixing `{mixing}`", help=f"use one of {', '.join(MIXERS)}")
-    lat = AxialLattice(nr, nz, h, order, quadrature)
+    lat = AxialLattice(nr, nz, h, order, quadrature, device=device)
     vq = None
     if v_ext is not None:
+        v_ext = v_ext.to(lat.device)
         vq = v_ext.unsqueeze(1).expand(nb, 2, nr, nz) if v_ext.shape == (nb, nr, nz) else v_ext
         if vq.shape != (nb, 2, nr, nz) or not bool(torch.isfinite(vq).all()):
             raise BkError("E0703", f"external field of shape {tuple(v_ext.shape)[1:]} or not finite",
                           help=f"give a finite tensor [{nr}, {nz}] or [2, {nr}, {nz}] in MeV")
     F = AxialSkyrme(params, nuc.A, lat, V0=V0, rho0=rho0, gamma=gamma, com_C=com_C, v_ext=vq, q20=q20_constraint,
-                    pairing_rearrangement=pairing_rearrangement)
+                    pairing_rearrangement=pairing_rearrangement, j2_terms=j2_terms,
+                    pairing_density=pairing_density)
     numbers = (nuc.N, nuc.Z)
     # N = Z without Coulomb and with one external field for both: neutrons and protons are identical
     # (the thesis solves one species and copies it)
@@ -472,7 +567,7 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
     cos2 = ((lat.Z - z_shift) / dist) ** 2
     R_th = Rws * (1 + beta2 * math.sqrt(5 / (16 * math.pi)) * (3 * cos2 - 1))      # R (1 + beta2 Y20)
     Uws = -50.0 / (1 + torch.exp((dist - R_th) / 0.65))
-    G = {k: torch.zeros(nb, 2, *shape, dtype=torch.float64) for k, shape in
+    G = {k: torch.zeros(nb, 2, *shape, dtype=torch.float64, device=lat.device) for k, shape in
          (("rho", (nr, nz)), ("tau_rf", (nr + 1, nz)), ("tau_zf", (nr, nz + 1)), ("tau_c", (nr, nz)),
           ("J_r", (nr, nz)), ("J_z", (nr, nz)), ("kappa", (nr, nz)))}
     G["rho"][:] = Uws * lat.w
@@ -491,14 +586,19 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
     res = [float("inf")] * nb
     iters = [0] * nb
     snap: list[dict | None] = [None] * nb       # state at convergence: spectrum, gaps, lambda, wall time
-    spectrum: list[list[list[dict]]] = [[[], []] for _ in range(nb)]
+    last_levels: list = [None, None]            # per species: (2 Omega, eps, v^2, Delta) of the last step
     it = 0
     for it in range(1, max_iter + 1):
+        # only the elements still iterating are diagonalised and mixed (a converged one is frozen)
+        act = [i for i in range(nb) if not done[i]]
+        ai = torch.tensor(act, device=lat.device)
+        na = len(act)
+        Ga = {k: v[ai] for k, v in G.items()}
         new: dict[str, list] = {k: [] for k in AxialSkyrme.FIELDS}
         for q in species:
             blocks = []
             for om2 in omegas:
-                H, K, _ = F.hamiltonian(G, q, om2)                    # [B, 2M, 2M]
+                H, K, _ = F.hamiltonian(Ga, q, om2)                   # [na, 2M, 2M]
                 e, V = torch.linalg.eigh(H)
                 n_keep = max(int((e < e_keep).sum(-1).max()), 1)      # above e_keep: f = 0, v^2 = 0
                 e, V = e[:, :n_keep], V[:, :, :n_keep]
@@ -507,61 +607,56 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
                 blocks.append((om2, e, d, f, V))
             eps = torch.cat([x[1] for x in blocks], -1)
             dl = torch.cat([x[2] for x in blocks], -1)
-            occ = [_bcs(eps[i], dl[i], numbers[q]) for i in range(nb)]
-            vv = torch.stack([o[0] for o in occ])
-            uv = torch.stack([o[1] for o in occ])
-            for i in range(nb):
-                lam[i][q] = occ[i][2]
-                gaps[i][q] = float((vv[i] * dl[i]).sum() / vv[i].sum())
-                spectrum[i][q] = []
+            vv, uv, lam_q = _bcs_batch(eps, dl, numbers[q])
+            gap_q = ((vv * dl).sum(-1) / vv.sum(-1)).tolist()
+            for j, i in enumerate(act):
+                lam[i][q], gaps[i][q] = lam_q[j], gap_q[j]
+            # the spectrum is kept as tensors (rows: the active elements) and turned into levels only
+            # for an element that converges
+            last_levels[q] = (torch.cat([torch.full((x[1].shape[-1],), x[0]) for x in blocks]),
+                              eps.cpu(), vv.cpu(), dl.cpu())
             k0 = 0
             acc = None
             for om2, e, d, f, V in blocks:
                 n = e.shape[-1]
-                g_ = V.transpose(-1, -2).reshape(nb, n, 2, nr, nz)
+                g_ = V.transpose(-1, -2).reshape(na, n, 2, nr, nz)
                 sl = slice(k0, k0 + n)
                 fq = F.fields(g_[:, :, 0] * lat.S, g_[:, :, 1] * lat.S, vv[:, sl], f * uv[:, sl], om2)
                 acc = fq if acc is None else {k: acc[k] + fq[k] for k in acc}
-                for i in range(nb):
-                    spectrum[i][q] += [{"q": "np"[q], "Omega": f"{om2}/2", "energy": float(e[i, j]),
-                                        "v2": float(vv[i, k0 + j]), "gap": float(d[i, j])}
-                                       for j in range(n) if float(e[i, j]) < 10.0]
                 k0 += n
             for k in AxialSkyrme.FIELDS:
                 new[k].append(acc[k])
         if symmetric:
-            for i in range(nb):
+            for i in act:
                 lam[i][1], gaps[i][1] = lam[i][0], gaps[i][0]
-                spectrum[i][1] = [dict(lv, q="p") for lv in spectrum[i][0]]
+            last_levels[1] = last_levels[0]
             new = {k: [v[0], v[0]] for k, v in new.items()}
-        new = {k: torch.stack(v, 1) for k, v in new.items()}          # [B, 2, ...]
+        new = {k: torch.stack(v, 1) for k, v in new.items()}          # [na, 2, ...]
         if Fields is None:
-            Fields = new
+            Fields = new                                               # it = 1: every element is active
         else:
-            mixed = {k: v.clone() for k, v in Fields.items()}
-            for i in range(nb):
-                if done[i]:
-                    continue                                           # frozen at convergence
-                res[i] = float((new["rho"][i] - Fields["rho"][i]).abs().max())   # fm^-3
-                out = mixers[i]({k: v[i] for k, v in Fields.items()}, {k: v[i] for k, v in new.items()})
-                for k in mixed:
-                    mixed[k][i] = out[k]
-            Fields = mixed
-        Fr = {k: v.detach().clone().requires_grad_(True) for k, v in Fields.items()}
-        en = F.energy(Fr)
+            res_a = (new["rho"] - Fields["rho"][ai]).abs().flatten(1).amax(1).tolist()
+            for j, i in enumerate(act):
+                res[i] = res_a[j]                                      # max|rho_out - rho_in|, fm^-3
+                out = mixers[i]({k: v[i] for k, v in Fields.items()}, {k: v[j] for k, v in new.items()})
+                for k in Fields:
+                    Fields[k][i] = out[k]
+        Fr = {k: v[ai].detach().clone().requires_grad_(True) for k, v in Fields.items()}
+        en = F.energy(Fr, rows=ai)
         grads = torch.autograd.grad(en["total"].sum(), [Fr[k] for k in AxialSkyrme.FIELDS])
-        G = dict(zip(AxialSkyrme.FIELDS, [g_.detach() for g_ in grads]))
-        for i in range(nb):
-            if done[i]:
-                continue
-            E = float(en["edf"][i].detach())
+        for k, g_ in zip(AxialSkyrme.FIELDS, grads):
+            G[k][ai] = g_.detach()
+        E_act = en["edf"].detach().tolist()
+        en_rows = {k: v.detach().reshape(-1).tolist() if v.dim() else [float(v.detach())] * na for k, v in en.items()}
+        for j, i in enumerate(act):
+            E = E_act[j]
             hist[i].append(E)
             iters[i] = it
             if not (math.isfinite(E) and (math.isfinite(res[i]) or it == 1)):
                 done[i], failed[i] = True, "not finite"
             elif abs(E - E_prev[i]) < tol_e and res[i] < tol_rho and it > 5:
                 done[i] = True
-                snap[i] = {"levels": sorted(spectrum[i][0] + spectrum[i][1], key=lambda d_: (d_["q"], d_["energy"])),
+                snap[i] = {"levels": _levels(last_levels, j), "comps": {k: v[j] for k, v in en_rows.items()},
                            "gaps": list(gaps[i]), "lam": list(lam[i]), "wall_s": time.perf_counter() - t0}
             E_prev[i] = E
         if log:
@@ -582,7 +677,7 @@ def _solve_batch(nucleus, functional, v_ext, nb: int, *, grid=THESIS_GRID, order
                        f"last 10 energies {[round(x, 5) for x in h_[-10:]]}"]))
             continue
         Fi = {k: v[i].detach() for k, v in Fields.items()}
-        comps = {k: float(v[i].detach()) for k, v in en.items()}
+        comps = snap[i]["comps"]
         rho = Fi["rho"].sum(0)
         r_m = math.sqrt(float((rho * (lat.R**2 + lat.Z**2) * lat.w).sum() / (rho * lat.w).sum()))
         try:
@@ -631,7 +726,7 @@ class BroydenMixer:
             self.u.append(self.alpha * dF + dx)
             self.dF, self.u = self.dF[-self.memory:], self.u[-self.memory:]
             Fm = torch.stack(self.dF)
-            a = Fm @ Fm.T + self.w0**2 * torch.eye(len(self.dF), dtype=F.dtype)
+            a = Fm @ Fm.T + self.w0**2 * torch.eye(len(self.dF), dtype=F.dtype, device=F.device)
             gamma = torch.linalg.solve(a, Fm @ F)
             nxt = nxt - gamma @ torch.stack(self.u)
         self.x_prev, self.F_prev = xi, F

@@ -15,7 +15,11 @@ NaN field, a torch error or an hour of wasted generation:
 * ``k_cut`` (fm^-1), ``tol_res``, ``tol_de`` (MeV) are finite and > 0; ``com_C`` (MeV fm^-2) finite, >= 0;
 * ``v0`` (MeV fm^3/2, random_ho only) is one positive finite amplitude or a non-empty list of them;
 * ``excitation_window`` (MeV) and ``q20_window`` (b) are ``[lo, hi]`` with finite lo <= hi;
-* ``potential_kwargs`` only holds keywords the chosen potential accepts, with finite values.
+* ``potential_kwargs`` only holds keywords the chosen potential accepts, with finite values;
+* ``solver`` is ``etf`` or ``hf-bcs``; with ``hf-bcs`` (the thesis' ch. 3 Kohn-Sham data) the potential
+  is ``sho`` or ``rnd``, Coulomb is off, the ETF-only keywords are refused, ``stencil`` is 2/4/6/8,
+  ``omega_max2`` odd and positive, ``tol_e``, ``tol_rho`` finite and > 0; those keywords with ``etf``
+  are refused too.
 
 The same checks run whether the data source is written in a spec or the generator is called from
 Python through :func:`validate_generator_kwargs`.
@@ -34,6 +38,15 @@ from .filters import THESIS_BINS, THESIS_EXCITATION_WINDOW
 from .nuclei import get_nucleus
 from .potentials import potential_kind
 from .skyrme import get_functional
+
+#: density solvers of the data source
+SOLVERS = ("etf", "hf-bcs")
+#: keywords only the Kohn-Sham generator takes (``solver = "hf-bcs"``), and the families it draws
+HF_ONLY_KEYS = frozenset({"stencil", "omega_max2", "cuts", "tol_e", "tol_rho"})
+HF_POTENTIALS = ("sho", "rnd")
+#: keywords only the orbital-free ETF generator uses
+ETF_ONLY_KEYS = frozenset({"solve_box", "k_cut", "excitation_window", "q20_window", "q20_relative", "flatten",
+                           "hist_bins", "hist_cap", "tol_res", "tol_de", "hessian", "chunk", "compile", "v0"})
 
 #: keywords each potential family accepts in ``potential_kwargs`` (see :mod:`bkdsl.physics.potentials`)
 POTENTIAL_KEYWORDS: dict[str, frozenset[str]] = {
@@ -90,6 +103,13 @@ class NuclearDensitiesParams(BaseModel):
     chunk: int = Field(2048, gt=0)
     compile: bool | str = "auto"
     potential_kwargs: dict[str, float] | None = None
+    # -- solver = "hf-bcs": the Kohn-Sham data of thesis ch. 3 (bkdsl.physics.hf_dataset) --
+    solver: str = Field("etf", description="etf (orbital-free) or hf-bcs (axial Kohn-Sham HF+BCS)")
+    stencil: int = Field(8, description="hf-bcs: finite-difference order 2, 4, 6 or 8")
+    omega_max2: int | None = Field(None, gt=0, description="hf-bcs: 2 Omega_max (odd)")
+    cuts: bool = Field(True, description="hf-bcs: the energy cuts of thesis table 3.1")
+    tol_e: float = Field(1e-6, gt=0, description="hf-bcs: |dE| convergence, MeV")
+    tol_rho: float = Field(1e-6, gt=0, description="hf-bcs: max|rho_out - rho_in| convergence, fm^-3")
 
     @field_validator("nucleus")
     @classmethod
@@ -118,7 +138,7 @@ class NuclearDensitiesParams(BaseModel):
             raise ValueError(f"{e.diagnostic.message}; known: sho, rnd, random_ho") from None
         return v
 
-    @field_validator("k_cut", "tol_res", "tol_de", "com_C")
+    @field_validator("k_cut", "tol_res", "tol_de", "com_C", "tol_e", "tol_rho")
     @classmethod
     def _finite_float(cls, v, info):
         return None if v is None else _finite(v, info.field_name)
@@ -171,6 +191,27 @@ class NuclearDensitiesParams(BaseModel):
     def _q20(cls, v):
         return None if v is None else list(_window(v, "q20_window", "b"))
 
+    @field_validator("solver")
+    @classmethod
+    def _solver(cls, v):
+        if v not in SOLVERS:
+            raise ValueError(f"unknown density solver {v!r}; use one of {', '.join(SOLVERS)}")
+        return v
+
+    @field_validator("stencil")
+    @classmethod
+    def _stencil(cls, v):
+        if v not in (2, 4, 6, 8):
+            raise ValueError(f"stencil must be 2, 4, 6 or 8 (finite-difference order), got {v}")
+        return v
+
+    @field_validator("omega_max2")
+    @classmethod
+    def _omega(cls, v):
+        if v is not None and v % 2 == 0:
+            raise ValueError(f"omega_max2 is 2 Omega_max, an odd integer (9 for Omega <= 9/2), got {v}")
+        return v
+
     @field_validator("compile")
     @classmethod
     def _compile(cls, v):
@@ -188,6 +229,20 @@ class NuclearDensitiesParams(BaseModel):
     @model_validator(mode="after")
     def _cross(self):
         kind = potential_kind(self.potential)
+        given = self.model_fields_set
+        if self.solver == "hf-bcs":
+            if kind not in HF_POTENTIALS:
+                raise ValueError(f"solver hf-bcs draws the thesis' ch. 3 fields sho or rnd, not `{self.potential}`")
+            etf_only = sorted(given & ETF_ONLY_KEYS)
+            if etf_only:
+                raise ValueError(f"{', '.join(etf_only)} belong(s) to the ETF solver; solver hf-bcs takes "
+                                 f"{', '.join(sorted(HF_ONLY_KEYS))} instead")
+            if "coulomb" in given and self.coulomb:
+                raise ValueError("solver hf-bcs has no Coulomb term (the thesis' ch. 3 set-up): set coulomb = false")
+        else:
+            hf_only = sorted(given & HF_ONLY_KEYS)
+            if hf_only:
+                raise ValueError(f"{', '.join(hf_only)} belong(s) to solver = \"hf-bcs\"; add it or remove them")
         if self.v0 is not None and kind != "random_ho":
             raise ValueError(f"v0 is the random_ho amplitude; potential `{self.potential}` does not use it "
                              f"(its keywords go in potential_kwargs: {', '.join(sorted(POTENTIAL_KEYWORDS[kind]))})")

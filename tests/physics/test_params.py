@@ -52,6 +52,20 @@ BAD = [
     ({"potential_kwargs": {"n_shell": 2.5}}, "n_shell"),
     ({"potential_kwargs": {"q": float("inf")}}, "q"),
     ({"nuclues": "U236"}, "nuclues"),
+    # solver = "hf-bcs" (the Kohn-Sham data of thesis ch. 3) and its own keywords
+    ({"solver": "dft"}, "solver"),
+    ({"solver": "hf-bcs"}, "random_ho"),                                  # default family is random_ho
+    ({"solver": "hf-bcs", "potential": "sho", "k_cut": 2.0}, "k_cut"),
+    ({"solver": "hf-bcs", "potential": "rnd", "excitation_window": [0, 5]}, "excitation_window"),
+    ({"solver": "hf-bcs", "potential": "sho", "coulomb": True}, "coulomb"),
+    ({"solver": "hf-bcs", "potential": "sho", "stencil": 3}, "stencil"),
+    ({"stencil": 8}, "stencil"),                                           # an hf-bcs keyword with etf
+    ({"solver": "hf-bcs", "potential": "sho", "omega_max2": 4}, "omega_max2"),
+    ({"solver": "hf-bcs", "potential": "sho", "omega_max2": 0}, "omega_max2"),
+    ({"solver": "hf-bcs", "potential": "sho", "cuts": "x"}, "cuts"),
+    ({"cuts": False}, "cuts"),
+    ({"solver": "hf-bcs", "potential": "sho", "tol_e": 0.0}, "tol_e"),
+    ({"solver": "hf-bcs", "potential": "sho", "tol_rho": float("nan")}, "tol_rho"),
 ]
 
 
@@ -86,3 +100,10 @@ def test_mg24_rnd_without_coulomb_has_no_nan_field():
     for k, v in ds.fields.items():
         assert bool(torch.isfinite(v.double()).all()), k
     assert ds.stats["dropped_unphysical"] == 0
+
+
+def test_good_hf_bcs_call_passes_its_own_keywords():
+    c = instantiate(CallValue("nuclear_densities", [], {"nucleus": "Mg24", "potential": "rnd", "solver": "hf-bcs",
+                                                         "stencil": 6, "coulomb": False, "cuts": False}), "data")
+    assert c.params.generator_kwargs() == {"nucleus": "Mg24", "potential": "rnd", "solver": "hf-bcs", "stencil": 6,
+                                           "coulomb": False, "cuts": False}
