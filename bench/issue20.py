@@ -2,6 +2,7 @@
 
     python bench/issue20.py --part routing   --json DIR/routing.json   --budget-s 80   # one part, one process
     python bench/issue20.py --collect DIR --out $OUT/issue20.json [--sweep-json DIR/sweep.json]
+    python bench/issue20.py --table bench/results/<date>-issue20.json       # the README's table, from the JSON only
     TRITON_INTERPRET=1 python bench/issue20.py --part all --smoke --json /tmp/i20   # CPU: checks the script
 
 bench/gpu_issue20.sh runs each part in a fresh process (a default tile must compile there, #20.3) under its
@@ -537,6 +538,25 @@ def part_attention(p: Part) -> None:
     sc = sa.scenario("causal-50%", 0.5, True, bsz, heads, n, d, block, dtype, dev, gen, cuda, flex,
                      create_block_mask, sig_buf, rule_causal, bench, result)
     p.res["scenario"] = sc
+
+    def host_split():  # #20.4 for attention: wall vs host time to issue vs GPU busy, ours fwd+bwd
+        import hyperbolic_routing as hr  # its host_us_per_call / gpu_kernel_times helpers
+        from bkdsl.kernels.scattering_attention.ops import scattering_attention_triton
+        s_ = sa.banded_score(bsz, n, block, 0.5, gen, dev)
+        qg, kg, vg = (torch.randn(bsz, heads, n, d, device=dev, dtype=dtype).requires_grad_() for _ in range(3))
+        do = torch.randn_like(qg)
+
+        def fb():
+            return torch.autograd.grad(scattering_attention_triton(qg, kg, vg, s_, sa.TAU, block, True), (qg, kg, vg), do)
+        split = {"wall_ms": bench(fb), "host_us_per_call": hr.host_us_per_call(fb, torch.cuda.synchronize, n=20)}
+        kern = hr.gpu_kernel_times(fb)
+        split.update(gpu_busy_ms=sum(kern.values()) / 1e3, gpu_us_per_kernel=kern)
+        split["wall_minus_gpu_busy_ms"] = split["wall_ms"] - split["gpu_busy_ms"]
+        p.res["host_split_ours_fwd_bwd"] = split
+        p.log(f"ours fwd+bwd: wall {split['wall_ms']:.3f} ms, host {split['host_us_per_call']:.0f} us, "
+              f"GPU busy {split['gpu_busy_ms']:.3f} ms")
+    if not smoke:
+        p.guard("host split", host_split, need=15)
     p.res["active_tiles"] = {str(key): t._asdict() for key, t in active_tile().items()}
     p.res["tile_failures"] = tile_failures("scattering_attention")
     p.res["checks"]["ours"] = sc["check"]
@@ -612,6 +632,30 @@ def summary_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(res: dict, source: str) -> str:
+    """The rows as a Markdown table quoting only the merged JSON (for the README: every number from one call)."""
+    def f(v, spec=".3f"):
+        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else "—"
+    out = [f"Every number from one H200 call: `{source}` ({res.get('gpu')}, torch {res.get('torch')}, "
+           f"triton {res.get('triton')}, {res.get('date')}).", "",
+           "| row | ours | peer | ours / peer | floor | ours / floor |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in res["rows"]:
+        if "ours_samples_per_s" in r:
+            out.append(f"| {r['item']} | {f(r['ours_samples_per_s'], '.0f')} samples/s ({r.get('ours')}) | "
+                       f"{f(r['peer_samples_per_s'], '.0f')} samples/s ({r.get('peer')}) | "
+                       f"{f(r.get('ratio_ours_over_peer'), '.2f')} | — | — |")
+            continue
+        item = r["item"]
+        if r.get("peer_tokens_with_a_different_expert_set") is not None:
+            item += (f" — the peer picks another expert set than float64 for "
+                     f"{100 * r['peer_tokens_with_a_different_expert_set']:.1f} % of tokens (ours "
+                     f"{100 * (r.get('ours_tokens_with_a_different_expert_set') or 0):.1f} %)")
+        out.append(f"| {item} | {f(r.get('ours_ms'))} ms ({r.get('ours')}) | {f(r.get('peer_ms'))} ms "
+                   f"({r.get('peer')}) | {f(r.get('ratio_ours_over_peer'), '.2f')} | {f(r.get('floor_ms'), '.4f')} ms | "
+                   f"{f(r.get('ours_over_floor'), '.1f')} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=PARTS + ("all",))
@@ -621,8 +665,12 @@ def main() -> int:
     ap.add_argument("--collect", help="directory of the parts' JSON files")
     ap.add_argument("--sweep-json", default=None)
     ap.add_argument("--out", help="--collect: the merged JSON")
+    ap.add_argument("--table", help="print the Markdown table of a merged JSON (README) and exit")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text()), args.table))
+        return 0
     if args.collect:
         res = collect(Path(args.collect), Path(args.out), Path(args.sweep_json) if args.sweep_json else None)
         print(summary_table(res))
