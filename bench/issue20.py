@@ -2,6 +2,7 @@
 
     python bench/issue20.py --part routing   --json DIR/routing.json   --budget-s 80   # one part, one process
     python bench/issue20.py --collect DIR --out $OUT/issue20.json [--sweep-json DIR/sweep.json]
+    python bench/issue20.py --table bench/results/<date>-issue20.json       # the README's table, from the JSON only
     TRITON_INTERPRET=1 python bench/issue20.py --part all --smoke --json /tmp/i20   # CPU: checks the script
 
 bench/gpu_issue20.sh runs each part in a fresh process (a default tile must compile there, #20.3) under its
@@ -504,23 +505,29 @@ def part_delta(p: Part) -> None:
 
 
 def part_attention(p: Part) -> None:
+    """Causal scattering attention at 50 % kept blocks vs FlexAttention (bench/scattering_attention.py's
+    inputs, check and FLOP count): check first, then fwd+bwd (the target row, written at once), then the
+    host split, then fwd — so a part cut at its cap keeps the rows it had."""
+    import hyperbolic_routing as hr  # its host_us_per_call / gpu_kernel_times helpers
     import scattering_attention as sa
     from bkdsl.kernels.scattering_attention import active_tile
-    from bkdsl.kernels.scattering_attention.kernel import default_tiles
+    from bkdsl.kernels.scattering_attention.kernel import block_plan, default_tiles
+    from bkdsl.kernels.scattering_attention.ops import scattering_attention_triton
     from bkdsl.kernels.tiles import failures as tile_failures
+    from bkdsl.nn.scattering_attention import block_sparsity_stats
 
     smoke = p.smoke
     cuda = not smoke
     dev = "cuda" if cuda else "cpu"
     bsz, heads, n, d = (1, 2, 512, 32) if smoke else (2, 16, 8192, 128)
     dtype = torch.bfloat16 if cuda else torch.float32
-    block = 128
+    block, tau = 128, sa.TAU
     p.res["sizes"] = {"B": bsz, "H": heads, "N": n, "D": d, "block": block, "dtype": str(dtype), "kept": 0.5}
     p.res["default_tile_causal"] = default_tiles(block, d, True)._asdict()
-    result = {}
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
-        result["ceilings"] = sa.ceilings()
+        p.res["ceilings"] = sa.ceilings()
+    peak = p.res.get("ceilings", {}).get("bf16_matmul_tflops", PEAK_FLOPS["bf16"] / 1e12)
     flex, create_block_mask, sig_buf, _rule, rule_causal = sa.make_flex(bsz, n, block, dev, cuda)
     gen = torch.Generator().manual_seed(int(time.time()))
 
@@ -528,28 +535,75 @@ def part_attention(p: Part) -> None:
         if smoke:
             return make_timer(True)(fn)
         from triton.testing import do_bench
-        try:
-            return do_bench(fn, warmup=25, rep=150, grad_to_none=grads, return_mode="median")
-        except Exception as e:  # a contender that cannot run here is reported, not fatal
-            p.log(f"   failed: {type(e).__name__}: {str(e)[:300]}")
-            return float("nan")
+        return do_bench(fn, warmup=25, rep=150, grad_to_none=grads, return_mode="median")
 
-    sc = sa.scenario("causal-50%", 0.5, True, bsz, heads, n, d, block, dtype, dev, gen, cuda, flex,
-                     create_block_mask, sig_buf, rule_causal, bench, result)
-    p.res["scenario"] = sc
-    p.res["active_tiles"] = {str(key): t._asdict() for key, t in active_tile().items()}
-    p.res["tile_failures"] = tile_failures("scattering_attention")
-    p.res["checks"]["ours"] = sc["check"]
+    s_ = sa.banded_score(bsz, n, block, 0.5, gen, dev)
+    q, k, v = (torch.randn(bsz, heads, n, d, device=dev, dtype=dtype) for _ in range(3))
+    nb = n // block
+    stats = block_sparsity_stats(s_, tau, block, True)
+    plan = block_plan(s_, tau, block, True)
+    kept = stats.kept_blocks.sum().item()
+    diag = (plan.sigma * plan.sigma > tau).sum().item()
+    tok_pairs = (kept - diag) * block * block + diag * block * (block + 1) / 2   # a kept diagonal block is a triangle
+    flops_fwd = 4 * heads * d * tok_pairs
+    p.res["kept_block_fraction"] = kept / (bsz * nb * (nb + 1) // 2)
+    p.res["flops_fwd_kept"] = flops_fwd
+    floors = {"fwd": flops_fwd / (peak * 1e12) * 1e3, "fwd_bwd": 3.5 * flops_fwd / (peak * 1e12) * 1e3}
+    chk = sa.check(q, k, v, s_, True, heads_per_chunk=2 if cuda else heads)
+    p.res["checks"]["ours"] = chk
+    p.log(f"check ours vs reference: {chk}")
+
+    def tiles_now():
+        p.res["active_tiles"] = {str(key): t._asdict() for key, t in active_tile().items()}
+        p.res["tile_failures"] = tile_failures("scattering_attention")
+    tiles_now()
     p.save()
-    t = sc.get("time_ms", {})
-    ok = sc["check"]["ok"]
-    for part, key in (("fwd+bwd", "fwd_bwd"), ("fwd", "fwd")):
-        p.row(f"#20.3 causal attention {part} at 50% blocks", "scattering attention (Triton, tile table)",
-              t.get(f"ours_{key}") if ok else None, "FlexAttention (torch.compile, block mask)",
-              t.get(f"flex_{key}"), sc.get("floor_ms", {}).get(key),
-              "FLOPs on kept blocks (fwd 4·B·H·D·pairs, fwd+bwd 3.5×) / measured bf16 matmul rate",
-              tile_that_ran=p.res["active_tiles"], tile_failures=p.res["tile_failures"],
-              target="fwd+bwd ≤ FlexAttention" if key == "fwd_bwd" else None)
+    sig_buf.copy_(plan.sigma)
+    bm = create_block_mask(rule_causal, bsz, None, n, n, device=dev, BLOCK_SIZE=block)
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    do = torch.randn_like(q)
+    ours = lambda a, b_, c: scattering_attention_triton(a, b_, c, s_, tau, block, True)  # noqa: E731
+    peer = lambda a, b_, c: flex(a, b_, c, block_mask=bm)  # noqa: E731
+    if not smoke:
+        act = ours(q, k, v).abs().amax(-1) > 0
+        p.res["checks"]["flex_vs_ours_on_active_rows"] = sa.rel_err(ours(q, k, v)[act], peer(q, k, v)[act])
+    tm = p.res["time_ms"]
+
+    def fwd_bwd(f):
+        return lambda: torch.autograd.grad(f(qg, kg, vg), (qg, kg, vg), do)
+
+    def emit():
+        tiles_now()
+        for part, key in (("fwd+bwd", "fwd_bwd"), ("fwd", "fwd")):
+            if f"ours {key}" in tm or f"flex {key}" in tm:
+                p.row(f"#20.3 causal attention {part} at 50% blocks", "scattering attention (Triton, tile table)",
+                      tm.get(f"ours {key}") if chk["ok"] else None, "FlexAttention (torch.compile, block mask)",
+                      tm.get(f"flex {key}"), floors[key],
+                      "FLOPs on kept blocks (fwd 4·B·H·D·pairs, fwd+bwd 3.5×) / measured bf16 matmul rate",
+                      tile_that_ran=p.res["active_tiles"], tile_failures=p.res["tile_failures"],
+                      target="fwd+bwd ≤ FlexAttention" if key == "fwd_bwd" else None)
+
+    if chk["ok"]:
+        p.guard("ours fwd+bwd", lambda: tm.__setitem__("ours fwd_bwd", bench(fwd_bwd(ours))))
+    p.guard("flex fwd+bwd", lambda: tm.__setitem__("flex fwd_bwd", bench(fwd_bwd(peer))), need=10)
+    emit()
+
+    def host_split():  # #20.4 for attention: wall vs host time to issue vs GPU busy, ours fwd+bwd
+        fb = fwd_bwd(ours)
+        split = {"wall_ms": tm["ours fwd_bwd"], "host_us_per_call": hr.host_us_per_call(fb, torch.cuda.synchronize, n=20)}
+        kern = hr.gpu_kernel_times(fb)
+        split.update(gpu_busy_ms=sum(kern.values()) / 1e3, gpu_us_per_kernel=kern)
+        split["wall_minus_gpu_busy_ms"] = split["wall_ms"] - split["gpu_busy_ms"]
+        p.res["host_split_ours_fwd_bwd"] = split
+        p.log(f"ours fwd+bwd: wall {split['wall_ms']:.3f} ms, host {split['host_us_per_call']:.0f} us, "
+              f"GPU busy {split['gpu_busy_ms']:.3f} ms")
+    if not smoke and "ours fwd_bwd" in tm:
+        p.guard("host split", host_split, need=10)
+    with torch.no_grad():
+        if chk["ok"]:
+            p.guard("ours fwd", lambda: tm.__setitem__("ours fwd", bench(lambda: ours(q, k, v))), need=5)
+        p.guard("flex fwd", lambda: tm.__setitem__("flex fwd", bench(lambda: peer(q, k, v))), need=5)
+    emit()
 
 
 # --- collect ---------------------------------------------------------------------------------------------
@@ -612,6 +666,30 @@ def summary_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(res: dict, source: str) -> str:
+    """The rows as a Markdown table quoting only the merged JSON (for the README: every number from one call)."""
+    def f(v, spec=".3f"):
+        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else "—"
+    out = [f"Every number from one H200 call: `{source}` ({res.get('gpu')}, torch {res.get('torch')}, "
+           f"triton {res.get('triton')}, {res.get('date')}).", "",
+           "| row | ours | peer | ours / peer | floor | ours / floor |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in res["rows"]:
+        if "ours_samples_per_s" in r:
+            out.append(f"| {r['item']} | {f(r['ours_samples_per_s'], '.0f')} samples/s ({r.get('ours')}) | "
+                       f"{f(r['peer_samples_per_s'], '.0f')} samples/s ({r.get('peer')}) | "
+                       f"{f(r.get('ratio_ours_over_peer'), '.2f')} | — | — |")
+            continue
+        item = r["item"]
+        if r.get("peer_tokens_with_a_different_expert_set") is not None:
+            item += (f" — the peer picks another expert set than float64 for "
+                     f"{100 * r['peer_tokens_with_a_different_expert_set']:.1f} % of tokens (ours "
+                     f"{100 * (r.get('ours_tokens_with_a_different_expert_set') or 0):.1f} %)")
+        out.append(f"| {item} | {f(r.get('ours_ms'))} ms ({r.get('ours')}) | {f(r.get('peer_ms'))} ms "
+                   f"({r.get('peer')}) | {f(r.get('ratio_ours_over_peer'), '.2f')} | {f(r.get('floor_ms'), '.4f')} ms | "
+                   f"{f(r.get('ours_over_floor'), '.1f')} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=PARTS + ("all",))
@@ -621,8 +699,12 @@ def main() -> int:
     ap.add_argument("--collect", help="directory of the parts' JSON files")
     ap.add_argument("--sweep-json", default=None)
     ap.add_argument("--out", help="--collect: the merged JSON")
+    ap.add_argument("--table", help="print the Markdown table of a merged JSON (README) and exit")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text()), args.table))
+        return 0
     if args.collect:
         res = collect(Path(args.collect), Path(args.out), Path(args.sweep_json) if args.sweep_json else None)
         print(summary_table(res))

@@ -3,7 +3,8 @@
 bench/resolvent.py measured (H200, 2026-12-01) that shorter segments are faster at 4096 × 2048
 (SEG 32 / 16 / 8: 2.00 / 0.62 / 0.37 ms forward): fewer dependent steps per lane, more lanes. This
 sweep continues that line. A layout is SEG,SEGS,BLOCK_B[,IO[,RENORM[,MAXNREG]]]: IO strided (default) /
-packed / tile and RENORM max (default) / pow2 are the forward variants of kernels/resolvent.py
+packed / tile and RENORM max (default) / pow2 are the forward variants (packed and pow2 run the launchers of
+kernels/resolvent/variants.py, the others the production ones of kernels/resolvent/segmented.py)
 (docs/kernels_k1.md, "Forward variants"), MAXNREG a register cap per thread. For each layout it compiles
 the forward, checks it against the default kernel's output on the same fresh random inputs (relative
 error; above --tol the layout is recorded as failed and not timed) and times it (triton.testing.do_bench,
@@ -32,6 +33,7 @@ import torch
 
 from bkdsl.kernels.resolvent import ops as _ops  # noqa: F401  (registers torch.ops.bkdsl.resolvent_diag*)
 from bkdsl.kernels.resolvent import segmented as kr  # installed, or staged by bench/gpu_k1.sh  # noqa: E402
+from bkdsl.kernels.resolvent import variants as kv  # io="packed", renorm="pow2" (not in the production module)
 
 # Most telling first (the budget cuts the tail): the default (tile I/O at 8 × 128, chosen by the first
 # sweep of the variants: bench/results/2026-12-01-resolvent_layouts-run3.json) and the previous default
@@ -72,15 +74,20 @@ def measure(kr, kw, pot, hop, grad, z_re, z_im, ref_f, ref_g, tol, bench) -> dic
     ref_g is given), timed only if finite and within tol (a wrong variant is recorded as failed, never as
     fast). Exceptions are recorded, not raised."""
     row: dict = {}
+    if kw.get("io") == "packed" or kw.get("renorm", "max") != "max":   # a variant: variants.py launchers
+        fwd_fn, bwd_fn = kv.resolvent_diag_triton_variant, kv.resolvent_diag_backward_triton_variant
+    else:                                                              # the production launchers
+        fwd_fn, bwd_fn = kr.resolvent_diag_triton, kr.resolvent_diag_backward_triton
+        kw = {k: v for k, v in kw.items() if k != "renorm"}
     try:
         tc = time.time()
-        f = kr.resolvent_diag_triton(pot, hop, z_re, z_im, **kw)
+        f = fwd_fn(pot, hop, z_re, z_im, **kw)
         row["compile_and_first_call_s"] = round(time.time() - tc, 2)
         row["fwd_rel_vs_default"] = rel(f, ref_f)
         row["finite"] = bool(torch.isfinite(torch.view_as_real(f)).all())
         bwd_kw = {k: v for k, v in kw.items() if k != "maxnreg"}
         if ref_g is not None:
-            ga, gb = kr.resolvent_diag_backward_triton(pot, hop, z_re, z_im, grad, **bwd_kw)
+            ga, gb = bwd_fn(pot, hop, z_re, z_im, grad, **bwd_kw)
             row["grad_a_rel_vs_default"] = rel(ga, ref_g[0])
             row["grad_b_rel_vs_default"] = rel(gb, ref_g[1])
             row["finite"] = row["finite"] and bool(torch.isfinite(ga).all() and torch.isfinite(gb).all())
@@ -88,9 +95,9 @@ def measure(kr, kw, pot, hop, grad, z_re, z_im, ref_f, ref_g, tol, bench) -> dic
         row["ok"] = row["finite"] and worst <= tol
         if not row["ok"]:
             return row
-        row["fwd_ms"] = bench(lambda: kr.resolvent_diag_triton(pot, hop, z_re, z_im, **kw))
+        row["fwd_ms"] = bench(lambda: fwd_fn(pot, hop, z_re, z_im, **kw))
         if ref_g is not None:
-            row["bwd_ms"] = bench(lambda: kr.resolvent_diag_backward_triton(pot, hop, z_re, z_im, grad, **bwd_kw))
+            row["bwd_ms"] = bench(lambda: bwd_fn(pot, hop, z_re, z_im, grad, **bwd_kw))
     except Exception as e:  # a layout that does not compile or run is recorded, not fatal
         row["ok"] = False
         row["error"] = f"{type(e).__name__}: {str(e)[:300]}"

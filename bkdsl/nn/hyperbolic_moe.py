@@ -35,7 +35,9 @@ import torch
 from torch import nn
 
 from bkdsl.diagnostics import BkError
-from bkdsl.kernels.hyperbolic_routing import hyperbolic_route, hyperbolic_route_reference, route_backward
+from bkdsl.kernels import dispatch
+from bkdsl.kernels.hyperbolic_routing import (check_route, hyperbolic_route, hyperbolic_route_reference, load_graphed,
+                                              load_ops, route_backward)
 from bkdsl.nn import poincare
 
 __all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "hyperbolic_kmeans",
@@ -126,6 +128,13 @@ class HyperbolicMoE(nn.Module):
             d_𝔻(x, μ_e)) or ``"euclidean"`` (the ablation: centroids are plain vectors of the tangent
             space at the origin, distance ‖log₀x − μ_e‖₂; the same gate, experts and mixing).
         activation: the experts' nonlinearity.
+        graphed_routing: route through CUDA graphs of the routing op's forward and backward
+            (:class:`bkdsl.kernels.hyperbolic_routing.graphed.GraphedRoute`, one per token count; on CUDA,
+            float32, Poincaré metric, with autograd recording, outside torch.compile; elsewhere — e.g.
+            under ``torch.no_grad()`` — the op as usual). It removes the
+            host's ≈ 1 ms per op forward + backward (#20.4). Contract: one recorded forward per backward
+            (a second forward with autograd recording before the backward raises RuntimeError; run
+            extra forwards under ``torch.no_grad()``).
 
     Input x: [..., d] points of the ball; output: [..., d] points of the ball.
 
@@ -136,7 +145,7 @@ class HyperbolicMoE(nn.Module):
 
     def __init__(self, d: int, experts: int, top_k: int = 2, hidden: int | None = None, c: float = 1.0,
                  temperature: float = 1.0, metric: str = "poincare",
-                 activation: Callable[[], nn.Module] = nn.GELU):
+                 activation: Callable[[], nn.Module] = nn.GELU, graphed_routing: bool = False):
         super().__init__()
         if not 1 <= top_k <= experts:
             raise BkError("E0201", f"top_k = {top_k} must lie in 1..{experts}")
@@ -146,6 +155,8 @@ class HyperbolicMoE(nn.Module):
             raise BkError("E0201", f"metric = {metric!r} must be 'poincare' or 'euclidean'")
         self.d, self.num_experts, self.top_k, self.c = d, experts, top_k, c
         self.temperature, self.metric = float(temperature), metric
+        self.graphed_routing = bool(graphed_routing)
+        self._graphs: dict[tuple, object] = {}  # (x shape, device, x.requires_grad) -> GraphedRoute
         hidden = hidden or 2 * d
         self.manifold = geoopt.PoincareBall(c=c)
         tangent = 0.5 * torch.randn(experts, d) / math.sqrt(d)
@@ -173,12 +184,31 @@ class HyperbolicMoE(nn.Module):
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(gates, index, distance) [T, k] for tokens x [T, d]; gates by :func:`distance_gates`."""
-        if self.metric == "poincare":
+        if self.metric == "poincare" and self._graphable(x):
+            _, idx, dist = self._graphed_route(x)
+        elif self.metric == "poincare":
             _, idx, dist = hyperbolic_route(x, self.centroids, self.top_k, self.c)
         else:
             d_all = torch.cdist(poincare.logmap0(x, self.c), self.centroids.to(x.dtype))
             dist, idx = torch.topk(d_all, self.top_k, dim=1, largest=False, sorted=True)
         return distance_gates(dist, self.temperature), idx, dist
+
+    def _graphable(self, x: torch.Tensor) -> bool:
+        mu = self.centroids
+        return (self.graphed_routing and torch.is_grad_enabled() and x.is_cuda and mu.is_cuda
+                and x.dtype == torch.float32
+                and mu.dtype == torch.float32 and not torch.compiler.is_compiling()
+                and dispatch.use_triton(x, mu) and mu.shape[0] <= load_ops().MAX_EXPERTS)
+
+    def _graphed_route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The routing op replayed from CUDA graphs captured for this token count (outputs live in the
+        graphs' buffers until the next call: :meth:`forward` consumes them within the call)."""
+        check_route(x, self.centroids, self.top_k)
+        key = (tuple(x.shape), x.device, x.requires_grad)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = load_graphed()(x, self.centroids, self.top_k, self.c)
+        return graph(x.contiguous(), self.centroids)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

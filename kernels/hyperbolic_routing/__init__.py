@@ -2,7 +2,8 @@ r"""Hyperbolic routing: the k nearest centroids of each token by Poincaré dista
 
 Layout (flash-linear-attention's ``fla/ops/<op>/``): :mod:`.naive` — the plain-PyTorch reference and the
 closed-form backward (the specification); :mod:`.kernel` — the Triton forward and backward kernels and
-their launch configurations; :mod:`.ops` — the custom op ``torch.ops.bkdsl.hyperbolic_route``.
+their launch configurations; :mod:`.ops` — the custom op ``torch.ops.bkdsl.hyperbolic_route``;
+:mod:`.graphed` — the op's forward and backward captured as CUDA graphs (opt-in, #20.4).
 
 :func:`hyperbolic_route` is the entry point and makes the one dispatch decision per call; the Triton
 modules are imported only on that path (this package imports without Triton).
@@ -20,12 +21,17 @@ from bkdsl.kernels.hyperbolic_routing.naive import (check_route, hyperbolic_rout
                                                     route_backward)
 
 __all__ = ["hyperbolic_route", "hyperbolic_route_reference", "route_backward", "check_route", "poincare_dist64",
-           "load_ops"]
+           "load_ops", "load_graphed"]
 
 
 def load_ops() -> ModuleType:
     """Register ``torch.ops.bkdsl.hyperbolic_route`` (imports Triton); returns the ops module."""
     return importlib.import_module("bkdsl.kernels.hyperbolic_routing.ops")
+
+
+def load_graphed() -> type:
+    """:class:`.graphed.GraphedRoute`, the op's forward and backward as CUDA graphs (imports Triton)."""
+    return importlib.import_module("bkdsl.kernels.hyperbolic_routing.graphed").GraphedRoute
 
 
 def hyperbolic_route(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0

@@ -26,7 +26,7 @@ import triton.language as tl
 from bkdsl.kernels.resolvent.naive import check_inputs
 from bkdsl.kernels.resolvent.segmented import (BLOCK_B, BWD_SEG, BWD_SEGS, IO, SEG, SEGS, _adjoint_segmented_sweep,
                                                _complex_dtype, _mobius_sweep, _program_rows, _z_tensor,
-                                               variant_flags)
+                                               layout_flags)
 
 __all__ = ["resolvent_diag_causal_triton", "resolvent_diag_causal_backward_triton", "CAUSAL_SEG", "CAUSAL_SEGS",
            "CAUSAL_IO", "CAUSAL_BWD_SEG", "CAUSAL_BWD_SEGS"]
@@ -40,20 +40,20 @@ CAUSAL_BWD_SEG, CAUSAL_BWD_SEGS = BWD_SEG, BWD_SEGS
 @triton.jit
 def _resolvent_causal_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
                              BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                             IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                             IO: tl.constexpr = 0,
                              EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
-    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, 2, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, 2, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)  # FINISH = RETARDED: out = 1/α
 
 
 @triton.jit
 def _resolvent_causal_bwd_kernel(a_ptr, b_ptr, z_ptr, g_ptr, al_ptr, ga_ptr, gb_ptr, n_seq, n,
                                  BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                                 IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                                 IO: tl.constexpr = 0,
                                  EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
-    _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)
     tl.debug_barrier()  # the adjoint sweep reads α written by other lanes
     _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, al_ptr, ga_ptr, gb_ptr, row64, row_live, n, zr, zi,
@@ -67,13 +67,13 @@ def _warps(block_b: int, segs: int) -> int:
 def resolvent_diag_causal_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float,
                                  seg: int = CAUSAL_SEG, segs: int = CAUSAL_SEGS, block_b: int = BLOCK_B,
                                  num_warps: int | None = None, out: torch.Tensor | None = None,
-                                 io: str = CAUSAL_IO, renorm: str = "max") -> torch.Tensor:
+                                 io: str = CAUSAL_IO) -> torch.Tensor:
     """G⁽ⁱ⁾_ii by the one-sweep kernel (no autograd; see the custom op ``bkdsl::resolvent_diag_causal``).
     a [B, N], b [B, N−1] read in place; complex [B, N] written directly, into ``out`` if given."""
     check_inputs(a, b)
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    flags = variant_flags(n, seg, segs, io, renorm)
+    flags = layout_flags(n, seg, segs, io)
     if out is None:
         out = torch.empty(n_seq, n, dtype=_complex_dtype(a.dtype), device=a.device)
     _resolvent_causal_kernel[(triton.cdiv(n_seq, block_b),)](
@@ -87,13 +87,12 @@ def resolvent_diag_causal_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re
                                           segs: int = CAUSAL_BWD_SEGS, block_b: int = BLOCK_B,
                                           num_warps: int | None = None,
                                           out: tuple[torch.Tensor, torch.Tensor] | None = None,
-                                          io: str = "strided", renorm: str = "max"
-                                          ) -> tuple[torch.Tensor, torch.Tensor]:
+                                          io: str = "strided") -> tuple[torch.Tensor, torch.Tensor]:
     """(∂L/∂a, ∂L/∂b) of the causal diagonal from ∂L/∂G (PyTorch's convention), into ``out`` if given;
     α is recomputed into scratch (8 B/site)."""
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    flags = variant_flags(n, seg, segs, io, renorm)
+    flags = layout_flags(n, seg, segs, io)
     g = torch.view_as_real(grad.to(_complex_dtype(a.dtype)).resolve_conj().contiguous())
     alpha = torch.empty(n_seq, n, 2, dtype=a.dtype, device=a.device)
     grad_a, grad_b = out if out is not None else (torch.empty_like(a), torch.empty_like(b))

@@ -15,11 +15,12 @@ Design (``docs/kernels_k1.md`` has the floors and the measurements):
 * Bounds: every stored α, β comes from a sequential Schur step; the scan only provides seeds, which
   are projected onto Im x ≤ −Im z where the exact value lies. Hence Im α, Im β ≤ −Im z and
   |G_ii| ≤ 1/Im z hold as in the reference (up to the rounding of one step), at any N.
-* Forward variants (launcher keywords, defaults = the measured kernel): ``io="packed"`` moves α and G as
-  8-B complex pairs; ``io="tile"`` loads a, b, α once per window and sweep as per-lane tiles of sites in
-  memory order (16-B accesses, chunks of TILE_SITES) and writes G as tiles; ``renorm="pow2"`` renormalises
-  by powers of two from the exponent bits; ``maxnreg`` caps registers (docs/kernels_k1.md, "Forward
-  variants").
+* I/O layouts (launcher keyword ``io``, default = the measured kernel): ``io="tile"`` loads a, b, α once
+  per window and sweep as per-lane tiles of sites in memory order (16-B accesses, chunks of TILE_SITES)
+  and writes G as tiles; ``io="strided"`` accesses per step; ``maxnreg`` caps registers. The experimental
+  variants (``io="packed"`` 8-B complex pairs, ``renorm="pow2"`` power-of-two renormalisation) are in
+  :mod:`bkdsl.kernels.resolvent.variants`, which this module does not import (docs/kernels_k1.md,
+  "Forward variants").
 * Segmented backward (:func:`resolvent_diag_backward_triton`): the Möbius sweeps write α, β to scratch;
   the adjoint recurrences (linear given α, β) run the same compose / scan / re-sweep on affine maps.
 * The previous sequential kernels (one lane per sequence, site-major copies, sweeps meeting in the
@@ -39,8 +40,8 @@ import triton.language as tl
 
 from bkdsl.kernels.resolvent.naive import check_inputs
 
-__all__ = ["resolvent_diag_triton", "resolvent_diag_backward_triton", "segment_layout", "variant_flags",
-           "IO_VARIANTS", "RENORMS", "SEG", "SEGS", "BLOCK_B", "IO", "BWD_SEG", "BWD_SEGS"]
+__all__ = ["resolvent_diag_triton", "resolvent_diag_backward_triton", "segment_layout", "layout_flags",
+           "IO_LAYOUTS", "SEG", "SEGS", "BLOCK_B", "IO", "BWD_SEG", "BWD_SEGS"]
 
 # Segmented forward: SEG sites per segment, SEGS segments (lanes) per window, BLOCK_B sequences per
 # program, IO the access variant. 4096 × 2048 gives 4096 programs of 128 lanes, 8 sites each, two windows
@@ -54,13 +55,12 @@ BLOCK_B = 1
 IO = "tile"
 BWD_SEG = 2
 BWD_SEGS = 128
-# Variants of the segmented sweeps (launcher keywords io=, renorm=; the first of each is the default):
-# strided 4-B accesses per step / packed 8-B complex pairs / tile I/O per window; renormalisation by
-# 1/max or by a power of two. docs/kernels_k1.md, "Forward variants", has the predictions.
-IO_VARIANTS = ("strided", "packed", "tile")
+# I/O layouts of the segmented sweeps (launcher keyword io=): strided 4-B accesses per step / tile I/O per
+# window. The packed-pair and power-of-two-renormalisation variants are in variants.py (#14: the
+# production path does not import them); docs/kernels_k1.md, "Forward variants", has the measurements.
+IO_LAYOUTS = ("strided", "tile")
 # io="tile" moves a segment in chunks of TILE_SITES sites (one 16-B fp32 access per lane and array).
 TILE_SITES = 4
-RENORMS = ("max", "pow2")
 # What a Möbius sweep writes (its FINISH constexpr): its Schur complements, the two-sided diagonal over the
 # α parked by the previous sweep, or the causal (retarded) diagonal 1/α.
 PARK, TWO_SIDED, RETARDED = 0, 1, 2
@@ -126,30 +126,11 @@ def _cmul(xr, xi, yr, yi):
 
 
 @triton.jit
-def _scale_of(m, POW2: tl.constexpr):
-    """The factor that brings a matrix's largest |real or imaginary part| m to about 1: 1/m, or with
-    POW2 the power of two 2^(−⌊log₂ m⌋) made from m's exponent bits (scaled max in [1, 2); integer ops
-    and an exact multiply instead of MUFU.RCP + a rounding FMUL). The exponent field is clamped to the
-    normal range; m is never 0 (the maps are never the zero matrix) and never near the overflow bound."""
-    if POW2:
-        if m.dtype == tl.float64:
-            e = (m.to(tl.int64, bitcast=True) >> 52) & 0x7FF
-            s = (tl.minimum(tl.maximum(2046 - e, 1), 2046) << 52).to(tl.float64, bitcast=True)
-        else:
-            e = (m.to(tl.int32, bitcast=True) >> 23) & 0xFF
-            s = (tl.minimum(tl.maximum(254 - e, 1), 254) << 23).to(tl.float32, bitcast=True)
-    else:
-        s = 1.0 / tl.maximum(m, 1e-30)  # m = 0 only for the zero matrix, which the maps never produce
-    return s
-
-
-@triton.jit
-def _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2: tl.constexpr):
-    """The 2×2 complex matrix divided by its largest |real or imaginary part| (projective: free); with
-    POW2 by the power of two just below it (see :func:`_scale_of`)."""
+def _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i):
+    """The 2×2 complex matrix divided by its largest |real or imaginary part| (projective: free)."""
     m = tl.maximum(tl.maximum(tl.maximum(tl.abs(p00r), tl.abs(p00i)), tl.maximum(tl.abs(p01r), tl.abs(p01i))),
                    tl.maximum(tl.maximum(tl.abs(p10r), tl.abs(p10i)), tl.maximum(tl.abs(p11r), tl.abs(p11i))))
-    s = _scale_of(m, POW2)
+    s = 1.0 / tl.maximum(m, 1e-30)  # m = 0 only for the zero matrix, which the maps never produce
     return p00r * s, p00i * s, p01r * s, p01i * s, p10r * s, p10i * s, p11r * s, p11i * s
 
 
@@ -176,16 +157,7 @@ def _mobius_compose(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
     to the scale factor, which the projective action ignores."""
     r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i = _mobius_product(
         x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i, y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i)
-    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i, False)
-
-
-@triton.jit
-def _mobius_compose_pow2(x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i,
-                         y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i):
-    """Scan combine as :func:`_mobius_compose`, renormalised by a power of two (exact)."""
-    r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i = _mobius_product(
-        x00r, x00i, x01r, x01i, x10r, x10i, x11r, x11i, y00r, y00i, y01r, y01i, y10r, y10i, y11r, y11i)
-    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i, True)
+    return _renormalise(r00r, r00i, r01r, r01i, r10r, r10i, r11r, r11i)
 
 
 @triton.jit
@@ -232,16 +204,12 @@ def _compose_step(dr, b2, valid, zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p
 
 @triton.jit
 def _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
-                  SEGS: tl.constexpr, POW2: tl.constexpr):
+                  SEGS: tl.constexpr):
     """Phase 2: the scan over the window's segment maps P_s gives Q_s = P_s ⋯ P_0; x_s = Q_s·[c; 1]
     (projectively) is the Schur complement at the end of segment s, projected onto Im x ≤ −Im z where the
     exact value lies. Lane SEGS − 1, which re-sweeps segment 0, gets the carry c itself."""
-    if POW2:
-        q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
-            _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, True), 1, _mobius_compose_pow2)
-    else:
-        q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
-            _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, False), 1, _mobius_compose)
+    q00r, q00i, q01r, q01i, q10r, q10i, q11r, q11i = tl.associative_scan(
+        _renormalise(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i), 1, _mobius_compose)
     u_r, u_i = _cmul(q00r, q00i, c_r, c_i)
     u_r += q01r
     u_i += q01i
@@ -256,38 +224,27 @@ def _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, 
 
 
 @triton.jit
-def _load_pair(at, valid, PACKED: tl.constexpr):
-    """(re, im) at the complex slots at (float pointers to re; im follows): two 4-B loads, or with PACKED
-    one 8-B load of the [..., 2] pair tile, split after the load."""
-    if PACKED:
-        pair = tl.load(at[:, :, None] + tl.arange(0, 2)[None, None, :], mask=valid[:, :, None], other=1.0)
-        re, im = tl.split(pair)
-    else:
-        re = tl.load(at, mask=valid, other=1.0)
-        im = tl.load(at + 1, mask=valid, other=0.0)
+def _load_pair(at, valid):
+    """(re, im) at the complex slots at (float pointers to re; im follows): two 4-B loads."""
+    re = tl.load(at, mask=valid, other=1.0)
+    im = tl.load(at + 1, mask=valid, other=0.0)
     return re, im
 
 
 @triton.jit
-def _store_pair(at, re, im, valid, PACKED: tl.constexpr):
-    """Store (re, im) to the complex slots at: two 4-B stores, or with PACKED one 8-B store of
-    tl.join(re, im)."""
-    if PACKED:
-        tl.store(at[:, :, None] + tl.arange(0, 2)[None, None, :], tl.join(re, im), mask=valid[:, :, None])
-    else:
-        tl.store(at, re, mask=valid)
-        tl.store(at + 1, im, mask=valid)
+def _store_pair(at, re, im, valid):
+    """Store (re, im) to the complex slots at: two 4-B stores."""
+    tl.store(at, re, mask=valid)
+    tl.store(at + 1, im, mask=valid)
 
 
 @triton.jit
 def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
-                     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                     PACKED: tl.constexpr = False, POW2: tl.constexpr = False):
+                     FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr):
     """One Schur sweep over all windows: α (left to right) or, if MIRROR, β (right to left). FINISH says
     what the sweep writes to out (complex, re/im interleaved): PARK (0) its Schur complements; TWO_SIDED
-    (1) G = 1/(α + β − d) over the α that out holds already; RETARDED (2) the causal diagonal 1/α. Every access is per step and lane
-    (stride SEG between lanes); PACKED moves each complex value as one 8-B pair, POW2 renormalises by
-    powers of two."""
+    (1) G = 1/(α + β − d) over the α that out holds already; RETARDED (2) the causal diagonal 1/α. Every
+    access is per step and lane (stride SEG between lanes)."""
     seg = tl.arange(0, SEGS)[None, :]                 # [1, SEGS]
     target = (seg + 1) % SEGS                         # the segment a lane re-sweeps
     carry_lane = (2 * SEGS - 2) % SEGS                # the lane that re-sweeps the last segment
@@ -313,10 +270,10 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
                 p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _compose_step(
                     dr, b2, valid, zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
             p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
-                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2)
+                p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
         # 2. scan over the window's segments, then act on [c; 1]
         x_r, x_i = _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
-                                 SEGS, POW2)
+                                 SEGS)
         # 3. re-sweep segment target(s) with the Schur step from the seed (a runtime loop, as above)
         for t in range(SEG):
             dr, b2, site, valid = _load_step(a_ptr, b_ptr, row64, row_live, w0 + target * SEG + t, n, zr,
@@ -326,14 +283,14 @@ def _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: 
             x_i = tl.where(valid, ni, x_i)
             at = out_ptr + 2 * (row64 * n + site)
             if FINISH == 1:
-                al_r, al_i = _load_pair(at, valid, PACKED)
+                al_r, al_i = _load_pair(at, valid)
                 g_r, g_i = _reciprocal(al_r + x_r - dr, al_i + x_i + zi)
-                _store_pair(at, g_r, g_i, valid, PACKED)
+                _store_pair(at, g_r, g_i, valid)
             elif FINISH == 2:
                 g_r, g_i = _reciprocal(x_r, x_i)
-                _store_pair(at, g_r, g_i, valid, PACKED)
+                _store_pair(at, g_r, g_i, valid)
             else:
-                _store_pair(at, x_r, x_i, valid, PACKED)
+                _store_pair(at, x_r, x_i, valid)
         c_r = tl.sum(tl.where(seg == carry_lane, x_r, 0.0), axis=1, keep_dims=True)
         c_i = tl.sum(tl.where(seg == carry_lane, x_i, 0.0), axis=1, keep_dims=True)
 
@@ -441,7 +398,7 @@ def _pair_tile(out_ptr, row3, live3, low, n, CH: tl.constexpr, EVEN: tl.constexp
 @triton.jit
 def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
                           FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                          POW2: tl.constexpr, EVEN: tl.constexpr, CH: tl.constexpr):
+                          EVEN: tl.constexpr, CH: tl.constexpr):
     """:func:`_segmented_sweep` with tile I/O (see above); the arithmetic is the same step for step.
     A segment moves in chunks of CH = min(SEG, TILE_SITES) sites, each one [BLOCK_B, SEGS, CH] tile (a
     16-B access per lane and array) that a thread holds whole, so the column splits are free; wider
@@ -471,10 +428,10 @@ def _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIR
                     row_live & (w0 + seg * SEG + (c * CH + u) < n), zi, p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
                 if u % 2 == 1:
                     p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i = _renormalise(
-                        p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, POW2)
+                        p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i)
         # 2. seeds
         x_r, x_i = _window_seeds(p00r, p00i, p01r, p01i, p10r, p10i, p11r, p11i, c_r, c_i, zi, seg, zero,
-                                 SEGS, POW2)
+                                 SEGS)
         # 3. re-sweep the target segments chunk by chunk; each chunk's results leave as one complex tile
         first = w0 + target[:, :, None] * SEG
         low = _segment_low(first, n, MIRROR, CH)
@@ -530,15 +487,14 @@ def _projective_ratio(u_r, u_i, v_r, v_i):
 @triton.jit
 def _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR: tl.constexpr,
                   FINISH: tl.constexpr, BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                  IO: tl.constexpr, POW2: tl.constexpr, EVEN: tl.constexpr, CH: tl.constexpr):
-    """The sweep with the I/O variant IO: 0 strided (per step, 4-B accesses), 1 packed (8-B complex
-    pairs), 2 tile (see _segmented_sweep_tile; EVEN: N is a multiple of its chunk of CH sites)."""
-    if IO == 2:
+                  IO: tl.constexpr, EVEN: tl.constexpr, CH: tl.constexpr):
+    """The sweep with the I/O layout IO: 0 strided (per step, 4-B accesses), 1 tile (see
+    _segmented_sweep_tile; EVEN: N is a multiple of its chunk of CH sites)."""
+    if IO == 1:
         _segmented_sweep_tile(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR, FINISH, BLOCK_B, SEGS,
-                              SEG, POW2, EVEN, CH)
+                              SEG, EVEN, CH)
     else:
-        _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR, FINISH, BLOCK_B, SEGS, SEG,
-                         IO == 1, POW2)
+        _segmented_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, MIRROR, FINISH, BLOCK_B, SEGS, SEG)
 
 
 @triton.jit
@@ -551,14 +507,14 @@ def _program_rows(z_ptr, n_seq, BLOCK_B: tl.constexpr):
 @triton.jit
 def _resolvent_segmented_kernel(a_ptr, b_ptr, z_ptr, out_ptr, n_seq, n,
                                 BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                                IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                                IO: tl.constexpr = 0,
                                 EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
-    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)
     # β's re-sweep reads α parked by other lanes of this program
     tl.debug_barrier()
-    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, True, True, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, out_ptr, row64, row_live, n, zr, zi, True, True, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)
 
 
@@ -692,13 +648,13 @@ def _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr
 @triton.jit
 def _resolvent_segmented_bwd_kernel(a_ptr, b_ptr, z_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, n_seq, n,
                                     BLOCK_B: tl.constexpr, SEGS: tl.constexpr, SEG: tl.constexpr,
-                                    IO: tl.constexpr = 0, POW2: tl.constexpr = False,
+                                    IO: tl.constexpr = 0,
                                     EVEN: tl.constexpr = False, CH: tl.constexpr = 1):
     row64, row_live, zr, zi = _program_rows(z_ptr, n_seq, BLOCK_B)
     # α, β into scratch with the forward's I/O variant; the adjoint sweeps keep strided I/O
-    _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, al_ptr, row64, row_live, n, zr, zi, False, False, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)
-    _mobius_sweep(a_ptr, b_ptr, be_ptr, row64, row_live, n, zr, zi, True, False, BLOCK_B, SEGS, SEG, IO, POW2,
+    _mobius_sweep(a_ptr, b_ptr, be_ptr, row64, row_live, n, zr, zi, True, False, BLOCK_B, SEGS, SEG, IO,
                   EVEN, CH)
     tl.debug_barrier()  # the adjoint sweeps read α, β written by other lanes
     _adjoint_segmented_sweep(a_ptr, b_ptr, g_ptr, al_ptr, be_ptr, ga_ptr, gb_ptr, row64, row_live, n, zr, zi,
@@ -723,18 +679,17 @@ def segment_layout(n: int, seg: int = SEG, segs: int = SEGS) -> tuple[int, int]:
     return seg, max(1, min(segs, triton.next_power_of_2(triton.cdiv(n, seg))))
 
 
-def variant_flags(n: int, seg: int, segs: int, io: str, renorm: str) -> dict:
-    """The kernels' layout and variant constexprs for a chain of N sites: SEG, SEGS (segment_layout); IO,
-    the I/O variant's code (strided 0, packed 1, tile 2; tile rounds SEG up to a power of two ≤ 32, the
-    padded sites being masked like a padded window); POW2 for renorm == "pow2" (renormalise by powers of
-    two instead of 1/max); for tile only CH = min(SEG, TILE_SITES), the sites per access, and EVEN = N is
-    a multiple of CH (per-chunk masks)."""
-    if io not in IO_VARIANTS:
-        raise ValueError(f"io must be one of {IO_VARIANTS}, got {io!r}")
-    if renorm not in RENORMS:
-        raise ValueError(f"renorm must be one of {RENORMS}, got {renorm!r}")
+def layout_flags(n: int, seg: int, segs: int, io: str) -> dict:
+    """The kernels' layout constexprs for a chain of N sites: SEG, SEGS (segment_layout); IO, the I/O
+    layout's code (strided 0, tile 1; tile rounds SEG up to a power of two ≤ 32, the padded sites being
+    masked like a padded window); for tile only CH = min(SEG, TILE_SITES), the sites per access, and
+    EVEN = N is a multiple of CH (per-chunk masks). The packed-I/O and power-of-two variants are
+    :mod:`bkdsl.kernels.resolvent.variants`."""
+    if io not in IO_LAYOUTS:
+        raise ValueError(f"io must be one of {IO_LAYOUTS}, got {io!r} (the packed variant is "
+                         "bkdsl.kernels.resolvent.variants.resolvent_diag_triton_variant)")
     seg, segs = segment_layout(n, seg, segs)
-    flags = dict(SEG=seg, SEGS=segs, IO=IO_VARIANTS.index(io), POW2=renorm == "pow2")
+    flags = dict(SEG=seg, SEGS=segs, IO=IO_LAYOUTS.index(io))
     if io == "tile":
         seg = triton.next_power_of_2(seg)
         if seg > 32:
@@ -747,17 +702,17 @@ def variant_flags(n: int, seg: int, segs: int, io: str, renorm: str) -> dict:
 def resolvent_diag_triton(a: torch.Tensor, b: torch.Tensor, z_re: float, z_im: float, seg: int = SEG,
                           segs: int = SEGS, block_b: int = BLOCK_B, num_warps: int | None = None,
                           out: torch.Tensor | None = None, io: str = IO,
-                          renorm: str = "max", maxnreg: int | None = None) -> torch.Tensor:
+                          maxnreg: int | None = None) -> torch.Tensor:
     """G_ii by the segmented forward kernel (no autograd; see the custom op). Reads a [B, N] and
     b [B, N−1] in place and writes complex [B, N] directly (no layout copies), into ``out`` if given
-    (contiguous, complex, [B, N]; the tests pass a poisoned one). ``io`` and ``renorm`` pick a variant
-    (see :func:`variant_flags`; the defaults are the measured-fastest kernel); ``maxnreg`` caps the
+    (contiguous, complex, [B, N]; the tests pass a poisoned one). ``io`` picks the I/O layout
+    (:func:`layout_flags`; the default is the measured-fastest kernel); ``maxnreg`` caps the
     registers per thread (Triton's CUDA option; the tile variant compiles to ≈ 120 at 4 × 256, which
     allows 16 resident warps per SM, 80 allow 24)."""
     check_inputs(a, b)
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    flags = variant_flags(n, seg, segs, io, renorm)
+    flags = layout_flags(n, seg, segs, io)
     if num_warps is None:
         num_warps = max(1, min(8, block_b * flags["SEGS"] // 32))
     if out is None:
@@ -774,14 +729,13 @@ def resolvent_diag_backward_triton(a: torch.Tensor, b: torch.Tensor, z_re: float
                                    block_b: int = BLOCK_B,
                                    num_warps: int | None = None,
                                    out: tuple[torch.Tensor, torch.Tensor] | None = None,
-                                   io: str = "strided", renorm: str = "max"
-                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                                   io: str = "strided") -> tuple[torch.Tensor, torch.Tensor]:
     """(∂L/∂a, ∂L/∂b) from ∂L/∂G by the segmented adjoint kernel ([B, N] in place, no layout copies);
     into ``out`` = (like a, like b) if given. α and β are recomputed into scratch (2 × 8 B/site) by the
-    forward's sweeps, with its ``io`` / ``renorm`` variant; the adjoint sweeps are the same for all."""
+    forward's sweeps, with its ``io`` layout; the adjoint sweeps are the same for all."""
     a, b = a.contiguous(), b.contiguous()
     n_seq, n = a.shape
-    flags = variant_flags(n, seg, segs, io, renorm)
+    flags = layout_flags(n, seg, segs, io)
     if num_warps is None:
         num_warps = max(1, min(8, block_b * flags["SEGS"] // 32))
     g = torch.view_as_real(grad.to(_complex_dtype(a.dtype)).resolve_conj().contiguous())

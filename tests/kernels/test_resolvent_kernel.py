@@ -66,7 +66,7 @@ def test_segmented_backward_matches_reference(batch, n, seg, segs):
     torch.testing.assert_close(gb / scale, rb / scale, **_tol(dtype))
 
 
-# The forward variants (launcher keywords io=, renorm=) against the same reference. Cases add SEG 8 and
+# The forward variants (variants.py launchers, keywords io=, renorm=) against the same reference. Cases add SEG 8 and
 # 16 (a tile then moves in chunks of 4 sites), N a multiple of SEG (the tile's per-chunk masks) and not,
 # SEG 3 (tile rounds it up to 4); block_b = 2 with odd batches leaves the last program half empty.
 VARIANTS = [("packed", "max"), ("tile", "max"), ("strided", "pow2"), ("tile", "pow2")]
@@ -81,7 +81,20 @@ def test_forward_variants_match_reference(batch, n, seg, segs, io, renorm):
     a, b, _ = _chain(batch, n, dtype, seed=batch * 100 + n + 7)
     z = (0.3, 0.12)
     out, _ = _poisoned(batch, n, dtype)
-    g = kr.resolvent_diag_triton(a, b, *z, seg=seg, segs=segs, block_b=2, out=out, io=io, renorm=renorm)
+    g = variants.resolvent_diag_triton_variant(a, b, *z, seg=seg, segs=segs, block_b=2, out=out, io=io,
+                                               renorm=renorm)
+    torch.testing.assert_close(g, resolvent_diag_reference(a, b, complex(*z)), **_tol(dtype))
+
+
+@pytest.mark.parametrize("batch,n,seg,segs", VARIANT_CASES)
+@pytest.mark.parametrize("io", ["strided", "tile"])
+def test_production_layouts_match_reference(batch, n, seg, segs, io):
+    """The production module's own layouts (no variant switches left in it) at the variant cases."""
+    dtype = torch.float64 if n % 2 else torch.float32
+    a, b, _ = _chain(batch, n, dtype, seed=batch * 100 + n + 11)
+    z = (0.3, 0.12)
+    out, _ = _poisoned(batch, n, dtype)
+    g = kr.resolvent_diag_triton(a, b, *z, seg=seg, segs=segs, block_b=2, out=out, io=io)
     torch.testing.assert_close(g, resolvent_diag_reference(a, b, complex(*z)), **_tol(dtype))
 
 
@@ -93,8 +106,8 @@ def test_backward_variants_match_reference(batch, n, seg, segs, io, renorm):
     a, b, w = _chain(batch, n, dtype, seed=batch * 100 + n + 3)
     z = (-0.3, 0.15)
     _, out = _poisoned(batch, n, dtype)
-    ga, gb = kr.resolvent_diag_backward_triton(a, b, *z, w, seg=seg, segs=segs, block_b=2, out=out, io=io,
-                                               renorm=renorm)
+    ga, gb = variants.resolvent_diag_backward_triton_variant(a, b, *z, w, seg=seg, segs=segs, block_b=2, out=out,
+                                                             io=io, renorm=renorm)
     ra, rb = resolvent_backward_reference(a, b, complex(*z), w)
     scale = max(ra.abs().max().item(), 1.0)
     torch.testing.assert_close(ga / scale, ra / scale, **_tol(dtype))
@@ -105,8 +118,14 @@ def test_variant_names_are_checked():
     a, b, _ = _chain(2, 70, torch.float32, seed=13)
     with pytest.raises(ValueError, match="io must be"):
         kr.resolvent_diag_triton(a, b, 0.0, 0.1, io="vector")
+    with pytest.raises(ValueError, match="variants"):        # the packed variant left the production module
+        kr.resolvent_diag_triton(a, b, 0.0, 0.1, io="packed")
+    with pytest.raises(TypeError):
+        kr.resolvent_diag_triton(a, b, 0.0, 0.1, renorm="pow2")
+    with pytest.raises(ValueError, match="io must be"):
+        variants.resolvent_diag_triton_variant(a, b, 0.0, 0.1, io="vector")
     with pytest.raises(ValueError, match="renorm must be"):
-        kr.resolvent_diag_triton(a, b, 0.0, 0.1, renorm="none")
+        variants.resolvent_diag_triton_variant(a, b, 0.0, 0.1, renorm="none")
     with pytest.raises(ValueError, match="SEG ≤ 32"):
         kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=64, segs=1, io="tile")
 
@@ -117,7 +136,10 @@ def test_renormalisation_keeps_segment_products_finite(io, renorm):
     overflows at 3e38); renormalised, G is finite and right."""
     a, b, _ = _chain(2, 64, torch.float32, seed=8)
     a = a * 5e4
-    g = kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=16, segs=4, block_b=2, io=io, renorm=renorm)
+    if renorm == "max" and io != "packed":
+        g = kr.resolvent_diag_triton(a, b, 0.0, 0.1, seg=16, segs=4, block_b=2, io=io)
+    else:
+        g = variants.resolvent_diag_triton_variant(a, b, 0.0, 0.1, seg=16, segs=4, block_b=2, io=io, renorm=renorm)
     ref = resolvent_diag_reference(a.double(), b.double(), 0.1j)
     assert torch.isfinite(torch.view_as_real(g)).all()
     torch.testing.assert_close(g.to(torch.complex128), ref, rtol=1e-4, atol=1e-9)
