@@ -109,8 +109,9 @@ def _grouped_conv(layers: list[nn.modules.conv._ConvNd]) -> nn.Module:
 
 def _grouped_batchnorm(layers: list[nn.modules.batchnorm._BatchNorm]) -> nn.Module:
     b0, R = layers[0], len(layers)
+    ref = b0.weight if b0.affine else b0.running_mean
     m = type(b0)(R * b0.num_features, b0.eps, b0.momentum, b0.affine, b0.track_running_stats,
-                 device=(b0.weight if b0.affine else b0.running_mean).device)
+                 device=ref.device if ref is not None else None, dtype=ref.dtype if ref is not None else None)
     with torch.no_grad():
         if b0.affine:
             m.weight.copy_(torch.cat([b.weight for b in layers]))
@@ -126,7 +127,7 @@ def _grouped_groupnorm(layers: list[nn.GroupNorm]) -> nn.Module:
     g0, R = layers[0], len(layers)
     m = nn.GroupNorm(R * g0.num_groups, R * g0.num_channels, g0.eps, g0.affine)
     if g0.affine:
-        m.to(g0.weight.device)
+        m.to(device=g0.weight.device, dtype=g0.weight.dtype)
         with torch.no_grad():
             m.weight.copy_(torch.cat([g.weight for g in layers]))
             m.bias.copy_(torch.cat([g.bias for g in layers]))

@@ -109,7 +109,7 @@ def _interrupt_at(monkeypatch, module, epoch_to_stop: int, calls_before: int = 0
     monkeypatch.setattr(module, "apply_all", apply_all)
 
 
-@pytest.mark.parametrize("mode", ["sequential", "batched"])
+@pytest.mark.parametrize("mode", ["sequential", "batched", "vmap"])
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, mode, capsys):
     from bkdsl.train import loop
 
@@ -123,6 +123,8 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monk
     cut = json.loads((tmp_path / "cut" / "sweep.json").read_text())
     assert [r["status"] for r in cut["runs"]] == (["completed", "pending"] if mode == "sequential" else
                                                   ["pending", "pending"])
+    if mode != "sequential":    # `batched` takes the grouped form (tiny_regression's model has one)
+        assert cut["groups"] == [] and {"batched": "grouped", "vmap": "vmap"}[mode] in (tmp_path / "cut" / "000-lr-1e-3" / "train.log").read_text()
     assert not (tmp_path / "cut" / "001-lr-1e-2" / "final.json").exists()
     assert (tmp_path / "cut" / "001-lr-1e-2" / "checkpoints" / "last.safetensors").exists()
     assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
@@ -131,9 +133,10 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monk
         assert b["status"] == "completed"
         assert b["test"] == pytest.approx(a["test"], rel=1e-6, abs=1e-9)
         assert b["best"]["value"] == pytest.approx(a["best"]["value"], rel=1e-6)
-    if mode == "batched":
+    if mode != "sequential":
         assert all(r["mode"] == "batched" for r in got["runs"])
         assert got["groups"][-1]["resumed_at_step"] > 0
+        assert got["groups"][-1]["strategy"] == {"batched": "grouped", "vmap": "vmap"}[mode]
 
 
 def test_dry_run_checks_every_combination_and_trains_nothing(tmp_path, capsys):
@@ -149,6 +152,7 @@ def test_the_batched_sweep_equals_the_sequential_sweep(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "bat"), "--sweep-mode", "batched"]) == 0
     seq, bat = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in ("seq", "bat"))
     assert [g["runs"] for g in bat["groups"]] == [[r["dir"] for r in bat["runs"]]]   # one group of four
+    assert bat["groups"][0]["strategy"] == "grouped" and {r["strategy"] for r in bat["runs"]} == {"grouped"}
     for a, b in zip(seq["runs"], bat["runs"]):
         assert (a["mode"], b["mode"]) == ("sequential", "batched")
         assert b["test"] == pytest.approx(a["test"], rel=1e-6, abs=1e-9)
@@ -172,3 +176,17 @@ def test_auto_mode_trains_sequentially_on_the_cpu(tmp_path, capsys):
     assert doc["mode"] == "auto" and [r["mode"] for r in doc["runs"]] == ["sequential", "sequential"]
     assert doc["groups"] == []
     assert "auto batches on CUDA only" in capsys.readouterr().err
+
+
+def test_a_grid_over_a_shape_key_trains_one_grouped_group_per_shape_equal_to_sequential(tmp_path, capsys):
+    # model.width changes the parameter shapes (as d_z does for u236_mtl.bk): one grouped group per width
+    args = [SPEC, *QUICK, "--sweep", "model.width=16,32", "--sweep", "train.seed=0,1"]
+    assert main([*args, "--out", str(tmp_path / "seq"), "--sweep-mode", "sequential"]) == 0
+    assert main([*args, "--out", str(tmp_path / "grp"), "--sweep-mode", "grouped"]) == 0
+    seq, grp = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in ("seq", "grp"))
+    assert [(g["runs"], g["strategy"]) for g in grp["groups"]] == [
+        (["000-width-16_seed-0", "001-width-16_seed-1"], "grouped"),
+        (["002-width-32_seed-0", "003-width-32_seed-1"], "grouped")]
+    for a, b in zip(seq["runs"], grp["runs"]):
+        assert b["test"] == pytest.approx(a["test"], rel=1e-5, abs=1e-9)
+    assert len({r["test"]["test.loss"] for r in grp["runs"]}) == 4
