@@ -109,6 +109,8 @@ CODES: dict[str, str] = {
     "E0704": "solver did not converge",
     "E0705": "unphysical solution (collapsed density, radius or energy per nucleon out of bounds)",
     "E0801": "device not available",
+    "E0810": "CUDA-graph replay called with inputs the graphs were not captured for",
+    "E0811": "CUDA-graph forward recorded again before its backward ran",
     "X0001": "internal compiler error (a bug in bkdsl; rerun with --debug for the traceback)",
 }
 
