@@ -111,6 +111,8 @@ CODES: dict[str, str] = {
     "E0705": "unphysical solution (collapsed density, radius or energy per nucleon out of bounds)",
     "E0706": "density solver and its settings do not fit (Kohn-Sham data: sho/rnd fields, no Coulomb)",
     "E0801": "device not available",
+    "E0810": "CUDA-graph replay called with inputs the graphs were not captured for",
+    "E0811": "CUDA-graph forward recorded again before its backward ran",
     "X0001": "internal compiler error (a bug in bkdsl; rerun with --debug for the traceback)",
 }
 

@@ -133,7 +133,7 @@ class HyperbolicMoE(nn.Module):
             float32, Poincaré metric, with autograd recording, outside torch.compile; elsewhere — e.g.
             under ``torch.no_grad()`` — the op as usual). It removes the
             host's ≈ 1 ms per op forward + backward (#20.4). Contract: one recorded forward per backward
-            (a second forward with autograd recording before the backward raises RuntimeError; run
+            (a second forward with autograd recording before the backward raises BkError E0811; run
             extra forwards under ``torch.no_grad()``).
 
     Input x: [..., d] points of the ball; output: [..., d] points of the ball.
