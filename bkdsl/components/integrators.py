@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bkdsl.components.hamiltonians import Hamiltonian
@@ -19,7 +18,11 @@ from bkdsl.components.proofs import proven, refuted, unestablished
 from bkdsl.components.shapes import last_axis
 from bkdsl.diagnostics import BkError
 from bkdsl.registry import Component, Proof, component
-from bkdsl.verify import probes
+from bkdsl.lazy import lazy_module
+
+# the steps' torch code and the probes load when a claim is probed or a model built (bkdsl/lazy.py)
+torch = lazy_module("torch")
+probes = lazy_module("bkdsl.verify.probes")
 
 
 class _P(BaseModel):
