@@ -388,11 +388,16 @@ def _load_builtins() -> None:
         importlib.import_module(mod)
 
 
-def _load_defining(name: str, kinds: tuple[str, ...] | None) -> None:
-    """Import the built-in modules that register ``name`` (in one of ``kinds``), from the manifest."""
-    for kind, mod in MANIFEST.get(name, {}).items():
-        if kinds is None or kind in kinds:
-            importlib.import_module(mod)  # a dict lookup in sys.modules once imported
+# names whose built-in modules are imported (lookup's fast path: a set membership per call)
+_READY: set[str] = set()
+
+
+def _load_defining(name: str) -> None:
+    """Import the built-in modules that register ``name`` (the manifest's entries for it), once."""
+    if name not in _READY:
+        for mod in MANIFEST.get(name, {}).values():
+            importlib.import_module(mod)
+        _READY.add(name)
 
 
 # Without a kind, a name that has several roles resolves to the first of these.
@@ -410,21 +415,23 @@ def _roles(name: str) -> list[tuple[str, type[Component]]]:
 def lookup(name: str, kind: str | tuple[str, ...] | None = None) -> type[Component] | None:
     """The component registered as ``name`` (of ``kind``, or one of several kinds, when given).
 
-    Imports only the built-in module that defines ``name`` (bkdsl/components/_manifest.py)."""
-    kinds = (kind,) if isinstance(kind, str) else kind
-    _load_defining(name, kinds)
-    roles = dict(_roles(name))
+    Imports only the built-in module(s) that define ``name`` (bkdsl/components/_manifest.py)."""
+    _load_defining(name)
+    roles = _REGISTRY.get(name)
     if not roles:
         return None
-    if kinds is not None:
-        for k in kinds:
-            if k in roles:
-                return roles[k]
+    if kind is not None:
+        for k in (kind,) if isinstance(kind, str) else kind:
+            cls = roles.get(k)
+            if cls is not None:
+                return cls
         return None
+    if len(roles) == 1:
+        return next(iter(roles.values()))
     for k in _ROLE_ORDER:
         if k in roles:
             return roles[k]
-    return next(iter(roles.values()))
+    return _roles(name)[0][1]
 
 
 def names(kind: str | tuple[str, ...] | None = None) -> list[str]:

@@ -29,9 +29,12 @@ its ``reverse_*`` methods act on the tensors they are given. ``bkdsl.train.rever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from bkdsl.diagnostics import BkError, Span
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
