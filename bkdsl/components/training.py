@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from bkdsl.components.data_file import unit_text
 from bkdsl.components.metric_specs import DIMENSIONLESS, METRICS as _METRICS, MetricSpec, unit_factor
 from bkdsl.components.reversal import bind_layout
-from bkdsl.registry import Component, component, lookup, names
+from bkdsl.registry import Component, component, lookup, names as registered_names
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.values import CallValue, Ref
 
@@ -51,7 +51,7 @@ def instantiate(value: Any, kind: str, span: Span | None = None, what: str | Non
     cls = lookup(value.name, kind)
     if cls is None:
         other = lookup(value.name)
-        known = names(kind)
+        known = registered_names(kind)
         raise BkError("E0609", f"`{value.name}` is not a{'n' if kind[0] in 'aeiou' else ''} {kind}"
                       + (f" (it is a {other.kind})" if other else ""), span=sp,
                       help=f"{kind} components: {', '.join(known)}")
