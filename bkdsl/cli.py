@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bkdsl.diagnostics import BkError, Diagnostic, render_all
 from bkdsl.exitcodes import EXIT_DIAG, EXIT_OK, print_diagnostics as _print_diags, run_command
+from bkdsl.gcpause import skip_exit_collection
 from bkdsl.overrides import overrides_of
 
 
@@ -262,10 +263,14 @@ def command_of(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # the `bkdsl` program (tests pass argv and keep their process)
     argv = sys.argv[1:] if argv is None else argv
     ap = build_parser(command_of(argv))
     args = ap.parse_args(argv)
-    return run_command(args)
+    rc = run_command(args)
+    if as_program:
+        skip_exit_collection()  # the process ends now: no full collection of what the command built
+    return rc
 
 
 if __name__ == "__main__":  # pragma: no cover

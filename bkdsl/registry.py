@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bkdsl.components._manifest import MANIFEST  # data only: name → kind → the module that registers it
 from bkdsl.diagnostics import BkError, Span, pydantic_message
 from bkdsl.semantics.types import DimUnifier, ValueType
 
@@ -303,7 +304,11 @@ def _param_help(cls: type[Component], loc: str) -> str:
 _REGISTRY: dict[str, dict[str, type[Component]]] = {}
 _LOADED = False
 
-# Modules whose import registers the built-in components.
+# Modules whose import registers the built-in components. Which module registers which (name, kind) is
+# recorded in bkdsl/components/_manifest.py (generated from these modules by
+# ``python -m bkdsl.components.manifest``; tests/components/test_manifest.py regenerates it and compares),
+# so that ``lookup(name)`` imports the one module that defines ``name`` — not every module, and with
+# them torch — see "The lazy registry" in docs/architecture.md.
 BUILTIN_MODULES = [
     "bkdsl.components.manifolds",
     "bkdsl.components.layers",
@@ -339,7 +344,9 @@ def component(name: str, *, kind: str = "layer", inputs: tuple[str, ...] | None 
     """Register a :class:`Component` subclass under ``name`` (decorator).
 
     A name belongs to one class: registering another class under a taken name is an error unless
-    ``replace=True`` (a user deliberately overriding a built-in)."""
+    ``replace=True`` (a user deliberately overriding a built-in). A built-in is registered before any
+    other class of its name and kind (its module is imported first), so an override replaces it
+    whether or not the built-in was looked up before."""
     if kind not in KINDS:
         raise ValueError(f"unknown component kind {kind!r}; one of {KINDS}")
 
@@ -352,6 +359,9 @@ def component(name: str, *, kind: str = "layer", inputs: tuple[str, ...] | None 
                             "(bkdsl.registry.Optimizer)" if kind == "optimizer" else
                             "a schedule component defines build(self, optimizer, *, steps_per_epoch, total_steps) "
                             "-> torch.optim.lr_scheduler.LRScheduler (bkdsl.registry.Schedule)")
+        builtin = MANIFEST.get(name, {}).get(kind)
+        if builtin is not None and builtin != cls.__module__:
+            importlib.import_module(builtin)  # the built-in first, as if every built-in were loaded
         prev = _REGISTRY.get(name, {}).get(kind)
         if prev is not None and not replace and (prev.__module__, prev.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"component name {name!r} is already registered by {prev.__module__}.{prev.__qualname__}; "
@@ -369,6 +379,7 @@ def component(name: str, *, kind: str = "layer", inputs: tuple[str, ...] | None 
 
 
 def _load_builtins() -> None:
+    """Import every built-in component module (``all_components``, the catalog, the manifest generator)."""
     global _LOADED
     if _LOADED:
         return
@@ -377,32 +388,69 @@ def _load_builtins() -> None:
         importlib.import_module(mod)
 
 
+# names whose built-in modules are imported (lookup's fast path: a set membership per call)
+_READY: set[str] = set()
+
+
+def _load_defining(name: str) -> None:
+    """Import the built-in modules that register ``name`` (the manifest's entries for it), once."""
+    if name not in _READY:
+        for mod in MANIFEST.get(name, {}).values():
+            importlib.import_module(mod)
+        _READY.add(name)
+
+
 # Without a kind, a name that has several roles resolves to the first of these.
 _ROLE_ORDER = ("metric",)
 
 
+def _roles(name: str) -> list[tuple[str, type[Component]]]:
+    """(kind, class) of ``name``: the built-in kinds in the manifest's (= BUILTIN_MODULES') order, then
+    kinds only user components give it — the same order whichever modules happen to be imported."""
+    roles = _REGISTRY.get(name) or {}
+    order = list(MANIFEST.get(name, {}))
+    return sorted(roles.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+
+
 def lookup(name: str, kind: str | tuple[str, ...] | None = None) -> type[Component] | None:
-    """The component registered as ``name`` (of ``kind``, or one of several kinds, when given)."""
-    _load_builtins()
+    """The component registered as ``name`` (of ``kind``, or one of several kinds, when given).
+
+    Imports only the built-in module(s) that define ``name`` (bkdsl/components/_manifest.py)."""
+    _load_defining(name)
     roles = _REGISTRY.get(name)
     if not roles:
         return None
     if kind is not None:
         for k in (kind,) if isinstance(kind, str) else kind:
-            if k in roles:
-                return roles[k]
+            cls = roles.get(k)
+            if cls is not None:
+                return cls
         return None
+    if len(roles) == 1:
+        return next(iter(roles.values()))
     for k in _ROLE_ORDER:
         if k in roles:
             return roles[k]
-    return next(iter(roles.values()))
+    return _roles(name)[0][1]
+
+
+def names(kind: str | tuple[str, ...] | None = None) -> list[str]:
+    """The registered names (of ``kind``, or one of several kinds), built-in and user, sorted — what
+    "did you mean" and "components of this kind: ..." read, without importing any component module."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    out = {n for n, roles in MANIFEST.items() if kinds is None or any(k in kinds for k in roles)}
+    out |= {n for n, roles in _REGISTRY.items() if kinds is None or any(k in kinds for k in roles)}
+    return sorted(out)
 
 
 def all_components() -> dict[str, type[Component]]:
-    """name → class (a name with several roles is listed under ``name`` and ``name:kind``)."""
+    """name → class (a name with several roles is listed under ``name`` and ``name:kind``). Imports
+    every built-in component module; the order is the built-ins' (manifest) order, then user components."""
     _load_builtins()
     out: dict[str, type[Component]] = {}
-    for name, roles in _REGISTRY.items():
-        for k, cls in roles.items():
+    order = list(MANIFEST) + [n for n in _REGISTRY if n not in MANIFEST]
+    for name in order:
+        for k, cls in _roles(name):
             out[name if name not in out else f"{name}:{k}"] = cls
     return out
+

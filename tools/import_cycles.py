@@ -3,7 +3,8 @@
     python tools/import_cycles.py        # from the repository root; exit 0 when there is none
 
 Every ``import``/``from … import`` anywhere in a file (module level or inside a function) is an edge,
-and so is ``importlib.import_module("literal")`` (the CLI's lazily imported subcommands); ``bkdsl.kernels``
+and so is ``importlib.import_module("literal")`` (the CLI's lazily imported subcommands), and
+``lazy_module("literal")`` / ``lazy_function("literal", ...)`` (bkdsl/lazy.py: a component's torch side); ``bkdsl.kernels``
 is mapped onto the top-level kernels/ folder. Prints each cycle (a strongly connected component of more
 than one module) and the count last. Run by ``make test`` and .ci/run.
 """
@@ -42,6 +43,10 @@ def imported_names(tree: ast.AST, pkg: str) -> list[str]:
             out += [base] + [f"{base}.{a.name}" for a in node.names]
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            out.append(node.args[0].value)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("lazy_module", "lazy_function") and node.args
               and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             out.append(node.args[0].value)
         elif isinstance(node, ast.Dict):  # {"train": ("bkdsl.train.cli", ...)}: modules named for import_module

@@ -11,16 +11,17 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bkdsl.registry import Component, InferCtx, Proof, component
 from bkdsl.diagnostics import BkError
-from bkdsl.nn.hyperbolic_moe import HyperbolicMoE
-from bkdsl.nn.resolvent import resolvent_diag
-from bkdsl.nn.scattering_attention import ScatteringAttention
+from bkdsl.lazy import lazy_module
 from bkdsl.semantics.types import ValueType
 from bkdsl.semantics.values import show_value
+
+# The modules (torch) load when a model is built or lowered; `check` reads the declarations below.
+L = lazy_module("bkdsl.nn.bk_layers")
+R = lazy_module("bkdsl.nn.resolvent")
 
 
 def _hidden(ins: list[ValueType], ctx: InferCtx, name: str) -> tuple[Any, Any, int]:
@@ -34,42 +35,6 @@ def _hidden(ins: list[ValueType], ctx: InferCtx, name: str) -> tuple[Any, Any, i
 
 
 # ------------------------------------------------------------------------------ the propagator
-class TridiagonalHamiltonian(torch.nn.Module):
-    """H(h) from the hidden state: potential a_i = w_aᵀh_i + c_a on the diagonal, and on the
-    off-diagonals (symmetric) the bond between sites i−1 and i, b_{i−1} = t₀ + w_bᵀ(h_{i−1} + h_i)/2.
-
-    Row i of H reads h_{i−1}, h_i through a_i and b_{i−1}, and h_{i+1} only through the bond b_i to the
-    next site. The causal (retarded) resolvent G⁽ⁱ⁾_ii = 1/(a_i − z − b_{i−1}² G⁽ⁱ⁻¹⁾_{i−1,i−1}) uses the
-    leading block H[:i+1, :i+1], whose entries read h_{≤i} only; the two-sided resolvent also reads
-    b_i and every later entry (bidirectional).
-    """
-
-    def __init__(self, d: int, t0: float):
-        super().__init__()
-        self.potential = torch.nn.Linear(d, 1)
-        self.hopping = torch.nn.Linear(d, 1)
-        self.t0 = t0
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = self.potential(h).squeeze(-1)
-        b = self.t0 + self.hopping(0.5 * (h[:, 1:] + h[:, :-1])).squeeze(-1)
-        return a.float(), b.float()
-
-
-class GreenFunction(torch.nn.Module):
-    """G_ii = diag((H(h) − zI)⁻¹) (two-sided) or G⁽ⁱ⁾_ii of the leading blocks (``causal``), O(N)
-    (the whole propagator as one module, for direct use)."""
-
-    def __init__(self, d: int, z: complex, t0: float, causal: bool = False):
-        super().__init__()
-        self.hamiltonian = TridiagonalHamiltonian(d, t0)
-        self.z, self.causal = z, causal
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        a, b = self.hamiltonian(h)
-        return resolvent_diag(a, b, self.z, causal=self.causal)
-
-
 class _BkP(BaseModel):
     model_config = ConfigDict(extra="forbid")
     z: complex = Field(0.1j, description="spectral parameter z with Im z > 0 (e.g. 0.1i)")
@@ -131,27 +96,16 @@ class BkResolvent(Component):
         return ValueType((b, n), "complex", None, None)
 
     def build(self):
-        return GreenFunction(self.d, self.params.z, self.params.hopping)
+        return L.GreenFunction(self.d, self.params.z, self.params.hopping)
 
     def lower(self, emit, args):
         """Two graph nodes: the Hamiltonian's projections (a submodule) and the resolvent diagonal
         (a call of the kernel dispatcher; `bkdsl.lower.fusion` swaps in torch.ops.bkdsl.resolvent_diag)."""
-        ab = emit.call_module(TridiagonalHamiltonian(self.d, self.params.hopping), args, "hamiltonian")
+        ab = emit.call_module(L.TridiagonalHamiltonian(self.d, self.params.hopping), args, "hamiltonian")
         a = emit.call_function(operator.getitem, (ab, 0), suffix="potential")
         b = emit.call_function(operator.getitem, (ab, 1), suffix="hopping")
-        return emit.graph.create_node("call_function", resolvent_diag, (a, b),
+        return emit.graph.create_node("call_function", R.resolvent_diag, (a, b),
                                       {"z": self.params.z, "causal": self.params.causal}, name=emit.base)
-
-
-class GreenFeatures(torch.nn.Module):
-    """[Re G, Im G] → d features (how the propagator's output re-enters the residual stream)."""
-
-    def __init__(self, d: int):
-        super().__init__()
-        self.proj = torch.nn.Linear(2, d)
-
-    def forward(self, g: torch.Tensor) -> torch.Tensor:
-        return self.proj(torch.stack((g.real, g.imag), dim=-1).to(self.proj.weight.dtype))
 
 
 class _GfP(BaseModel):
@@ -175,16 +129,10 @@ class GreenFeaturesC(Component):
         return ValueType(t.shape + (self.params.dim,), "float", None, None)
 
     def build(self):
-        return GreenFeatures(self.params.dim)
+        return L.GreenFeatures(self.params.dim)
 
 
 # ------------------------------------------------------------------------------ attention
-class ScatteringAttentionLayer(ScatteringAttention):
-    def training_report(self) -> dict[str, float]:
-        return {"attention_blocks_skipped": float(self.skipped_fraction),
-                "attention_tokens_active": float(self.active_fraction)}
-
-
 class _SaP(BaseModel):
     model_config = ConfigDict(extra="forbid")
     heads: int = Field(gt=0)
@@ -223,21 +171,10 @@ class ScatteringAttentionC(Component):
 
     def build(self):
         p = self.params
-        return ScatteringAttentionLayer(self.d, p.heads, p.tau, p.block, p.causal)
+        return L.ScatteringAttentionLayer(self.d, p.heads, p.tau, p.block, p.causal)
 
 
 # ------------------------------------------------------------------------------ hyperbolic MoE
-class HyperbolicMoELayer(HyperbolicMoE):
-    def training_report(self) -> dict[str, float]:
-        """Load of the busiest and idlest expert (shares of the last batch's assignments) and the mean
-        distance the centroids travelled since k-means (Poincaré distance; tangent norm if Euclidean)."""
-        load = self.load.float()
-        if load.sum() <= 0:
-            return {}
-        return {"moe_load_max": float(load.max()), "moe_load_min": float(load.min()),
-                "moe_centroid_travel": float(self.centroid_travel().float().mean())}
-
-
 class _MoEP(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     experts: int = Field(gt=0)
@@ -274,8 +211,8 @@ class HyperbolicMoEC(Component):
 
     def build(self):
         p = self.params
-        return HyperbolicMoELayer(self.d, p.experts, p.top_k, p.hidden, self.c, temperature=p.temperature,
-                                  metric="euclidean" if p.euclidean else "poincare")
+        return L.HyperbolicMoELayer(self.d, p.experts, p.top_k, p.hidden, self.c, temperature=p.temperature,
+                                    metric="euclidean" if p.euclidean else "poincare")
 
     def prove(self, prop: str) -> Proof | None:
         if prop == "hyperbolic":

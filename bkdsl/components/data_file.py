@@ -14,19 +14,25 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pint
-import torch
 from pydantic import ConfigDict, Field
 
 from bkdsl.components.data_sources import DataParams, DataSource
+from bkdsl.components.fields import FieldInfo
 from bkdsl.diagnostics import BkError, Span
+from bkdsl.lazy import lazy_module
 from bkdsl.registry import component
 from bkdsl.semantics.units import UNIT_FORMAT, parse_unit, unit_str, ureg
 from bkdsl.semantics.values import CallValue, Ref
-from bkdsl.train.data import Dataset, FieldInfo
+
+if TYPE_CHECKING:
+    from bkdsl.train.data import Dataset
+
+torch = lazy_module("torch")  # reading samples only; `check` reads headers (bkdsl/lazy.py)
+_data = lazy_module("bkdsl.train.data")
 
 FILE_SUFFIXES = (".npz", ".h5", ".hdf5", ".safetensors")
 
@@ -195,7 +201,7 @@ def read_file(path: str | Path, decls: dict[str, FieldInfo], span: Span | None =
         if scale != 1.0:
             t = t * scale
         fields[name], info[name] = t, d
-    return Dataset(fields, info, meta={"source": "file", "path": str(p)})
+    return _data.Dataset(fields, info, meta={"source": "file", "path": str(p)})
 
 
 def _header_raw(path: Path, span: Span | None) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:

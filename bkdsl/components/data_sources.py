@@ -25,22 +25,35 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pint
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from bkdsl.components.fields import FieldInfo
 from bkdsl.diagnostics import BkError, Span
+from bkdsl.lazy import lazy_module
 from bkdsl.physics.params import NuclearDensitiesParams
 from bkdsl.registry import Component, component
 from bkdsl.semantics.units import quantity, unit_str, ureg
 from bkdsl.semantics.values import CallValue
-from bkdsl.train.cache import DatasetCache, code_version
-from bkdsl.train.corpus import byte_windows, load_corpus
-from bkdsl.train.data import Dataset, FieldInfo
 from bkdsl.train.progress import generation_progress
+
+if TYPE_CHECKING:
+    from bkdsl.train.data import Dataset
+
+# The loading side (tensors, the dataset cache, the corpus) is imported when a source first loads:
+# `bkdsl check` reads the declarations above and `fields`/`header` only (bkdsl/lazy.py).
+torch = lazy_module("torch")
+_cache = lazy_module("bkdsl.train.cache")
+_corpus = lazy_module("bkdsl.train.corpus")
+_data = lazy_module("bkdsl.train.data")
+
+
+def code_version(*objs: Any) -> str:
+    """The dataset cache's code key of ``objs`` (:func:`bkdsl.train.cache.code_version`)."""
+    return _cache.code_version(*objs)
 
 
 class _P(BaseModel):
@@ -88,10 +101,10 @@ class DataSource(Component):
 def text_bytes_dataset(seq_len: int, max_bytes: int, root: str | None = None, seed: int = 0) -> Dataset:
     """Byte windows of the ``.py`` files under ``root`` (default: the standard library), whole files
     per group (split), files in a ``seed``ed order up to ``max_bytes``: :mod:`bkdsl.train.corpus`."""
-    data, groups, used = byte_windows(load_corpus(root), seq_len, max_bytes, seed)
+    data, groups, used = _corpus.byte_windows(_corpus.load_corpus(root), seq_len, max_bytes, seed)
     info = {"tokens": FieldInfo("tokens", shape=(seq_len,), dtype="int"),
             "targets": FieldInfo("targets", shape=(seq_len,), dtype="int")}
-    return Dataset({"tokens": data[:, :-1].contiguous(), "targets": data[:, 1:].contiguous()}, info,
+    return _data.Dataset({"tokens": data[:, :-1].contiguous(), "targets": data[:, 1:].contiguous()}, info,
                    groups=groups, meta={"source": "text_bytes", "files": len(used), "bytes": int(data.numel())})
 
 
@@ -140,7 +153,7 @@ def woods_saxon_dataset(samples: int, nr: int, step_fm: float, r_range_fm: tuple
     info = {"shape": FieldInfo("shape", shape=(2,), unit="fm"),
             "rho": FieldInfo("rho", shape=(nr,), unit="fm^-3", axes=("r",)),
             "A": FieldInfo("A", shape=(1,), unit=None)}
-    return Dataset({"shape": torch.stack([R, a], dim=1).float(), "rho": rho.float(), "A": A.float()}, info,
+    return _data.Dataset({"shape": torch.stack([R, a], dim=1).float(), "rho": rho.float(), "A": A.float()}, info,
                    meta={"source": "woods_saxon"})
 
 
@@ -167,7 +180,7 @@ class WoodsSaxonSource(DataSource):
         p = self.params
         params = p.model_dump(exclude=set(COMMON_DATA_KEYS))
         params["seed"] = seed
-        ds, _ = DatasetCache().get_or_create(
+        ds, _ = _cache.DatasetCache().get_or_create(
             "woods_saxon", params, code_version(woods_saxon_dataset),
             lambda: woods_saxon_dataset(p.samples, p.nr, p.step, tuple(p.radius), tuple(p.diffuseness),
                                         p.rho0, seed))
@@ -226,7 +239,7 @@ class NuclearDensitiesSource(DataSource):
         kwargs = {k: v for k, v in self.params.generator_kwargs().items() if k not in COMMON_DATA_KEYS}
         gen = phys.generate_nuclear_densities
         params = {**kwargs, "seed": seed}
-        ds, _ = DatasetCache().get_or_create(
+        ds, _ = _cache.DatasetCache().get_or_create(
             "nuclear_densities", params,
             code_version(phys, gen, *getattr(phys, "solver_modules", lambda _s: ())(kwargs.get("solver", "etf"))),
             lambda: dataset_from_generated(gen(**params, progress=generation_progress("nuclear_densities")),
@@ -262,7 +275,7 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
     """A :class:`Dataset` from a generator's result: a Dataset; a dict of arrays / tensors / pint
     quantities; a (fields, units) pair; or an object with ``fields`` (and ``units``) attributes.
     Quantities are converted to the unit in ``units`` (their own unit when the field is not listed)."""
-    if isinstance(out, Dataset):
+    if isinstance(out, _data.Dataset):
         return out
     file_units: dict[str, str] = {}
     # a generator's own counts (generated, dropped per filter, samples/s) travel with the cached data set
@@ -294,4 +307,4 @@ def dataset_from_generated(out: Any, units: dict[str, str], *, axes: dict[str, t
                                unit=None if unit in (None, "1") else unit,
                                axes=(axes or {}).get(name) if t.ndim - 1 == len((axes or {}).get(name, ())) else None,
                                odd_under=tuple((odd_under or {}).get(name, ())))
-    return Dataset(fields, info, meta=meta)
+    return _data.Dataset(fields, info, meta=meta)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bkdsl.registry import Component, InferCtx, component
 from bkdsl.diagnostics import BkError
-from bkdsl.nn import ops
+from bkdsl.lazy import lazy_function
 from bkdsl.semantics.types import ValueType
 
 
@@ -28,8 +28,8 @@ class _Elementwise(Component):
         return ins[0].with_(unit=None)
 
 
-def _elementwise(name: str, fn, doc: str, lipschitz: float, bound: float | None) -> None:
-    cls = type(f"Fn_{name}", (_Elementwise,), {"function": staticmethod(fn), "__doc__": doc,
+def _elementwise(name: str, doc: str, lipschitz: float, bound: float | None) -> None:
+    cls = type(f"Fn_{name}", (_Elementwise,), {"function": lazy_function("bkdsl.nn.ops", name), "__doc__": doc,
                                                 "lipschitz_value": lipschitz, "output_bound_value": bound})
     component(name, kind="function", inputs=("x",))(cls)
 
@@ -40,7 +40,7 @@ for _n, _d, _l, _b in [("relu", "max(x, 0)", 1.0, None), ("gelu", "x Φ(x)", 1.1
                        ("silu", "x σ(x)", 1.1, None), ("elu", "x if x > 0 else eˣ − 1", 1.0, None),
                        ("tanh", "tanh x", 1.0, 1.0), ("sigmoid", "1 / (1 + e⁻ˣ)", 0.25, 1.0),
                        ("softplus", "log(1 + eˣ)", 1.0, None)]:
-    _elementwise(_n, getattr(ops, _n), _d, _l, _b)
+    _elementwise(_n, _d, _l, _b)
 
 
 class _UpP(BaseModel):
@@ -54,7 +54,7 @@ class Upsample(Component):
     """Nearest-neighbour ×scale upsampling of [B, C, H, W] (the thesis' decoder; no transposed conv)."""
 
     Params = _UpP
-    function = staticmethod(ops.upsample)
+    function = lazy_function("bkdsl.nn.ops", "upsample")
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -77,7 +77,7 @@ def _mul(d, s: int):
 class GlobalMean(Component):
     """Global average pooling: [B, C, H, W] → [B, C]."""
 
-    function = staticmethod(ops.global_mean)
+    function = lazy_function("bkdsl.nn.ops", "global_mean")
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -90,7 +90,7 @@ class GlobalMean(Component):
 class Flatten(Component):
     """[B, d₁, d₂, …] → [B, d₁·d₂·…]."""
 
-    function = staticmethod(ops.flatten)
+    function = lazy_function("bkdsl.nn.ops", "flatten")
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -115,7 +115,7 @@ class Reshape(Component):
     """[B, n] → [B, *shape] with prod(shape) = n."""
 
     Params = _ReshapeP
-    function = staticmethod(ops.reshape)
+    function = lazy_function("bkdsl.nn.ops", "reshape")
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)
@@ -144,7 +144,7 @@ class SqueezeLast(Component):
     sequence = "pointwise"  # acts on the last axis only
     mixes_last_axis = False  # entry by entry
 
-    function = staticmethod(ops.squeeze_last)
+    function = lazy_function("bkdsl.nn.ops", "squeeze_last")
 
     def infer(self, ins, ctx):
         t = ins[0]
@@ -161,7 +161,7 @@ class Magnitude(Component):
     mixes_last_axis = False  # entry by entry
 
     accepts = "euclidean"
-    function = staticmethod(ops.magnitude)
+    function = lazy_function("bkdsl.nn.ops", "magnitude")
 
     def infer(self, ins, ctx):
         self.check_manifolds(ins, ctx)

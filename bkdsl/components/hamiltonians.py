@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bkdsl.lazy import lazy_module
 from bkdsl.registry import Component, component, lookup
+
+torch = lazy_module("torch")  # build only (bkdsl/lazy.py)
 
 
 class _P(BaseModel):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bkdsl.components.hamiltonians import Hamiltonian
@@ -19,7 +18,12 @@ from bkdsl.components.proofs import proven, refuted, unestablished
 from bkdsl.components.shapes import last_axis
 from bkdsl.diagnostics import BkError
 from bkdsl.registry import Component, Proof, component
-from bkdsl.verify import probes
+from bkdsl.lazy import lazy_module
+from bkdsl.nn.integration_methods import INVERTIBLE, NEEDS_SEPARABLE, SYMPLECTIC
+
+# the steps' torch code and the probes load when a claim is probed or a model built (bkdsl/lazy.py)
+torch = lazy_module("torch")
+probes = lazy_module("bkdsl.verify.probes")
 
 
 class _P(BaseModel):
@@ -85,8 +89,6 @@ class _Integrator(Component):
         return ins[0]
 
     def _check_method(self, span=None):
-        from bkdsl.nn.integrators import INVERTIBLE, NEEDS_SEPARABLE
-
         H = self.params.H
         if self.method in NEEDS_SEPARABLE and H is not None and not H.separable:
             raise BkError("E0201", f"`{self.name}` is explicit only for a separable H = T(p) + V(q); "
@@ -115,7 +117,7 @@ class _Integrator(Component):
         return Integrator(self.hamiltonian(), self.method, p.dt, p.steps, p.reversible)
 
     def _probe_flow(self):
-        from bkdsl.nn.integrators import Integrator, NEEDS_SEPARABLE
+        from bkdsl.nn.integrators import Integrator
 
         torch.manual_seed(0)
         H = self.hamiltonian().double()
@@ -127,8 +129,6 @@ class _Integrator(Component):
         return Integrator(H, self.method, p.dt, min(p.steps, 8)), H
 
     def prove(self, prop):
-        from bkdsl.nn.integrators import INVERTIBLE, NEEDS_SEPARABLE, SYMPLECTIC
-
         H = self.params.H
         nonsep = H is not None and not H.separable
         if prop == "symplectic":

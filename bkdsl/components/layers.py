@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bkdsl.registry import Component, InferCtx, component
 from bkdsl.diagnostics import BkError
+from bkdsl.lazy import lazy_module
 from bkdsl.semantics.types import ValueType
+
+torch = lazy_module("torch")  # build() only: checking a spec reads the schemas and infer (bkdsl/lazy.py)
 
 
 def _known(d: Any, what: str, ctx: InferCtx, t: ValueType) -> int:

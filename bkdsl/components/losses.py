@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from bkdsl.lazy import lazy_module
 from bkdsl.registry import Component, component
 from bkdsl.semantics.units import DIMENSIONLESS, quantity, ureg
+
+# the terms' tensor code runs when a loss is evaluated; `check` reads schemas and units (bkdsl/lazy.py)
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 class LossTerm(Component):
@@ -137,11 +140,12 @@ class Cylinder(Component):
 
     Params = _CylP
 
-    def weights(self, shape, device=None, dtype=torch.float32) -> torch.Tensor:
+    def weights(self, shape, device=None, dtype=None) -> torch.Tensor:
+        """``dtype``: of the weights (default float32)."""
         nr, nz = shape[-2], shape[-1]
         r = (torch.arange(nr, device=device, dtype=torch.float64) + 0.5) * self.params.dr
         w = (2 * math.pi * r * self.params.dr * self.params.dz)[:, None].expand(nr, nz)
-        return w.to(dtype)
+        return w.to(dtype or torch.float32)
 
     def unit(self):
         return ureg.fm ** 3

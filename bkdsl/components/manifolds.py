@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import geoopt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bkdsl.registry import Component, InferCtx, Proof, component
-from bkdsl.nn import lorentz, poincare
 from bkdsl.diagnostics import BkError
+from bkdsl.lazy import lazy_function, lazy_module
 from bkdsl.semantics.types import ValueType, broadcast
+
+geoopt = lazy_module("geoopt")  # the manifolds' geoopt objects and the ops' torch code load when built
 
 
 class _Curv(BaseModel):
@@ -143,7 +144,6 @@ class _BallOp(Component):
             comp = ctx.manifolds[name]
         if isinstance(comp, Lorentz):
             self.k = comp.params.k
-            self.function = self.lorentz_function
             self.manifold_name = name
             return name, comp
         self.resolve_ball(ins, ctx)
@@ -159,8 +159,20 @@ def _last_plus(t: ValueType, delta: int, ctx: InferCtx) -> ValueType:
     return t.with_(shape=(*t.shape[:-1], d + delta if isinstance(d, int) else ctx.uni.fresh()))
 
 
+class _HyperbolicOp(_BallOp):
+    """An op with a Poincaré-ball and a Lorentz form: ``function`` is the one :meth:`resolve_hyperbolic`
+    chose (the Lorentz form once ``k`` is set)."""
+
+    poincare_function: Any = None
+    lorentz_function: Any = None
+
+    @property
+    def function(self):
+        return self.lorentz_function if self.k is not None else self.poincare_function
+
+
 @component("expmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
-class ExpMap0(_BallOp):
+class ExpMap0(_HyperbolicOp):
     """exp₀(v) = tanh(√c‖v‖) v / (√c‖v‖): a tangent vector at 0 → a point of the ball; on a Lorentz
     hyperboloid, v ∈ ℝ^d → exp_o((0, v)) ∈ ℝ^{d+1} (bkdsl.nn.lorentz)."""
 
@@ -171,12 +183,12 @@ class ExpMap0(_BallOp):
         name, comp = self.resolve_hyperbolic(ins, ctx)
         return _last_plus(ins[0], 1 if isinstance(comp, Lorentz) else 0, ctx).with_(manifold=name)
 
-    function = staticmethod(poincare.expmap0)
-    lorentz_function = staticmethod(lorentz.expmap0)
+    poincare_function = lazy_function("bkdsl.nn.poincare", "expmap0")
+    lorentz_function = lazy_function("bkdsl.nn.lorentz", "expmap0")
 
 
 @component("logmap0", kind="function", inputs=("x",), positional=("manifold", "x"))
-class LogMap0(_BallOp):
+class LogMap0(_HyperbolicOp):
     """log₀(y) = artanh(√c‖y‖) y / (√c‖y‖): a point of the ball → the tangent space at 0 (Euclidean); on
     a Lorentz hyperboloid, x ∈ ℝ^{d+1} → the spatial part of log_o(x) ∈ ℝ^d (bkdsl.nn.lorentz)."""
 
@@ -188,8 +200,8 @@ class LogMap0(_BallOp):
                           span=ctx.span)
         return _last_plus(ins[0], -1 if isinstance(comp, Lorentz) else 0, ctx).with_(manifold=None)
 
-    function = staticmethod(poincare.logmap0)
-    lorentz_function = staticmethod(lorentz.logmap0)
+    poincare_function = lazy_function("bkdsl.nn.poincare", "logmap0")
+    lorentz_function = lazy_function("bkdsl.nn.lorentz", "logmap0")
 
 
 @component("mobius_add", kind="function", inputs=("x", "y"), positional=("x", "y", "manifold"))
@@ -206,7 +218,7 @@ class MobiusAdd(_BallOp):
         shape = broadcast(ins[0], ins[1], ctx.uni, ctx.span, "`mobius_add`")
         return ins[0].with_(shape=shape, manifold=name)
 
-    function = staticmethod(poincare.mobius_add)
+    function = lazy_function("bkdsl.nn.poincare", "mobius_add")
 
 
 @component("poincare_dist", kind="function", inputs=("x", "y"), positional=("x", "y", "manifold"))
@@ -221,7 +233,7 @@ class PoincareDist(_BallOp):
         shape = broadcast(ins[0], ins[1], ctx.uni, ctx.span, "`poincare_dist`")
         return ValueType(shape[:-1] if shape else shape, "float", None, None)
 
-    function = staticmethod(poincare.dist)
+    function = lazy_function("bkdsl.nn.poincare", "dist")
 
 
 def proof_hyperbolic(comp: Component) -> Proof:

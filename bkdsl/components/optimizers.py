@@ -16,18 +16,17 @@ Riemannian optimizers re-project every ``STABILIZE`` steps (why 10: :mod:`bkdsl.
 
 from __future__ import annotations
 
-import logging
-import math
-from contextlib import nullcontext
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
-import geoopt
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from bkdsl.lazy import lazy_function, lazy_module
 from bkdsl.registry import Component, component
 
-log = logging.getLogger(__name__)
+# torch, geoopt and the L-BFGS driver load when the runner builds an optimizer (bkdsl/lazy.py).
+torch = lazy_module("torch")
+geoopt = lazy_module("geoopt")
+lbfgs = lazy_module("bkdsl.nn.lbfgs")
 
 STABILIZE = 10  # steps between re-projections onto the manifold (measured: bkdsl/train/optim.py docstring)
 
@@ -59,7 +58,7 @@ class OptimizerComponent(Component):
 
     euclidean: ClassVar[bool] = True
     riemannian_counterpart: ClassVar[str | None] = None
-    torch_class: ClassVar[type] = torch.optim.Optimizer
+    torch_class: ClassVar[type] = lazy_function("torch.optim", "Optimizer")
 
     def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         return self.torch_class(params, **self.params.model_dump())
@@ -70,7 +69,7 @@ class SGD(OptimizerComponent):
     """Stochastic gradient descent (torch.optim.SGD), with optional momentum."""
 
     Params = SGDParams
-    torch_class = torch.optim.SGD
+    torch_class = lazy_function("torch.optim", "SGD")
     riemannian_counterpart = "riemannian_sgd"
 
 
@@ -79,7 +78,7 @@ class Adam(OptimizerComponent):
     """Adam (torch.optim.Adam): bias-corrected first and second moment estimates."""
 
     Params = AdamParams
-    torch_class = torch.optim.Adam
+    torch_class = lazy_function("torch.optim", "Adam")
     riemannian_counterpart = "riemannian_adam"
 
 
@@ -88,7 +87,7 @@ class AdamW(OptimizerComponent):
     """AdamW (torch.optim.AdamW): Adam with decoupled weight decay."""
 
     Params = AdamWParams
-    torch_class = torch.optim.AdamW
+    torch_class = lazy_function("torch.optim", "AdamW")
     riemannian_counterpart = "riemannian_adam"
 
 
@@ -124,103 +123,6 @@ class LBFGSParams(_P):
     tolerance_change: float = Field(1e-9, ge=0)
 
 
-class ClosureLBFGS(torch.optim.LBFGS):
-    """``torch.optim.LBFGS`` driven by the runner's ordinary step.
-
-    L-BFGS evaluates the loss at several points per step (its line search), so ``step`` needs a closure
-    that recomputes loss and gradient. The runner has already done the first evaluation (forward,
-    loss, backward) when it steps; it hands over that loss and a ``recompute`` function with
-    :meth:`prepare`, and the closure given to torch returns the runner's loss on its first call (the
-    gradients are in place) and recomputes afterwards (``wants_closure`` tells the runner to do so).
-
-    A step that ends on non-finite parameters or loss (one more evaluation at the end checks the loss
-    there; torch keeps only the one before its last update) — a line search that wandered into a region
-    where the model overflows (the AdS network integrating into a singular metric) — is undone: the
-    parameters are restored, the curvature history is dropped and later steps use half the step
-    length (``backoff``), as the library fit :func:`bkdsl.nn.ads.fit_metric` does.
-
-    The curvature history (lists of tensors) goes to checkpoints as numbered tensors
-    (``old_dirs.0`` …), never pickled."""
-
-    wants_closure = True
-    _LISTS = ("old_dirs", "old_stps", "ro")
-
-    def __init__(self, params, **kw):
-        super().__init__(params, **kw)
-        self.backoff = 1.0
-        self._pending: tuple | None = None
-
-    def prepare(self, loss: torch.Tensor, recompute: Callable[[], torch.Tensor], autocast=nullcontext) -> None:
-        self._pending = (loss, recompute, autocast)
-
-    def step(self, closure=None):
-        if closure is None:
-            if self._pending is None:
-                raise RuntimeError("ClosureLBFGS.step needs prepare(loss, recompute) or a closure")
-            loss, recompute, autocast = self._pending
-            self._pending = None
-            first = [loss]
-
-            def closure():
-                if first:
-                    return first.pop()
-                self.zero_grad(set_to_none=True)
-                with autocast():
-                    value = recompute()
-                value.backward()
-                return value
-
-        params = [p for g in self.param_groups for p in g["params"]]
-        saved = [p.detach().clone() for p in params]
-        lrs = [g["lr"] for g in self.param_groups]
-        for g in self.param_groups:
-            g["lr"] = g["lr"] * self.backoff
-        try:
-            out = super().step(closure)
-        finally:
-            for g, lr in zip(self.param_groups, lrs):
-                g["lr"] = lr
-        finite = all(bool(torch.isfinite(p).all()) for p in params)
-        if finite:  # the loss where the step ended (torch keeps only the one before the last update)
-            with torch.enable_grad():
-                finite = math.isfinite(float(closure().detach()))
-        if not finite:
-            with torch.no_grad():
-                for p, s in zip(params, saved):
-                    p.copy_(s)
-            self.state.clear()
-            self.backoff *= 0.5
-            log.warning("lbfgs: the step ended on non-finite values; undone, step length now x%g", self.backoff)
-        return out
-
-    def state_dict(self):
-        sd = super().state_dict()
-        for idx, st in list(sd["state"].items()):
-            st = dict(st)
-            st.pop("al", None)  # scratch space, written before it is read
-            for k in self._LISTS:
-                if k in st:
-                    lst = st.pop(k)
-                    st[f"{k}_n"] = len(lst)
-                    for i, t in enumerate(lst):
-                        st[f"{k}.{i}"] = t
-            st["backoff"] = self.backoff
-            sd["state"][idx] = st
-        return sd
-
-    def load_state_dict(self, state_dict):
-        sd = {"state": {}, "param_groups": state_dict["param_groups"]}
-        for idx, st in state_dict["state"].items():
-            st = dict(st)
-            self.backoff = float(st.pop("backoff", 1.0))
-            for k in self._LISTS:
-                n = int(st.pop(f"{k}_n", 0))
-                if n or f"{k}.0" in st:
-                    st[k] = [st.pop(f"{k}.{i}") for i in range(n)]
-            sd["state"][idx] = st
-        super().load_state_dict(sd)
-
-
 @component("lbfgs", kind="optimizer")
 class LBFGS(OptimizerComponent):
     """Full-memory-limited BFGS with a strong-Wolfe line search (torch.optim.LBFGS); one runner step
@@ -228,10 +130,10 @@ class LBFGS(OptimizerComponent):
     training split) on small, smooth, ill-conditioned problems such as the AdS metric fit."""
 
     Params = LBFGSParams
-    torch_class = ClosureLBFGS
+    torch_class = lazy_function("bkdsl.nn.lbfgs", "ClosureLBFGS")
 
     def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         p = self.params
-        return ClosureLBFGS(params, lr=p.lr, max_iter=p.max_iter, history_size=p.history_size,
-                            line_search_fn=None if p.line_search == "none" else p.line_search,
-                            tolerance_grad=p.tolerance_grad, tolerance_change=p.tolerance_change)
+        return lbfgs.ClosureLBFGS(params, lr=p.lr, max_iter=p.max_iter, history_size=p.history_size,
+                                  line_search_fn=None if p.line_search == "none" else p.line_search,
+                                  tolerance_grad=p.tolerance_grad, tolerance_change=p.tolerance_change)

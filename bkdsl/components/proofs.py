@@ -15,8 +15,12 @@ three functions turn the two into a :class:`~bkdsl.registry.Proof`:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bkdsl.registry import Proof
-from bkdsl.verify import probes
+
+if TYPE_CHECKING:
+    from bkdsl.verify import probes
 
 
 def refuted(name: str, prop: str, r: probes.ProbeResult, why: str = "") -> Proof:

@@ -31,12 +31,15 @@ import bisect
 import math
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch.optim import lr_scheduler
 
 from bkdsl.diagnostics import BkError
+from bkdsl.lazy import lazy_module
 from bkdsl.registry import Component, component
+
+# the schedulers are built by the runner (bkdsl/lazy.py)
+torch = lazy_module("torch")
+lr_scheduler = lazy_module("torch.optim.lr_scheduler")
 
 
 class _P(BaseModel):

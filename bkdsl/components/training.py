@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bkdsl.components.data_file import unit_text
-from bkdsl.registry import Component, component, lookup, all_components
+from bkdsl.components.metric_specs import DIMENSIONLESS, METRICS as _METRICS, MetricSpec, unit_factor
+from bkdsl.components.reversal import bind_layout
+from bkdsl.registry import Component, component, lookup, names as registered_names
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.semantics.values import CallValue, Ref
 
@@ -49,7 +51,7 @@ def instantiate(value: Any, kind: str, span: Span | None = None, what: str | Non
     cls = lookup(value.name, kind)
     if cls is None:
         other = lookup(value.name)
-        known = sorted({c.name for c in all_components().values() if c.kind == kind})
+        known = registered_names(kind)
         raise BkError("E0609", f"`{value.name}` is not a{'n' if kind[0] in 'aeiou' else ''} {kind}"
                       + (f" (it is a {other.kind})" if other else ""), span=sp,
                       help=f"{kind} components: {', '.join(known)}")
@@ -94,6 +96,9 @@ class FlipAug(Component):
 
     Params = FlipParams
 
+    def check_source(self, source) -> None:
+        """Nothing to bind: the axis is checked against the batch's fields when the flip is drawn."""
+
     def make(self):
         from bkdsl.train.augment import Flip
 
@@ -109,6 +114,10 @@ class TimeReverseAug(Component):
     """Augmentation: time reversal as the data source declares it (phase-space pairs, token order)."""
 
     Params = TimeReverseParams
+
+    def check_source(self, source) -> None:
+        """E0612 unless the source declares a reversal structure these ``fields`` match (bind_layout)."""
+        bind_layout(source, tuple(self.params.fields) if self.params.fields else None, self.span)
 
     def make(self):
         from bkdsl.train.augment import TimeReverse
@@ -157,9 +166,8 @@ def _metric_cls(kind: str):
     class _M(Component):
         Params = MetricParams
 
-        def make(self, field_units: dict[str, str | None]):
-            from bkdsl.train.metrics import DIMENSIONLESS, Metric, unit_factor
-
+        def spec(self, field_units: dict[str, str | None]) -> MetricSpec:
+            """The metric as declared, checked against the data's field units (no torch)."""
             p = self.params
             output, field = (p.a, p.b) if p.b is not None else (p.a, p.a)
             target = unit_text(p.unit, self.span) if p.unit is not None else None
@@ -177,13 +185,17 @@ def _metric_cls(kind: str):
             if field not in field_units:
                 raise BkError("E0601", f"metric `{kind}`: the data has no field `{field}`", span=self.span,
                               help=f"fields: {', '.join(field_units)}")
-            return Metric(kind, field, output, unit, factor, span=self.span,
-                          label=f"{self.name}_{field}" if kind not in DIMENSIONLESS or output == field else self.name)
+            return MetricSpec(kind, field, output, unit, factor, span=self.span,
+                              label=f"{self.name}_{field}" if kind not in DIMENSIONLESS or output == field else self.name)
+
+        def make(self, field_units: dict[str, str | None]):
+            """The accumulating metric (bkdsl.train.metrics.Metric) of :meth:`spec`."""
+            from bkdsl.train.metrics import runtime
+
+            return runtime(self.spec(field_units))
 
     return _M
 
-
-from bkdsl.train.metrics import METRICS as _METRICS  # noqa: E402
 
 _METRIC_DOCS = {
     "mae": "Mean absolute error mean|ŷ − y| of an output against a field, reported in the field's unit.",

@@ -27,17 +27,14 @@ import torch
 from torch import nn
 
 from bkdsl.nn.hamiltonians import Hamiltonian
+from bkdsl.nn.integration_methods import (INVERTIBLE, METHODS, NEEDS_SEPARABLE, ORDER,  # noqa: F401
+                                           SYMPLECTIC)  # torch-free facts, re-exported
 
 # Yoshida (1990) fourth-order triple jump: w1 = 1 / (2 − 2^{1/3}), w0 = −2^{1/3} w1, 2 w1 + w0 = 1.
 _CBRT2 = 2.0 ** (1.0 / 3.0)
 YOSHIDA_W1 = 1.0 / (2.0 - _CBRT2)
 YOSHIDA_W0 = -_CBRT2 * YOSHIDA_W1
 
-METHODS = ("euler", "rk4", "symplectic_euler", "leapfrog", "yoshida4", "implicit_midpoint")
-SYMPLECTIC = frozenset({"symplectic_euler", "leapfrog", "yoshida4", "implicit_midpoint"})
-INVERTIBLE = frozenset({"symplectic_euler", "leapfrog", "yoshida4", "implicit_midpoint"})
-NEEDS_SEPARABLE = frozenset({"symplectic_euler", "leapfrog", "yoshida4"})
-ORDER = {"euler": 1, "rk4": 4, "symplectic_euler": 1, "leapfrog": 2, "yoshida4": 4, "implicit_midpoint": 2}
 
 Step = tuple[torch.Tensor, torch.Tensor]
 

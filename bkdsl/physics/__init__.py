@@ -9,17 +9,35 @@ Public API (units: MeV, fm, fm^-3, b):
   potentials :func:`sho`, :func:`rnd`, :func:`random_ho`, :func:`multipoles`, filters.
 """
 
-from .coulomb import Coulomb, uniform_sphere_potential
-from .dataset import UNITS, NuclearDataset, generate_nuclear_densities
-from .etf import SkyrmeETF
-from .filters import energy_window, flatten_histogram, q20_window
-from .grid import AxialGrid, GridSpec, SpectralBasis, check_grid
-from .multipoles import multipoles, rms_radius, to_barn_units
-from .nuclei import Nucleus, get_nucleus, known_nuclei
-from .potentials import random_ho, rnd, sho
-from .skyrme import SkyrmeParams, available_functionals, get_functional, register_functional
-from .solver import (K_CUT, GroundState, SolveResult, Variational, densities_in_potential,
-                     ground_state, solve)
+# name → the submodule defining it. Imported at first access (PEP 562): `import bkdsl.physics` (and
+# `bkdsl.physics.params`, which a data source's schema reads) costs nothing; torch and scipy load
+# when a solver, grid or data set is first used.
+_LAZY = {
+    "Coulomb": "coulomb", "uniform_sphere_potential": "coulomb", "UNITS": "dataset",
+    "NuclearDataset": "dataset", "generate_nuclear_densities": "dataset", "SkyrmeETF": "etf",
+    "energy_window": "filters", "flatten_histogram": "filters", "q20_window": "filters", "AxialGrid": "grid",
+    "GridSpec": "grid", "SpectralBasis": "grid", "check_grid": "grid", "multipoles": "multipoles",
+    "rms_radius": "multipoles", "to_barn_units": "multipoles", "Nucleus": "nuclei", "get_nucleus": "nuclei",
+    "known_nuclei": "nuclei", "random_ho": "potentials", "rnd": "potentials", "sho": "potentials",
+    "SkyrmeParams": "skyrme", "available_functionals": "skyrme", "get_functional": "skyrme",
+    "register_functional": "skyrme", "K_CUT": "solver", "GroundState": "solver", "SolveResult": "solver",
+    "Variational": "solver", "densities_in_potential": "solver", "ground_state": "solver", "solve": "solver",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # once: later accesses are plain attribute reads
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Coulomb", "uniform_sphere_potential", "UNITS", "NuclearDataset", "generate_nuclear_densities",

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 
-import torch
+from bkdsl.lazy import lazy_module
+
+torch = lazy_module("torch")  # at first use: the thesis constants below are read by schemas without torch
 
 #: thesis numbers
 THESIS_EXCITATION_WINDOW = (0.0, 1780.87 - 1765.00)   # MeV above the ground state

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from bkdsl.diagnostics import BkError
+from bkdsl.lazy import lazy_module
 
-from .grid import AxialGrid
+if TYPE_CHECKING:
+    from .grid import AxialGrid
+
+torch = lazy_module("torch")  # at first use: potential_kind is read by the data schema without torch
 
 THESIS_V0 = (0.6, 1.2, 1.8, 2.4)     # MeV fm^(3/2)
 THESIS_BZ, THESIS_BPERP = 2.08, 1.92  # fm

@@ -270,14 +270,13 @@ def _kind(v: Any) -> str:
 
 def unknown_name(name: str, span: Span | None, scope: Scope, env: dict | None = None) -> BkError:
     """E0101 with "did you mean" over local names, the config, and the registry's components."""
-    cands = [*scope.names, *(env or {}), *(n for n in registry.all_components() if ":" not in n)]
+    cands = [*scope.names, *(env or {}), *registry.names()]
     help = did_you_mean(name, cands, "define it with `const`, a declaration, or an import")
     return BkError("E0101", f"unknown name `{name}`", span=span, help=help)
 
 
 def unknown_component(name: str, span: Span | None) -> BkError:
-    names = [n for n in registry.all_components() if ":" not in n]
-    help = did_you_mean(name.split(".")[-1], names,
+    help = did_you_mean(name.split(".")[-1], registry.names(),
                        "no component has this name (`bkdsl components` lists them, docs/components.md); "
                        "Python code adds one with `@bkdsl.component(...)`")
     return BkError("E0104", f"unknown component `{name}`", span=span, help=help)

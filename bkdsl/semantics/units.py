@@ -8,15 +8,45 @@ do not mix).
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import pint
 from pydantic import BeforeValidator
 
+from bkdsl.cachedir import private_cache_dir
 from bkdsl.diagnostics import BkError, Span
 
-ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+def unit_cache_folder() -> Path | None:
+    """Where pint keeps its parsed unit definitions for the next start, or None (no cache).
+
+    Parsing pint's definition files costs ~0.4 s at every start of ``bkdsl check``; with pint's own
+    cache (``cache_folder``: the parsed definitions, keyed by a hash of the files) ~0.04 s. Its files are
+    pickles pint writes and reads back, so the folder lies in bkdsl's private cache directory
+    (:func:`bkdsl.cachedir.private_cache_dir`, the rule the Lark table cache follows);
+    ``BKDSL_UNIT_CACHE=off`` parses the definitions every time."""
+    if os.environ.get("BKDSL_UNIT_CACHE", "").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    base = private_cache_dir()
+    return None if base is None else base / f"pint-{pint.__version__}"
+
+
+def _unit_registry() -> pint.UnitRegistry:
+    folder = unit_cache_folder()
+    if folder is not None:
+        try:
+            return pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=folder)
+        except Exception as e:  # noqa: BLE001 - e.g. a file another process is half-way writing: parse instead
+            logging.getLogger(__name__).warning("unit cache %s unusable (%s: %s); parsing pint's definitions",
+                                                folder, type(e).__name__, e)
+    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+ureg = _unit_registry()
 ureg.define("barn_ = 100 * fm**2 = b")  # nuclear quadrupole moments are quoted in barn (1 b = 100 fm²)
 Q_ = ureg.Quantity
 DIMENSIONLESS = ureg.dimensionless

@@ -16,13 +16,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import os
-from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from bkdsl import resources
+from bkdsl.cachedir import private_cache_dir
 from bkdsl.diagnostics import BkError, Diagnostic, Span, source_lines
 from bkdsl.gcpause import paused_gc
 from bkdsl.syntax import ast as A
@@ -58,17 +57,10 @@ def table_cache_path(grammar: str) -> str | bool:
     """Where Lark may cache the LALR tables (building them costs ~0.1 s per process), or False.
 
     Lark *pickles* its cache and unpickles it at start-up, so the file must be one only this user can
-    write: ``$XDG_CACHE_HOME/bkdsl`` (default ``~/.cache/bkdsl``), created private (0700) and used
-    only when this user owns it and neither group nor others may write to it. Lark's own default
-    (``cache=True``) is the shared temp directory, where another user could plant the file — never
-    unpickle what someone else could have written. No usable directory: no cache."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bkdsl"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = base.stat()
-    except OSError:
-        return False
-    if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o022:
+    write: :func:`bkdsl.cachedir.private_cache_dir`. Lark's own default (``cache=True``) is the shared
+    temp directory, where another user could plant the file. No usable directory: no cache."""
+    base = private_cache_dir()
+    if base is None:
         return False
     digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
     return str(base / f"lark-lalr-{digest}.cache")

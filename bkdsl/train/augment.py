@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from bkdsl.diagnostics import BkError, Span
-from bkdsl.train.data import FieldInfo
-from bkdsl.train.reversal import Layout, refuse, reversal_layout
+from bkdsl.components.fields import FieldInfo
+from bkdsl.components.reversal import Layout, bind_layout, refuse
 
 
 @dataclass
@@ -96,14 +96,7 @@ class TimeReverse:
     def bind_source(self, source: Any) -> "TimeReverse":
         """Take the structure the data source declares (E0612 when it declares none or when ``fields``
         names other fields than the structure's)."""
-        name = getattr(source, "name", None) or type(source).__name__
-        layout = reversal_layout(source)
-        if layout is None:
-            raise refuse(name, self.span)
-        if self.fields is not None and set(self.fields) != set(layout.fields):
-            raise BkError("E0612", f"time_reverse: `{name}` reverses {', '.join(layout.fields)} together; "
-                                   f"fields = {list(self.fields)} would reverse part of it", span=self.span,
-                          help="drop `fields`: the source's structure says which fields reverse, and how")
+        layout, name = bind_layout(source, self.fields, self.span)
         self.layout, self.source = layout, name
         return self
 

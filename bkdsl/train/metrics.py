@@ -22,40 +22,20 @@ combine them with one all-reduce — and turns them into a number at the end:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import fields
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from bkdsl.diagnostics import BkError, Span
+from bkdsl.components.metric_specs import (DIMENSIONLESS, METRICS, PARITY_METRICS, MetricSpec,  # noqa: F401
+                                           ParitySpec, unit_factor)  # the declarations, torch-free (re-exported)
+from bkdsl.diagnostics import BkError
 
-METRICS = ("mae", "rmse", "mse", "max_error", "rel_l2", "accuracy", "cross_entropy", "bpb", "perplexity")
-DIMENSIONLESS = ("rel_l2", "accuracy", "cross_entropy", "bpb", "perplexity")
 
-
-@dataclass
-class Metric:
-    """One declared metric: kind (``mae``), the field compared, the output read, the reported unit and
-    the factor from the field's unit to it (squared for ``mse``)."""
-
-    kind: str
-    field: str
-    output: str
-    unit: str | None = None
-    factor: float = 1.0
-    span: Span | None = None
-    fallback: Callable | None = None  # a loss primitive used as a metric (evaluated on physical values)
-    label: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.label or (f"{self.kind}_{self.field}" if self.field else self.kind)
-
-    @property
-    def reduce(self) -> str:
-        return "max" if self.kind == "max_error" else "sum"
+class Metric(MetricSpec):
+    """A declared metric (:class:`~bkdsl.components.metric_specs.MetricSpec`: kind, field, output, unit,
+    factor) that accumulates over an evaluation pass."""
 
     def accumulate(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum-or-max, count) over one batch of physical values, as float64 tensors."""
@@ -94,49 +74,9 @@ class Metric:
             return (num / den).sum(), torch.tensor(float(b), dtype=torch.float64, device=d.device)
         raise AssertionError(self.kind)
 
-    def value(self, s: float, n: float) -> float:
-        if self.fallback is not None:
-            return s / max(n, 1.0) * self.factor
-        if self.kind == "max_error":
-            return s * self.factor
-        m = s / max(n, 1.0)
-        if self.kind == "rmse":
-            return math.sqrt(m) * self.factor
-        if self.kind == "mse":
-            return m * self.factor
-        if self.kind == "bpb":
-            return m / math.log(2.0)
-        if self.kind == "perplexity":
-            return math.exp(min(m, 700.0))
-        if self.kind == "cross_entropy":
-            return m
-        return m * self.factor
-
-
-def unit_factor(field_unit: str | None, target: str | None, power: int, span: Span | None, what: str) -> tuple[float, str | None]:
-    """Conversion factor from ``field_unit**power`` to ``target`` (E0604 on a dimension mismatch)."""
-    from bkdsl.semantics.units import unit_str, ureg
-
-    if target is None:
-        if field_unit is None:
-            return 1.0, None
-        u = ureg.parse_units(field_unit.replace("^", "**")) ** power
-        return 1.0, unit_str(u)
-    tu = ureg.parse_units(target.replace("^", "**"))
-    fu = ureg.parse_units(field_unit.replace("^", "**")) ** power if field_unit else ureg.dimensionless
-    q = ureg.Quantity(1.0, fu)
-    if q.dimensionality != ureg.Quantity(1.0, tu).dimensionality:
-        raise BkError("E0604", f"{what} is in {unit_str(fu)}, which cannot be reported in {target}",
-                      span=span, help=f"report it `in {unit_str(fu)}` or a unit of the same dimension")
-    return float(q.to(tu).magnitude), unit_str(tu)
-
 
 # -- parity-symmetry metrics (thesis eqs. 4.15–4.16): they need the model, not just (outputs, batch) --------
-PARITY_METRICS = ("parity_mae", "parity_l1_integral")
-
-
-@dataclass
-class ParityMetric:
+class ParityMetric(ParitySpec):
     """The model evaluated on a batch and on its reflection along ``axis``; compares the two predictions.
 
     ``parity_mae(E, axis = z) in MeV``        M_E = mean |D_E(E[ρ]) − D_E(E[ρ_F])|              (eq. 4.15)
@@ -151,26 +91,6 @@ class ParityMetric:
     [B, 1, n_r, n_z]). The runner evaluates the flipped batch once per batch for all parity metrics
     (:meth:`bkdsl.train.loop.Trainer.evaluate`).
     """
-
-    kind: str
-    output: str
-    axis: int | str
-    unit: str | None = None
-    factor: float = 1.0
-    span: Span | None = None
-    term: Callable | None = None  # parity_l1_integral: pred, target → per-batch mean ∫ |pred − target| dμ
-    label: str | None = None
-    needs_model = True
-
-    @property
-    def name(self) -> str:
-        return self.label or f"{self.kind}_{self.output}"
-
-    @property
-    def field(self) -> str:
-        return self.output
-
-    reduce = "sum"
 
     def accumulate_pair(self, out: dict[str, torch.Tensor], out_flipped: dict[str, torch.Tensor],
                         flip_back: Callable[[str, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,9 +109,6 @@ class ParityMetric:
 
     def accumulate(self, out, batch):  # pragma: no cover - the loop calls accumulate_pair
         raise BkError("X0001", f"metric `{self.name}` needs the model: call accumulate_pair")
-
-    def value(self, s: float, n: float) -> float:
-        return s / max(n, 1.0) * self.factor
 
 
 def flip_axis_of(axis: int | str, name: str, x: torch.Tensor, info: dict) -> tuple[int | None, bool]:
@@ -219,3 +136,12 @@ def reflect(batch: dict[str, torch.Tensor], axis: int | str, info: dict, names=N
         elif neg:
             out[n] = -x
     return out
+
+
+def runtime(spec: MetricSpec | ParitySpec | object) -> object:
+    """The accumulating metric of a declared one (what ``bkdsl.verify.plan.metric`` returns); a metric
+    that already accumulates (a user component's ``make``) is returned as it is."""
+    cls = {MetricSpec: Metric, ParitySpec: ParityMetric}.get(type(spec))
+    if cls is None:
+        return spec
+    return cls(**{f.name: getattr(spec, f.name) for f in fields(spec)})

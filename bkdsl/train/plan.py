@@ -23,7 +23,7 @@ from bkdsl.semantics.values import CallValue, Ref
 from bkdsl.train.augment import bind_to_source
 from bkdsl.train.reversal import reversal_layout
 from bkdsl.train.loop import DataPlan, TrainConfig, TrainPlan
-from bkdsl.train.metrics import Metric
+from bkdsl.train.metrics import Metric, runtime
 from bkdsl.verify import plan as checks
 from bkdsl.verify.plan import TRAIN_KEYS  # noqa: F401  (the schema's keys, re-exported for the docs)
 
@@ -95,7 +95,8 @@ def plan_from_compiled(c: Any, train: str | None = None, *, spec_path: str | Non
     sel_v = get("select")
     select = ("val.loss", "min") if sel_v is None else instantiate(sel_v, "selector", sp.get("select")).make()
     field_units = {n: i.unit for n, i in dp.dataset.info.items()}
-    metrics: list[Metric] = [checks.metric(c.ir, m, field_units, sp.get("metrics")) for m in get("metrics", []) or []]
+    metrics: list[Metric] = [runtime(checks.metric(c.ir, m, field_units, sp.get("metrics")))
+                             for m in get("metrics", []) or []]
     plots, model_plots = checks.plots(get("plots", []) or [], list(sig.outputs), list(dp.dataset.fields),
                                       sp.get("plots"))
 

@@ -18,8 +18,9 @@ over the graph, or a declaration's analytic rule — is *confirmed* by its probe
 true (``compile``, ``train``, ``check --probe``). ``check`` passes ``confirm=False``: the claim is
 then established by the static proof alone ("composition" / "analytic", the detail says the
 confirming probe is deferred), and no model is lowered or run (bkdsl/verify/model_probe.py, the
-probe machinery, is not even imported; torch itself still is, by the component registry, which
-imports every built-in component module). What ``check`` still decides about the
+probe machinery, is not even imported, nor is torch: the registry imports only the component modules
+a spec names, and those load their torch side lazily — "The lazy registry" in docs/architecture.md;
+tests/test_import_weight.py). What ``check`` still decides about the
 deferred probe is whether it *could* run (the size budget and input dtypes of
 bkdsl/verify/budget.py — E0305, as compile would). A claim that only a probe decides (the map
 properties a component's ``prove`` establishes numerically, e.g. ``: symplectic`` on an

@@ -36,10 +36,9 @@ from bkdsl.semantics.lossexpr import ModelView, loss_unit, uses_reverse
 from bkdsl.semantics.scope import report
 from bkdsl.semantics.units import DIMENSIONLESS, parse_unit
 from bkdsl.semantics.values import CallValue, Ref
-from bkdsl.train.augment import bind_to_source
-from bkdsl.train.data import FieldInfo, check_split
-from bkdsl.train.reversal import refuse, reversal_layout
-from bkdsl.train.metrics import PARITY_METRICS, Metric, ParityMetric, unit_factor
+from bkdsl.components.fields import FieldInfo, check_split
+from bkdsl.components.metric_specs import PARITY_METRICS, MetricSpec, ParitySpec, unit_factor
+from bkdsl.components.reversal import refuse, reversal_layout
 from bkdsl.verify.units import data_field_units
 
 MODEL_PLOTS = ("latent", "decode_line")
@@ -165,32 +164,48 @@ def split_of(p: Any, d: I.DataIR) -> list[float]:
     return split
 
 
+def bind_augment(aug: Any, source: Any) -> None:
+    """An augmentation against its data source, as the runner's ``bind_to_source`` binds it (a
+    ``time_reverse`` needs the source's declared reversal structure, E0612): a built-in through its
+    torch-free ``check_source``, a user's augmentation through its runtime object's ``bind_source``."""
+    check = getattr(aug, "check_source", None)
+    if callable(check):
+        check(source)
+        return
+    bind = getattr(aug.make(), "bind_source", None)
+    if callable(bind):
+        bind(source)
+
+
 def metric(program: I.Program, m: Any, field_units: dict[str, str | None], span: Span | None) -> Any:
-    """A metric entry: one of the registry's (``mae(E) in MeV``, summed exactly over the split), a parity
-    metric, else a loss primitive as a metric program (``l1_integral(rho, measure = ...)``)."""
+    """A metric entry as declared: one of the registry's (``mae(E) in MeV``, summed exactly over the
+    split), a parity metric, else a loss primitive as a metric program (``l1_integral(rho, measure = ...)``).
+    Built-ins come back as :class:`~bkdsl.components.metric_specs.MetricSpec` / ``ParitySpec`` (no
+    torch); the runner makes them accumulate (:func:`bkdsl.train.metrics.runtime`)."""
     name = name_of(m)
     if name in PARITY_METRICS:
         return parity_metric(program, m, field_units, span)
     if registry.lookup(name, "metric") is not None:
-        return instantiate(m, "metric", span).make(field_units)
+        comp = instantiate(m, "metric", span)
+        spec = getattr(comp, "spec", None)  # a user metric component has only `make`
+        return spec(field_units) if callable(spec) else comp.make(field_units)
     call = m if isinstance(m, CallValue) else CallValue(name, span=getattr(m, "span", None))
     if registry.lookup(name, "loss") is None:
-        known = sorted({c.name for c in registry.all_components().values() if c.kind in ("metric", "loss")}
-                       | set(PARITY_METRICS))
+        known = sorted(set(registry.names(("metric", "loss"))) | set(PARITY_METRICS))
         raise BkError("E0104", f"unknown metric `{name}`", span=call.span or span,
                       help=did_you_mean(name, known, "metrics"))
     prog = MetricProgram(call, _pint_units(field_units), program.scope)
     field = name_of(call.args[-1]) if call.args else ""
     label = f"{call.name}_{field}" if field else call.name
-    return Metric(call.name, field, name_of(call.args[0]) if call.args else field, getattr(prog, "unit_text", None),
-                  1.0, span=call.span or span, fallback=prog, label=label)
+    return MetricSpec(call.name, field, name_of(call.args[0]) if call.args else field,
+                      getattr(prog, "unit_text", None), 1.0, span=call.span or span, fallback=prog, label=label)
 
 
 def _pint_units(field_units: dict[str, str | None]) -> dict[str, Any]:
     return {k: (parse_unit(u) if u and u != "1" else DIMENSIONLESS) for k, u in field_units.items()}
 
 
-def parity_metric(program: I.Program, m: Any, field_units: dict, span: Span | None) -> ParityMetric:
+def parity_metric(program: I.Program, m: Any, field_units: dict, span: Span | None) -> ParitySpec:
     """``parity_mae(E, axis = z) in MeV`` / ``parity_l1_integral(rho, axis = z, measure = cylinder(dr, dr))``."""
     call = m if isinstance(m, CallValue) else CallValue(name_of(m))
     sp = call.span or span
@@ -211,12 +226,12 @@ def parity_metric(program: I.Program, m: Any, field_units: dict, span: Span | No
         raise BkError("E0204", f"`{call.name}`: unknown argument(s) {', '.join(sorted(extra or {'measure'}))}", span=sp)
     if call.name == "parity_mae":
         factor, unit = unit_factor(field_units[out], call.unit, 1, sp, f"`parity_mae({out})`")
-        return ParityMetric("parity_mae", out, axis, unit, factor, span=sp)
+        return ParitySpec("parity_mae", out, axis, unit, factor, span=sp)
     kw = {"measure": call.kwargs["measure"]} if "measure" in call.kwargs else {}
     prog = MetricProgram(CallValue("l1_integral", [Ref(out)], kw, call.unit, span=sp), _pint_units(field_units),
                          program.scope)
-    return ParityMetric("parity_l1_integral", out, axis, getattr(prog, "unit_text", None), prog.factor, span=sp,
-                        term=prog.term.evaluate)
+    return ParitySpec("parity_l1_integral", out, axis, getattr(prog, "unit_text", None), prog.factor, span=sp,
+                      term=prog.term.evaluate)
 
 
 def model_plot(pv: CallValue, outputs: list[str], fields: list[str], span: Span | None) -> dict:
@@ -370,8 +385,7 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
             guard(split_of, comp.params, d)
             guard(normalization, comp.params, d)
             for a in getattr(comp.params, "augment", None) or []:
-                guard(lambda a=a: bind_to_source([instantiate(a, "augment", d.source.span or d.span,
-                                                              "augment").make()], comp))
+                guard(lambda a=a: bind_augment(instantiate(a, "augment", d.source.span or d.span, "augment"), comp))
             header = guard(source_header, comp, base_dir(program))
         loss_units = guard(data_field_units, d.source)
     if "loss" in sp:

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from bkdsl.components.optimizers import ClosureLBFGS
+from bkdsl.nn.lbfgs import ClosureLBFGS
 from bkdsl.train.loop import run
 from bkdsl.train.optim import build_optimizer, load_optimizer_state, optimizer_state
 from tests.train.tiny import tiny_plan

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import bkdsl
-from bkdsl.components.bk_core import GreenFunction
+from bkdsl.nn.bk_layers import GreenFunction
 from bkdsl.kernels import dispatch
 from bkdsl.nn.scattering_attention import ScatteringAttention, block_leading_score, scattering_score
 from bkdsl.train.reports import data_dependent_init
