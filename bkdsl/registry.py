@@ -330,6 +330,8 @@ BUILTIN_MODULES = [
     "bkdsl.components.teleport",
     "bkdsl.components.superposition",
     "bkdsl.components.holographic",
+    "bkdsl.components.tree_data",
+    "bkdsl.components.gmvae",
 ]
 
 

@@ -95,6 +95,46 @@ def poincare_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Te
     return _log_normal(v, s64) - _log_jacobian(r, v.shape[-1], 1.0 / c)
 
 
+def wrapped_normal_rsample(mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reparameterised sample z ~ 𝒢(μ, σ) on the hyperboloid ℍ_k (``model = "lorentz"``, curv = k,
+    μ [..., d+1], σ [..., d]) or the ball 𝔻_c (``"poincare"``, curv = c, μ and σ [..., d]); σ is a
+    Riemannian length in both, so the two are images of each other under the isometry."""
+    if model == "lorentz":
+        return lorentz_wrapped_rsample(mu, sigma, curv, generator)[0]
+    if model == "poincare":
+        return poincare_wrapped_rsample(mu, sigma, curv, generator)[0]
+    raise ValueError(f"wrapped normal on {model!r}: expected 'lorentz' or 'poincare'")
+
+
+def origin(like_sigma: torch.Tensor, model: str, curv: float) -> torch.Tensor:
+    """The origin o of the model, broadcast to σ's leading axes: (√k, 0, …) on ℍ_k, 0 on 𝔻_c."""
+    zeros = torch.zeros_like(like_sigma)
+    return L.expmap0(zeros, curv) if model == "lorentz" else zeros
+
+
+def wrapped_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, model: str,
+                            curv: float) -> torch.Tensor:
+    """log 𝒢(z; μ, σ) on either model (float64; see the module docstring)."""
+    if model == "lorentz":
+        return lorentz_wrapped_log_prob(z, mu, sigma, curv)
+    if model == "poincare":
+        return poincare_wrapped_log_prob(z, mu, sigma, curv)
+    raise ValueError(f"wrapped normal on {model!r}: expected 'lorentz' or 'poincare'")
+
+
+def kl_sample(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
+              prior_sigma: float = 1.0) -> torch.Tensor:
+    """The one-sample Monte-Carlo KL estimate per sample, log q(z | μ, σ) − log p(z), with
+    q = 𝒢(μ, σ) and the prior p = 𝒢(o, prior_sigma·I) at the origin (Nagano et al. 2019, eq. 8);
+    its expectation over z ~ q is KL(q ‖ p) ≥ 0. No closed form exists for d > 1 (the log-Jacobian
+    term depends on z); for d = 1 it reduces to KL(N(m, σ²) ‖ N(0, s²)) — the test's reference.
+    Computed in float64 ([...])."""
+    s_p = torch.full_like(sigma, float(prior_sigma))
+    return (wrapped_normal_log_prob(z, mu, sigma, model, curv)
+            - wrapped_normal_log_prob(z, origin(sigma, model, curv), s_p, model, curv))
+
+
 # ------------------------------------------------------------------------------------------ isotropy
 def mmd_isotropy(t: torch.Tensor, bandwidth: float = 1.0) -> torch.Tensor:
     """MMD² between the rows of t [n, d] and N(0, I), Gaussian kernel of bandwidth h (closed forms)."""
