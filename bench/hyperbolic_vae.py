@@ -38,6 +38,13 @@ SPEC = ROOT / "specs" / "hyperbolic_vae.bk"
 LORENTZ_LINE = "manifold lor = lorentz(k = 1.0)"
 BALL_LINE = "manifold lor = poincare(c = 1.0)"
 FP32_BALL_SAFE_RADIUS = 15.0  # part 1: beyond r ≈ 15 the float32 ball loses > 0.5 % of the distance
+# geoopt's PoincareBall projects every float32 result into ‖p‖ ≤ (1 − 4e-3)/√c (stereographic/math.py
+# `_project`, eps = 4e-3 for float32): points there were clamped, i.e. moved to radius ≤ 2 artanh(0.996) ≈ 6.2
+GEOOPT_FP32_CLAMP = 1 - 4e-3
+
+
+def at_clamp(p: torch.Tensor) -> torch.Tensor:
+    return p.norm(dim=-1) >= GEOOPT_FP32_CLAMP * (1 - 1e-6)
 
 
 # ------------------------------------------------------------------------------------------ stress
@@ -61,6 +68,28 @@ def stress(radii=(2, 5, 8, 10, 12, 15, 17, 20, 25, 30, 40), d: int = 4) -> list[
             "poincare_fp32_nonfinite": bool(not torch.isfinite(d_p).all()),
             "poincare_fp32_fraction_on_boundary": on_boundary,
         })
+    return rows
+
+
+def sampler_stress(radii=(2, 4, 6, 8, 8.5, 9, 10, 12, 15), sigmas=(1e-3, 1e-1), n: int = 2000) -> list[dict]:
+    """Wrapped-normal samples in float32 around means at geodesic radius r: the fraction that is non-finite
+    on each model (and, on the ball, at the float32 boundary) — what a trained posterior meets when its
+    mean drifts out and its σ shrinks."""
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for r in radii:
+        dirs = torch.nn.functional.normalize(torch.randn(n, 2, generator=g, dtype=torch.float64), dim=-1)
+        mu_l = L.expmap0(r * dirs, 1.0).float()
+        mu_p = P.ball(1.0).expmap0(r * dirs / G.LAMBDA0).float()
+        for s in sigmas:
+            sig = torch.full((n, 2), s)
+            z_l, _ = G.lorentz_wrapped_rsample(mu_l, sig, 1.0, g)
+            z_p, _ = G.poincare_wrapped_rsample(mu_p, sig, 1.0, g)
+            rows.append({"r": r, "sigma": s,
+                         "lorentz_fp32_nonfinite": float((~torch.isfinite(z_l)).any(-1).double().mean()),
+                         "poincare_fp32_nonfinite": float((~torch.isfinite(z_p)).any(-1).double().mean()),
+                         "poincare_fp32_at_boundary": float((z_p.norm(dim=-1) >= 1 - 1e-6).double().mean()),
+                         "poincare_fp32_clamped_by_geoopt": float(at_clamp(z_p).double().mean())})
     return rows
 
 
@@ -216,6 +245,7 @@ def train_spec(model: str, lam: float, beta: float, epochs: int, data: dict, tmp
         norms = z.norm(dim=-1)
         row["max_norm"] = float(norms.max())
         row["fraction_at_fp32_boundary"] = float((norms >= 1 - 1e-6).double().mean())
+        row["fraction_clamped_by_geoopt"] = float(at_clamp(z).double().mean())
     else:
         row["max_x0"] = float(z[:, 0].max())
     row["effective_rank"] = float(G.effective_rank(tz.double()))
@@ -297,7 +327,8 @@ def main(argv=None) -> int:
               "beta": args.beta, "parts": sorted(parts)}
     if "stress" in parts:
         result["stress"] = stress()
-        for r in result["stress"]:
+        result["sampler_stress"] = sampler_stress()
+        for r in result["stress"] + result["sampler_stress"]:
             print(r)
     if "vae" in parts:
         result["vae"] = []

@@ -50,6 +50,15 @@ def _log_normal(v: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return (-0.5 * (v / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
+def _nan_where_nonfinite(value: torch.Tensor, *xs: torch.Tensor) -> torch.Tensor:
+    """``value`` with NaN wherever an input row holds NaN/Inf: the float64 re-projection (and geoopt's
+    clamps) would otherwise turn a NaN coordinate into a finite density, and a NaN must stop training."""
+    bad = torch.zeros(value.shape, dtype=torch.bool, device=value.device)
+    for x in xs:
+        bad = bad | ~torch.isfinite(x).all(-1)
+    return torch.where(bad, torch.full_like(value, float("nan")), value)
+
+
 def lorentz_wrapped_rsample(mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.0,
                             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, v): z = exp_μ(P_{o→μ}((0, v))), v ~ N(0, diag σ²); μ [..., d+1] on ℍ_k, σ [..., d] (reparameterised)."""
@@ -60,14 +69,17 @@ def lorentz_wrapped_rsample(mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.
 
 
 def lorentz_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.0) -> torch.Tensor:
-    """log 𝒢(z; μ, σ) on ℍ_k (module docstring), computed in float64."""
-    z64, mu64, s64 = z.double(), mu.double(), sigma.double()
+    """log 𝒢(z; μ, σ) on ℍ_k (module docstring), computed in float64. z and μ are first put back on ℍ_k in
+    float64 by x₀ ← √(k + ‖x_s‖²) (geoopt's ``projx``): a float32 point far out (x₀ ~ 10³) misses
+    ⟨x, x⟩_L = −k by ~0.1 from the rounding of x₀ alone, which log_μ would turn into an O(1) error in
+    the recovered v — and, for a narrow posterior (σ ~ 10⁻³), into log q → −∞."""
     m = L.hyperboloid(k)
+    z64, mu64, s64 = m.projx(z.double()), m.projx(mu.double()), sigma.double()
     u = m.logmap(mu64, z64)
     v = m.transp0back(mu64, u)[..., 1:]
     r = v.norm(dim=-1)
     d = v.shape[-1]
-    return _log_normal(v, s64) - _log_jacobian(r, d, k)
+    return _nan_where_nonfinite(_log_normal(v, s64) - _log_jacobian(r, d, k), z, mu, sigma)
 
 
 LAMBDA0 = 2.0  # the ball's conformal factor at 0, λ₀ = 2/(1 − c·0): a Riemannian length v is v/λ₀ in coordinates
@@ -92,7 +104,7 @@ def poincare_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Te
     u = ball.logmap(mu64, z64)
     v = LAMBDA0 * ball.transp0back(mu64, u)
     r = v.norm(dim=-1)  # = d_c(μ, z): parallel transport keeps the Riemannian length
-    return _log_normal(v, s64) - _log_jacobian(r, v.shape[-1], 1.0 / c)
+    return _nan_where_nonfinite(_log_normal(v, s64) - _log_jacobian(r, v.shape[-1], 1.0 / c), z, mu, sigma)
 
 
 def wrapped_normal_rsample(mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
