@@ -227,19 +227,23 @@ def train_spec(model: str, lam: float, beta: float, epochs: int, data: dict, tmp
     last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     ep = [e for e in last if e.get("event") == "epoch"]
     row["nan_stop"] = rc != 0
+    row["epochs_completed"] = len(ep)
     if ep:
         row["final_train_loss"] = ep[-1].get("train.loss")
         row["final_val_loss"] = ep[-1].get("val.loss")
-    if rc != 0:
+    if not (run / "checkpoints" / "last.safetensors").exists():
         return row
+    # a run stopped by a NaN keeps its last good checkpoint: its latent shows where the NaN came from
     net = load_run(run, weights="last")
+    row["evaluated_weights"] = f"last checkpoint, step {net.record.get('global_step')}"
     torch.manual_seed(0)
     with torch.no_grad():
         out = net(x=data["x"].float())
     z, mu, tz = out["z"], out["mu"], out["tz"]
     row["nonfinite_latents"] = int((~torch.isfinite(z)).any(-1).sum() + (~torch.isfinite(mu)).any(-1).sum())
-    r = geodesic_radius(model, z)
+    r = geodesic_radius(model, z)[torch.isfinite(z).all(-1)]
     row["max_radius"] = float(r.max())
+    row["max_radius_of_means"] = float(geodesic_radius(model, mu).max())
     row["fraction_radius_gt_15"] = float((r > FP32_BALL_SAFE_RADIUS).double().mean())
     if model == "poincare":
         norms = z.norm(dim=-1)
@@ -248,9 +252,10 @@ def train_spec(model: str, lam: float, beta: float, epochs: int, data: dict, tmp
         row["fraction_clamped_by_geoopt"] = float(at_clamp(z).double().mean())
     else:
         row["max_x0"] = float(z[:, 0].max())
-    row["effective_rank"] = float(G.effective_rank(tz.double()))
+    fin = torch.isfinite(tz).all(-1)   # a NaN-stopped run's last checkpoint may sample some non-finite z
+    row["effective_rank"] = float(G.effective_rank(tz[fin].double()))
     row["latent_dim"] = int(tz.shape[1])
-    row["mmd_to_normal"] = float(G.mmd_isotropy(tz.double()))
+    row["mmd_to_normal"] = float(G.mmd_isotropy(tz[fin].double()))
     node = data["node"]
     first = torch.zeros(int(node.max()) + 1, dtype=torch.long)
     first[node.flip(0)] = torch.arange(len(node)).flip(0)

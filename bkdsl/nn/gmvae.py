@@ -161,7 +161,10 @@ def mmd_isotropy(t: torch.Tensor, bandwidth: float = 1.0) -> torch.Tensor:
 
 
 def effective_rank(t: torch.Tensor) -> torch.Tensor:
-    """exp(H(p)), p = normalised singular values of the centred t [n, d] (Roy & Vetterli 2007)."""
+    """exp(H(p)), p = normalised singular values of the centred t [n, d] (Roy & Vetterli 2007); NaN when t
+    holds NaN/Inf (the SVD would raise instead, and a training loss must see the NaN and stop)."""
+    if not bool(torch.isfinite(t).all()):
+        return t.sum() * float("nan")
     s = torch.linalg.svdvals(t - t.mean(0, keepdim=True))
     p = s / s.sum().clamp_min(1e-30)
     h = -(p * torch.log(p.clamp_min(1e-30))).sum()

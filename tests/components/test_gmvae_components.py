@@ -157,6 +157,9 @@ def test_mmd_and_effective_rank_terms_are_the_nn_functions():
         assert e.value.diagnostic.code == "E0204"
         with pytest.raises(BkError):
             term.evaluate_one(t[:, 0])
+        bad = t.clone()
+        bad[3, 1] = float("nan")
+        assert torch.isnan(term.evaluate_one(bad))   # NaN in → NaN out (the runner stops with E0607)
 
 
 # ----------------------------------------------------------------------------------- the sampler op
