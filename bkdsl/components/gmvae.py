@@ -112,15 +112,22 @@ class KLWrappedNormal(Regularizer):
                           span=span, help="declare `manifold lor = lorentz(k = 1.0)` and pass `manifold = lor`")
         return comp
 
+    USAGE = "`kl_wrapped_normal(model.z, mu = model.mu, sigma = model.sigma, manifold = M)`"
+
     def evaluate_one(self, x, mu=None, sigma=None):
         if isinstance(x, tuple) or mu is None or sigma is None:
-            raise BkError("E0204", "`kl_wrapped_normal` reads the sample and the posterior's parameters: "
-                                   "`kl_wrapped_normal(model.z, mu = model.mu, sigma = model.sigma, manifold = M)`")
+            raise BkError("E0204", f"`kl_wrapped_normal` reads the sample and the posterior's parameters: {self.USAGE}")
         model, curv = _model_and_curvature(self.params.manifold)
         kl = gmvae.kl_sample(x, mu, sigma, model, curv, self.params.prior_sigma)
         return kl.mean().to(x.dtype)
 
-    def loss_unit(self, u, mu=DIMENSIONLESS, sigma=DIMENSIONLESS):
+    def loss_unit(self, u, mu=None, sigma=None):
+        # called when the loss is checked (units), before any tensor exists: the place to refuse a
+        # missing operand, so that `check` refuses what `train` would
+        if mu is None or sigma is None:
+            missing = " and ".join(k for k, v in (("mu", mu), ("sigma", sigma)) if v is None)
+            raise BkError("E0204", f"`kl_wrapped_normal` needs {missing}: {self.USAGE}",
+                          span=self.span, help="the posterior's mean and scale are model outputs; name them")
         return DIMENSIONLESS
 
 

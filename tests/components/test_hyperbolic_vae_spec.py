@@ -56,3 +56,27 @@ def test_short_training_run_from_the_cli(tmp_path):
         z = net(x=x)["z"].double()
     assert torch.isfinite(z).all()
     assert (-z[:, 0] ** 2 + (z[:, 1:] ** 2).sum(-1) + 1).abs().max() < 1e-4 * z[:, 0].max() ** 2
+
+
+def _variant(old: str, new: str) -> str:
+    text = SPEC.read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
+KL = "kl_wrapped_normal(model.z, mu = model.mu, sigma = model.sigma, manifold = lor)"
+
+
+def test_check_refuses_a_kl_without_the_posterior_parameters():
+    errs = [d for d in bkdsl.check_source(_variant(KL, "kl_wrapped_normal(model.z, manifold = lor)"), "v.bk")
+            if d.is_error]
+    assert [d.code for d in errs] == ["E0204"] and "mu and sigma" in errs[0].message
+    line = next(i for i, l in enumerate(SPEC.read_text().splitlines(), 1) if "kl_wrapped_normal" in l)
+    assert errs[0].span.line == line
+
+
+def test_check_refuses_a_kl_on_a_flat_manifold():
+    text = _variant(KL, KL.replace("manifold = lor", "manifold = flat"))
+    text = text.replace("manifold lor = lorentz(k = 1.0)\n", "manifold lor = lorentz(k = 1.0)\nmanifold flat = euclidean()\n")
+    errs = [d for d in bkdsl.check_source(text, "v.bk") if d.is_error]
+    assert [d.code for d in errs] == ["E0201"] and "`flat`" in errs[0].message
