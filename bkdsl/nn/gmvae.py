@@ -71,7 +71,7 @@ def lorentz_wrapped_rsample(mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.
 def lorentz_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.0) -> torch.Tensor:
     """log 𝒢(z; μ, σ) on ℍ_k (module docstring), computed in float64. z and μ are first put back on ℍ_k in
     float64 by x₀ ← √(k + ‖x_s‖²) (geoopt's ``projx``): a float32 point far out (x₀ ~ 10³) misses
-    ⟨x, x⟩_L = −k by ~0.1 from the rounding of x₀ alone, which log_μ would turn into an O(1) error in
+    ⟨x, x⟩_L = −k by 0.1–1 from the rounding of x₀ alone, which log_μ would turn into an O(1) error in
     the recovered v — and, for a narrow posterior (σ ~ 10⁻³), into log q → −∞."""
     m = L.hyperboloid(k)
     z64, mu64, s64 = m.projx(z.double()), m.projx(mu.double()), sigma.double()
@@ -138,10 +138,10 @@ def wrapped_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tens
 def kl_sample(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
               prior_sigma: float = 1.0) -> torch.Tensor:
     """The one-sample Monte-Carlo KL estimate per sample, log q(z | μ, σ) − log p(z), with
-    q = 𝒢(μ, σ) and the prior p = 𝒢(o, prior_sigma·I) at the origin (Nagano et al. 2019, eq. 8);
+    q = 𝒢(μ, σ) and the prior p = 𝒢(o, prior_sigma²·I) at the origin (Nagano et al. 2019, §3);
     its expectation over z ~ q is KL(q ‖ p) ≥ 0. No closed form exists for d > 1 (the log-Jacobian
     term depends on z); for d = 1 it reduces to KL(N(m, σ²) ‖ N(0, s²)) — the test's reference.
-    Computed in float64 ([...])."""
+    Computed in float64; shape [...] (one value per sample)."""
     s_p = torch.full_like(sigma, float(prior_sigma))
     return (wrapped_normal_log_prob(z, mu, sigma, model, curv)
             - wrapped_normal_log_prob(z, origin(sigma, model, curv), s_p, model, curv))
