@@ -335,6 +335,8 @@ BUILTIN_MODULES = [
     "bkdsl.components.teleport",
     "bkdsl.components.superposition",
     "bkdsl.components.holographic",
+    "bkdsl.components.tree_data",
+    "bkdsl.components.gmvae",
 ]
 
 

@@ -50,6 +50,15 @@ def _log_normal(v: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return (-0.5 * (v / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
+def _nan_where_nonfinite(value: torch.Tensor, *xs: torch.Tensor) -> torch.Tensor:
+    """``value`` with NaN wherever an input row holds NaN/Inf: the float64 re-projection (and geoopt's
+    clamps) would otherwise turn a NaN coordinate into a finite density, and a NaN must stop training."""
+    bad = torch.zeros(value.shape, dtype=torch.bool, device=value.device)
+    for x in xs:
+        bad = bad | ~torch.isfinite(x).all(-1)
+    return torch.where(bad, torch.full_like(value, float("nan")), value)
+
+
 def lorentz_wrapped_rsample(mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.0,
                             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, v): z = exp_μ(P_{o→μ}((0, v))), v ~ N(0, diag σ²); μ [..., d+1] on ℍ_k, σ [..., d] (reparameterised)."""
@@ -60,14 +69,17 @@ def lorentz_wrapped_rsample(mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.
 
 
 def lorentz_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, k: float = 1.0) -> torch.Tensor:
-    """log 𝒢(z; μ, σ) on ℍ_k (module docstring), computed in float64."""
-    z64, mu64, s64 = z.double(), mu.double(), sigma.double()
+    """log 𝒢(z; μ, σ) on ℍ_k (module docstring), computed in float64. z and μ are first put back on ℍ_k in
+    float64 by x₀ ← √(k + ‖x_s‖²) (geoopt's ``projx``): a float32 point far out (x₀ ~ 10³) misses
+    ⟨x, x⟩_L = −k by 0.1–1 from the rounding of x₀ alone, which log_μ would turn into an O(1) error in
+    the recovered v — and, for a narrow posterior (σ ~ 10⁻³), into log q → −∞."""
     m = L.hyperboloid(k)
+    z64, mu64, s64 = m.projx(z.double()), m.projx(mu.double()), sigma.double()
     u = m.logmap(mu64, z64)
     v = m.transp0back(mu64, u)[..., 1:]
     r = v.norm(dim=-1)
     d = v.shape[-1]
-    return _log_normal(v, s64) - _log_jacobian(r, d, k)
+    return _nan_where_nonfinite(_log_normal(v, s64) - _log_jacobian(r, d, k), z, mu, sigma)
 
 
 LAMBDA0 = 2.0  # the ball's conformal factor at 0, λ₀ = 2/(1 − c·0): a Riemannian length v is v/λ₀ in coordinates
@@ -92,7 +104,47 @@ def poincare_wrapped_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Te
     u = ball.logmap(mu64, z64)
     v = LAMBDA0 * ball.transp0back(mu64, u)
     r = v.norm(dim=-1)  # = d_c(μ, z): parallel transport keeps the Riemannian length
-    return _log_normal(v, s64) - _log_jacobian(r, v.shape[-1], 1.0 / c)
+    return _nan_where_nonfinite(_log_normal(v, s64) - _log_jacobian(r, v.shape[-1], 1.0 / c), z, mu, sigma)
+
+
+def wrapped_normal_rsample(mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reparameterised sample z ~ 𝒢(μ, σ) on the hyperboloid ℍ_k (``model = "lorentz"``, curv = k,
+    μ [..., d+1], σ [..., d]) or the ball 𝔻_c (``"poincare"``, curv = c, μ and σ [..., d]); σ is a
+    Riemannian length in both, so the two are images of each other under the isometry."""
+    if model == "lorentz":
+        return lorentz_wrapped_rsample(mu, sigma, curv, generator)[0]
+    if model == "poincare":
+        return poincare_wrapped_rsample(mu, sigma, curv, generator)[0]
+    raise ValueError(f"wrapped normal on {model!r}: expected 'lorentz' or 'poincare'")
+
+
+def origin(like_sigma: torch.Tensor, model: str, curv: float) -> torch.Tensor:
+    """The origin o of the model, broadcast to σ's leading axes: (√k, 0, …) on ℍ_k, 0 on 𝔻_c."""
+    zeros = torch.zeros_like(like_sigma)
+    return L.expmap0(zeros, curv) if model == "lorentz" else zeros
+
+
+def wrapped_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, model: str,
+                            curv: float) -> torch.Tensor:
+    """log 𝒢(z; μ, σ) on either model (float64; see the module docstring)."""
+    if model == "lorentz":
+        return lorentz_wrapped_log_prob(z, mu, sigma, curv)
+    if model == "poincare":
+        return poincare_wrapped_log_prob(z, mu, sigma, curv)
+    raise ValueError(f"wrapped normal on {model!r}: expected 'lorentz' or 'poincare'")
+
+
+def kl_sample(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, model: str, curv: float,
+              prior_sigma: float = 1.0) -> torch.Tensor:
+    """The one-sample Monte-Carlo KL estimate per sample, log q(z | μ, σ) − log p(z), with
+    q = 𝒢(μ, σ) and the prior p = 𝒢(o, prior_sigma²·I) at the origin (Nagano et al. 2019, §3);
+    its expectation over z ~ q is KL(q ‖ p) ≥ 0. No closed form exists for d > 1 (the log-Jacobian
+    term depends on z); for d = 1 it reduces to KL(N(m, σ²) ‖ N(0, s²)) — the test's reference.
+    Computed in float64; shape [...] (one value per sample)."""
+    s_p = torch.full_like(sigma, float(prior_sigma))
+    return (wrapped_normal_log_prob(z, mu, sigma, model, curv)
+            - wrapped_normal_log_prob(z, origin(sigma, model, curv), s_p, model, curv))
 
 
 # ------------------------------------------------------------------------------------------ isotropy
@@ -109,7 +161,10 @@ def mmd_isotropy(t: torch.Tensor, bandwidth: float = 1.0) -> torch.Tensor:
 
 
 def effective_rank(t: torch.Tensor) -> torch.Tensor:
-    """exp(H(p)), p = normalised singular values of the centred t [n, d] (Roy & Vetterli 2007)."""
+    """exp(H(p)), p = normalised singular values of the centred t [n, d] (Roy & Vetterli 2007); NaN when t
+    holds NaN/Inf (the SVD would raise instead, and a training loss must see the NaN and stop)."""
+    if not bool(torch.isfinite(t).all()):
+        return t.sum() * float("nan")
     s = torch.linalg.svdvals(t - t.mean(0, keepdim=True))
     p = s / s.sum().clamp_min(1e-30)
     h = -(p * torch.log(p.clamp_min(1e-30))).sum()
