@@ -102,7 +102,7 @@ def _metric_spec(v: Any) -> tuple[str, dict]:
 
 
 class _AdSDataP(_BulkP, DataParams):
-    metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), "
+    metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), reissner_nordstrom_ads(d, q), "
                                                            "deformed_bh(...), horizon_series(coeffs = [...])")
     samples: int = Field(2000, gt=0)
     label: Literal["response", "horizon"] = "response"
