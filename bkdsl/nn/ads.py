@@ -25,8 +25,8 @@ cannot reproduce data made in the true metric: h ≈ 1/η changes by 40 % across
 piecewise-constant h there is a poor model, and the fit absorbs the bias into h. The layer edges
 are therefore geometric by default, η_n = η_ini (η_fin/η_ini)^{n/N} (``grid = "log"``): equal steps
 in log η, fine where h varies as 1/η. Measured with the true h at the layer midpoints (asinh squared
-error against a 2000-step RK4 solve, 1000 samples, :func:`true_metric_loss`): 20 layers,
-AdS–Schwarzschild d = 3: 6.0e-5 (equal widths) → 5.7e-6 (geometric); d = 4: 3.4e-4 → 1.1e-5. The
+error against a 2000-step RK4 solve, 2000 samples, :func:`true_metric_loss`, bench/ads_floor.py): 20 layers,
+AdS–Schwarzschild d = 3: 6.0e-5 (equal widths) → 5.7e-6 (geometric); d = 4: 4.8e-4 → 1.3e-5. The
 floor falls as N⁻⁴ (40 layers: 3e-7). ``grid = "uniform"`` keeps the paper's grid.
 
 The data (:mod:`bkdsl.nn.ads_data`) and the fit with its validation rule (:mod:`bkdsl.nn.ads_fit`)
