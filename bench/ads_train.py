@@ -6,8 +6,8 @@ set; nothing else changes. Beside each run's `test.rel_l2_h` (relative RMS of h 
 midpoints) it records the loss of the true metric on the same 2000 samples (the data source's floor:
 1 % noise gives 1e-4) and the run's test loss term.
 
-    python bench/ads_train.py                        # 9 runs, ≈ 45 s each on a free core
-    python bench/ads_train.py --cases ads_d4 --seeds 0
+    python bench/ads_train.py                        # 9 runs, 5–10 s each (L-BFGS stops early)
+    python bench/ads_train.py --cases horizon_series deformed_bh --name ads_train_extra
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["ads_d3", "ads_d4", "rn_ads_d3_q1.5"], choices=list(CASES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--name", default="ads_train", help="result file bench/results/DATE-NAME.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
@@ -65,7 +66,7 @@ def main() -> None:
         v = [r["rel_l2_h"] for r in rows if r["case"] == key]
         summary[key] = {"rel_l2_h": v, "max": max(v), "mean": statistics.fmean(v)}
         print(f"{key:16s} rel_l2_h max {max(v):.4f} mean {statistics.fmean(v):.4f}")
-    write("ads_train", {"setup": {"spec": "specs/ads_bulk.bk", "train": "ads", "overrides": "data.metric, "
+    write(a.name, {"setup": {"spec": "specs/ads_bulk.bk", "train": "ads", "overrides": "data.metric, "
                                   "data.seed, train.ads.seed", "true_metric_loss": "asinh squared error of the "
                                   "20-layer network with the true h on all 2000 samples"},
                         "summary": summary, "rows": rows})

@@ -11,7 +11,7 @@ validation loss and its standard error, and the loss of the *true* metric on the
 which is one of the candidates.
 
     python bench/structure_ads.py                     # 3 metrics × 3 seeds × 8 fits (≈ 10 min, one core)
-    python bench/structure_ads.py --metrics horizon_series deformed_bh
+    python bench/structure_ads.py --metrics horizon_series deformed_bh --name structure_ads_extra
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--metrics", nargs="+", default=["ads_d3", "ads_d4", "rn_ads_d3_q1.5"], choices=list(CASES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--name", default="structure_ads", help="result file bench/results/DATE-NAME.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows, summary = [], {}
@@ -77,7 +78,7 @@ def main() -> None:
     for key, v in summary.items():
         print(f"{key:16s} rule: max {v['rule_max']:.4f} mean {v['rule_mean']:.4f} {v['chosen']}  "
               f"default (20, 1e-2): max {v['default_max']:.4f}")
-    write("structure_ads", {"setup": {"samples": 2000, "val_frac": 0.2, "noise_asinh": NOISE, "layer": "rk4",
+    write(a.name, {"setup": {"samples": 2000, "val_frac": 0.2, "noise_asinh": NOISE, "layer": "rk4",
                                       "grid": "log", "optimizer": "lbfgs", "epochs": a.epochs, "init": 1.0,
                                       "m2": -1.0, "lam": 1.0, "eta_range": [0.1, 1.0], "label": "response",
                                       "layer_grid": list(LAYER_GRID), "c_grid": list(C_GRID),
