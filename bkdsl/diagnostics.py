@@ -104,6 +104,8 @@ CODES: dict[str, str] = {
     "E0624": "resume refused: the spec or its overrides changed since the run started",
     "E0622": "not a loadable run directory (no run record, spec or checkpoint)",
     "E0623": "export failed or its format is unavailable",
+    "E0640": "AdS data the generator cannot make (too few boundary samples in the box)",
+    "E0641": "AdS bulk metric not finite on the network's layer grid",
     "E0701": "unknown nucleus",
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",

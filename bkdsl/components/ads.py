@@ -5,6 +5,7 @@ classification loss)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import torch
@@ -13,9 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bkdsl.components.data_sources import DataParams, DataSource
 from bkdsl.components.losses import LossTerm
 from bkdsl.diagnostics import BkError
+from bkdsl.nn.ads import (METRICS, AdSNetwork, Bulk, asinh_mse, horizon_probability, layer_midpoints, metric,
+                          true_metric_loss)
+from bkdsl.nn.ads_data import AdSDataError, generate_response
 from bkdsl.registry import Component, component
 from bkdsl.semantics.types import ValueType
 from bkdsl.train.data import Dataset, FieldInfo
+
+
+log = logging.getLogger("bkdsl.components.ads")
 
 
 class _P(BaseModel):
@@ -23,16 +30,27 @@ class _P(BaseModel):
 
 
 class _BulkP(_P):
-    m2: float = Field(-1.0, description="scalar mass squared m²")
-    lam: float = Field(1.0, description="quartic coupling λ (V = λφ⁴/4)")
-    eta_ini: float = Field(1.0, gt=0, description="radial cut-off near the boundary")
-    eta_fin: float = Field(0.1, gt=0, description="radial position near the horizon")
+    m2: float = Field(-1.0, allow_inf_nan=False, description="scalar mass squared m²")
+    lam: float = Field(1.0, allow_inf_nan=False, description="quartic coupling λ (V = λφ⁴/4)")
+    eta_ini: float = Field(1.0, gt=0, allow_inf_nan=False, description="radial cut-off near the boundary")
+    eta_fin: float = Field(0.1, gt=0, allow_inf_nan=False, description="radial position near the horizon")
+
+    @field_validator("eta_fin")
+    @classmethod
+    def _inward(cls, v, info):
+        ini = info.data.get("eta_ini")
+        if ini is not None and not v < ini:
+            raise ValueError(f"eta_fin (horizon side) must be smaller than eta_ini = {ini}")
+        return v
 
 
 class _AdSNetP(_BulkP):
     layers: int = Field(20, gt=0, description="layers N = integrator steps from η_ini to η_fin")
     layer: Literal["rk4", "euler"] = "rk4"
-    init: float = Field(1.0, description="the constant every learned h(η_n) starts from")
+    grid: Literal["log", "uniform"] = Field("log", description="layer edges: geometric in η (default) or "
+                                                               "equally spaced (the paper's)")
+    substeps: int = Field(1, gt=0, description="integrator steps per layer (one weight per layer)")
+    init: float = Field(1.0, allow_inf_nan=False, description="the constant every learned h(η_n) starts from")
 
 
 class _AdSModule(torch.nn.Module):
@@ -63,10 +81,9 @@ class AdSNetworkC(Component):
         return ValueType(tuple(t.shape[:-1]) + (1 + self.params.layers,), "float", None, None)
 
     def build(self):
-        from bkdsl.nn.ads import AdSNetwork, Bulk
-
         p = self.params
-        return _AdSModule(AdSNetwork(p.layers, p.layer, Bulk(p.m2, p.lam, p.eta_ini, p.eta_fin), p.init))
+        return _AdSModule(AdSNetwork(p.layers, p.layer, Bulk(p.m2, p.lam, p.eta_ini, p.eta_fin), p.init,
+                                     grid=p.grid, substeps=p.substeps))
 
 
 def _metric_spec(v: Any) -> tuple[str, dict]:
@@ -85,26 +102,38 @@ def _metric_spec(v: Any) -> tuple[str, dict]:
 
 
 class _AdSDataP(_BulkP, DataParams):
-    metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), "
+    metric: Any = Field("ads_schwarzschild", description="bulk metric: ads_schwarzschild(d = 3), reissner_nordstrom_ads(d, q), "
                                                            "deformed_bh(...), horizon_series(coeffs = [...])")
     samples: int = Field(2000, gt=0)
     label: Literal["response", "horizon"] = "response"
-    eps: float = Field(0.1, gt=0, description="horizon mode: |F| < eps is regular")
+    eps: float = Field(0.1, gt=0, allow_inf_nan=False, description="horizon mode: |F| < eps is regular")
     layers: int = Field(20, gt=0, description="h_true is tabulated at the network's layer midpoints")
+    grid: Literal["log", "uniform"] = Field("log", description="the network's layer grid (where h_true is "
+                                                               "tabulated and the floor is measured)")
+    layer: Literal["rk4", "euler"] = Field("rk4", description="the network's step (for the floor)")
     substeps: int = Field(2000, gt=0, description="RK4 steps of the data generator's solver")
+    noise: float = Field(0.0, ge=0, allow_inf_nan=False,
+                         description="label = response: y = sinh(asinh F + noise ξ), ξ ~ N(0, 1)")
+    phi_h_range: tuple[float, float] = Field((0.0, 2.0), description="label = horizon: where the horizon "
+                                                                     "values φ_h of regular samples are drawn")
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v):
-        from bkdsl.nn.ads import METRICS
-
         name, kw = _metric_spec(v)
         if name not in METRICS:
             raise ValueError(f"unknown bulk metric `{name}`; known: {', '.join(sorted(METRICS))}")
         try:
             METRICS[name](**kw)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise ValueError(f"bad parameters for `{name}`: {e}") from None
+        return v
+
+    @field_validator("phi_h_range")
+    @classmethod
+    def _range(cls, v):
+        if not v[0] < v[1]:
+            raise ValueError(f"phi_h_range must be (low, high) with low < high, got {v}")
         return v
 
 
@@ -122,8 +151,6 @@ class AdSResponse(DataSource):
         return {"x": "1", "F": "1", "y": "1", "h": "1"}
 
     def metric_fn(self):
-        from bkdsl.nn.ads import metric
-
         name, kw = _metric_spec(self.params.metric)
         return metric(name, **kw)
 
@@ -133,22 +160,33 @@ class AdSResponse(DataSource):
                 "h": FieldInfo("h", shape=(n,))}
 
     def generate(self, seed: int = 0) -> dict[str, torch.Tensor]:
-        from bkdsl.nn.ads import Bulk, generate_response
-
+        """The samples (float32) and, in ``self.floor``, the data's own discretisation floor: the asinh
+        squared error of the network with the true metric (same layers, grid and step) on all samples
+        (``label = response``; NaN for the horizon mode)."""
         p = self.params
         bulk = Bulk(p.m2, p.lam, p.eta_ini, p.eta_fin)
         h = self.metric_fn()
-        d = generate_response(h, p.samples, bulk, label=p.label, eps=p.eps, seed=seed, substeps=p.substeps)
-        edges = torch.linspace(p.eta_ini, p.eta_fin, p.layers + 1, dtype=torch.float64)
-        h_true = h(0.5 * (edges[1:] + edges[:-1]))
+        try:
+            d = generate_response(h, p.samples, bulk, label=p.label, eps=p.eps, seed=seed, substeps=p.substeps,
+                                  noise=p.noise, phi_h_range=p.phi_h_range)
+        except AdSDataError as e:
+            raise BkError("E0640", f"`ads_response` could not make its data: {e}", span=self.span,
+                          help="check the metric and the ranges (eta_ini, eta_fin, phi_h_range, eps)") from None
+        h_true = h(layer_midpoints(bulk, p.layers, p.grid))
+        if not torch.isfinite(h_true).all():
+            raise BkError("E0641", "`ads_response`: the metric is not finite at the network's layer midpoints",
+                          span=self.span, help="a black-hole metric is finite for η > 0; check its parameters")
+        self.floor = (true_metric_loss(h, d["x"], d["y"], p.layers, p.layer, bulk, p.grid)
+                      if p.label == "response" else float("nan"))
+        log.info("ads_response: loss of the true metric on these data (the floor): %.3g", self.floor)
         n = len(d["x"])
-        return {"x": d["x"].float(), "F": d["F"].unsqueeze(-1).float(), "y": d["y"].unsqueeze(-1).float(),
+        F = d["y"] if p.label == "response" else d["F"]  # the observed (noisy) residual, or the true one
+        return {"x": d["x"].float(), "F": F.unsqueeze(-1).float(), "y": d["y"].unsqueeze(-1).float(),
                 "h": h_true.unsqueeze(0).expand(n, -1).float().contiguous()}
 
     def load(self, *, seed: int, base_dir: str | None = None):
         fields = self.generate(seed if self.params.seed is None else self.params.seed)
-        return Dataset(fields, self.fields(), meta={"source": "ads_response"})
-
+        return Dataset(fields, self.fields(), meta={"source": "ads_response", "true_metric_loss": self.floor})
 
 
 class _LossP(_P):
@@ -173,8 +211,6 @@ class AsinhMSE(_AdSLoss):
     Params = _LossP
 
     def evaluate(self, pred, target):
-        from bkdsl.nn.ads import asinh_mse
-
         return asinh_mse(pred.reshape(target.shape).double(), target.double()).float()
 
 
@@ -189,6 +225,4 @@ class HorizonL1(_AdSLoss):
     Params = _HorizonP
 
     def evaluate(self, pred, target):
-        from bkdsl.nn.ads import horizon_probability
-
         return (horizon_probability(pred.reshape(target.shape), self.params.eps) - target).abs().mean()

@@ -24,3 +24,16 @@ def test_ads_bulk_spec_recovers_the_metric_with_lbfgs_and_smoothness(tmp_path):
     assert final["test"]["test.rel_l2_h"] < 0.08, final["test"]
     rec = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rec[-1]["event"] == "test"
+
+
+def test_ads_horizon_spec_trains_on_outward_sampled_classification_data(tmp_path):
+    """specs/ads_horizon.bk, small: balanced regular/irregular labels from the outward sampler, one epoch
+    of the classification loss through the runner."""
+    spec = SPEC.with_name("ads_horizon.bk")
+    over = {"data.samples": "200", "data.substeps": "200", "train.ads_horizon.epochs": "1"}
+    plan = plan_from_compiled(compile_file(spec, over), "ads_horizon", overrides=over)
+    y = plan.data.dataset.fields["y"]
+    assert y.shape == (200, 1) and float(y.sum()) == 100  # balanced
+    final = run(plan, tmp_path, quiet=True)
+    assert final["status"] == "completed"
+    assert any(k.startswith("test.horizon_l1") for k in final["test"]), final["test"]
