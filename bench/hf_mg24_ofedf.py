@@ -119,6 +119,22 @@ def cross(train_name: str, train_spec: str, on_family: str, args, out: Path) -> 
             "MAE_E_MeV": float((E_pred - E_true).abs().mean())}
 
 
+def mean_baseline(family: str, args) -> dict:
+    """MAE (MeV) on the test split of predicting the training split's mean E: what a model that learned
+    nothing but the offset scores (the reference the runs must beat)."""
+    import bkdsl
+    from bkdsl.train.data import split_indices
+    from bkdsl.train.plan import data_plan
+
+    c = bkdsl.compile_file(str(ROOT / FAMILY_SPEC[family]), overrides=data_overrides(args))
+    dp = data_plan(c.data_block("mg24"), 0, str(ROOT / "specs"))
+    idx = split_indices(len(dp.dataset), dp.split, dp.seed, dp.dataset.groups)
+    E = dp.dataset.fields["E"].double().flatten()
+    mu = float(E[idx["train"]].mean())
+    return {"family": family, "train": len(idx["train"]), "test": len(idx["test"]),
+            "MAE_E_MeV": float((E[idx["test"]] - mu).abs().mean())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=256, help="fields drawn per family (before the cuts)")
@@ -166,6 +182,8 @@ def main(argv=None) -> int:
         res["cross_domain"]["E_rnd_on_rho_sho"] = {**cross("ofedf_rnd", FAMILY_SPEC["rnd"], "sho", args, work),
                                                    "thesis_MAE_E_MeV": THESIS["cross_E_rnd_on_rho_sho"]}
         print("cross:", json.dumps(res["cross_domain"]), flush=True)
+    res["mean_baseline"] = {f: mean_baseline(f, args) for f in ("sho", "rnd")}
+    print("mean baseline:", json.dumps(res["mean_baseline"]), flush=True)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     outp.write_text(json.dumps(res, indent=1))
     print(f"wrote {outp}")

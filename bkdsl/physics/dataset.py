@@ -33,7 +33,7 @@ from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
 from .guards import check_physical
 from . import hf_axial, hf_dataset
-from .hf_dataset import HF_UNITS, generate_hf_densities
+from .hf_dataset import HF_UNITS, generate_hf_densities  # noqa: F401  (HF_UNITS: read by the data source)
 from .multipoles import multipoles, rms_radius, to_barn_units
 from .nuclear_dataset import NuclearDataset, sample_generator
 from .nuclei import get_nucleus

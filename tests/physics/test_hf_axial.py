@@ -8,7 +8,8 @@ import torch
 
 from bkdsl.diagnostics import BkError
 from bkdsl.physics.cli import main
-from bkdsl.physics.hf_axial import (AxialLattice, AxialResult, AxialSkyrme, BroydenMixer, _bcs, axial_hf_bcs,
+from bkdsl.physics.hf_axial import (THESIS_TEXT, AxialLattice, AxialResult, AxialSkyrme, BroydenMixer, _bcs,
+                                    axial_hf_bcs,
                                     axial_hf_bcs_batch, central, pairing_window, staggered)
 from bkdsl.physics.hf_spherical import hf_extrapolated
 from bkdsl.physics.skyrme import SLY4
@@ -41,12 +42,15 @@ def test_axis_parity_folding():
     assert float((Do @ r)[0]) == pytest.approx(1.0)      # an odd one keeps its slope
 
 
-def test_hamiltonian_is_the_derivative_of_the_discrete_energy():
+@pytest.mark.parametrize("variant", [{}, {"j2_terms": "skyrme"}, {"j2_terms": "b1prime"},
+                                     {"pairing_density": "species"}])
+def test_hamiltonian_is_the_derivative_of_the_discrete_energy(variant):
     """eps_k = g_k^T h g_k must equal (1/2) dE/d(v_k^2) and Delta_k = -(1/2) dE/d(u_k v_k): the fields
     code and the Hamiltonian code are written separately, so this checks one against the other
-    (including the spin-orbit cross terms and the axis parities)."""
+    (including the spin-orbit cross terms and the axis parities), also with the item-1 variants of the
+    functional (J^2 terms, rho_q in the pairing form factor)."""
     lat = AxialLattice(4, 8, 0.8, order=4)
-    F = AxialSkyrme(SLY4, 24, lat, V0=-683.344, com_C=0.625)
+    F = AxialSkyrme(SLY4, 24, lat, V0=-683.344, com_C=0.625, **variant)
     gen = torch.Generator().manual_seed(1)
     M = 4 * 8
     om2 = 3
@@ -276,3 +280,67 @@ def test_broyden_restarts_when_the_residual_grows():
     assert m.restarts == 0 and len(m.dF) == 1
     out = m(x, {"a": torch.full((3,), 5.0, dtype=torch.float64)})      # residual x5: history dropped
     assert m.restarts == 1 and m.dF == [] and torch.allclose(out["a"], torch.full((3,), 1.5, dtype=torch.float64))
+
+
+def _random_fields(lat, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    F = AxialSkyrme(SLY4, 24, lat, V0=-683.344)
+    g = torch.linalg.qr(torch.randn(2 * lat.nr * lat.nz, 3, generator=gen, dtype=torch.float64))[0].T
+    gg = g.reshape(3, 2, lat.nr, lat.nz)
+    vv = torch.tensor([0.9, 0.5, 0.2], dtype=torch.float64)
+    f = F.fields(gg[:, 0] * lat.S, gg[:, 1] * lat.S, vv, torch.sqrt(vv * (1 - vv)), 3)
+    return {k: torch.stack([v, 0.5 * v]) for k, v in f.items()}
+
+
+def test_j2_forms_and_pairing_density_match_their_formulas():
+    """Issue 18 item 1 flags: the J^2 energies are the printed formulas (Engel et al. 1975; (b1'/2) sum J_q^2
+    for B.10's dropped term), the 'species' pairing puts rho_q in the form factor; unknown forms: E0703."""
+    lat = AxialLattice(4, 8, 0.8, order=4)
+    F_ = _random_fields(lat)
+    p = SLY4
+    Jr, Jz = F_["J_r"], F_["J_z"]
+    jq2 = (Jr**2 + Jz**2)
+    j2 = Jr.sum(0) ** 2 + Jz.sum(0) ** 2
+    engel = float(((-(p.t1 * p.x1 + p.t2 * p.x2) / 16 * j2 + (p.t1 - p.t2) / 16 * jq2.sum(0)) * lat.w).sum())
+    b1p = (p.t1 * (1 + 2 * p.x1) - p.t2 * (1 + 2 * p.x2)) / 8
+    bprime = float((0.5 * b1p * jq2.sum(0) * lat.w).sum())
+    e = {form: AxialSkyrme(SLY4, 24, lat, V0=-683.344, j2_terms=form).energy(F_) for form in ("none", "skyrme", "b1prime")}
+    assert float(e["none"]["j2"]) == 0.0
+    assert float(e["skyrme"]["j2"]) == pytest.approx(engel, rel=1e-12) and abs(engel) > 1e-6
+    assert float(e["b1prime"]["j2"]) == pytest.approx(bprime, rel=1e-12)
+    assert float(e["skyrme"]["edf"] - e["none"]["edf"]) == pytest.approx(engel, rel=1e-10)
+    rho, rq, kap = F_["rho"].sum(0), F_["rho"], F_["kappa"]
+    spec = float((0.25 * -683.344 * ((1 - rq / 0.16) * kap**2).sum(0) * lat.w).sum())
+    tot = float((0.25 * -683.344 * (1 - rho / 0.16) * (kap**2).sum(0) * lat.w).sum())
+    assert float(e["none"]["pairing"]) == pytest.approx(tot, rel=1e-12)
+    es = AxialSkyrme(SLY4, 24, lat, V0=-683.344, pairing_density="species").energy(F_)
+    assert float(es["pairing"]) == pytest.approx(spec, rel=1e-12) and abs(spec - tot) > 1e-6
+    with pytest.raises(BkError) as ex:
+        AxialSkyrme(SLY4, 24, lat, V0=-683.344, j2_terms="tensor")
+    assert ex.value.code == "E0703"
+    with pytest.raises(BkError) as ex:
+        AxialSkyrme(SLY4, 24, lat, V0=-683.344, pairing_density="neutron")
+    assert ex.value.code == "E0703"
+
+
+def test_kinetic_free_is_eq_3_13():
+    """E_kin = hbar^2/2m (1 - 1/A) int tau on the lattice's face and cell weights; the effective-mass part
+    is not in it (it is in E_int = E_Skyrme - E_kin)."""
+    lat = AxialLattice(4, 8, 0.8, order=4)
+    F_ = _random_fields(lat)
+    F = AxialSkyrme(SLY4, 24, lat, V0=-683.344)
+    h2m = SLY4.hbar2_2m * (1 - 1 / 24)
+    want = h2m * float((F_["tau_rf"].sum(0) * lat.w_rf).sum() + (F_["tau_zf"].sum(0) * lat.w_zf).sum()
+                       + (F_["tau_c"].sum(0) * lat.w).sum())
+    e = F.energy(F_)
+    assert float(e["kinetic_free"]) == pytest.approx(want, rel=1e-12)
+    assert abs(float(e["kinetic"]) - want) > 1e-3          # the effective-mass terms make a difference
+
+
+def test_thesis_text_preset_runs_and_differs_from_the_default():
+    """THESIS_TEXT (eq. 3.19 midpoint measure, ch. 3 sharp window, App. B no rearrangement) is a valid set
+    of solver keywords and changes the solution (coarse lattice)."""
+    kw = dict(grid=(6, 12, 1.2), omega_max2=5, tol_e=1e-6, tol_rho=1e-6, max_iter=150, q20_constraint=(0.0, 2000.0))
+    a = axial_hf_bcs("Mg24", **kw)
+    b = axial_hf_bcs("Mg24", **kw, **THESIS_TEXT)
+    assert a.converged and b.converged and abs(a.energy - b.energy) > 0.1
