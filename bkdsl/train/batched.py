@@ -65,7 +65,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train import distributed as D
 from bkdsl.train.augment import apply_all
 from bkdsl.train.data import batches_per_epoch, epoch_order
-from bkdsl.train.grouped import GroupedModels, GroupingRefused, group_modules
+from bkdsl.train.grouped import GroupedModels, GroupingRefused, graph_codes, group_modules
 from bkdsl.train.loop import MAX_SEED, Trainer, TrainPlan, _Progress, resolve_device
 from bkdsl.train.optim import build_optimizer
 from bkdsl.train.reports import data_dependent_init
@@ -89,6 +89,7 @@ class Signature:
     steps: int | None
     precision: str
     device: str
+    graphs: int = 0        # hash of the fx graphs' code: runs must also compute the same function of their weights
 
 
 def unbatchable_reason(plan: TrainPlan, model: torch.nn.Module) -> str | None:
@@ -147,13 +148,43 @@ def auto_strategy(model: torch.nn.Module, device) -> dict:
     return {"strategy": "vmap", "reason": f"no grouped form ({why}); no convolution"}
 
 
-def signature(plan: TrainPlan, model: torch.nn.Module) -> Signature:
+def _linear_params(model: torch.nn.Module) -> set[str]:
+    return {f"{m_name}.{p}" if m_name else p for m_name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+            for p in ("weight", "bias")}
+
+
+def signature(plan: TrainPlan, model: torch.nn.Module, pad_linear: bool = False) -> Signature:
+    """The group key. ``pad_linear``: the sizes of linear layers left out — runs that differ only there
+    (the thesis' d_z) share one grouped module, their linear layers padded under a mask
+    (:class:`bkdsl.train.grouped.GroupedLinear`)."""
     cfg = plan.config
+    lin = _linear_params(model) if pad_linear else set()
     return Signature(
-        tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()),
+        tuple((n, None if n in lin else tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()),
         tuple((n, tuple(b.shape), b.dtype) for n, b in model.named_buffers()),
         tuple(plan.inputs), cfg.batch, len(plan.data.dataset), tuple(plan.data.split),
-        cfg.epochs, cfg.steps, cfg.precision, str(resolve_device(cfg.device)))
+        cfg.epochs, cfg.steps, cfg.precision, str(resolve_device(cfg.device)), hash(graph_codes(model)))
+
+
+def linear_sizes(model: torch.nn.Module) -> tuple[dict[str, tuple[int, int]], int]:
+    """``({linear layer: (in, out)}, number of parameters)``: what :func:`padding_overhead` needs of a run."""
+    return ({n: (m.in_features, m.out_features) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)},
+            sum(p.numel() for p in model.parameters()))
+
+
+PAD_OVERHEAD_MAX = 0.10
+
+
+def padding_overhead(runs: list[tuple[dict[str, tuple[int, int]], int]]) -> float:
+    """The padded linear layers' extra elements over the runs' parameters (:func:`linear_sizes` of each
+    run), Σ_layers (R·max O·(max I + 1) − Σ_r O_r (I_r + 1)) / Σ_r |θ_r| — 0 when the runs' layers have equal
+    sizes; runs of different d_z are grouped into one padded module only while this is ≤ 10 %."""
+    extra = 0
+    for name in runs[0][0]:
+        sizes = [r[0][name] for r in runs]
+        I, O = max(i for i, _ in sizes), max(o for _, o in sizes)
+        extra += len(sizes) * O * (I + 1) - sum(o * (i + 1) for i, o in sizes)
+    return extra / max(1, sum(n for _, n in runs))
 
 
 def probe_model(plan: TrainPlan) -> torch.nn.Module:
@@ -241,6 +272,10 @@ class StackedModels:
                 x[r].copy_(t)
             return x
         return torch.stack(per_run)
+
+    def run_output(self, out: dict[str, torch.Tensor], name: str, r: int) -> torch.Tensor:
+        """Run r's output ``name`` (row r)."""
+        return out[name][r]
 
     def grads_to_models(self, runs: list[int] | None = None) -> None:
         """``θ_r.grad = P.grad[r]`` for the given runs (all by default); the stacked gradients are released."""
@@ -350,8 +385,11 @@ class BatchedGroup:
         saved = {n: b.clone() for n, b in self.stack.B.items()}
         T = self.trainers
         try:
-            x = {k: self.stack.stack_inputs([T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))[k]
-                                             for r in range(self.R)]) for k in T[0].plan.inputs}
+            per_run = [T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))
+                       for r in range(self.R)]
+            if isinstance(self.stack, GroupedModels):   # output sizes per run, and the grouped form checked
+                self.stack.calibrate([{k: x[k] for k in T[0].plan.inputs} for x in per_run])
+            x = {k: self.stack.stack_inputs([per_run[r][k] for r in range(self.R)]) for k in T[0].plan.inputs}
             with torch.no_grad(), T[0]._autocast():
                 self.stack(x)
         except BkError:
@@ -392,6 +430,12 @@ class BatchedGroup:
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         sigs = [signature(t.plan, t.raw_model) for t in T]
+        if (any(s != sigs[0] for s in sigs) and self.strategy in (None, "grouped")
+                and grouping_refusal(T[0].raw_model) is None):
+            # runs that differ only in linear-layer sizes (d_z): one grouped module, padded under a mask
+            sigs = [signature(t.plan, t.raw_model, pad_linear=True) for t in T]
+            if all(s == sigs[0] for s in sigs):
+                self.strategy = "grouped"
         if any(s != sigs[0] for s in sigs):
             bad = next(r for r, s in enumerate(sigs) if s != sigs[0])
             what = [f.name for f in dataclasses.fields(Signature) if getattr(sigs[bad], f.name) != getattr(sigs[0], f.name)]
@@ -472,7 +516,8 @@ class BatchedGroup:
                                                    "outputs", span=cfg0.span)
                         losses, terms = {}, {}
                         for r in active:
-                            o = {k: (v[r].float() if v.is_floating_point() else v[r]) for k, v in out.items()}
+                            o = {k: self.stack.run_output(out, k, r) for k in out}
+                            o = {k: (v.float() if v.is_floating_point() else v) for k, v in o.items()}
                             losses[r], terms[r] = T[r].plan.loss(o, batches[r])
                     vals = torch.stack([losses[r].detach().float().reshape(()) for r in active]).cpu().tolist()
                     for r, v in zip(list(active), vals):
@@ -580,5 +625,6 @@ def run_group(plans: list[TrainPlan], rundirs: list[str | Path], *, resume=False
     return finals, g.errors, g.aggregate_samples_per_s
 
 
-__all__ = ["BatchedGroup", "STRATEGIES", "Signature", "StackedModels", "auto_strategy", "grouping_refusal", "run_group",
+__all__ = ["BatchedGroup", "STRATEGIES", "Signature", "StackedModels", "auto_strategy", "grouping_refusal",
+           "linear_sizes", "padding_overhead", "run_group",
            "signature", "unbatchable_reason", "probe_model"]
