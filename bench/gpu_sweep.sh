@@ -4,8 +4,8 @@
 # sequential / concurrent streams) against one run alone and a hand-written torch.compile + CUDA-graphs
 # peer, in one process (bench/sweep_batched.py: correctness of every batching strategy against the runs
 # one at a time first, then triton.testing.do_bench of every contender), then `bkdsl train --sweep` end to
-# end on CUDA (auto mode must batch) on specs/tiny_regression.bk. About 6.5 minutes: the wheel install is
-# capped at 30 s, the bench stops starting contenders at SWEEP_BUDGET_S (default 300 s) and is killed at
+# end on CUDA (auto mode must batch) on specs/tiny_regression.bk. At most 9 minutes: the wheel install is
+# capped at 30 s, the bench stops starting contenders at SWEEP_BUDGET_S (default 400 s) and is killed at
 # SWEEP_BUDGET_S + 60, the end-to-end part at E2E_S (default 45 s). JSON is written after every contender;
 # a contender that would not fit the budget is recorded as skipped, one that fails has its error recorded.
 #
@@ -37,7 +37,7 @@ export BKDSL_CACHE=${BKDSL_CACHE:-/tmp/bkdsl-cache}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv || true
 "$PY" -c 'import torch, triton, lark, pint, pydantic, geoopt, safetensors, rich; print("torch", torch.__version__, "triton", triton.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")' || exit 3
 status=0
-B=${SWEEP_BUDGET_S:-300}
+B=${SWEEP_BUDGET_S:-400}
 echo "=== bench/sweep_batched.py (budget ${B} s) $(date +%T)"
 timeout $((B + 60)) "$PY" bench/sweep_batched.py --budget-s "$B" --rep-ms "${REP_MS:-1000}" \
   --out "$OUT/sweep_batched.json" ${SWEEP_ARGS:-} 2>&1 | tee "$OUT/sweep_batched.log"
@@ -65,7 +65,7 @@ try:
                                 if "samples_per_s" in v else str(v)[:160]))
     print("aggregate (9-run grid):", s.get("aggregate_samples_per_s"), "by", s.get("aggregate_best"), "target 45000 met:", s.get("aggregate_target_met"))
     print("by strategy:", s.get("aggregate_by_strategy"))
-    print("auto:", s.get("auto_strategy"), s.get("auto_samples_per_s"), "fastest:", s.get("auto_is_fastest"))
+    print("auto:", s.get("auto_strategy"), s.get("auto_contender"), s.get("auto_samples_per_s"), "strategy fastest:", s.get("auto_strategy_is_fastest"))
     print("single:", s.get("single_samples_per_s"), "by", s.get("single_best"), "target 15000 met:", s.get("single_target_met"),
           "peer:", s.get("peer_samples_per_s"), "ratio agg/single:", s.get("ratio_aggregate_over_single"))
     ok = ok and bool(r["check"]) and all(c.get("pass") for c in r["check"].values())
