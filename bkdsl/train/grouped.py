@@ -350,9 +350,11 @@ class GroupedModels:
     def calibrate(self, per_run: list[dict[str, torch.Tensor]], check: bool = True) -> None:
         """Record each run's output sizes (an output of a padded layer, e.g. the latent z, is cut to run
         r's size) and, with ``check``, verify the grouped forward against each run's own module on these
-        inputs in eval mode (‖grouped − alone‖ ≤ 1e-3·‖alone‖ per run and output; GroupingRefused
-        otherwise). No state changes."""
+        inputs in eval mode, TF32 off (‖grouped − alone‖ ≤ 1e-3·‖alone‖ per run and output; GroupingRefused
+        otherwise, a NaN included). No state changes."""
         was = self.module.training
+        tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # fp32 to ~1e-6
         self.module.eval()
         for m in self.models:
             m.eval()
@@ -379,6 +381,7 @@ class GroupedModels:
                             raise GroupingRefused(f"output `{k}` of run {r} differs from the run alone "
                                                   f"(relative error {err:.2g})")
         finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
             self.module.train(was)
             for m in self.models:
                 m.train(was)
