@@ -4,17 +4,21 @@ Runs of a sweep that share an architecture (same parameter and buffer names, sha
 step plan (batch size, training-split size, epochs/steps, precision, device) are trained together
 (model ensembling in the sense of ``torch.func``):
 
-* **one forward/backward for all runs.** The R models' parameters are stacked along a new leading run
-  axis, ``P[name] = stack(θ_1[name], …, θ_R[name])`` (:func:`torch.func.stack_module_state`), and the
-  template module runs under ``vmap(functional_call(template, (P, B), x))`` over that axis: a
-  convolution with a batched weight becomes one grouped convolution of R groups, a linear layer one
-  batched matmul. Each run reads its own mini-batch ``x[r]`` (its own data order from its own seed,
-  its own augmentation draws), so the step is R independent training steps, executed as one. The loss
-  is computed per run from its slice of the outputs (runs may differ in loss weights, e.g. the thesis'
-  α) and the runs' losses are summed: ``∂(Σ_r L_r)/∂θ_r = ∂L_r/∂θ_r`` because θ_r enters only L_r.
-  BatchNorm running statistics are stacked buffers updated in place through the vmapped batch norm.
-  ``randomness="error"``: a model that draws random numbers in its forward (dropout) cannot be batched
-  exactly and is refused here (the sweep then trains it sequentially).
+* **one forward/backward for all runs**, in one of two forms. *Grouped* (:mod:`bkdsl.train.grouped`,
+  chosen whenever the model has the form): every layer of the spec's model is rebuilt to hold all R runs
+  — a convolution ``C → O`` becomes one grouped convolution ``R·C → R·O`` with ``groups = R``, a batch
+  norm one over ``R·C`` channels, a linear layer one ``baddbmm`` over the run axis — and activations
+  travel as ``[B, R·C, H, W]``, so R runs are one kernel per layer with no vmap and no per-layer copies.
+  *vmap* (any other model): the R models' parameters are stacked along a new leading run axis,
+  ``P[name] = stack(θ_1[name], …, θ_R[name])`` (:func:`torch.func.stack_module_state`), and the
+  template module runs under ``vmap(functional_call(template, (P, B), x))`` over that axis. Each run
+  reads its own mini-batch (its own data order from its own seed, its own augmentation draws), so the
+  step is R independent training steps, executed as one. The loss is computed per run from its slice of
+  the outputs (runs may differ in loss weights, e.g. the thesis' α) and the runs' losses are summed:
+  ``∂(Σ_r L_r)/∂θ_r = ∂L_r/∂θ_r`` because θ_r enters only L_r. BatchNorm running statistics are
+  per-run slices updated in place. Under vmap ``randomness="error"``: a model that draws random numbers
+  in its forward (dropout) cannot be batched exactly and is refused (the grouped form refuses dropout
+  too); the sweep then trains it sequentially.
 
 * **per-run optimizers, unchanged.** Each run's model keeps parameters that are *aliases* of its slice
   of the stack — ``nn.Parameter(P[name].detach()[r])`` shares storage with ``P[name]`` — and each run has
@@ -38,13 +42,17 @@ step plan (batch size, training-split size, epochs/steps, precision, device) are
   of the sum and its optimizer no longer steps, and the others go on. A run that reaches its
   ``time_limit`` is finished the same way.
 
-Different d_z (the thesis' grid): runs are **grouped by shape** — one batched group per parameter-shape
-signature, the groups trained one after another — rather than zero-padded to the largest d_z under a
-mask. Padding is exact only when the padded latent components feed nothing that mixes them (a
-LayerNorm or a softmax over z, a norm of z in a loss or a metric would see the zeros) and it changes
-the initialisation (``nn.Linear`` draws from U(±1/√fan_in) with fan_in = d_z); grouping is exact for
-every architecture, and d_z costs nothing in this model (it sizes two small linear layers), so a group
-of 3 is as fast per run as a padded group of 9 would be per run apart from the GPU's fill.
+Different d_z (the thesis' grid): in the grouped form, runs that differ only in the sizes of linear
+layers (d_z sizes the encoder's last layer and the decoders' first) share ONE module, those layers padded
+to the largest size under a fixed 0/1 mask (:class:`bkdsl.train.grouped.GroupedLinear`): run r's padded
+outputs are exactly 0, its padded inputs are multiplied by 0, the padded weights get zero gradients and
+stay 0 under any elementwise optimizer, and its real weights are copied from its own ``nn.Linear`` — so
+its function, initialisation and updates are those of the run alone; outputs of padded layers (the
+latent z) are cut to each run's size. The sweep merges shapes this way while the padding costs at most
+10 % of the parameters (:func:`padding_overhead`; 0.2 % for the thesis' grid); otherwise, and under
+vmap, runs are grouped by shape — one batched group per parameter-shape signature, trained one after
+another. Before anything is trained, the grouped forward is compared with each run's own module on the
+first samples (:meth:`bkdsl.train.grouped.GroupedModels.calibrate`; fails closed, E0621).
 """
 
 from __future__ import annotations
@@ -130,6 +138,12 @@ def grouping_refusal(model: torch.nn.Module) -> str | None:
     return None
 
 
+# `auto` puts convolutional models with a grouped form into the grouped form on CUDA. Set False if the
+# H200 bench (bench/sweep_batched.py: grid_grouped_padded_eager vs grid_sequential) shows the grouped
+# convolutions slower than the runs one after another; `auto` then trains such models sequentially.
+AUTO_GROUP_CONV = True
+
+
 def auto_strategy(model: torch.nn.Module, device) -> dict:
     """What ``--sweep-mode auto`` does with a group of runs of this model on ``device``:
     ``{"strategy": "grouped" | "vmap" | "sequential", "reason": …}``. On CUDA: the grouped form when the
@@ -140,8 +154,10 @@ def auto_strategy(model: torch.nn.Module, device) -> dict:
     if dev.type != "cuda":
         return {"strategy": "sequential", "reason": f"auto batches on CUDA only, this run is on {dev.type}"}
     why = grouping_refusal(model)
-    if why is None:
+    if why is None and (AUTO_GROUP_CONV or not has_convolution(model)):
         return {"strategy": "grouped", "reason": "every layer has an exact grouped form"}
+    if why is None:
+        return {"strategy": "sequential", "reason": "AUTO_GROUP_CONV is off: convolutional models train one at a time"}
     if has_convolution(model):
         return {"strategy": "sequential", "reason": f"no grouped form ({why}) and vmap's grouped convolutions are "
                                                      "slower than one run at a time"}
