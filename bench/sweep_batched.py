@@ -13,6 +13,8 @@ single run (128 samples / iteration)
 * ``single_cudagraphs``   the same under torch.compile(mode="reduce-overhead") (inductor + CUDA graphs)
 * ``single_graph_step``   torch.compile (default mode) forward, and the WHOLE step — forward, backward and a
                           fused capturable Adam — captured as one CUDA graph (no host work per step)
+* ``single_max_autotune``  torch.compile(mode="max-autotune"): inductor's autotuned convolution/matmul
+                          templates against cuDNN, with CUDA graphs (last: minutes of autotuning)
 * ``peer_cudagraphs``     the hand-written PyTorch model of bench/u236_throughput.py (EagerMTL) under
                           torch.compile(mode="reduce-overhead"), same inputs, same optimizer; its weights
                           are bkdsl's (eval outputs compared first, ``peer_max_error``)
@@ -91,20 +93,22 @@ DR = 0.4          # fm, the grid step of specs/u236_mtl.bk
 LR = 1e-4         # the thesis' Adam rate
 TARGET_AGGREGATE = 45_000
 TARGET_SINGLE = 15_000
-SINGLES = ("single_eager", "single_cudagraphs", "single_graph_step", "peer_cudagraphs")
+SINGLES = ("single_eager", "single_cudagraphs", "single_graph_step", "single_max_autotune", "peer_cudagraphs")
 GRIDS = ("grid_sequential", "grid_sequential_graph", "grid_concurrent_graph", "grid_vmap", "grid_grouped",
          "grid_grouped_graph", "grid_grouped_padded", "grid_grouped_padded_eager", "grid_grouped_compiled",
          "grid_grouped_padded_compiled",
          "grid_grouped_same_shape")
 CONTENDERS = SINGLES + GRIDS
 DEFAULT = ("single_eager,grid_grouped_padded,grid_grouped_padded_eager,grid_sequential_graph,grid_vmap,"
-           "single_cudagraphs,peer_cudagraphs,grid_grouped_graph,grid_concurrent_graph,grid_grouped_same_shape,"
-           "grid_grouped,single_graph_step,grid_grouped_padded_compiled,grid_sequential,grid_grouped_compiled")
+           "single_cudagraphs,peer_cudagraphs,single_graph_step,grid_concurrent_graph,grid_grouped_graph,"
+           "grid_grouped_same_shape,grid_grouped_padded_compiled,grid_grouped,grid_sequential,grid_grouped_compiled,"
+           "single_max_autotune")
 # rough cost in seconds (compilation included) of each contender on an H200, for the budget
 COST = {"single_cudagraphs": 60, "peer_cudagraphs": 50, "single_graph_step": 60, "grid_grouped_compiled": 120,
         "grid_sequential": 20, "grid_vmap": 25, "grid_grouped": 15, "grid_grouped_graph": 15,
         "grid_grouped_same_shape": 15, "single_eager": 10, "grid_sequential_graph": 20, "grid_concurrent_graph": 20,
-        "grid_grouped_padded": 15, "grid_grouped_padded_eager": 15, "grid_grouped_padded_compiled": 90}
+        "grid_grouped_padded": 15, "grid_grouped_padded_eager": 15, "grid_grouped_padded_compiled": 90,
+        "single_max_autotune": 240}
 
 
 def cyl_weights(nr: int, nz: int, device) -> torch.Tensor:
@@ -369,7 +373,8 @@ def contender(name: str, models: Models, grid, args, device, res: dict) -> tuple
             opt = adam(m.parameters(), device)
             return time_ms(lambda: single_step(lambda rho: run(rho), opt, x, e, 1e-3, w, args.bf16), device,
                            args.rep_ms), B
-        run = torch.compile(m, mode="reduce-overhead") if name == "single_cudagraphs" else m
+        mode = {"single_cudagraphs": "reduce-overhead", "single_max_autotune": "max-autotune"}.get(name)
+        run = torch.compile(m, mode=mode) if mode else m
         opt = adam(m.parameters(), device)
         return time_ms(lambda: single_step(run, opt, x, e, 1e-3, w, args.bf16), device, args.rep_ms), B
     if name.startswith(("grid_sequential", "grid_concurrent")):
