@@ -337,9 +337,14 @@ def peer_model(d_z: int, width: int, hidden: int, src: torch.nn.Module, device) 
     copy_weights(src, peer)
     x = torch.rand(4, 1, 48, 128, device=device)
     src.eval(), peer.eval()
-    with torch.no_grad():
-        a, b = src(rho=x), peer(x)
-        err = max(float((a[k].float() - b[k].float()).abs().max()) for k in ("E", "rho", "z"))
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            a, b = src(rho=x), peer(x)
+            err = max(float((a[k].float() - b[k].float()).abs().max()) for k in ("E", "rho", "z"))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     src.train(), peer.train()
     if not math.isfinite(err) or err > 1e-3:
         raise RuntimeError(f"the peer computes another function: max |Δ| = {err:g}")
