@@ -325,3 +325,34 @@ def test_forced_grouped_strategy_on_a_model_without_the_form_is_E0625(tmp_path):
                   [tmp_path / "a", tmp_path / "b"], quiet=True, strategy="grouped")
     assert e.value.code == "E0625" and "not a compiled spec" in e.value.diagnostic.message
     assert not (tmp_path / "a" / "checkpoints").exists()
+
+
+def test_an_interrupted_padded_group_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Two runs of different d_z in one padded module, interrupted in epoch 2 and resumed from their own
+    checkpoints (the per-run weights and optimizer states load into their slices of the grouped storage)."""
+    from bkdsl.train import batched as Bt
+
+    grid = [(2, 0.1, 0, "adam", {"lr": 3e-3}), (3, 1.0, 1, "sgd", {"lr": 3e-2, "momentum": 0.9})]
+
+    def group(prefix: str, resume: bool = False):
+        return BatchedGroup([u236_plan(*g, epochs=2) for g in grid], [tmp_path / f"{prefix}{i}" for i in range(2)],
+                            resume=resume, quiet=True)
+    whole = group("w").run()
+    real = Bt.apply_all
+
+    def apply_all(augs, raw, info, seed, epoch, b):
+        if epoch == 1 and b == 0:
+            raise KeyboardInterrupt
+        return real(augs, raw, info, seed, epoch, b)
+    with monkeypatch.context() as m:
+        m.setattr(Bt, "apply_all", apply_all)
+        with pytest.raises(KeyboardInterrupt):
+            group("c").run()
+    assert (tmp_path / "c1" / "checkpoints" / "last.safetensors").exists()
+    assert not (tmp_path / "c1" / "final.json").exists()
+    g = group("c", resume=True)
+    resumed = g.run()
+    assert g.strategy == "grouped" and g.stack.ragged
+    for a, b in zip(whole, resumed):
+        assert b["status"] == "completed"
+        assert b["test"] == pytest.approx(a["test"], rel=1e-6, abs=1e-9)
