@@ -209,3 +209,13 @@ def test_groups_that_differ_only_in_linear_sizes_merge_while_the_padding_is_chea
     assert len(S._merge_padded(groups, {})) == 2
     groups = {("sigA", 0, "grouped"): runs[:1], ("sigB", 5, "grouped"): runs[1:2]}
     assert len(S._merge_padded(groups, {0: ("P", big), 1: ("P", big3)})) == 2
+
+
+def test_forced_grouped_mode_on_a_model_without_the_form_is_E0625_with_its_reason(tmp_path, capsys):
+    spec = str(ROOT / "specs" / "hamiltonian_leapfrog.bk")    # its integrator is a module, not an fx graph
+    rc = main([spec, "--train", "pend_leapfrog", "--device", "cpu", "--quiet", "--set", "train.pend_leapfrog.epochs=1",
+               "--sweep", "train.pend_leapfrog.seed=0,1", "--sweep-mode", "grouped", "--out", str(tmp_path / "sw")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "error[E0625]" in err and "hamiltonian_leapfrog.bk:" in err and "Integrator" in err
+    assert not list((tmp_path / "sw").glob("*/checkpoints"))
