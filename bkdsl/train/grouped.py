@@ -179,6 +179,8 @@ def _group_leaf(layers: list[nn.Module], where: str) -> nn.Module:
         raise GroupingRefused(f"module `{where}` is a {type(m).__name__} in one run and a "
                               f"{next(type(x).__name__ for x in layers if type(x) is not type(m))} in another")
     if isinstance(m, nn.Linear):
+        if len({x.bias is None for x in layers}) > 1 or len({x.weight.dtype for x in layers}) > 1:
+            raise GroupingRefused(f"linear layer `{where}` has a bias (or a dtype) in one run and not in another")
         return GroupedLinear.from_runs(layers)
     if any(_shapes(x) != _shapes(m) for x in layers):
         raise GroupingRefused(f"module `{where}` ({type(m).__name__}) has different shapes in different runs "
