@@ -380,8 +380,9 @@ def run_sweep(args: Any) -> int:
 
 def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, built: dict) -> None:
     """Group the pending runs by :class:`bkdsl.train.batched.Signature` (plus the step a resumed run is
-    at) and train each group as one batched step; what cannot be batched goes sequential (auto) or is
-    refused with E0621 (batched)."""
+    at and the strategy), merge groups that differ only in linear-layer sizes into one padded grouped
+    module (:func:`_merge_padded`), and train each group as one batched step; what cannot be batched goes
+    sequential (auto) or is refused with E0621 / E0625 (the forcing modes)."""
     plans, groups, alone, padded = {}, {}, [], {}
     for r in pending:
         p = plan_of(r)
@@ -412,7 +413,7 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
         step = _checkpoint_step(outdir / r.name)
         plans[r.index] = p
         groups.setdefault((Bt.signature(p, model), step, strategy), []).append(r)
-        if strategy != "vmap":
+        if strategy == "grouped" or (strategy is None and Bt.grouping_refusal(model) is None):
             padded[r.index] = (Bt.signature(p, model, pad_linear=True), Bt.linear_sizes(model))
         del model
     groups = _merge_padded(groups, padded)

@@ -219,3 +219,18 @@ def test_forced_grouped_mode_on_a_model_without_the_form_is_E0625_with_its_reaso
     err = capsys.readouterr().err
     assert "error[E0625]" in err and "hamiltonian_leapfrog.bk:" in err and "Integrator" in err
     assert not list((tmp_path / "sw").glob("*/checkpoints"))
+
+
+def test_batched_mode_merges_padded_groups_only_for_models_with_a_grouped_form(tmp_path, monkeypatch, capsys):
+    # with the padding allowed to cost anything, the two widths would merge into one padded module — but a
+    # model without a grouped form (faked here) must stay one vmap group per shape, not fail with E0625
+    monkeypatch.setattr(Bt, "PAD_OVERHEAD_MAX", 1e9)
+    args = [SPEC, *QUICK, "--sweep", "model.width=16,32", "--sweep-mode", "batched"]
+    assert main([*args, "--out", str(tmp_path / "merged")]) == 0
+    doc = json.loads((tmp_path / "merged" / "sweep.json").read_text())
+    assert [(len(g["runs"]), g["strategy"]) for g in doc["groups"]] == [(2, "grouped")]
+    monkeypatch.setattr(Bt, "grouping_refusal", lambda model: "no grouped form (test)")
+    monkeypatch.setattr(Bt.GroupedModels, "__init__", lambda *a, **k: (_ for _ in ()).throw(Bt.GroupingRefused("test")))
+    assert main([*args, "--out", str(tmp_path / "vmap")]) == 0
+    doc = json.loads((tmp_path / "vmap" / "sweep.json").read_text())
+    assert [(len(g["runs"]), g["strategy"]) for g in doc["groups"]] == [(1, "vmap"), (1, "vmap")]
