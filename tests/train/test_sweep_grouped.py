@@ -119,6 +119,12 @@ def test_one_adam_over_the_grouped_parameters_equals_one_adam_per_run_channels_l
             torch.testing.assert_close(p, q, rtol=0, atol=1e-9, msg=n)
         for (n, b), c in zip(models[r].named_buffers(), ref[r].buffers()):
             torch.testing.assert_close(b, c, rtol=0, atol=1e-9, msg=n)
+    # each run's own module (NHWC aliases of the grouped storage) evaluates as the run alone
+    x = torch.rand(2, 1, 48, 128, generator=g, dtype=torch.float64)
+    for r in range(3):
+        models[r].eval(), ref[r].eval()
+        with torch.no_grad():
+            torch.testing.assert_close(models[r](rho=x)["rho"], ref[r](rho=x)["rho"], rtol=1e-9, atol=1e-9)
 
 
 def test_runs_of_different_d_z_share_one_module_with_masked_padded_linear_layers():
