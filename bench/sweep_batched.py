@@ -13,6 +13,8 @@ single run (128 samples / iteration)
 * ``single_cudagraphs``   the same under torch.compile(mode="reduce-overhead") (inductor + CUDA graphs)
 * ``single_graph_step``   torch.compile (default mode) forward, and the WHOLE step — forward, backward and a
                           fused capturable Adam — captured as one CUDA graph (no host work per step)
+* ``single_max_autotune``  torch.compile(mode="max-autotune"): inductor's autotuned convolution/matmul
+                          templates against cuDNN, with CUDA graphs (last: minutes of autotuning)
 * ``peer_cudagraphs``     the hand-written PyTorch model of bench/u236_throughput.py (EagerMTL) under
                           torch.compile(mode="reduce-overhead"), same inputs, same optimizer; its weights
                           are bkdsl's (eval outputs compared first, ``peer_max_error``)
@@ -30,6 +32,12 @@ the 9-run grid (9 × 128 samples / iteration), runs grouped by d_z (3 groups of 
                           convolution with groups = R, batch norm over R·C channels, baddbmm for linear
                           layers), one fused Adam per group (= R Adams: elementwise, tested)
 * ``grid_grouped_graph``  grid_grouped with the whole grid step (3 groups) captured as one CUDA graph
+* ``grid_grouped_padded``  the 9 runs in ONE grouped module: the linear layers d_z sizes padded to 3 under a
+                          mask (exact: GroupedLinear), whole-step CUDA graph — what ``bkdsl train --sweep``
+                          does with this grid (the padding costs 0.2 % of the parameters)
+* ``grid_grouped_padded_eager``  the same without the CUDA graph (the step ``bkdsl train --sweep`` takes:
+                          its batched loop is eager)
+* ``grid_grouped_padded_compiled``  the same under torch.compile (default mode), whole-step CUDA graph
 * ``grid_grouped_compiled``  each group's module under torch.compile (default mode: inductor fuses batch
                           norm, ReLU and the adds), the whole grid step captured as one CUDA graph
 * ``grid_grouped_same_shape``  the 9 runs of one d_z in ONE grouped module, whole-step CUDA graph (what
@@ -62,6 +70,7 @@ import datetime as dt
 import json
 import math
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -84,17 +93,22 @@ DR = 0.4          # fm, the grid step of specs/u236_mtl.bk
 LR = 1e-4         # the thesis' Adam rate
 TARGET_AGGREGATE = 45_000
 TARGET_SINGLE = 15_000
-SINGLES = ("single_eager", "single_cudagraphs", "single_graph_step", "peer_cudagraphs")
-GRIDS = ("grid_sequential", "grid_sequential_graph", "grid_concurrent_graph", "grid_vmap", "grid_grouped", "grid_grouped_graph", "grid_grouped_compiled",
+SINGLES = ("single_eager", "single_cudagraphs", "single_graph_step", "single_max_autotune", "peer_cudagraphs")
+GRIDS = ("grid_sequential", "grid_sequential_graph", "grid_concurrent_graph", "grid_vmap", "grid_grouped",
+         "grid_grouped_graph", "grid_grouped_padded", "grid_grouped_padded_eager", "grid_grouped_compiled",
+         "grid_grouped_padded_compiled",
          "grid_grouped_same_shape")
 CONTENDERS = SINGLES + GRIDS
-DEFAULT = ("single_eager,grid_grouped,grid_grouped_graph,grid_grouped_same_shape,grid_sequential_graph,"
-           "grid_concurrent_graph,grid_vmap,single_cudagraphs,single_graph_step,peer_cudagraphs,grid_sequential,"
-           "grid_grouped_compiled")
+DEFAULT = ("single_eager,grid_grouped_padded,grid_grouped_padded_eager,grid_sequential_graph,grid_vmap,"
+           "single_cudagraphs,peer_cudagraphs,single_graph_step,grid_concurrent_graph,grid_grouped_graph,"
+           "grid_grouped_same_shape,grid_grouped_padded_compiled,grid_grouped,grid_sequential,grid_grouped_compiled,"
+           "single_max_autotune")
 # rough cost in seconds (compilation included) of each contender on an H200, for the budget
 COST = {"single_cudagraphs": 60, "peer_cudagraphs": 50, "single_graph_step": 60, "grid_grouped_compiled": 120,
         "grid_sequential": 20, "grid_vmap": 25, "grid_grouped": 15, "grid_grouped_graph": 15,
-        "grid_grouped_same_shape": 15, "single_eager": 10, "grid_sequential_graph": 20, "grid_concurrent_graph": 20}
+        "grid_grouped_same_shape": 15, "single_eager": 10, "grid_sequential_graph": 20, "grid_concurrent_graph": 20,
+        "grid_grouped_padded": 15, "grid_grouped_padded_eager": 15, "grid_grouped_padded_compiled": 90,
+        "single_max_autotune": 240}
 
 
 def cyl_weights(nr: int, nz: int, device) -> torch.Tensor:
@@ -124,9 +138,12 @@ class Models:
         return c.build_model(c.train_block().get("model"))
 
 
-def adam(params, device, capturable: bool = False) -> torch.optim.Optimizer:
+def adam(params, device, capturable: bool = False, fused: bool = True) -> torch.optim.Optimizer:
+    """Adam lr 1e-4; fused on CUDA unless ``fused=False`` (the check: a padded run's parameters are strided
+    slices of the grouped storage, which the multi-tensor foreach path handles and the trainer uses)."""
     cuda = device.type == "cuda"
-    return torch.optim.Adam(params, lr=LR, fused=cuda, capturable=capturable and cuda)
+    return torch.optim.Adam(params, lr=LR, fused=cuda and fused, foreach=None if cuda and fused else False,
+                            capturable=capturable and cuda)
 
 
 def autocast(device, bf16: bool, cache: bool = True):
@@ -141,17 +158,21 @@ class Group:
     StackedModels); ``one_adam``: one Adam over the grouped parameters (grouped only), else one per run."""
 
     def __init__(self, models: list[torch.nn.Module], alphas: list[float], device, strategy: str,
-                 channels_last: bool = False, one_adam: bool = False, capturable: bool = False):
+                 channels_last: bool = False, one_adam: bool = False, capturable: bool = False, fused: bool = True):
         self.models = [m.to(device).train() for m in models]
         self.alphas = alphas
         self.strategy = strategy
         if strategy == "grouped":
             self.stack = GroupedModels(self.models, channels_last=channels_last)
+            # output sizes per run (z is cut to each run's d_z) and the grouped forward against each run
+            # alone (eval mode, fp32): a grouped form that computes something else raises here
+            g = torch.Generator().manual_seed(3)
+            self.stack.calibrate([{"rho": torch.rand(2, 1, 48, 128, generator=g).to(device)} for _ in self.models])
         else:
             self.stack = StackedModels(self.models, channels_last=False)
         self.one_adam = one_adam and strategy == "grouped"
-        self.opts = ([adam(self.stack.module.parameters(), device, capturable)] if self.one_adam
-                     else [adam(m.parameters(), device, capturable) for m in self.models])
+        self.opts = ([adam(self.stack.module.parameters(), device, capturable, fused)] if self.one_adam
+                     else [adam(m.parameters(), device, capturable, fused) for m in self.models])
         self.fwd = self.stack
 
     def compile(self) -> None:
@@ -162,7 +183,8 @@ class Group:
         with autocast(x.device, bf16, cache):
             out = self.fwd({"rho": x})
         rho = self.per_run_input(x)
-        return [mtl_loss({k: v[r] for k, v in out.items()}, rho[r], e[r], a, w) for r, a in enumerate(self.alphas)]
+        return [mtl_loss({k: self.stack.run_output(out, k, r) for k in out}, rho[r], e[r], a, w)
+                for r, a in enumerate(self.alphas)]
 
     def per_run_input(self, x: torch.Tensor) -> torch.Tensor:
         """The stacked input as [R, B, 1, H, W] (a view)."""
@@ -228,13 +250,17 @@ def check(models: Models, grid: list[tuple[int, float, int]], batch: int, steps:
            "tolerance": {"loss_first_rel": 1e-4, "loss_rel": 1e-3, "grad_rel_norm": 1e-2}}
     ok = True
     try:
-        for d_z in sorted({d for d, _, _ in grid}):
-            runs = [(a, s) for d, a, s in grid if d == d_z]
-            ref = [models.build(d_z, s).to(device).train() for _, s in runs]
+        if strategy == "grouped_padded":      # all runs in one module, d_z padded
+            sets = {"all": [(d, a, s) for d, a, s in grid]}
+        else:
+            sets = {str(d_z): [(d, a, s) for d, a, s in grid if d == d_z] for d_z in sorted({d for d, _, _ in grid})}
+        for label, members in sets.items():
+            runs = [(a, s) for _, a, s in members]
+            ref = [models.build(d, s).to(device).train() for d, _, s in members]
             init = [[p.detach().clone() for p in m.parameters()] for m in ref]
-            bat = Group([copy.deepcopy(m) for m in ref], [a for a, _ in runs], device, strategy,
-                        channels_last=device.type == "cuda" and strategy == "grouped")
-            ref_opts = [adam(m.parameters(), device) for m in ref]
+            bat = Group([copy.deepcopy(m) for m in ref], [a for a, _ in runs], device, strategy.split("_")[0],
+                        channels_last=device.type == "cuda" and strategy != "vmap", fused=False)
+            ref_opts = [adam(m.parameters(), device, fused=False) for m in ref]
             xs = [torch.rand(batch, 1, 48, 128, generator=g).to(device) for _ in runs]
             x = bat.stack.stack_inputs(xs)
             e = torch.rand(len(runs), batch, 1, generator=g).to(device)
@@ -267,7 +293,7 @@ def check(models: Models, grid: list[tuple[int, float, int]], batch: int, steps:
                 uerr = max(uerr, _finite(float((pb - pr).norm() / d0.norm())))
             good = (first_err <= 1e-4) and (loss_err <= 1e-3) and (gerr <= 1e-2)
             ok = ok and good
-            res["groups"][str(d_z)] = {"runs": len(runs), "loss_first_step_max_rel_error": first_err,
+            res["groups"][label] = {"runs": len(runs), "loss_first_step_max_rel_error": first_err,
                                        "loss_max_rel_error": loss_err, "grad_max_rel_error": gerr,
                                        "weights_max_abs_error_info": werr, "update_max_rel_error_info": uerr,
                                        "pass": good}
@@ -311,9 +337,14 @@ def peer_model(d_z: int, width: int, hidden: int, src: torch.nn.Module, device) 
     copy_weights(src, peer)
     x = torch.rand(4, 1, 48, 128, device=device)
     src.eval(), peer.eval()
-    with torch.no_grad():
-        a, b = src(rho=x), peer(x)
-        err = max(float((a[k].float() - b[k].float()).abs().max()) for k in ("E", "rho", "z"))
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            a, b = src(rho=x), peer(x)
+            err = max(float((a[k].float() - b[k].float()).abs().max()) for k in ("E", "rho", "z"))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     src.train(), peer.train()
     if not math.isfinite(err) or err > 1e-3:
         raise RuntimeError(f"the peer computes another function: max |Δ| = {err:g}")
@@ -347,7 +378,8 @@ def contender(name: str, models: Models, grid, args, device, res: dict) -> tuple
             opt = adam(m.parameters(), device)
             return time_ms(lambda: single_step(lambda rho: run(rho), opt, x, e, 1e-3, w, args.bf16), device,
                            args.rep_ms), B
-        run = torch.compile(m, mode="reduce-overhead") if name == "single_cudagraphs" else m
+        mode = {"single_cudagraphs": "reduce-overhead", "single_max_autotune": "max-autotune"}.get(name)
+        run = torch.compile(m, mode=mode) if mode else m
         opt = adam(m.parameters(), device)
         return time_ms(lambda: single_step(run, opt, x, e, 1e-3, w, args.bf16), device, args.rep_ms), B
     if name.startswith(("grid_sequential", "grid_concurrent")):
@@ -383,19 +415,20 @@ def contender(name: str, models: Models, grid, args, device, res: dict) -> tuple
             fn = cuda_graph(forked, opts)
         return time_ms(fn, device, args.rep_ms), B * len(ms)
     strategy = "vmap" if name == "grid_vmap" else "grouped"
-    graphed = name in ("grid_grouped_graph", "grid_grouped_compiled", "grid_grouped_same_shape")
+    graphed = name not in ("grid_vmap", "grid_grouped", "grid_grouped_padded_eager")
     if graphed and not cuda:
         raise RuntimeError("CUDA graphs need CUDA")
     if name == "grid_grouped_same_shape":
-        by_dz = {2: [(a, s) for _, a, s in grid]}
+        sets = [[(2, a, s) for _, a, s in grid]]
+    elif name.startswith("grid_grouped_padded"):
+        sets = [list(grid)]
     else:
-        by_dz: dict[int, list] = {}
-        for d, a, s in grid:
-            by_dz.setdefault(d, []).append((a, s))
-    groups = [Group([models.build(d, s) for _, s in runs], [a for a, _ in runs], device, strategy,
+        sets = [[(d, a, s) for d, a, s in grid if d == d_z] for d_z in dict.fromkeys(d for d, _, _ in grid)]
+    groups = [Group([models.build(d, s) for d, _, s in runs], [a for _, a, _ in runs], device, strategy,
                     channels_last=cuda and strategy == "grouped", one_adam=True, capturable=graphed)
-              for d, runs in by_dz.items()]
-    if name == "grid_grouped_compiled":
+              for runs in sets]
+    res.setdefault("groups_per_contender", {})[name] = [len(gr.models) for gr in groups]
+    if name.endswith("_compiled"):
         for gr in groups:
             gr.compile()
     data = [(gr.stack.stack_inputs([torch.rand(B, 1, 48, 128, generator=g).to(device) for _ in gr.models]),
@@ -460,9 +493,9 @@ def main() -> int:
     except Exception as ex:
         res["auto_choice"] = {"error": f"{type(ex).__name__}: {ex}"[:300]}
     res["check"] = {}
-    for strategy in ("grouped", "vmap"):
-        if not any(n.startswith("grid_grouped") if strategy == "grouped" else n == "grid_vmap" for n in names):
-            continue
+    wanted = {"grouped": any(n.startswith("grid_grouped") and "padded" not in n for n in names),
+              "grouped_padded": any("padded" in n for n in names), "vmap": "grid_vmap" in names}
+    for strategy in [k for k, v in wanted.items() if v]:
         left = args.budget - (time.perf_counter() - t_start)
         if left < 10:
             res["check"][strategy] = {"pass": False, "skipped": f"budget: {left:.0f} s left"}
@@ -478,12 +511,17 @@ def main() -> int:
             _write(out, res)
             continue
         t0 = time.perf_counter()
+        cap = int(max(30, min(left - 5, 3 * COST.get(name, 25))))
         try:
+            signal.signal(signal.SIGALRM, _too_long)
+            signal.alarm(cap)       # a contender stuck in Python (a compilation) is stopped and recorded
             ms, n = contender(name, models, grid, args, device, res)
+            signal.alarm(0)
             r = {"ms_per_iteration": ms, "samples_per_iteration": n, "samples_per_s": n / (ms / 1e3)}
             if not (math.isfinite(ms) and ms > 0):
                 r = {"error": f"timing {ms!r} ms"}
         except Exception as ex:  # a failing contender is recorded, not fatal
+            signal.alarm(0)
             r = {"error": f"{type(ex).__name__}: {ex}"[:500], "where": traceback.format_exc().splitlines()[-3][:200]}
         r["wall_s"] = round(time.perf_counter() - t0, 1)
         res["contenders"][name] = r
@@ -502,6 +540,14 @@ def main() -> int:
     return 0 if ok else 1
 
 
+class ContenderTimeout(Exception):
+    pass
+
+
+def _too_long(signum, frame):
+    raise ContenderTimeout("stopped after its time cap (3x its rough cost, within the budget)")
+
+
 def summarize(res: dict) -> dict:
     """The headline numbers: a grid contender counts only when its strategy's check passed."""
     sps = {k: v["samples_per_s"] for k, v in res["contenders"].items() if v.get("samples_per_s")}
@@ -511,7 +557,10 @@ def summarize(res: dict) -> dict:
         return ("vmap" if k == "grid_vmap" else "sequential" if k.startswith("grid_sequential")
                 else "concurrent" if k.startswith("grid_concurrent") else "grouped")
 
-    valid = {k: v for k, v in sps.items() if k in SINGLES or strategy(k) in passed | {"sequential", "concurrent"}}
+    def checked(k: str) -> str:
+        return "grouped_padded" if "padded" in k else strategy(k)
+
+    valid = {k: v for k, v in sps.items() if k in SINGLES or checked(k) in passed | {"sequential", "concurrent"}}
     single = {k: v for k, v in valid.items() if k in SINGLES and k != "peer_cudagraphs"}
     grid9 = {k: v for k, v in valid.items() if k in GRIDS and k != "grid_grouped_same_shape"}
     s_best = max(single, key=single.get, default=None)
@@ -523,6 +572,9 @@ def summarize(res: dict) -> dict:
             by_strategy[st] = {"contender": k, "samples_per_s": v}
     auto = res.get("auto_choice") or {}
     auto_st = auto.get("strategy") if isinstance(auto, dict) else None
+    # the contender that is what `bkdsl train --sweep` (auto) does: its batched loop is eager, and it
+    # merges this grid's d_z groups into one padded module (padding 0.2 % of the parameters)
+    auto_c = {"grouped": "grid_grouped_padded_eager", "vmap": "grid_vmap", "sequential": "grid_sequential"}.get(auto_st)
     return {
         "checks_pass": {s: c.get("pass") for s, c in res["check"].items()},
         "single_samples_per_s": single.get(s_best), "single_best": s_best,
@@ -530,9 +582,9 @@ def summarize(res: dict) -> dict:
         "ratio_single_over_peer": (single[s_best] / sps["peer_cudagraphs"]) if s_best and sps.get("peer_cudagraphs") else None,
         "aggregate_samples_per_s": grid9.get(g_best), "aggregate_best": g_best,
         "aggregate_by_strategy": by_strategy,
-        "auto_strategy": auto_st,
-        "auto_samples_per_s": by_strategy.get(auto_st, {}).get("samples_per_s") if auto_st else None,
-        "auto_is_fastest": (auto_st == strategy(g_best)) if auto_st and g_best else None,
+        "auto_strategy": auto_st, "auto_contender": auto_c,
+        "auto_samples_per_s": valid.get(auto_c) if auto_c else None,
+        "auto_strategy_is_fastest": (auto_st == strategy(g_best)) if auto_st and g_best else None,
         "same_shape_samples_per_s": valid.get("grid_grouped_same_shape"),
         "ratio_aggregate_over_single": (grid9[g_best] / single[s_best]) if g_best and s_best else None,
         "aggregate_target_met": bool(g_best and grid9[g_best] >= TARGET_AGGREGATE),

@@ -4,17 +4,21 @@ Runs of a sweep that share an architecture (same parameter and buffer names, sha
 step plan (batch size, training-split size, epochs/steps, precision, device) are trained together
 (model ensembling in the sense of ``torch.func``):
 
-* **one forward/backward for all runs.** The R models' parameters are stacked along a new leading run
-  axis, ``P[name] = stack(θ_1[name], …, θ_R[name])`` (:func:`torch.func.stack_module_state`), and the
-  template module runs under ``vmap(functional_call(template, (P, B), x))`` over that axis: a
-  convolution with a batched weight becomes one grouped convolution of R groups, a linear layer one
-  batched matmul. Each run reads its own mini-batch ``x[r]`` (its own data order from its own seed,
-  its own augmentation draws), so the step is R independent training steps, executed as one. The loss
-  is computed per run from its slice of the outputs (runs may differ in loss weights, e.g. the thesis'
-  α) and the runs' losses are summed: ``∂(Σ_r L_r)/∂θ_r = ∂L_r/∂θ_r`` because θ_r enters only L_r.
-  BatchNorm running statistics are stacked buffers updated in place through the vmapped batch norm.
-  ``randomness="error"``: a model that draws random numbers in its forward (dropout) cannot be batched
-  exactly and is refused here (the sweep then trains it sequentially).
+* **one forward/backward for all runs**, in one of two forms. *Grouped* (:mod:`bkdsl.train.grouped`,
+  chosen whenever the model has the form): every layer of the spec's model is rebuilt to hold all R runs
+  — a convolution ``C → O`` becomes one grouped convolution ``R·C → R·O`` with ``groups = R``, a batch
+  norm one over ``R·C`` channels, a linear layer one ``baddbmm`` over the run axis — and activations
+  travel as ``[B, R·C, H, W]``, so R runs are one kernel per layer with no vmap and no per-layer copies.
+  *vmap* (any other model): the R models' parameters are stacked along a new leading run axis,
+  ``P[name] = stack(θ_1[name], …, θ_R[name])`` (:func:`torch.func.stack_module_state`), and the
+  template module runs under ``vmap(functional_call(template, (P, B), x))`` over that axis. Each run
+  reads its own mini-batch (its own data order from its own seed, its own augmentation draws), so the
+  step is R independent training steps, executed as one. The loss is computed per run from its slice of
+  the outputs (runs may differ in loss weights, e.g. the thesis' α) and the runs' losses are summed:
+  ``∂(Σ_r L_r)/∂θ_r = ∂L_r/∂θ_r`` because θ_r enters only L_r. BatchNorm running statistics are
+  per-run slices updated in place. Under vmap ``randomness="error"``: a model that draws random numbers
+  in its forward (dropout) cannot be batched exactly and is refused (the grouped form refuses dropout
+  too); the sweep then trains it sequentially.
 
 * **per-run optimizers, unchanged.** Each run's model keeps parameters that are *aliases* of its slice
   of the stack — ``nn.Parameter(P[name].detach()[r])`` shares storage with ``P[name]`` — and each run has
@@ -38,13 +42,17 @@ step plan (batch size, training-split size, epochs/steps, precision, device) are
   of the sum and its optimizer no longer steps, and the others go on. A run that reaches its
   ``time_limit`` is finished the same way.
 
-Different d_z (the thesis' grid): runs are **grouped by shape** — one batched group per parameter-shape
-signature, the groups trained one after another — rather than zero-padded to the largest d_z under a
-mask. Padding is exact only when the padded latent components feed nothing that mixes them (a
-LayerNorm or a softmax over z, a norm of z in a loss or a metric would see the zeros) and it changes
-the initialisation (``nn.Linear`` draws from U(±1/√fan_in) with fan_in = d_z); grouping is exact for
-every architecture, and d_z costs nothing in this model (it sizes two small linear layers), so a group
-of 3 is as fast per run as a padded group of 9 would be per run apart from the GPU's fill.
+Different d_z (the thesis' grid): in the grouped form, runs that differ only in the sizes of linear
+layers (d_z sizes the encoder's last layer and the decoders' first) share ONE module, those layers padded
+to the largest size under a fixed 0/1 mask (:class:`bkdsl.train.grouped.GroupedLinear`): run r's padded
+outputs are exactly 0, its padded inputs are multiplied by 0, the padded weights get zero gradients and
+stay 0 under any elementwise optimizer, and its real weights are copied from its own ``nn.Linear`` — so
+its function, initialisation and updates are those of the run alone; outputs of padded layers (the
+latent z) are cut to each run's size. The sweep merges shapes this way while the padding costs at most
+10 % of the parameters (:func:`padding_overhead`; 0.2 % for the thesis' grid); otherwise, and under
+vmap, runs are grouped by shape — one batched group per parameter-shape signature, trained one after
+another. Before anything is trained, the grouped forward is compared with each run's own module on the
+first samples (:meth:`bkdsl.train.grouped.GroupedModels.calibrate`; fails closed, E0621).
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ from bkdsl.diagnostics import BkError
 from bkdsl.train import distributed as D
 from bkdsl.train.augment import apply_all
 from bkdsl.train.data import batches_per_epoch, epoch_order
-from bkdsl.train.grouped import GroupedModels, GroupingRefused, group_modules
+from bkdsl.train.grouped import GroupedModels, GroupingRefused, graph_codes, group_modules
 from bkdsl.train.loop import MAX_SEED, Trainer, TrainPlan, _Progress, resolve_device
 from bkdsl.train.optim import build_optimizer
 from bkdsl.train.reports import data_dependent_init
@@ -89,6 +97,7 @@ class Signature:
     steps: int | None
     precision: str
     device: str
+    graphs: int = 0        # hash of the fx graphs' code: runs must also compute the same function of their weights
 
 
 def unbatchable_reason(plan: TrainPlan, model: torch.nn.Module) -> str | None:
@@ -129,6 +138,12 @@ def grouping_refusal(model: torch.nn.Module) -> str | None:
     return None
 
 
+# `auto` puts convolutional models with a grouped form into the grouped form on CUDA. Set False if the
+# H200 bench (bench/sweep_batched.py: grid_grouped_padded_eager vs grid_sequential) shows the grouped
+# convolutions slower than the runs one after another; `auto` then trains such models sequentially.
+AUTO_GROUP_CONV = True
+
+
 def auto_strategy(model: torch.nn.Module, device) -> dict:
     """What ``--sweep-mode auto`` does with a group of runs of this model on ``device``:
     ``{"strategy": "grouped" | "vmap" | "sequential", "reason": …}``. On CUDA: the grouped form when the
@@ -139,21 +154,53 @@ def auto_strategy(model: torch.nn.Module, device) -> dict:
     if dev.type != "cuda":
         return {"strategy": "sequential", "reason": f"auto batches on CUDA only, this run is on {dev.type}"}
     why = grouping_refusal(model)
-    if why is None:
+    if why is None and (AUTO_GROUP_CONV or not has_convolution(model)):
         return {"strategy": "grouped", "reason": "every layer has an exact grouped form"}
+    if why is None:
+        return {"strategy": "sequential", "reason": "AUTO_GROUP_CONV is off: convolutional models train one at a time"}
     if has_convolution(model):
         return {"strategy": "sequential", "reason": f"no grouped form ({why}) and vmap's grouped convolutions are "
                                                      "slower than one run at a time"}
     return {"strategy": "vmap", "reason": f"no grouped form ({why}); no convolution"}
 
 
-def signature(plan: TrainPlan, model: torch.nn.Module) -> Signature:
+def _linear_params(model: torch.nn.Module) -> set[str]:
+    return {f"{m_name}.{p}" if m_name else p for m_name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+            for p in ("weight", "bias")}
+
+
+def signature(plan: TrainPlan, model: torch.nn.Module, pad_linear: bool = False) -> Signature:
+    """The group key. ``pad_linear``: the sizes of linear layers left out — runs that differ only there
+    (the thesis' d_z) share one grouped module, their linear layers padded under a mask
+    (:class:`bkdsl.train.grouped.GroupedLinear`)."""
     cfg = plan.config
+    lin = _linear_params(model) if pad_linear else set()
     return Signature(
-        tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()),
+        tuple((n, None if n in lin else tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()),
         tuple((n, tuple(b.shape), b.dtype) for n, b in model.named_buffers()),
         tuple(plan.inputs), cfg.batch, len(plan.data.dataset), tuple(plan.data.split),
-        cfg.epochs, cfg.steps, cfg.precision, str(resolve_device(cfg.device)))
+        cfg.epochs, cfg.steps, cfg.precision, str(resolve_device(cfg.device)), hash(graph_codes(model)))
+
+
+def linear_sizes(model: torch.nn.Module) -> tuple[dict[str, tuple[int, int]], int]:
+    """``({linear layer: (in, out)}, number of parameters)``: what :func:`padding_overhead` needs of a run."""
+    return ({n: (m.in_features, m.out_features) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)},
+            sum(p.numel() for p in model.parameters()))
+
+
+PAD_OVERHEAD_MAX = 0.10
+
+
+def padding_overhead(runs: list[tuple[dict[str, tuple[int, int]], int]]) -> float:
+    """The padded linear layers' extra elements over the runs' parameters (:func:`linear_sizes` of each
+    run), Σ_layers (R·max O·(max I + 1) − Σ_r O_r (I_r + 1)) / Σ_r |θ_r| — 0 when the runs' layers have equal
+    sizes; runs of different d_z are grouped into one padded module only while this is ≤ 10 %."""
+    extra = 0
+    for name in runs[0][0]:
+        sizes = [r[0][name] for r in runs]
+        I, O = max(i for i, _ in sizes), max(o for _, o in sizes)
+        extra += len(sizes) * O * (I + 1) - sum(o * (i + 1) for i, o in sizes)
+    return extra / max(1, sum(n for _, n in runs))
 
 
 def probe_model(plan: TrainPlan) -> torch.nn.Module:
@@ -241,6 +288,10 @@ class StackedModels:
                 x[r].copy_(t)
             return x
         return torch.stack(per_run)
+
+    def run_output(self, out: dict[str, torch.Tensor], name: str, r: int) -> torch.Tensor:
+        """Run r's output ``name`` (row r)."""
+        return out[name][r]
 
     def grads_to_models(self, runs: list[int] | None = None) -> None:
         """``θ_r.grad = P.grad[r]`` for the given runs (all by default); the stacked gradients are released."""
@@ -350,8 +401,11 @@ class BatchedGroup:
         saved = {n: b.clone() for n, b in self.stack.B.items()}
         T = self.trainers
         try:
-            x = {k: self.stack.stack_inputs([T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))[k]
-                                             for r in range(self.R)]) for k in T[0].plan.inputs}
+            per_run = [T[r].norm.apply(T[r]._to_device({n: v[:2] for n, v in T[r].splits["train"].items()}))
+                       for r in range(self.R)]
+            if isinstance(self.stack, GroupedModels):   # output sizes per run, and the grouped form checked
+                self.stack.calibrate([{k: x[k] for k in T[0].plan.inputs} for x in per_run])
+            x = {k: self.stack.stack_inputs([per_run[r][k] for r in range(self.R)]) for k in T[0].plan.inputs}
             with torch.no_grad(), T[0]._autocast():
                 self.stack(x)
         except BkError:
@@ -392,6 +446,12 @@ class BatchedGroup:
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         sigs = [signature(t.plan, t.raw_model) for t in T]
+        if (any(s != sigs[0] for s in sigs) and self.strategy in (None, "grouped")
+                and grouping_refusal(T[0].raw_model) is None):
+            # runs that differ only in linear-layer sizes (d_z): one grouped module, padded under a mask
+            sigs = [signature(t.plan, t.raw_model, pad_linear=True) for t in T]
+            if all(s == sigs[0] for s in sigs):
+                self.strategy = "grouped"
         if any(s != sigs[0] for s in sigs):
             bad = next(r for r, s in enumerate(sigs) if s != sigs[0])
             what = [f.name for f in dataclasses.fields(Signature) if getattr(sigs[bad], f.name) != getattr(sigs[0], f.name)]
@@ -472,7 +532,8 @@ class BatchedGroup:
                                                    "outputs", span=cfg0.span)
                         losses, terms = {}, {}
                         for r in active:
-                            o = {k: (v[r].float() if v.is_floating_point() else v[r]) for k, v in out.items()}
+                            o = {k: self.stack.run_output(out, k, r) for k in out}
+                            o = {k: (v.float() if v.is_floating_point() else v) for k, v in o.items()}
                             losses[r], terms[r] = T[r].plan.loss(o, batches[r])
                     vals = torch.stack([losses[r].detach().float().reshape(()) for r in active]).cpu().tolist()
                     for r, v in zip(list(active), vals):
@@ -580,5 +641,6 @@ def run_group(plans: list[TrainPlan], rundirs: list[str | Path], *, resume=False
     return finals, g.errors, g.aggregate_samples_per_s
 
 
-__all__ = ["BatchedGroup", "STRATEGIES", "Signature", "StackedModels", "auto_strategy", "grouping_refusal", "run_group",
+__all__ = ["BatchedGroup", "STRATEGIES", "Signature", "StackedModels", "auto_strategy", "grouping_refusal",
+           "linear_sizes", "padding_overhead", "run_group",
            "signature", "unbatchable_reason", "probe_model"]

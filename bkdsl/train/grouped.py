@@ -57,22 +57,41 @@ class GroupedLinear(nn.Module):
     """R linear maps ``y_r = x_r W_rᵀ + b_r`` on the grouped layout ``[B, R·I] → [B, R·O]``.
 
     ``weight``: ``[R·O, I]`` (run r's rows ``r·O … r·O + O − 1``), ``bias``: ``[R·O]``; computed as
-    ``baddbmm(b[R, 1, O], x[R, B, I], Wᵀ[R, I, O])``."""
+    ``baddbmm(b[R, 1, O], x[R, B, I], Wᵀ[R, I, O])``.
 
-    def __init__(self, runs: int, in_features: int, out_features: int, bias: bool = True):
+    Runs whose layer sizes differ (``I_r``, ``O_r``: the thesis' d_z sizes the encoder's last layer and the
+    decoders' first) are padded to ``I = max I_r``, ``O = max O_r`` under a fixed 0/1 ``mask``: the layer
+    computes with ``W ⊙ M`` and ``b ⊙ m``, so run r's padded outputs are exactly 0, its padded inputs are
+    multiplied by 0 (whatever they hold), and the padded weights get a zero gradient, ∂L/∂W = (∂L/∂(W ⊙ M)) ⊙ M
+    — they start at 0 and no elementwise optimizer (Adam, SGD, weight decay) moves them. Run r's function,
+    initialisation and gradients are those of its own ``Linear(I_r, O_r)``."""
+
+    def __init__(self, runs: int, in_features: int, out_features: int, bias: bool = True,
+                 sizes: list[tuple[int, int]] | None = None):
         super().__init__()
         self.runs, self.in_features, self.out_features = runs, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(runs * out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(runs * out_features)) if bias else None
+        self.weight = nn.Parameter(torch.zeros(runs * out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(runs * out_features)) if bias else None
+        self.sizes = sizes if sizes and any(sz != (in_features, out_features) for sz in sizes) else None
+        if self.sizes is not None:
+            mask = torch.zeros(runs, out_features, in_features)
+            for r, (i, o) in enumerate(self.sizes):
+                mask[r, :o, :i] = 1
+            self.register_buffer("mask", mask.reshape(runs * out_features, in_features), persistent=False)
+            self.register_buffer("row_mask", mask.amax(2).reshape(runs * out_features), persistent=False)
 
     @classmethod
     def from_runs(cls, layers: list[nn.Linear]) -> "GroupedLinear":
-        m = cls(len(layers), layers[0].in_features, layers[0].out_features, layers[0].bias is not None)
+        sizes = [(lin.in_features, lin.out_features) for lin in layers]
+        I, O = max(i for i, _ in sizes), max(o for _, o in sizes)
+        m = cls(len(layers), I, O, layers[0].bias is not None, sizes)
         m.to(device=layers[0].weight.device, dtype=layers[0].weight.dtype)
         with torch.no_grad():
-            m.weight.copy_(torch.cat([lin.weight for lin in layers]))
-            if m.bias is not None:
-                m.bias.copy_(torch.cat([lin.bias for lin in layers]))
+            w = m.weight.view(len(layers), O, I)
+            for r, lin in enumerate(layers):
+                w[r, :lin.out_features, :lin.in_features].copy_(lin.weight)
+                if m.bias is not None:
+                    m.bias.view(len(layers), O)[r, :lin.out_features].copy_(lin.bias)
         m.weight.requires_grad_(layers[0].weight.requires_grad)
         return m
 
@@ -81,15 +100,26 @@ class GroupedLinear(nn.Module):
         if x.ndim != 2 or x.shape[1] != R * I:
             raise GroupingRefused(f"a linear layer on a {x.ndim}-D input of shape {tuple(x.shape)} (the grouped "
                                   f"form takes [B, {R}·{I}])")
+        weight, bias = self.weight, self.bias
+        if self.sizes is not None:
+            weight = weight * self.mask
+            bias = None if bias is None else bias * self.row_mask
         B = x.shape[0]
         xr = x.view(B, R, I).transpose(0, 1)                     # [R, B, I]
-        w = self.weight.view(R, O, I).transpose(1, 2)            # [R, I, O]
-        y = torch.bmm(xr, w) if self.bias is None else torch.baddbmm(self.bias.view(R, 1, O), xr, w)
+        w = weight.view(R, O, I).transpose(1, 2)                 # [R, I, O]
+        y = torch.bmm(xr, w) if bias is None else torch.baddbmm(bias.view(R, 1, O), xr, w)
         return y.transpose(0, 1).reshape(B, R * O)
+
+    def run_slices(self, name: str, r: int) -> tuple[slice, ...] | None:
+        """Run r's part of ``weight``/``bias`` inside its ``[O, I]``/``[O]`` block (None: the whole block)."""
+        if self.sizes is None:
+            return None
+        i, o = self.sizes[r]
+        return (slice(0, o), slice(0, i)) if name == "weight" else (slice(0, o),)
 
     def extra_repr(self) -> str:
         return f"runs={self.runs}, in_features={self.in_features}, out_features={self.out_features}, " \
-               f"bias={self.bias is not None}"
+               f"bias={self.bias is not None}" + (f", sizes={self.sizes}" if self.sizes else "")
 
 
 def _grouped_conv(layers: list[nn.modules.conv._ConvNd]) -> nn.Module:
@@ -139,10 +169,22 @@ _POINTWISE_MODULES = (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn
                       nn.Upsample, nn.Hardtanh, nn.Mish)
 
 
+def _shapes(m: nn.Module) -> tuple:
+    return tuple((n, tuple(t.shape)) for n, t in list(m.named_parameters()) + list(m.named_buffers()))
+
+
 def _group_leaf(layers: list[nn.Module], where: str) -> nn.Module:
     m = layers[0]
+    if any(type(x) is not type(m) for x in layers):
+        raise GroupingRefused(f"module `{where}` is a {type(m).__name__} in one run and a "
+                              f"{next(type(x).__name__ for x in layers if type(x) is not type(m))} in another")
     if isinstance(m, nn.Linear):
+        if len({x.bias is None for x in layers}) > 1 or len({x.weight.dtype for x in layers}) > 1:
+            raise GroupingRefused(f"linear layer `{where}` has a bias (or a dtype) in one run and not in another")
         return GroupedLinear.from_runs(layers)
+    if any(_shapes(x) != _shapes(m) for x in layers):
+        raise GroupingRefused(f"module `{where}` ({type(m).__name__}) has different shapes in different runs "
+                              "(only linear layers may differ: they are padded under a mask)")
     if isinstance(m, nn.modules.conv._ConvNd):
         return _grouped_conv(layers)
     if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm):
@@ -221,6 +263,9 @@ def group_modules(models: list[nn.Module]) -> nn.Module:
     top = models[0]
     if not isinstance(top, fx.GraphModule):
         raise GroupingRefused(f"the model is a {type(top).__name__}, not a compiled spec (an fx graph)")
+    codes = [graph_codes(m) for m in models]
+    if any(c != codes[0] for c in codes):
+        raise GroupingRefused("the runs' models differ in their graphs (not only in layer sizes)")
     g = copy.deepcopy(top)
     for name, m in list(g.named_modules()):
         if isinstance(m, fx.GraphModule):
@@ -232,6 +277,12 @@ def group_modules(models: list[nn.Module]) -> nn.Module:
         elif not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
             raise GroupingRefused(f"module `{name}` ({type(m).__name__}) has a forward that is not an fx graph")
     return g
+
+
+def graph_codes(model: nn.Module) -> tuple:
+    """The generated code of every fx graph in ``model`` (what its forward does, apart from its modules'
+    sizes): equal for runs that may share one grouped or vmapped module."""
+    return tuple((n, m.code) for n, m in model.named_modules() if isinstance(m, fx.GraphModule))
 
 
 # -- the runs' view of the grouped module ----------------------------------------------------------
@@ -265,23 +316,83 @@ class GroupedModels:
             raise GroupingRefused(f"`{missing[0]}` has no counterpart in the grouped module")
         self.P = {n: gp[n] for n in self.pnames}
         self.B = {n: gb[n] for n in self.bnames}
+        # ragged linear layers: run r's part of a padded [O, I] block
+        self._slices: dict[str, list] = {}
         for n in self.pnames:
-            shape = dict(models[0].named_parameters())[n].shape
-            if len(shape) == 0 or tuple(self.P[n].shape) != (self.R * shape[0], *shape[1:]):
-                raise GroupingRefused(f"parameter `{n}` of shape {tuple(shape)} has no run-major grouped form")
+            owner, leaf = _owner(self.module, n)
+            if isinstance(owner, GroupedLinear) and owner.sizes is not None:
+                self._slices[n] = [owner.run_slices(leaf, r) for r in range(self.R)]
+        for n in self.pnames:
+            shapes = [tuple(dict(m.named_parameters())[n].shape) for m in models]
+            if any(len(sh) == 0 for sh in shapes) or any(tuple(self.run_view(self.P[n], r, n).shape) != sh
+                                                          for r, sh in enumerate(shapes)):
+                raise GroupingRefused(f"parameter `{n}` of shape {shapes[0]} has no run-major grouped form")
         for r, m in enumerate(models):
             for n in self.pnames:
                 mod, leaf = _owner(m, n)
-                mod._parameters[leaf] = nn.Parameter(self.run_view(self.P[n].detach(), r),
+                mod._parameters[leaf] = nn.Parameter(self.run_view(self.P[n].detach(), r, n),
                                                      requires_grad=mod._parameters[leaf].requires_grad)
             for n in self.bnames:
                 mod, leaf = _owner(m, n)
                 b = self.B[n]
                 mod._buffers[leaf] = b if b.ndim == 0 else self.run_view(b, r)
+        self.out_sizes: dict[str, list[int]] = {}    # ragged outputs: run r's size of axis 1 (calibrate)
 
-    def run_view(self, t: torch.Tensor, r: int) -> torch.Tensor:
-        """Run r's slice ``t.unflatten(0, (R, n))[r]`` of a grouped tensor (a view)."""
-        return t.unflatten(0, (self.R, t.shape[0] // self.R))[r]
+    def run_view(self, t: torch.Tensor, r: int, name: str | None = None) -> torch.Tensor:
+        """Run r's slice ``t.unflatten(0, (R, n))[r]`` of a grouped tensor (a view), cut to run r's own
+        sizes for a padded linear layer's ``name``."""
+        v = t.unflatten(0, (self.R, t.shape[0] // self.R))[r]
+        sl = self._slices.get(name) if name is not None else None
+        return v if sl is None else v[sl[r]]
+
+    @property
+    def ragged(self) -> bool:
+        return bool(self._slices)
+
+    def calibrate(self, per_run: list[dict[str, torch.Tensor]], check: bool = True) -> None:
+        """Record each run's output sizes (an output of a padded layer, e.g. the latent z, is cut to run
+        r's size) and, with ``check``, verify the grouped forward against each run's own module on these
+        inputs in eval mode, TF32 off (‖grouped − alone‖ ≤ 1e-3·‖alone‖ per run and output; GroupingRefused
+        otherwise, a NaN included). No state changes."""
+        was = self.module.training
+        tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # fp32 to ~1e-6
+        self.module.eval()
+        for m in self.models:
+            m.eval()
+        try:
+            with torch.no_grad():
+                alone = [m(**x) for m, x in zip(self.models, per_run)]
+                alone = [a if isinstance(a, dict) else {"": a} for a in alone]
+                names = list(alone[0])
+                self.out_sizes = {k: [a[k].shape[1] if a[k].ndim > 1 else 1 for a in alone] for k in names}
+                self.out_sizes = {k: v for k, v in self.out_sizes.items() if len(set(v)) > 1}
+                if not check:
+                    return
+                inputs = {k: self.stack_inputs([x[k] for x in per_run]) for k in per_run[0]}
+                out = self(inputs)
+                out = out if isinstance(out, dict) else {"": out}
+                for k in names:
+                    for r, a in enumerate(alone):
+                        got, ref = self.run_output(out, k, r).float(), a[k].float()
+                        if got.shape != ref.shape:
+                            raise GroupingRefused(f"output `{k}` of run {r} has shape {tuple(got.shape)} in the "
+                                                  f"grouped form and {tuple(ref.shape)} alone")
+                        err = float((got - ref).norm() / ref.norm().clamp_min(1e-30))
+                        if not err <= 1e-3:      # NaN fails too
+                            raise GroupingRefused(f"output `{k}` of run {r} differs from the run alone "
+                                                  f"(relative error {err:.2g})")
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+            self.module.train(was)
+            for m in self.models:
+                m.train(was)
+
+    def run_output(self, out: dict[str, torch.Tensor], name: str, r: int) -> torch.Tensor:
+        """Run r's output ``name`` from :meth:`__call__`'s ``[R, B, …]`` (cut to run r's size when ragged)."""
+        v = out[name][r]
+        sizes = self.out_sizes.get(name)
+        return v if sizes is None else v[:, :sizes[r]]
 
     def ungroup(self, t: torch.Tensor) -> torch.Tensor:
         """``[B, R·d₁, …]`` → ``[R, B, d₁, …]`` (a view)."""
@@ -314,12 +425,12 @@ class GroupedModels:
             g = self.P[n].grad
             for r in runs:
                 mod, leaf = _owner(self.models[r], n)
-                mod._parameters[leaf].grad = None if g is None else self.run_view(g, r)
+                mod._parameters[leaf].grad = None if g is None else self.run_view(g, r, n)
             self.P[n].grad = None
 
     def parameters(self):
         return self.module.parameters()
 
 
-__all__ = ["GroupedLinear", "GroupedModels", "GroupingRefused", "group_modules", "grouped_reshape",
+__all__ = ["GroupedLinear", "GroupedModels", "GroupingRefused", "graph_codes", "group_modules", "grouped_reshape",
            "grouped_global_mean", "grouped_flatten"]

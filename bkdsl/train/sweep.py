@@ -380,9 +380,10 @@ def run_sweep(args: Any) -> int:
 
 def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, built: dict) -> None:
     """Group the pending runs by :class:`bkdsl.train.batched.Signature` (plus the step a resumed run is
-    at) and train each group as one batched step; what cannot be batched goes sequential (auto) or is
-    refused with E0621 (batched)."""
-    plans, groups, alone = {}, {}, []
+    at and the strategy), merge groups that differ only in linear-layer sizes into one padded grouped
+    module (:func:`_merge_padded`), and train each group as one batched step; what cannot be batched goes
+    sequential (auto) or is refused with E0621 / E0625 (the forcing modes)."""
+    plans, groups, alone, padded = {}, {}, [], {}
     for r in pending:
         p = plan_of(r)
         dev = resolve_device(p.config.device, p.config.spans.get("device", p.config.span))
@@ -412,7 +413,10 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
         step = _checkpoint_step(outdir / r.name)
         plans[r.index] = p
         groups.setdefault((Bt.signature(p, model), step, strategy), []).append(r)
+        if strategy == "grouped" or (strategy is None and Bt.grouping_refusal(model) is None):
+            padded[r.index] = (Bt.signature(p, model, pad_linear=True), Bt.linear_sizes(model))
         del model
+    groups = _merge_padded(groups, padded)
     for gi, ((sig, step, strategy), rs) in enumerate(groups.items()):
         if mode == "auto" and len(rs) == 1:
             alone.append((rs[0], "sequential: no other run of its shape"))
@@ -440,6 +444,27 @@ def _batched(pending, mode, plan_of, sequential, outdir, doc, doc_path, quiet, b
         _write_json(doc_path, doc)
     for reason in dict.fromkeys(x for _, x in alone):
         sequential([r for r, x in alone if x == reason], reason)
+
+
+def _merge_padded(groups: dict, padded: dict) -> dict:
+    """Merge groups (grouped strategy, same resume step) whose runs differ only in linear-layer sizes —
+    the thesis' d_z — into one grouped module with those layers padded under a mask, while the padding
+    costs at most :data:`bkdsl.train.batched.PAD_OVERHEAD_MAX` of the parameters."""
+    out: dict = {}
+    buckets: dict = {}
+    for key, rs in groups.items():
+        sig, step, strategy = key
+        if strategy == "vmap" or any(r.index not in padded for r in rs):
+            out[key] = rs
+            continue
+        buckets.setdefault((padded[rs[0].index][0], step, strategy), []).append((key, rs))
+    for (_, step, strategy), members in buckets.items():
+        merged = [r for _, rs in members for r in rs]
+        if len(members) > 1 and Bt.padding_overhead([padded[r.index][1] for r in merged]) <= Bt.PAD_OVERHEAD_MAX:
+            out[(members[0][0][0], step, "grouped")] = sorted(merged, key=lambda r: r.index)
+        else:
+            out.update(dict(members))
+    return out
 
 
 def _checkpoint_step(rundir: Path) -> int:

@@ -190,3 +190,47 @@ def test_a_grid_over_a_shape_key_trains_one_grouped_group_per_shape_equal_to_seq
     for a, b in zip(seq["runs"], grp["runs"]):
         assert b["test"] == pytest.approx(a["test"], rel=1e-5, abs=1e-9)
     assert len({r["test"]["test.loss"] for r in grp["runs"]}) == 4
+
+
+def test_groups_that_differ_only_in_linear_sizes_merge_while_the_padding_is_cheap():
+    runs = [S.SweepRun(i, f"{i:03d}", {}) for i in range(4)]
+    big = ({"enc": (512, 1), "dec": (1, 12288)}, 24_000_000)          # u236-like: d_z = 1 and 3
+    big3 = ({"enc": (512, 3), "dec": (3, 12288)}, 24_030_000)
+    small = ({"a": (2, 16), "b": (16, 32)}, 600)                        # an MLP at width 16 and 32
+    small2 = ({"a": (2, 32), "b": (32, 32)}, 1200)
+    groups = {("sigA", 0, "grouped"): runs[:1], ("sigB", 0, "grouped"): runs[1:2],
+              ("sigC", 0, "grouped"): runs[2:3], ("sigD", 0, "grouped"): runs[3:]}
+    padded = {0: ("P", big), 1: ("P", big3), 2: ("Q", small), 3: ("Q", small2)}
+    out = S._merge_padded(groups, padded)
+    assert sorted([r.index for r in rs] for rs in out.values()) == [[0, 1], [2], [3]]
+    assert Bt.padding_overhead([big, big3]) < 0.01 and Bt.padding_overhead([small, small2]) > Bt.PAD_OVERHEAD_MAX
+    # vmap groups and groups at different resume steps are never merged
+    groups = {("sigA", 0, "vmap"): runs[:1], ("sigB", 0, "vmap"): runs[1:2]}
+    assert len(S._merge_padded(groups, {})) == 2
+    groups = {("sigA", 0, "grouped"): runs[:1], ("sigB", 5, "grouped"): runs[1:2]}
+    assert len(S._merge_padded(groups, {0: ("P", big), 1: ("P", big3)})) == 2
+
+
+def test_forced_grouped_mode_on_a_model_without_the_form_is_E0625_with_its_reason(tmp_path, capsys):
+    spec = str(ROOT / "specs" / "hamiltonian_leapfrog.bk")    # its integrator is a module, not an fx graph
+    rc = main([spec, "--train", "pend_leapfrog", "--device", "cpu", "--quiet", "--set", "train.pend_leapfrog.epochs=1",
+               "--sweep", "train.pend_leapfrog.seed=0,1", "--sweep-mode", "grouped", "--out", str(tmp_path / "sw")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "error[E0625]" in err and "hamiltonian_leapfrog.bk:" in err and "Integrator" in err
+    assert not list((tmp_path / "sw").glob("*/checkpoints"))
+
+
+def test_batched_mode_merges_padded_groups_only_for_models_with_a_grouped_form(tmp_path, monkeypatch, capsys):
+    # with the padding allowed to cost anything, the two widths would merge into one padded module — but a
+    # model without a grouped form (faked here) must stay one vmap group per shape, not fail with E0625
+    monkeypatch.setattr(Bt, "PAD_OVERHEAD_MAX", 1e9)
+    args = [SPEC, *QUICK, "--sweep", "model.width=16,32", "--sweep-mode", "batched"]
+    assert main([*args, "--out", str(tmp_path / "merged")]) == 0
+    doc = json.loads((tmp_path / "merged" / "sweep.json").read_text())
+    assert [(len(g["runs"]), g["strategy"]) for g in doc["groups"]] == [(2, "grouped")]
+    monkeypatch.setattr(Bt, "grouping_refusal", lambda model: "no grouped form (test)")
+    monkeypatch.setattr(Bt.GroupedModels, "__init__", lambda *a, **k: (_ for _ in ()).throw(Bt.GroupingRefused("test")))
+    assert main([*args, "--out", str(tmp_path / "vmap")]) == 0
+    doc = json.loads((tmp_path / "vmap" / "sweep.json").read_text())
+    assert [(len(g["runs"]), g["strategy"]) for g in doc["groups"]] == [(1, "vmap"), (1, "vmap")]
