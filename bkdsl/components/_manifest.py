@@ -127,4 +127,9 @@ MANIFEST: dict[str, dict[str, str]] = {
     'ensemble_distill': {'optimizer': 'bkdsl.components.superposition'},
     'bulk_to_boundary': {'propagator': 'bkdsl.components.holographic'},
     'boundary_to_bulk': {'propagator': 'bkdsl.components.holographic'},
+    'branching_tree': {'data': 'bkdsl.components.tree_data'},
+    'wrapped_normal': {'function': 'bkdsl.components.gmvae'},
+    'kl_wrapped_normal': {'loss': 'bkdsl.components.gmvae'},
+    'mmd_isotropy': {'loss': 'bkdsl.components.gmvae'},
+    'effective_rank': {'loss': 'bkdsl.components.gmvae'},
 }
