@@ -1,8 +1,8 @@
 """Throughput of the batched axial Kohn-Sham HF+BCS (thesis ch. 3 data, ²⁴Mg, 10 x 20 x 0.8 fm) on a GPU.
 
 Self-checking: first the batch on the device is compared with the one-at-a-time CPU solve of the same
-fields (the reference: :func:`bkdsl.physics.hf_axial.axial_hf_bcs`); a difference above 1e-5 MeV or
-1e-6 fm^-3 stops the bench (exit 2) before anything is timed. Then, in one process:
+fields (the reference: :func:`bkdsl.physics.hf_axial.axial_hf_bcs`), both converged to 1e-8; a difference
+above 1e-4 MeV or 1e-5 fm^-3 (LAPACK and cuSOLVER round differently) stops the bench (exit 2) before anything is timed. Then, in one process:
 
 * ``cpu_single``: fields solved one at a time on the CPU (the way the thesis solved them, "a few
   minutes per sample on one core");
@@ -47,11 +47,12 @@ def check(dev: torch.device, family: str, n: int) -> dict:
     grid = AxialGrid(GridSpec(*THESIS_GRID))
     v = draw_fields(family, grid, 12345, range(n), 24, {})
     t0 = time.perf_counter()
-    ref = [axial_hf_bcs("Mg24", v_ext=v[i], device="cpu") for i in range(n)]
+    tol = dict(tol_e=1e-8, tol_rho=1e-8)      # tighter than the data's 1e-6, so that the comparison means something
+    ref = [axial_hf_bcs("Mg24", v_ext=v[i], device="cpu", **tol) for i in range(n)]
     t_ref = time.perf_counter() - t0
     _sync(dev)
     t0 = time.perf_counter()
-    got = axial_hf_bcs_batch("Mg24", v_ext=v, device=dev)
+    got = axial_hf_bcs_batch("Mg24", v_ext=v, device=dev, **tol)
     _sync(dev)
     t_got = time.perf_counter() - t0
     errs_e, errs_rho = [], []
@@ -60,12 +61,15 @@ def check(dev: torch.device, family: str, n: int) -> dict:
             return {"ok": False, "why": f"batch element failed: {b.code} {b.diagnostic.message}"}
         errs_e.append(abs(a.energy - b.energy))
         errs_rho.append(float((a.rho - b.rho.cpu()).abs().max()))
-    ok = max(errs_e) < 1e-5 and max(errs_rho) < 1e-6
+    ok = max(errs_e) < 1e-4 and max(errs_rho) < 1e-5
     return {"ok": ok, "fields": n, "max_abs_dE_MeV": max(errs_e), "max_abs_drho_fm3": max(errs_rho),
             "cpu_single_s": t_ref, "cpu_single_samples_per_s": n / t_ref, "device_batch_s": t_got}
 
 
 def eigh_time(dev: torch.device, B: int) -> float | None:
+    """Milliseconds of one torch.linalg.eigh on [B, 400, 400] float64 (do_bench; CUDA only)."""
+    if dev.type != "cuda":
+        return None
     try:
         import triton.testing as tt
     except ImportError:
