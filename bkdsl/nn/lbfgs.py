@@ -25,7 +25,7 @@ class ClosureLBFGS(torch.optim.LBFGS):
     there; torch keeps only the one before its last update) — a line search that wandered into a region
     where the model overflows (the AdS network integrating into a singular metric) — is undone: the
     parameters are restored, the curvature history is dropped and later steps use half the step
-    length (``backoff``), as the library fit :func:`bkdsl.nn.ads.fit_metric` does.
+    length (``backoff``), as the library fit :func:`bkdsl.nn.ads_fit.fit_metric` does.
 
     The curvature history (lists of tensors) goes to checkpoints as numbered tensors
     (``old_dirs.0`` …), never pickled."""
