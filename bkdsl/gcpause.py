@@ -13,6 +13,7 @@ when the collector resumes. The previous state is restored on exit (nested pause
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,6 +37,12 @@ def skip_exit_collection() -> None:
     bench/check_scale.py the front end's trees and IR, 0.35 s of CPU for nothing, since the memory is
     returned to the system anyway. ``gc.freeze()`` moves them to the permanent generation, which no
     collection visits; reference counting still frees them as usual. Not for library use: in a
-    long-lived process the cyclic garbage alive at the call would never be collected."""
+    long-lived process the cyclic garbage alive at the call would never be collected.
+
+    Not after a command that loaded Triton (train, compile with kernels): its nanobind extension
+    checks at exit that every object it handed out was freed, and frozen cycles never are, so it
+    would print pages of "leaked function" warnings. Those commands are long anyway."""
+    if "triton" in sys.modules:
+        return
     gc.freeze()
 

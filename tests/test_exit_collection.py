@@ -24,3 +24,13 @@ def test_the_program_freezes_what_it_built():
             "from bkdsl.cli import main\nrc = main()\nprint(rc, gc.get_freeze_count() > 1000)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.stdout.split()[-2:] == ["0", "True"], r.stdout + r.stderr
+
+
+def test_no_freeze_once_triton_is_loaded():
+    """Triton's nanobind extension reports every object still alive at exit as leaked: a command that
+    loaded it (train) must not freeze, or its output ends in pages of "leaked function" warnings."""
+    code = ("import gc, sys\nimport triton\nsys.argv = ['bkdsl', 'check', 'specs/tiny_regression.bk']\n"
+            "from bkdsl.cli import main\nrc = main()\nprint(rc, gc.get_freeze_count())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.stdout.split()[-2:] == ["0", "0"], r.stdout + r.stderr
+    assert "leaked" not in r.stderr
