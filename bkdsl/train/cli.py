@@ -175,7 +175,7 @@ def _summary(final: dict, rundir: Path, quiet: bool) -> None:
         name = k.split(".", 1)[1]
         t.add_row(name, f"{v:.6g}", units.get(name, "") or "")
     con = Console(stderr=False)
-    if not quiet:
+    if not quiet and final["test"]:  # a spec that declares no metric gets no empty table
         con.print(t)
     con.print(f"{final['status']}: {final['epochs']} epochs, {final['wall_time_s']:.1f} s, "
               f"{final['samples_per_s']:.0f} samples/s on {final['device']} → {rundir}")
