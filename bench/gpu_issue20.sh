@@ -5,12 +5,20 @@
 #
 # Parts, each a fresh process (a default tile must compile in a fresh process, #20.3) under its own
 # `timeout`, in this order, with these caps (s; ISSUE20_SCALE=0.5 halves them for a dev run):
-#   routing 85     #20.4/#20.5  routing op fwd+bwd eager and CUDA-graphed, torch.compile one-matmul peer + accuracy
-#   resolvent 100  #20.5        segmented kernel vs compiled associative / doubling scan and dense linalg.inv
-#   delta 85       #20.2        delta rule bf16 + fp32, fwd and fwd+bwd, ours vs fla chunk_delta_rule, errors vs float64
-#   attention 80   #20.3        causal attention at 50 % blocks vs FlexAttention, fwd+bwd, the tile that ran
-#   sweep ≤ 200    #20.1        bench/sweep_batched.py (sweep2's entry point), its summary folded in;
-#                               it gets what the earlier parts left of the deadline (≥ 150 s)
+#   routing 60     #20.4/#20.5  routing op fwd+bwd eager and CUDA-graphed, torch.compile one-matmul peer + accuracy
+#                               (H200 dev run 2026-12-03: 30 s)
+#   resolvent 110  #20.5        segmented kernel (checked, timed) first; then each PyTorch peer in its OWN process,
+#                               killed at its own cap and recorded as "timeout" (the part goes on), compile seconds
+#                               recorded apart: torch.compile doubling scan fwd + fwd+bwd (50 s), then
+#                               torch.compile associative_scan fwd (25 s). The dense linalg.inv strawman only with
+#                               ISSUE20_ARGS=--dense-peer (one chain).
+#   delta 120      #20.2        errors vs float64 at B1 H4 N1024 (compiles both sides, fla autotunes), then at
+#                               B4 H8 N4096 D128: bf16 fwd, fwd+bwd (ours and fla), fp32 likewise, then the WY
+#                               kernel's two inverse forms, then kernel breakdowns; every step logged with its seconds
+#   attention 60   #20.3        causal attention at 50 % blocks vs FlexAttention, fwd+bwd, the tile that ran (dev: 35 s)
+#   sweep ≤ 200    #20.1        bench/sweep_batched.py (sweep2's entry point), its summary folded in, contenders
+#                               in the order of SWEEP_CONTENDERS (the graphed single run and its peer first);
+#                               it gets what the earlier parts left of the deadline (≥ 140 s)
 # then `bench/issue20.py --collect` merges the parts (each part rewrites its JSON after every row, so a
 # part killed at its cap keeps the rows it had). Every cap is also cut to what is left of the 530 s
 # deadline, counted from the start of this script; setup (wheel install) is capped at 40 s.
@@ -77,10 +85,10 @@ run_part() {  # run_part NAME CAP
   echo "== $1: exit $rc at $((SECONDS - T0)) s"
 }
 
-run_part routing 85
-run_part resolvent 100
-run_part delta 85
-run_part attention 80
+run_part routing 60
+run_part resolvent 110
+run_part delta 120
+run_part attention 60
 
 # the sweep rows: sweep2's entry point (bench/sweep_batched.py); --budget-s where it has it, else --budget
 c=$(cap sweep 200)
@@ -90,8 +98,11 @@ elif [ "$c" -lt 30 ]; then
   echo "== sweep: skipped, ${c}s left"; echo "sweep skipped-deadline" >> "$PARTS_DIR/status.txt"
 else
   if grep -q -- '"--budget-s"' bench/sweep_batched.py; then flag=--budget-s; else flag=--budget; fi
-  echo "== sweep: cap ${c}s ($flag $((c - 25)))"
-  timeout -k 5 "$c" "$PY" bench/sweep_batched.py --out "$PARTS_DIR/sweep.json" "$flag" "$((c - 25))" ${SWEEP_ARGS:-}
+  # the important contenders first (sweep_batched.py runs them in the order given, skipping on budget)
+  SWEEP_CONTENDERS=${SWEEP_CONTENDERS:-single_cudagraphs,peer_cudagraphs,grid_grouped_graph,grid_grouped_same_shape,grid_vmap,single_graph_step,single_eager,grid_grouped,grid_sequential_graph,grid_concurrent_graph,grid_sequential,grid_grouped_compiled}
+  case " ${SWEEP_ARGS:-} " in *" --contenders "*) order=() ;; *) order=(--contenders "$SWEEP_CONTENDERS") ;; esac
+  echo "== sweep: cap ${c}s ($flag $((c - 25))) ${order[*]}"
+  timeout -k 5 "$c" "$PY" bench/sweep_batched.py --out "$PARTS_DIR/sweep.json" "$flag" "$((c - 25))" "${order[@]}" ${SWEEP_ARGS:-}
   rc=$?
   echo "sweep $rc" >> "$PARTS_DIR/status.txt"
   echo "== sweep: exit $rc at $((SECONDS - T0)) s"
