@@ -18,13 +18,16 @@ a contender that fails its check is recorded with its errors and not timed; NaN/
   each; the peer is the ``torch.compile``d one-matmul form, with its accuracy: the fraction of tokens
   whose chosen experts differ from the float64 answer (as a set, and the nearest one), on the bench's
   random inputs and on the hard inputs of bench/hyperbolic_routing.py.
-* ``resolvent`` (#20.5): the segmented kernel's forward and forward + backward against three PyTorch
-  peers — ``torch.compile``d ``associative_scan`` over the Möbius maps, the ``torch.compile``d doubling
-  scan (the only one with a backward), and the dense ``torch.linalg.inv`` (PyTorch has no banded or
-  tridiagonal solver; O(N³) per chain, timed on a few chains and scaled linearly to the batch, marked as
-  such); the strongest peer is the fastest that passes its check.
-* ``delta`` (#20.2): the Triton delta rule vs fla's ``chunk_delta_rule`` at B4 H8 N4096 D128, bf16 and
-  fp32, forward and forward + backward, both checked against one float64 truth (bench/delta_rule.py).
+* ``resolvent`` (#20.5): the segmented kernel's forward and forward + backward (checked, timed) first, then
+  each PyTorch peer in its own process (``--peer``) under its own cap, strongest first: the
+  ``torch.compile``d doubling scan (forward, then through autograd), then the ``torch.compile``d
+  ``associative_scan`` over the Möbius maps (forward); a peer past its cap is killed and recorded as
+  "timeout", its first-call (compile) seconds apart from its times. The dense ``torch.linalg.inv``
+  (PyTorch has no banded or tridiagonal solver; O(N³) per chain) only with ``--dense-peer``, on one chain
+  scaled to the batch. The strongest peer is the fastest that passes its check.
+* ``delta`` (#20.2): the Triton delta rule vs fla's ``chunk_delta_rule`` at B4 H8 N4096 D128, bf16 then
+  fp32, forward then forward + backward (the main rows first), both checked against one float64 truth
+  (bench/delta_rule.py) at B1 H4 N1024; then the WY kernel's two inverse forms; each step's seconds logged.
 * ``attention`` (#20.3): causal scattering attention at 50 % kept blocks vs FlexAttention, forward +
   backward, with the tile that ran (after any fallback) and the fallback warnings (one per tile and key).
 
