@@ -10,7 +10,7 @@
 #   resolvent 110  #20.5        segmented kernel (checked, timed) first; then each PyTorch peer in its OWN process,
 #                               killed at its own cap and recorded as "timeout" (the part goes on), compile seconds
 #                               recorded apart: torch.compile doubling scan fwd + fwd+bwd (50 s), then
-#                               torch.compile associative_scan fwd (25 s). The dense linalg.inv strawman only with
+#                               torch.compile associative_scan fwd (≤ 45 s, what is left). The dense linalg.inv only with
 #                               ISSUE20_ARGS=--dense-peer (one chain).
 #   delta 120      #20.2        errors vs float64 at B1 H4 N1024 (compiles both sides, fla autotunes), then at
 #                               B4 H8 N4096 D128: bf16 fwd, fwd+bwd (ours and fla), fp32 likewise, then the WY

@@ -296,7 +296,7 @@ def part_routing(p: Part) -> None:
 
 # per-peer wall caps (s) for the subprocesses of the resolvent part, strongest first; the dense inverse
 # (O(N³) per chain, a strawman at N = 2048) runs only with --dense-peer, last, on one chain.
-RESOLVENT_PEER_CAPS = (("doubling", 50.0), ("associative", 25.0))
+RESOLVENT_PEER_CAPS = (("doubling", 50.0), ("associative", 45.0))   # each cut to what the part has left
 
 
 def resolvent_inputs(seed: int, smoke: bool):
