@@ -12,8 +12,8 @@
 #                               recorded apart: torch.compile doubling scan fwd + fwd+bwd (50 s), then
 #                               torch.compile associative_scan fwd (≤ 45 s, what is left). The dense linalg.inv only with
 #                               ISSUE20_ARGS=--dense-peer (one chain).
-#   delta 120      #20.2        errors vs float64 at B1 H4 N1024 (compiles both sides, fla autotunes), then at
-#                               B4 H8 N4096 D128: bf16 fwd, fwd+bwd (ours and fla), fp32 likewise, then the WY
+#   delta 120      #20.2        bf16 then fp32: ours checked vs float64 at B1 H4 N1024, timed at B4 H8 N4096 D128
+#                               (fwd, fwd+bwd), then fla checked (its autotuning) and timed likewise, then the WY
 #                               kernel's two inverse forms, then kernel breakdowns; every step logged with its seconds
 #   attention 60   #20.3        causal attention at 50 % blocks vs FlexAttention, fwd+bwd, the tile that ran (dev: 35 s)
 #   sweep ≤ 200    #20.1        bench/sweep_batched.py (sweep2's entry point), its summary folded in, contenders
