@@ -17,7 +17,8 @@
 #                               kernel's two inverse forms, then kernel breakdowns; every step logged with its seconds
 #   attention 60   #20.3        causal attention at 50 % blocks vs FlexAttention, fwd+bwd, the tile that ran (dev: 35 s)
 #   sweep ≤ 200    #20.1        bench/sweep_batched.py (sweep2's entry point), its summary folded in, contenders
-#                               in the order of SWEEP_CONTENDERS (the graphed single run and its peer first);
+#                               ordered: SWEEP_FIRST (the graphed single run, its peer, the grouped grids) that
+#                               sweep_batched.py's DEFAULT knows, then the rest of its DEFAULT;
 #                               it gets what the earlier parts left of the deadline (≥ 140 s)
 # then `bench/issue20.py --collect` merges the parts (each part rewrites its JSON after every row, so a
 # part killed at its cap keeps the rows it had). Every cap is also cut to what is left of the 530 s
@@ -99,10 +100,22 @@ elif [ "$c" -lt 30 ]; then
 else
   if grep -q -- '"--budget-s"' bench/sweep_batched.py; then flag=--budget-s; else flag=--budget; fi
   # the important contenders first (sweep_batched.py runs them in the order given, skipping on budget)
-  SWEEP_CONTENDERS=${SWEEP_CONTENDERS:-single_cudagraphs,peer_cudagraphs,grid_grouped_graph,grid_grouped_same_shape,grid_vmap,single_graph_step,single_eager,grid_grouped,grid_sequential_graph,grid_concurrent_graph,grid_sequential,grid_grouped_compiled}
+  # (the preferred ones the script knows, then the rest of its DEFAULT in its order; no torch import)
+  SWEEP_FIRST=${SWEEP_FIRST:-single_cudagraphs,peer_cudagraphs,grid_grouped_padded,grid_grouped_graph,grid_grouped_same_shape,grid_vmap,grid_grouped_padded_eager,single_eager}
+  if [ -z "${SWEEP_CONTENDERS:-}" ]; then
+    SWEEP_CONTENDERS=$("$PY" - "$SWEEP_FIRST" <<'PYEOF'
+import ast, re, sys
+m = re.search(r"^DEFAULT\s*=\s*\((.*?)\)", open("bench/sweep_batched.py").read(), re.S | re.M)
+known = ast.literal_eval("(" + m.group(1) + ")").split(",") if m else []
+first = [c for c in sys.argv[1].split(",") if c in known]
+print(",".join(first + [c for c in known if c not in first]))
+PYEOF
+    )
+  fi
   case " ${SWEEP_ARGS:-} " in *" --contenders "*) order=() ;; *) order=(--contenders "$SWEEP_CONTENDERS") ;; esac
-  echo "== sweep: cap ${c}s ($flag $((c - 25))) ${order[*]}"
-  timeout -k 5 "$c" "$PY" bench/sweep_batched.py --out "$PARTS_DIR/sweep.json" "$flag" "$((c - 25))" "${order[@]}" ${SWEEP_ARGS:-}
+  [ -z "$SWEEP_CONTENDERS" ] && order=()
+  echo "== sweep: cap ${c}s ($flag $((c - 25))) ${order[*]+${order[*]}}"
+  timeout -k 5 "$c" "$PY" bench/sweep_batched.py --out "$PARTS_DIR/sweep.json" "$flag" "$((c - 25))" ${order[@]+"${order[@]}"} ${SWEEP_ARGS:-}
   rc=$?
   echo "sweep $rc" >> "$PARTS_DIR/status.txt"
   echo "== sweep: exit $rc at $((SECONDS - T0)) s"
