@@ -771,7 +771,7 @@ def collect(parts_dir: Path, out: Path, sweep_json: Path | None) -> dict:
                 "ours": summ.get("aggregate_best"), "ours_samples_per_s": summ.get("aggregate_samples_per_s"),
                 "peer": summ.get("single_best"), "peer_samples_per_s": summ.get("single_samples_per_s"),
                 "ratio_ours_over_peer": summ.get("ratio_aggregate_over_single"),
-                "floor": "n/a (training throughput)", "check_pass": summ.get("check_pass"),
+                "floor": "n/a (training throughput)", "checks_pass": summ.get("checks_pass"),
                 "target": "aggregate ≥ 45 000 samples/s, single ≥ 15 000",
                 "aggregate_target_met": summ.get("aggregate_target_met"), "single_target_met": summ.get("single_target_met")})
         else:
