@@ -23,7 +23,7 @@
 # then `bench/issue20.py --collect` merges the parts (each part rewrites its JSON after every row, so a
 # part killed at its cap keeps the rows it had). Every cap is also cut to what is left of the 530 s
 # deadline, counted from the start of this script; setup (wheel install) is capped at 40 s.
-# Expected wall time ≈ 7–8.5 min; hard bound ≈ 535 s (+ the collect step, < 10 s).
+# Expected wall time ≈ 7.5–9 min; hard bound 530 s (+ the collect step, capped at 30 s, < 5 s).
 #
 # CPU smoke of the driver itself (interpreter, tiny sizes; no setup, no pip):
 #   ISSUE20_SKIP_SETUP=1 ISSUE20_ARGS=--smoke SWEEP_ARGS="--device cpu --width 8 --hidden 16 --batch 4 --dz 1,2
