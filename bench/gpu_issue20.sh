@@ -12,14 +12,14 @@
 #                               recorded apart: torch.compile doubling scan fwd + fwd+bwd (50 s), then
 #                               torch.compile associative_scan fwd (≤ 45 s, what is left). The dense linalg.inv only with
 #                               ISSUE20_ARGS=--dense-peer (one chain).
-#   delta 120      #20.2        bf16 then fp32: ours checked vs float64 at B1 H4 N1024, timed at B4 H8 N4096 D128
+#   delta 140      #20.2        bf16 then fp32: ours checked vs float64 at B1 H4 N1024, timed at B4 H8 N4096 D128
 #                               (fwd, fwd+bwd), then fla checked (its autotuning) and timed likewise, then the WY
 #                               kernel's two inverse forms, then kernel breakdowns; every step logged with its seconds
 #   attention 60   #20.3        causal attention at 50 % blocks vs FlexAttention, fwd+bwd, the tile that ran (dev: 35 s)
 #   sweep ≤ 200    #20.1        bench/sweep_batched.py (sweep2's entry point), its summary folded in, contenders
 #                               ordered: SWEEP_FIRST (the graphed single run, its peer, the grouped grids) that
 #                               sweep_batched.py's DEFAULT knows, then the rest of its DEFAULT;
-#                               it gets what the earlier parts left of the deadline (≥ 140 s)
+#                               it gets what the earlier parts left of the deadline (≥ 120 s; expected ≈ 200 s)
 # then `bench/issue20.py --collect` merges the parts (each part rewrites its JSON after every row, so a
 # part killed at its cap keeps the rows it had). Every cap is also cut to what is left of the 530 s
 # deadline, counted from the start of this script; setup (wheel install) is capped at 40 s.
@@ -88,7 +88,7 @@ run_part() {  # run_part NAME CAP
 
 run_part routing 60
 run_part resolvent 110
-run_part delta 120
+run_part delta 140
 run_part attention 60
 
 # the sweep rows: sweep2's entry point (bench/sweep_batched.py); --budget-s where it has it, else --budget
