@@ -18,13 +18,16 @@ a contender that fails its check is recorded with its errors and not timed; NaN/
   each; the peer is the ``torch.compile``d one-matmul form, with its accuracy: the fraction of tokens
   whose chosen experts differ from the float64 answer (as a set, and the nearest one), on the bench's
   random inputs and on the hard inputs of bench/hyperbolic_routing.py.
-* ``resolvent`` (#20.5): the segmented kernel's forward and forward + backward against three PyTorch
-  peers — ``torch.compile``d ``associative_scan`` over the Möbius maps, the ``torch.compile``d doubling
-  scan (the only one with a backward), and the dense ``torch.linalg.inv`` (PyTorch has no banded or
-  tridiagonal solver; O(N³) per chain, timed on a few chains and scaled linearly to the batch, marked as
-  such); the strongest peer is the fastest that passes its check.
-* ``delta`` (#20.2): the Triton delta rule vs fla's ``chunk_delta_rule`` at B4 H8 N4096 D128, bf16 and
-  fp32, forward and forward + backward, both checked against one float64 truth (bench/delta_rule.py).
+* ``resolvent`` (#20.5): the segmented kernel's forward and forward + backward (checked, timed) first, then
+  each PyTorch peer in its own process (``--peer``) under its own cap, strongest first: the
+  ``torch.compile``d doubling scan (forward, then through autograd), then the ``torch.compile``d
+  ``associative_scan`` over the Möbius maps (forward); a peer past its cap is killed and recorded as
+  "timeout", its first-call (compile) seconds apart from its times. The dense ``torch.linalg.inv``
+  (PyTorch has no banded or tridiagonal solver; O(N³) per chain) only with ``--dense-peer``, on one chain
+  scaled to the batch. The strongest peer is the fastest that passes its check.
+* ``delta`` (#20.2): the Triton delta rule vs fla's ``chunk_delta_rule`` at B4 H8 N4096 D128, bf16 then
+  fp32, forward then forward + backward (the main rows first), both checked against one float64 truth
+  (bench/delta_rule.py) at B1 H4 N1024; then the WY kernel's two inverse forms; each step's seconds logged.
 * ``attention`` (#20.3): causal scattering attention at 50 % kept blocks vs FlexAttention, forward +
   backward, with the tile that ran (after any fallback) and the fallback warnings (one per tile and key).
 
@@ -291,25 +294,120 @@ def part_routing(p: Part) -> None:
 
 # --- resolvent -------------------------------------------------------------------------------------------
 
+# per-peer wall caps (s) for the subprocesses of the resolvent part, strongest first; the dense inverse
+# (O(N³) per chain, a strawman at N = 2048) runs only with --dense-peer, last, on one chain.
+RESOLVENT_PEER_CAPS = (("doubling", 50.0), ("associative", 45.0))   # each cut to what the part has left
 
-def part_resolvent(p: Part) -> None:
+
+def resolvent_inputs(seed: int, smoke: bool):
     import resolvent as rb
     from bkdsl.kernels.resolvent import naive
-    from bkdsl.kernels.resolvent import ops as _ops  # noqa: F401  (registers the ops)
-    from bkdsl.kernels.resolvent import variants as kv
-
-    smoke, bench = p.smoke, make_timer(p.smoke)
     dev = "cpu" if smoke else "cuda"
     B, N = (4, 64) if smoke else (4096, 2048)
-    n_dense = 2 if smoke else 8
-    Z = rb.Z
-    p.res["sizes"] = {"batch": B, "n": N, "dtype": "float32 -> complex64", "z": str(Z), "dense_inverse_chains": n_dense}
-    gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+    gen = torch.Generator().manual_seed(seed)
     a, b = rb.chain(B, N, dev, gen)
     w = torch.randn(B, N, generator=gen, dtype=torch.complex64).to(dev)
     a64, b64 = a.double(), b.double()
-    g64 = naive.resolvent_diag_reference(a64, b64, Z)
-    ga64, gb64 = naive.resolvent_backward_reference(a64, b64, Z, w.to(torch.complex128))
+    g64 = naive.resolvent_diag_reference(a64, b64, rb.Z)
+    ga64, gb64 = naive.resolvent_backward_reference(a64, b64, rb.Z, w.to(torch.complex128))
+    return B, N, a, b, w, g64, ga64, gb64
+
+
+def part_resolvent_peer(p: Part, kind: str, seed: int) -> None:
+    """One PyTorch peer of the resolvent in its own process (the parent kills it at its cap): first-call
+    (compile) seconds recorded apart from the timing, the forward checked then timed, then — doubling scan
+    only — the backward likewise. The JSON is rewritten after each step, so a peer killed mid-compile keeps
+    what it had."""
+    import resolvent as rb
+    from bkdsl.kernels.resolvent import variants as kv
+    smoke, bench = p.smoke, make_timer(p.smoke)
+    B, N, a, b, w, g64, ga64, gb64 = resolvent_inputs(seed, smoke)
+    Z = rb.Z
+    tm, chk = p.res["time_ms"], p.res["checks"]
+    p.log(f"peer {kind}: float64 references done")
+    if kind == "dense":
+        sa, sb = a[:1], b[:1]
+        t0 = time.time()
+        e = rb.fwd_errors(kv.resolvent_diag_dense_inverse(sa, sb, Z), g64[:1])
+        e["ok"], e["first_call_s"] = rb.ok(e), time.time() - t0
+        chk["fwd"] = e
+        p.save()
+        if e["ok"]:
+            tm["fwd, 1 chain"] = bench(lambda: kv.resolvent_diag_dense_inverse(sa, sb, Z), warmup=1, rep=1)
+            tm["fwd"] = tm["fwd, 1 chain"] * B
+        p.save()
+        return
+    ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    f = compiled(lambda a_, b_: kv.resolvent_diag_scan_parts(a_, b_, Z.real, Z.imag, kind), smoke)
+    p.log(f"peer {kind}: compiling the forward")
+    t0 = time.time()
+    e = rb.fwd_errors(torch.complex(*f(a, b)), g64)
+    e["ok"] = rb.ok(e)
+    p.res["compile_s"] = {"fwd": time.time() - t0}
+    chk["fwd"] = e
+    p.log(f"peer {kind}: forward first call {p.res['compile_s']['fwd']:.1f} s, check {e}")
+    p.save()
+    if e["ok"]:
+        tm["fwd"] = bench(lambda: f(a, b))
+        p.log(f"peer {kind}: fwd {tm['fwd']:.4f} ms")
+        p.save()
+    if kind != "doubling" or not e["ok"]:
+        return
+
+    def fb():
+        gr, gi = f(ar, br)
+        return torch.autograd.grad((gr, gi), (ar, br), (w.real, w.imag))
+    p.log(f"peer {kind}: compiling the backward")
+    t0 = time.time()
+    e2 = rb.grad_errors(*fb(), ga64, gb64)
+    p.res["compile_s"]["fwd+bwd"] = time.time() - t0
+    e2["ok"] = rb.ok({**e, **e2})
+    chk["fwd+bwd"] = e2
+    p.log(f"peer {kind}: backward first call {p.res['compile_s']['fwd+bwd']:.1f} s, check {e2}")
+    p.save()
+    if e2["ok"]:
+        tm["fwd+bwd"] = bench(fb)
+        p.log(f"peer {kind}: fwd+bwd {tm['fwd+bwd']:.4f} ms")
+    p.save()
+
+
+def run_peer_process(p: Part, kind: str, seed: int, cap_s: float) -> dict:
+    """Run part_resolvent_peer in a fresh process in its own session, killed (the whole group) at
+    ``cap_s``; its JSON as far as it got, with ``status`` "ok", "timeout" or "exit N"."""
+    import signal
+    import subprocess
+    path = p.path.with_name(f"{p.path.stem}_peer_{kind}.json")
+    path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "resolvent", "--peer", kind, "--seed", str(seed),
+           "--json", str(path), "--budget-s", str(cap_s)] + (["--smoke"] if p.smoke else [])
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=cap_s)
+        status = "ok" if rc == 0 else f"exit {rc}"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        status = "timeout"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        rec = {}
+    rec.update(status=status, cap_s=cap_s, process_wall_s=round(time.time() - t0, 1))
+    return rec
+
+
+def part_resolvent(p: Part, dense_peer: bool = False) -> None:
+    """Ours (checked, timed) first, then each PyTorch peer in its own process under its own cap
+    (RESOLVENT_PEER_CAPS, cut to the part's budget): a peer that exceeds its cap is recorded as "timeout"
+    and the part goes on; compile (first-call) seconds are recorded apart from the times."""
+    import resolvent as rb
+
+    smoke, bench = p.smoke, make_timer(p.smoke)
+    seed = int.from_bytes(os.urandom(4), "little")
+    B, N, a, b, w, g64, ga64, gb64 = resolvent_inputs(seed, smoke)
+    Z = rb.Z
+    p.res["sizes"] = {"batch": B, "n": N, "dtype": "float32 -> complex64", "z": str(Z), "seed": seed}
     p.log("float64 references done")
 
     def fwd_check(g, ref=g64):
@@ -323,9 +421,11 @@ def part_resolvent(p: Part) -> None:
     def ours_fb():
         return torch.autograd.grad(torch.ops.bkdsl.resolvent_diag(ar, br, Z.real, Z.imag), (ar, br), w)
 
+    t0 = time.time()
     chk = fwd_check(fwd())
     chk.update(rb.grad_errors(*ours_fb(), ga64, gb64))
     chk["ok"] = rb.ok(chk)
+    chk["first_call_s"] = time.time() - t0
     p.res["checks"]["ours"] = chk
     p.log(f"check ours: {chk}")
     tm = p.res["time_ms"]
@@ -334,88 +434,60 @@ def part_resolvent(p: Part) -> None:
         tm["ours fwd+bwd"] = bench(ours_fb)
         p.log(f"ours fwd {tm['ours fwd']:.4f} ms, fwd+bwd {tm['ours fwd+bwd']:.4f} ms")
     p.save()
+    del a, b, w, g64, ga64, gb64, ar, br
+    if not smoke:
+        torch.cuda.empty_cache()
 
-    peers_fwd, peers_fb, compiled_scans = {}, {}, {}
+    peers_fwd, peers_fb = {}, {}
+    names = {"doubling": "torch.compile doubling scan", "associative": "torch.compile associative_scan",
+             "dense": "torch.linalg.inv dense (1 chain × batch)"}
 
     def emit_rows():
         best_f = min(peers_fwd, key=peers_fwd.get) if peers_fwd else None
         best_fb = min(peers_fb, key=peers_fb.get) if peers_fb else None
         p.res["strongest_peer"] = {"fwd": best_f, "fwd_bwd": best_fb, "all_fwd_ms": peers_fwd, "all_fwd_bwd_ms": peers_fb}
         site = B * N
+        status = {k: v.get("status") for k, v in p.res.get("peers", {}).items()}
         p.row("#20.5 resolvent fwd", "segmented Triton kernel (custom op)", tm.get("ours fwd"), best_f,
               peers_fwd.get(best_f), hbm_floor_ms(16 * site), "HBM (a 4 + b 4 + G 8) B/site / 4.8 TB/s",
-              peers_fwd_ms=peers_fwd)
+              peers_fwd_ms=peers_fwd, peer_status=status)
         p.row("#20.5 resolvent fwd+bwd", "segmented Triton kernels (custom op + autograd)", tm.get("ours fwd+bwd"),
               best_fb, peers_fb.get(best_fb), hbm_floor_ms(40 * site),
-              "HBM (fwd 16 + bwd: a, b, ∂G read 16, ∂a, ∂b written 8) B/site / 4.8 TB/s", peers_fwd_bwd_ms=peers_fb)
+              "HBM (fwd 16 + bwd: a, b, ∂G read 16, ∂a, ∂b written 8) B/site / 4.8 TB/s", peers_fwd_bwd_ms=peers_fb,
+              peer_status=status)
 
     emit_rows()
-
-    def scan_peer(kind):
-        f = compiled(lambda a_, b_: kv.resolvent_diag_scan_parts(a_, b_, Z.real, Z.imag, kind), smoke)
-        t0 = time.time()
-        e = fwd_check(torch.complex(*f(a, b)))
-        e["first_call_s"] = time.time() - t0
-        p.res["checks"][f"peer {kind} scan"] = e
-        p.log(f"check peer {kind} scan: {e}")
-        if e["ok"]:
-            peers_fwd[f"torch.compile {kind} scan"] = tm[f"peer {kind} scan fwd"] = bench(lambda: f(a, b))
-            compiled_scans[kind] = f
-        p.save()
-
-    def scan_peer_backward():  # the doubling scan through autograd (its compile: ≈ 50 s for the causal form)
-        f = compiled_scans.get("doubling")
-        if f is None:
-            raise RuntimeError("the doubling scan's forward did not compile or pass its check")
-
-        def fb():
-            gr, gi = f(ar, br)
-            return torch.autograd.grad((gr, gi), (ar, br), (w.real, w.imag))
-        e = p.res["checks"]["peer doubling scan"]
-        t0 = time.time()
-        e.update(rb.grad_errors(*fb(), ga64, gb64))
-        e["first_call_bwd_s"] = time.time() - t0
-        e["ok"] = rb.ok(e)
-        if e["ok"]:
-            peers_fb["torch.compile doubling scan"] = tm["peer doubling scan fwd+bwd"] = bench(fb)
-        p.save()
-
-    def dense_peer():
-        sa, sb = a[:n_dense], b[:n_dense]
-        e = fwd_check(kv.resolvent_diag_dense_inverse(sa, sb, Z), g64[:n_dense])
-        p.res["checks"]["peer dense inverse"] = e
-        if e["ok"]:
-            ms = bench(lambda: kv.resolvent_diag_dense_inverse(sa, sb, Z), rep=50)
-            tm[f"peer dense inverse fwd, {n_dense} chains"] = ms
-            peers_fwd["torch.linalg.inv dense (scaled from a few chains)"] = tm["peer dense inverse fwd, scaled"] = ms * B / n_dense
-        sar, sbr = sa.clone().requires_grad_(True), sb.clone().requires_grad_(True)
-
-        def fb():
-            return torch.autograd.grad(kv.resolvent_diag_dense_inverse(sar, sbr, Z), (sar, sbr), w[:n_dense])
-        e.update(rb.grad_errors(*fb(), ga64[:n_dense], gb64[:n_dense]))
-        e["ok"] = rb.ok(e)
-        if e["ok"]:
-            ms = bench(fb, rep=50)
-            tm[f"peer dense inverse fwd+bwd, {n_dense} chains"] = ms
-            peers_fb["torch.linalg.inv dense + autograd (scaled from a few chains)"] = ms * B / n_dense
-        p.save()
-    p.guard("peer dense inverse", dense_peer, need=10)
-    emit_rows()
-    p.guard("peer doubling scan", lambda: scan_peer("doubling"), need=30)
-    emit_rows()
-    p.guard("peer associative scan", lambda: scan_peer("associative"), need=20)
-    emit_rows()
-    p.guard("peer doubling scan fwd+bwd", lambda: scan_peer_backward(), need=45)
-    emit_rows()
-
-
-    emit_rows()
+    plan = list(RESOLVENT_PEER_CAPS) + ([("dense", 20.0)] if dense_peer else [])
+    for kind, want in plan:
+        cap_s = min(want, p.budget - (time.time() - p.t0) - 2)
+        if cap_s < 8:
+            p.res["skipped"].append(f"peer {kind}: budget")
+            p.res.setdefault("peers", {})[kind] = {"status": "skipped (budget)"}
+            p.log(f"peer {kind}: skipped (budget)")
+            continue
+        p.log(f"peer {kind}: own process, cap {cap_s:.0f} s")
+        rec = run_peer_process(p, kind, seed, cap_s)
+        p.res.setdefault("peers", {})[kind] = {k: rec.get(k) for k in
+                                               ("status", "cap_s", "process_wall_s", "compile_s", "checks", "time_ms", "errors")}
+        ptm = rec.get("time_ms", {})
+        if ptm.get("fwd") is not None:
+            peers_fwd[names[kind]] = tm[f"peer {kind} fwd"] = ptm["fwd"]
+        if ptm.get("fwd+bwd") is not None:
+            peers_fb[names[kind]] = tm[f"peer {kind} fwd+bwd"] = ptm["fwd+bwd"]
+        p.log(f"peer {kind}: {rec['status']} after {rec['process_wall_s']} s, compile {rec.get('compile_s')}, "
+              f"times {ptm}")
+        emit_rows()
 
 
 # --- delta rule ------------------------------------------------------------------------------------------
 
 
 def part_delta(p: Part) -> None:
+    """The delta rule, ours vs fla's chunk_delta_rule. Errors vs float64 on a smaller problem (same D and
+    dtype: the float64 chunked reference with autograd is slow at full size), which also compiles both
+    sides; then at the full size, in this order so a part cut at its cap keeps the main rows: bf16 fwd,
+    bf16 fwd+bwd, fp32 fwd, fp32 fwd+bwd, then the WY kernel's two inverse forms, then kernel breakdowns.
+    Each step is logged with its elapsed seconds (where the time goes)."""
     import delta_rule as dr
     from bkdsl.kernels.delta_rule import chunk as kc
     from bkdsl.kernels.delta_rule import op as _op  # noqa: F401  (registers the op)
@@ -423,7 +495,8 @@ def part_delta(p: Part) -> None:
     smoke = p.smoke
     dev = "cpu" if smoke else "cuda"
     B, H, N, D = (1, 2, 100, 16) if smoke else (4, 8, 4096, 128)
-    p.res["sizes"] = {"B": B, "H": H, "N": N, "D": D}
+    cB, cH, cN = (1, 2, 100) if smoke else (1, 4, 1024)   # the error check's size (same D)
+    p.res["sizes"] = {"B": B, "H": H, "N": N, "D": D, "check_size": {"B": cB, "H": cH, "N": cN, "D": D}}
     try:
         from fla.ops.delta_rule import chunk_delta_rule as fla_fn
         import fla
@@ -440,65 +513,106 @@ def part_delta(p: Part) -> None:
         if smoke:
             return make_timer(True)(fn)
         from triton.testing import do_bench
-        return do_bench(fn, warmup=25, rep=150, grad_to_none=grads, return_mode="median")
+        return do_bench(fn, warmup=25, rep=100, grad_to_none=grads, return_mode="median")
 
     op = torch.ops.bkdsl.delta_rule
-    for dtype, dn in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
-        if not p.left(25):
-            p.res["skipped"].append(f"{dn}: budget")
-            continue
-        q, k, v, beta, dy = dr.make_inputs(B, H, N, D, dtype, dev, gen, "fla")
-        ref = dr.truth(q, k, v, beta, dy, False, False)
-        chk = {"ours": p.guard(f"check ours {dn}", lambda: dr.errors(dr.ours(q, k, v, beta, dy, False, False), ref))}
-        if fla_fn is not None:
-            chk["fla"] = p.guard(f"check fla {dn}", lambda: dr.errors(dr.fla_run(fla_fn, q, k, v, beta, dy), ref))
-        chk["ours_ok"] = chk["ours"] is not None and all(dr.passes(e, dtype) for e in chk["ours"].values())
-        chk["fla_ok"] = chk.get("fla") is not None and all(dr.passes(e, dtype) for e in chk["fla"].values())
-        if chk["ours"] and chk.get("fla"):
-            chk["ours_no_worse_than_fla"] = {n: chk["ours"][n] <= chk["fla"][n] for n in chk["ours"]}
-        p.res["checks"][dn] = chk
-        p.log(f"check {dn}: {json.dumps(chk)}")
-        del ref
+    tm = p.res["time_ms"]
+    dtypes = ((torch.bfloat16, "bf16"), (torch.float32, "fp32"))
+
+    def step(name, fn, need=0.0):
+        p.log(f"{name} ...")
+        t0 = time.time()
+        r = p.guard(name, fn, need=need)
+        p.res.setdefault("step_s", {})[name] = round(time.time() - t0, 2)
+        p.log(f"{name}: {time.time() - t0:.1f} s")
         p.save()
-        tm = p.res["time_ms"]
-        xs = [t.detach().clone().requires_grad_() for t in (q, k, v, beta)]
-        fx = [dr.to_fla(t).requires_grad_() for t in (q, k, v, beta)]
-        fdy = dr.to_fla(dy)
-        if chk["ours_ok"]:
-            tm[f"ours fwd {dn}"] = bench(lambda: op(q, k, v, beta, False, False))
-            tm[f"ours fwd+bwd {dn}"] = bench(lambda: op(*xs, False, False)[0].backward(dy), xs)
-        if chk["fla_ok"]:
-            fd = [t.detach() for t in fx]
-            tm[f"fla fwd {dn}"] = bench(lambda: fla_fn(*fd, scale=1.0))
-            tm[f"fla fwd+bwd {dn}"] = bench(lambda: fla_fn(*fx, scale=1.0)[0].backward(fdy), fx)
-        if chk["ours_ok"] and p.left(20):  # the WY kernel's two block inversions, same inputs, same process
-            def inverses():
-                y0 = kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=kc.INVERSE)[0]
-                for inv in kc.INVERSES:
-                    d = dr.rel_max(kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv)[0], y0)
-                    p.res["checks"][f"inverse={inv} vs default {dn}"] = d
-                    if dr.passes(d, dtype):
-                        tm[f"ours fwd launcher inverse={inv} {dn}"] = bench(
-                            lambda inv=inv: kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv))
-            p.guard(f"inverse forms {dn}", inverses)
-        p.log(f"time {dn}: {json.dumps({n: t for n, t in tm.items() if n.endswith(dn)})}")
-        if not smoke and chk["ours_ok"] and p.left(15):
-            p.res.setdefault("kernel_us_per_call", {})[f"ours fwd {dn}"] = p.guard(
-                f"kernels {dn}", lambda: dr.kernel_breakdown(lambda: op(q, k, v, beta, False, False)))
-        p.save()
+        return r
+
+    def emit(dtype, dn):
+        chk = p.res["checks"].get(dn, {})
         ceil = {"copy_tb_s": HBM_BYTES_PER_S / 1e12, "bf16_matmul_tflops": PEAK_FLOPS["bf16" if dn == "bf16" else "tf32"] / 1e12}
         for part, bwd in (("fwd", False), ("fwd+bwd", True)):
+            if f"ours {part} {dn}" not in tm and f"fla {part} {dn}" not in tm:
+                continue
             fl = dr.floor_ms(B, H, N, D, dtype, ceil, bwd)
             p.row(f"#20.2 delta rule {part} {dn}", "Triton chunked WY (torch.ops.bkdsl.delta_rule)",
                   tm.get(f"ours {part} {dn}"), "fla chunk_delta_rule", tm.get(f"fla {part} {dn}"), fl["floor_ms"],
                   f"max(HBM bytes / 4.8 TB/s, chunked-form FLOPs / {ceil['bf16_matmul_tflops']:.1f} TFLOP/s)",
-                  error_vs_float64={"ours": chk["ours"], "fla": chk.get("fla")},
+                  error_vs_float64={"ours": chk.get("ours"), "fla": chk.get("fla"), "size": p.res["sizes"]["check_size"]},
                   target="ours ≤ 1.0× fla, error no worse than fla's")
-        del q, k, v, beta, dy, xs, fx, fdy
+
+    inputs = {}
+    for dtype, dn in dtypes:
+        if not p.left(15):
+            p.res["skipped"].append(f"{dn}: budget")
+            p.log(f"{dn}: skipped (budget)")
+            continue
+        # errors vs float64 at the check size (compiles ours and runs fla's autotuning too)
+        cq, ck, cv, cbeta, cdy = dr.make_inputs(cB, cH, cN, D, dtype, dev, gen, "fla")
+        ref = step(f"float64 truth {dn}", lambda: dr.truth(cq, ck, cv, cbeta, cdy, False, False))
+        chk = {"ours": None, "fla": None}
+        p.res["checks"][dn] = chk
+
+        def verdicts():
+            chk["ours_ok"] = chk["ours"] is not None and all(dr.passes(e, dtype) for e in chk["ours"].values())
+            chk["fla_ok"] = chk["fla"] is not None and all(dr.passes(e, dtype) for e in chk["fla"].values())
+            if chk["ours"] and chk["fla"]:
+                chk["ours_no_worse_than_fla"] = {n: chk["ours"][n] <= chk["fla"][n] for n in chk["ours"]}
+            p.log(f"check {dn}: {json.dumps(chk)}")
+            p.save()
+        # ours first (checked, then timed at full size), then fla (its autotuning cannot starve our rows)
+        if ref is not None:
+            chk["ours"] = step(f"check ours {dn}", lambda: dr.errors(dr.ours(cq, ck, cv, cbeta, cdy, False, False), ref))
+        verdicts()
+        q, k, v, beta, dy = dr.make_inputs(B, H, N, D, dtype, dev, gen, "fla")
+        xs = [t.detach().clone().requires_grad_() for t in (q, k, v, beta)]
+        fx = [dr.to_fla(t).requires_grad_() for t in (q, k, v, beta)]
+        fd, fdy = [t.detach() for t in fx], dr.to_fla(dy)
+        inputs[dn] = (q, k, v, beta)
+        if chk["ours_ok"]:
+            step(f"ours fwd {dn}", lambda: tm.__setitem__(f"ours fwd {dn}", bench(lambda: op(q, k, v, beta, False, False))))
+            step(f"ours fwd+bwd {dn}", lambda: tm.__setitem__(
+                f"ours fwd+bwd {dn}", bench(lambda: op(*xs, False, False)[0].backward(dy), xs)), need=5)
+        emit(dtype, dn)
+        if ref is not None and fla_fn is not None:
+            chk["fla"] = step(f"check fla {dn}", lambda: dr.errors(dr.fla_run(fla_fn, cq, ck, cv, cbeta, cdy), ref),
+                              need=10)
+        verdicts()
+        del ref, cq, ck, cv, cbeta, cdy
+        if chk["fla_ok"]:
+            step(f"fla fwd {dn}", lambda: tm.__setitem__(f"fla fwd {dn}", bench(lambda: fla_fn(*fd, scale=1.0))), need=5)
+            step(f"fla fwd+bwd {dn}", lambda: tm.__setitem__(
+                f"fla fwd+bwd {dn}", bench(lambda: fla_fn(*fx, scale=1.0)[0].backward(fdy), fx)), need=5)
+        emit(dtype, dn)
+        del xs, fx, fd, fdy, dy
         if not smoke:
             torch.cuda.empty_cache()
+
+    # the WY kernel's two block inversions, same inputs, same process (after every main row)
+    for dtype, dn in dtypes:
+        if dn not in inputs or not p.res["checks"][dn]["ours_ok"]:
+            continue
+        q, k, v, beta = inputs[dn]
+
+        def inverses():
+            y0 = kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=kc.INVERSE)[0]
+            for inv in kc.INVERSES:
+                d = dr.rel_max(kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv)[0], y0)
+                p.res["checks"][f"inverse={inv} vs default {dn}"] = d
+                if dr.passes(d, dtype):
+                    tm[f"ours fwd launcher inverse={inv} {dn}"] = bench(
+                        lambda inv=inv: kc.delta_rule_fwd_triton(q, k, v, beta, False, False, inverse=inv))
+        step(f"inverse forms {dn}", inverses, need=15)
+        p.log(f"time {dn}: {json.dumps({n: t for n, t in tm.items() if n.endswith(dn)})}")
+    if not smoke:
+        for dtype, dn in dtypes:
+            if dn in inputs and p.res["checks"][dn]["ours_ok"]:
+                q, k, v, beta = inputs[dn]
+                p.res.setdefault("kernel_us_per_call", {})[f"ours fwd {dn}"] = step(
+                    f"kernels {dn}", lambda: dr.kernel_breakdown(lambda: op(q, k, v, beta, False, False)), need=10)
     p.res["configs_used"] = p.guard("configs", kc.chosen_configs)
     p.res["batched_inverse_fell_back"] = [str(key) for key in kc._batched_inverse_failed]  # then both forms are rowwise
+    p.save()
 
 
 # --- causal attention ------------------------------------------------------------------------------------
@@ -609,6 +723,21 @@ def part_attention(p: Part) -> None:
 # --- collect ---------------------------------------------------------------------------------------------
 
 
+def partial_sweep_summary(contenders: dict) -> dict:
+    """The sweep's best single run and best grid aggregate from the contenders it timed, for a sweep killed
+    at its cap before it wrote its own summary (marked ``partial``; its checks are in ``check``)."""
+    def best(names):
+        got = {n: c["samples_per_s"] for n, c in contenders.items()
+               if n in names and isinstance(c, dict) and isinstance(c.get("samples_per_s"), (int, float))}
+        return (max(got, key=got.get), got[max(got, key=got.get)]) if got else (None, None)
+    s_name, s_val = best({"single_eager", "single_cudagraphs", "single_graph_step"})
+    a_name, a_val = best({n for n in contenders if n.startswith("grid_")})
+    return {"partial": True, "single_best": s_name, "single_samples_per_s": s_val, "aggregate_best": a_name,
+            "aggregate_samples_per_s": a_val, "ratio_aggregate_over_single": rows_ratio(a_val, s_val),
+            "aggregate_target_met": None if a_val is None else a_val >= 45_000,
+            "single_target_met": None if s_val is None else s_val >= 15_000}
+
+
 def collect(parts_dir: Path, out: Path, sweep_json: Path | None) -> dict:
     """Merge the parts' JSON (and the sweep's) into one record with one flat list of rows."""
     res = {"name": "issue20", "date": _dt.date.today().isoformat(), "parts": {}, "rows": [],
@@ -634,13 +763,15 @@ def collect(parts_dir: Path, out: Path, sweep_json: Path | None) -> dict:
             s = json.loads(sweep_json.read_text())
             res["parts"]["sweep"] = {"exit": status.get("sweep"), "summary": s.get("summary"), "check": s.get("check"),
                                      "source": str(sweep_json)}
-            summ = s.get("summary") or {}
+            summ = s.get("summary") or partial_sweep_summary(s.get("contenders") or {})
+            res["parts"]["sweep"]["summary"] = summ
             res["rows"].append({
-                "item": "#20.1 sweep: 9-run grid aggregate vs one run (samples/s, higher is better)",
+                "item": "#20.1 sweep: 9-run grid aggregate vs one run (samples/s, higher is better)"
+                        + (" — partial: the sweep was cut at its cap" if summ.get("partial") else ""),
                 "ours": summ.get("aggregate_best"), "ours_samples_per_s": summ.get("aggregate_samples_per_s"),
                 "peer": summ.get("single_best"), "peer_samples_per_s": summ.get("single_samples_per_s"),
                 "ratio_ours_over_peer": summ.get("ratio_aggregate_over_single"),
-                "floor": "n/a (training throughput)", "check_pass": summ.get("check_pass"),
+                "floor": "n/a (training throughput)", "checks_pass": summ.get("checks_pass"),
                 "target": "aggregate ≥ 45 000 samples/s, single ≥ 15 000",
                 "aggregate_target_met": summ.get("aggregate_target_met"), "single_target_met": summ.get("single_target_met")})
         else:
@@ -696,6 +827,11 @@ def main() -> int:
     ap.add_argument("--json", help="--part: the part's JSON file (with all: a directory)")
     ap.add_argument("--budget-s", type=float, default=90.0, help="--part: seconds before optional items are skipped")
     ap.add_argument("--smoke", action="store_true", help="CPU interpreter, tiny sizes, no real timing")
+    ap.add_argument("--peer", choices=("doubling", "associative", "dense"),
+                    help="with --part resolvent: run only this PyTorch peer (the part runs each peer so, capped)")
+    ap.add_argument("--seed", type=int, default=0, help="with --peer: the parent's input seed")
+    ap.add_argument("--dense-peer", action="store_true",
+                    help="resolvent: also time the dense linalg.inv peer (one chain × batch; off by default)")
     ap.add_argument("--collect", help="directory of the parts' JSON files")
     ap.add_argument("--sweep-json", default=None)
     ap.add_argument("--out", help="--collect: the merged JSON")
@@ -723,7 +859,14 @@ def main() -> int:
         path = Path(args.json) / f"{name}.json" if args.part == "all" else Path(args.json)
         p = Part(name, path, args.budget_s, args.smoke)
         try:
-            globals()[f"part_{name}"](p)
+            if args.peer:
+                if name != "resolvent":
+                    ap.error("--peer goes with --part resolvent")
+                part_resolvent_peer(p, args.peer, args.seed)
+            elif name == "resolvent":
+                part_resolvent(p, dense_peer=args.dense_peer)
+            else:
+                globals()[f"part_{name}"](p)
             p.res["done"] = True
         except Exception:
             p.res["errors"]["part"] = traceback.format_exc(limit=8)[-4000:]
