@@ -138,10 +138,12 @@ def grouping_refusal(model: torch.nn.Module) -> str | None:
     return None
 
 
-# `auto` puts convolutional models with a grouped form into the grouped form on CUDA. Set False if the
-# H200 bench (bench/sweep_batched.py: grid_grouped_padded_eager vs grid_sequential) shows the grouped
-# convolutions slower than the runs one after another; `auto` then trains such models sequentially.
-AUTO_GROUP_CONV = True
+# `auto` puts convolutional models with a grouped form into the grouped form on CUDA only when this is
+# True. Off: on the H200 (bench/results/2026-12-03-issue20.json, sweep part) the thesis' 9-run u236 grid
+# as one grouped, padded, CUDA-graphed module ran 11 044 samples/s in aggregate against 14 043 for one
+# run alone (CUDA graphs) — 0.79x: the model is compute-bound (12.37 GFLOP per sample), so running the
+# runs one after another is faster. `--sweep-mode grouped` still forces the grouped form.
+AUTO_GROUP_CONV = False
 
 
 def auto_strategy(model: torch.nn.Module, device) -> dict:

@@ -237,6 +237,12 @@ def test_a_model_that_is_not_an_fx_graph_is_refused_and_auto_keeps_it_off_the_gr
     assert auto_strategy(mtl(2, 0), "cpu")["strategy"] == "sequential"
 
 
+def test_auto_trains_grouped_convolutional_models_one_at_a_time_on_cuda():
+    """The H200 measured the grouped u236 grid at 0.79x one run alone (issue20.json): auto must not batch it."""
+    choice = auto_strategy(mtl(2, 0), "cuda")      # a device object only: no CUDA needed to decide
+    assert choice["strategy"] == "sequential" and "AUTO_GROUP_CONV" in choice["reason"]
+
+
 def test_a_linear_layer_on_a_3d_input_is_refused_at_run_time():
     lin = GroupedLinear.from_runs([torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)])
     assert lin(torch.randn(5, 8)).shape == (5, 6)
