@@ -8,8 +8,10 @@ do not mix).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +34,14 @@ def unit_cache_folder() -> Path | None:
     if os.environ.get("BKDSL_UNIT_CACHE", "").strip().lower() in ("0", "off", "no", "false"):
         return None
     base = private_cache_dir()
-    return None if base is None else base / f"pint-{pint.__version__}"
+    return None if base is None else base / f"pint-{pint.__version__}-{_install_key()}"
+
+
+def _install_key() -> str:
+    """A short hash of where pint is installed: pint's cached definitions hold the absolute paths of its
+    definition files, so a cache written by another environment (a moved or re-created venv) is
+    another folder, never a stale one read here."""
+    return hashlib.sha256(str(Path(pint.__file__).resolve().parent).encode()).hexdigest()[:12]
 
 
 def _unit_registry() -> pint.UnitRegistry:
@@ -41,8 +50,9 @@ def _unit_registry() -> pint.UnitRegistry:
         try:
             return pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=folder)
         except Exception as e:  # noqa: BLE001 - e.g. a file another process is half-way writing: parse instead
-            logging.getLogger(__name__).warning("unit cache %s unusable (%s: %s); parsing pint's definitions",
-                                                folder, type(e).__name__, e)
+            logging.getLogger(__name__).warning("unit cache %s unusable (%s: %s); parsing pint's definitions "
+                                                "and clearing it", folder, type(e).__name__, e)
+            shutil.rmtree(folder, ignore_errors=True)  # rebuilt by the next start, not read broken forever
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 

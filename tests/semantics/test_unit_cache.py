@@ -48,10 +48,25 @@ def test_no_cache_where_others_may_write(tmp_path, monkeypatch):
     monkeypatch.delenv("BKDSL_UNIT_CACHE", raising=False)
     assert units.unit_cache_folder() is None
     base.chmod(0o700)
-    assert units.unit_cache_folder() == base / f"pint-{units.pint.__version__}"
+    assert units.unit_cache_folder() == base / f"pint-{units.pint.__version__}-{units._install_key()}"
 
 
 def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("BKDSL_UNIT_CACHE", "off")
     assert units.unit_cache_folder() is None
+
+
+def test_a_cache_written_by_another_environment_is_never_read(tmp_path):
+    """pint's cache holds absolute paths of its definition files: a moved or re-created venv must get its
+    own folder (the key hashes pint's location), and a folder that cannot be read is cleared, so the
+    warning appears once, not at every start."""
+    first = run_units(tmp_path)
+    folder = Path(first.stdout.split()[0])
+    assert folder.name.startswith(f"pint-{units.pint.__version__}-") and len(folder.name.rsplit("-", 1)[1]) == 12
+    for f in folder.glob("*.pickle"):
+        f.write_bytes(b"\x80\x05not a pickle")
+    broken = run_units(tmp_path)
+    assert broken.returncode == 0 and broken.stdout.split()[-1] == "True", broken.stderr
+    again = run_units(tmp_path)
+    assert again.returncode == 0 and "unusable" not in again.stderr, again.stderr
