@@ -106,6 +106,7 @@ CODES: dict[str, str] = {
     "E0623": "export failed or its format is unavailable",
     "E0640": "AdS data the generator cannot make (too few boundary samples in the box)",
     "E0641": "AdS bulk metric not finite on the network's layer grid",
+    "E0642": "AdS data and network on different layer grids or bulks (h compared at different η)",
     "E0701": "unknown nucleus",
     "E0702": "unknown energy-density functional",
     "E0703": "grid too small for the nucleus",

@@ -137,6 +137,15 @@ class _AdSDataP(_BulkP, DataParams):
         return v
 
 
+def _ads_networks(block: Any):
+    """Every ``ads_network`` component applied in ``block`` (an elaborated BlockIR), nested blocks included."""
+    for n in getattr(block, "nodes", ()):
+        if isinstance(n.target, AdSNetworkC):
+            yield n.target
+        elif getattr(n.target, "nodes", None) is not None:
+            yield from _ads_networks(n.target)
+
+
 @component("ads_response", kind="data")
 class AdSResponse(DataSource):
     """Boundary response data generated from a bulk metric: fields ``x`` [2] = (φ, π) at η_ini,
@@ -183,6 +192,21 @@ class AdSResponse(DataSource):
         F = d["y"] if p.label == "response" else d["F"]  # the observed (noisy) residual, or the true one
         return {"x": d["x"].float(), "F": F.unsqueeze(-1).float(), "y": d["y"].unsqueeze(-1).float(),
                 "h": h_true.unsqueeze(0).expand(n, -1).float().contiguous()}
+
+    GRID_KEYS = ("layers", "grid", "eta_ini", "eta_fin", "m2", "lam")
+
+    def check_model(self, model: Any, span: Any = None) -> None:
+        """E0642 when a model's ``ads_network`` integrates on another grid or bulk than these data: ``h`` is
+        tabulated at the data's layer midpoints, so `rel_l2(h)` would compare values at different η (and a
+        different m², λ or cut-off would be absorbed into the learned h) — silently, shapes agreeing."""
+        for net in _ads_networks(model):
+            diff = [f"{k} = {getattr(net.params, k)!r} in the model, {getattr(self.params, k)!r} in the data"
+                    for k in self.GRID_KEYS if getattr(net.params, k) != getattr(self.params, k)]
+            if diff:
+                raise BkError("E0642", "the model's `ads_network` and the data's `ads_response` disagree: "
+                              + "; ".join(diff), span=span,
+                              help="give both the same " + ", ".join(self.GRID_KEYS)
+                                   + " (the data's h is the true metric at the network's layer midpoints)")
 
     def load(self, *, seed: int, base_dir: str | None = None):
         fields = self.generate(seed if self.params.seed is None else self.params.seed)

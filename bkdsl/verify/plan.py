@@ -394,6 +394,8 @@ def check_train(t: I.TrainIR, program: I.Program) -> list[Diagnostic]:
               comp if d is not None else None)
     if model is not None and header:
         diags += check_shapes(model, header, sp.get("data"))
+    if model is not None and d is not None and comp is not None and hasattr(comp, "check_model"):
+        guard(comp.check_model, model, sp.get("data"))  # a source whose fields assume the model's set-up
     opt = guard(instantiate, t.get("optimizer") or DEFAULT_OPTIMIZER, "optimizer", sp.get("optimizer"))
     if t.get("schedule") is not None:
         sched = guard(instantiate, t.get("schedule"), "schedule", sp.get("schedule"))

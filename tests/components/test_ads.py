@@ -83,3 +83,27 @@ def test_a_metric_not_finite_at_a_layer_midpoint_is_E0641():
         assert e.value.diagnostic.code == "E0641"
     finally:
         del ads_nn.METRICS["_spiky"]
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("data.grid", '"uniform"', 'grid = \'log\' in the model, \'uniform\' in the data'),
+    ("data.eta_fin", "0.2", "eta_fin = 0.1 in the model, 0.2 in the data"),
+    ("data.m2", "-2.0", "m2 = -1.0 in the model, -2.0 in the data"),
+])
+def test_data_and_network_on_different_grids_are_E0642(key, value, needle):
+    """Same shapes, different η: rel_l2(h) would compare the metric at other points — refused at check."""
+    errs = [d for d in check_file(SPEC, {key: value}) if d.is_error]
+    assert {d.code for d in errs} == {"E0642"}, errs
+    assert needle in errs[0].message and errs[0].help and errs[0].span is not None
+
+
+def test_the_grid_agreement_looks_into_nested_blocks():
+    text = SPEC.read_text().replace("model adsnet(layers: int = 20) {",
+                                    "block inner(layers: int) {").replace(
+        "train ads {", "model adsnet(layers: int = 20) {\n  input x : [B, 2]\n  r = inner(x, layers)\n"
+        "  output F = r.F\n  output h = r.h\n}\n\ntrain ads {", 1)
+    from bkdsl.api import check_source
+    ok = [d for d in check_source(text, str(SPEC)) if d.is_error]
+    bad = [d for d in check_source(text, str(SPEC), {"data.grid": '"uniform"'}) if d.is_error]
+    assert not ok, ok
+    assert {d.code for d in bad} == {"E0642"}, bad
