@@ -330,7 +330,14 @@ class LossInterpreter:
                 vals.append(self.model_output(ModelRef(None, "model", a.span), a.id, a.span) if i == 0
                             else self.data_field(a.id, a.span))
                 if isinstance(vals[-1], ModuleRef):
-                    raise BkError("E0601", f"the model has no output `{a.id}`", span=a.span)
+                    if self.model is None and self.tensors is None:
+                        # the loss declaration checked on its own: the model is not known yet; the train
+                        # block's check (which has it) decides whether `a.id` is one of its outputs
+                        vals[-1] = UT(None, self.field_units.get(a.id, DIMENSIONLESS), f"model.{a.id}", True)
+                    else:
+                        known = list(self.model.outputs) if self.model is not None else list(self.tensors.outputs)
+                        raise BkError("E0601", f"the model has no output `{a.id}`", span=a.span,
+                                      help=did_you_mean(a.id, known, f"outputs: {', '.join(known) or 'none'}"))
             else:
                 vals.append(self.operand(a))
         if arity == 1:

@@ -124,3 +124,16 @@ train t { model = m; data = u; loss = l; epochs = 1; batch = 8; }
 """
     errs = [d for d in check_source(spec, "s.bk") if d.is_error]
     assert errs and errs[0].code == "E0203"
+
+
+def test_a_bare_output_name_first_in_a_two_tensor_term_is_the_models_output():
+    """`mse(y, data.x)`: a bare name first is the model's output. The loss declaration checked on its own
+    (no model known yet) must not refuse it; the train block's check decides, with a did-you-mean."""
+    assert not _errors("mse(y, data.x)")
+    loss, model, batch = _bound("mse(y, data.x)")
+    out = model(x=batch["x"])
+    total, _ = loss(out, batch)
+    assert torch.allclose(total, ((out["y"] - batch["x"]) ** 2).mean())
+    errs = _errors("mse(yy, data.x)")
+    assert [d.code for d in errs] == ["E0601"] and "no output `yy`" in errs[0].message, errs
+    assert "did you mean `y`" in errs[0].help
