@@ -77,6 +77,15 @@ def test_check_phase8_loads_no_torch_or_geoopt(pint_scipy):
     assert "bkdsl.components.optics" not in mods  # lookup imported only the modules phase8 uses
 
 
+def test_check_u236_loads_no_torch_or_geoopt(pint_scipy):
+    """The thesis' flagship: its data source's field units come from a torch-free table
+    (bkdsl/physics/field_units.py), not from the generator's module."""
+    mods, code, out = loaded("check", "specs/u236_mtl.bk")
+    assert code == 0 and "ok" in out, out
+    assert heavy(mods) == sorted(pint_scipy), sorted(set(heavy(mods)) - pint_scipy)
+    assert "bkdsl.physics.dataset" not in mods
+
+
 def test_check_of_a_generated_spec_loads_no_torch(tmp_path, pint_scipy):
     """The constructs of bench/check_scale.py's spec (constants with units, a manifold, a leapfrog
     integrator, blocks of dense layers, models, a loss), a few hundred lines of them."""

@@ -215,9 +215,9 @@ class NuclearDensitiesSource(DataSource):
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:
         try:
-            from bkdsl.physics import dataset as phys
+            from bkdsl.physics import field_units as phys  # torch-free: check reads units, not solvers
 
-            units = getattr(phys, "FIELD_UNITS", None) or getattr(phys, "UNITS", None) or DEFAULT_NUCLEAR_UNITS
+            units = phys.UNITS or DEFAULT_NUCLEAR_UNITS
             if call is not None and getattr(call, "kwargs", {}).get("solver") == "hf-bcs":
                 units = phys.HF_UNITS     # Kohn-Sham data: E_kin, E_int, E_pair, E_ex (eqs. 3.13-3.16)
             # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label

@@ -13,7 +13,7 @@ Public API (units: MeV, fm, fm^-3, b):
 # `bkdsl.physics.params`, which a data source's schema reads) costs nothing; torch and scipy load
 # when a solver, grid or data set is first used.
 _LAZY = {
-    "Coulomb": "coulomb", "uniform_sphere_potential": "coulomb", "UNITS": "dataset",
+    "Coulomb": "coulomb", "uniform_sphere_potential": "coulomb", "UNITS": "field_units",
     "NuclearDataset": "dataset", "generate_nuclear_densities": "dataset", "SkyrmeETF": "etf",
     "energy_window": "filters", "flatten_histogram": "filters", "q20_window": "filters", "AxialGrid": "grid",
     "GridSpec": "grid", "SpectralBasis": "grid", "check_grid": "grid", "multipoles": "multipoles",

@@ -33,7 +33,8 @@ from .etf import SkyrmeETF
 from .grid import AxialGrid, GridSpec, check_grid
 from .guards import check_physical
 from . import hf_axial, hf_dataset
-from .hf_dataset import HF_UNITS, generate_hf_densities  # noqa: F401  (HF_UNITS: read by the data source)
+from .field_units import HF_UNITS, UNITS  # noqa: F401  (per-field units, pint-parsable; re-exported)
+from .hf_dataset import generate_hf_densities
 from .multipoles import multipoles, rms_radius, to_barn_units
 from .nuclear_dataset import NuclearDataset, sample_generator
 from .nuclei import get_nucleus
@@ -41,13 +42,6 @@ from .potentials import THESIS_V0, make_potentials, potential_kind, random_ho_dr
 from .skyrme import get_functional
 from .solver import K_CUT, Variational, evaluate, hessian_preconditioner, solve
 
-#: per-field units (pint-parsable)
-UNITS = {
-    "rho": "fm^-3", "rho_n": "fm^-3", "rho_p": "fm^-3", "v": "MeV",
-    "E": "MeV", "E_ext": "MeV", "E_com": "MeV", "E_gs": "MeV",
-    "Q20": "b", "Q30": "b^1.5", "Q40": "b^2", "v0": "MeV fm^1.5",
-    "residual": "MeV", "iterations": "dimensionless",
-}
 
 def solver_modules(solver: str) -> tuple:
     """The modules whose source versions a cached data set of ``solver`` (beyond this one's)."""

@@ -41,6 +41,7 @@ import torch
 
 from bkdsl.diagnostics import BkError
 
+from .field_units import HF_UNITS
 from .grid import AxialGrid, GridSpec
 from .hf_axial import DEFAULT_ORDER, THESIS_COM_C, THESIS_GRID, axial_hf_bcs, axial_hf_bcs_batch
 from .nuclear_dataset import NuclearDataset, sample_generator
@@ -61,9 +62,6 @@ THESIS_CUTS: dict[str, dict[str, tuple[float, float]]] = {
 THESIS_CUT_KEPT = {"sho": {"E": 239827, "E_kin": 249491, "E_int": 248782, "E_pair": 248911, "E_ex": 249704},
                    "rnd": {"E": 245740, "E_kin": 249310, "E_int": 249398, "E_pair": 249112, "E_ex": 249468}}
 
-HF_UNITS = {"rho": "fm^-3", "rho_n": "fm^-3", "rho_p": "fm^-3", "v": "MeV", "E": "MeV", "E_kin": "MeV",
-            "E_int": "MeV", "E_pair": "MeV", "E_ex": "MeV", "E_com": "MeV", "Q20": "b", "residual": "fm^-3",
-            "iterations": "dimensionless"}
 
 
 def draw_fields(kind: str, grid: AxialGrid, seed: int, indices: range, A: int, kw: dict) -> torch.Tensor:
