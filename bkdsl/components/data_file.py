@@ -153,24 +153,37 @@ def _to_tensor(a: np.ndarray, inf: FieldInfo, path: Path) -> torch.Tensor:
                   span=inf.span, help="store numbers (float or integer arrays)")
 
 
-def read_file(path: str | Path, decls: dict[str, FieldInfo], span: Span | None = None,
-              base_dir: str | Path | None = None) -> Dataset:
-    """Read the declared fields of an npz/h5/safetensors file into a validated-shape Dataset."""
+def _resolve(path: str | Path, decls: dict[str, FieldInfo], span: Span | None,
+             base_dir: str | Path | None) -> Path:
+    """The file a ``file(...)`` source reads: ``path``, or relative to the spec's directory when it is
+    relative and not found as given; E0609 when it declares no field (shared by read and header)."""
     p = Path(path)
     if not p.is_absolute() and base_dir is not None and not p.exists():
         p = Path(base_dir) / p
     if not decls:
         raise BkError("E0609", f"file(\"{path}\") declares no fields", span=span,
                       help='declare the fields to read: `file("d.h5", E = field("energy", unit = MeV))`')
+    return p
+
+
+def _require_key(name: str, key: str, held, p: Path, span: Span | None) -> None:
+    """E0601 when the file holds no ``key`` (the stored name of declared field ``name``)."""
+    if key not in held:
+        raise BkError("E0601", f"field `{name}`: `{key}` is not in `{p}`", span=span,
+                      label=f"`{name}` declared here",
+                      help=f"the file holds: {', '.join(sorted(held)) or 'nothing'}")
+
+
+def read_file(path: str | Path, decls: dict[str, FieldInfo], span: Span | None = None,
+              base_dir: str | Path | None = None) -> Dataset:
+    """Read the declared fields of an npz/h5/safetensors file into a validated-shape Dataset."""
+    p = _resolve(path, decls, span, base_dir)
     arrays, units, avail = _read_raw(p, [d.key or d.name for d in decls.values()], span)
     fields: dict[str, torch.Tensor] = {}
     info: dict[str, FieldInfo] = {}
     for name, d in decls.items():
         key = d.key or name
-        if key not in arrays:
-            raise BkError("E0601", f"field `{name}`: `{key}` is not in `{p}`", span=d.span or span,
-                          label=f"`{name}` declared here",
-                          help=f"the file holds: {', '.join(sorted(avail)) or 'nothing'}")
+        _require_key(name, key, avail, p, d.span or span)
         a = arrays[key]
         scale = 1.0
         if key in units:
@@ -261,20 +274,12 @@ def read_header(path: str | Path, decls: dict[str, FieldInfo], span: Span | None
     """What :func:`read_file` would produce, from the headers only: each declared field's per-sample
     shape and unit, with the same refusals (missing file or key E0605/E0601, unit of another dimension
     E0604, declared shape differing from the file's E0602). Used by ``bkdsl check``."""
-    p = Path(path)
-    if not p.is_absolute() and base_dir is not None and not p.exists():
-        p = Path(base_dir) / p
-    if not decls:
-        raise BkError("E0609", f"file(\"{path}\") declares no fields", span=span,
-                      help='declare the fields to read: `file("d.h5", E = field("energy", unit = MeV))`')
+    p = _resolve(path, decls, span, base_dir)
     shapes, units = _header_raw(p, span)
     out: dict[str, FieldInfo] = {}
     for name, d in decls.items():
         key = d.key or name
-        if key not in shapes:
-            raise BkError("E0601", f"field `{name}`: `{key}` is not in `{p}`", span=d.span or span,
-                          label=f"`{name}` declared here",
-                          help=f"the file holds: {', '.join(sorted(shapes)) or 'nothing'}")
+        _require_key(name, key, shapes, p, d.span or span)
         if not shapes[key]:
             raise BkError("E0602", f"field `{name}` (`{key}` in `{p}`) is a scalar, not one value per sample",
                           span=d.span or span, help="store the field with a leading sample dimension [N, ...]")
