@@ -543,6 +543,25 @@ def _forward_grid(cfg: RouteConfig, n_tiles: int, device: torch.device) -> tuple
     return (min(n_tiles, _num_sms(device) * cfg.programs_per_sm) if cfg.programs_per_sm > 0 else n_tiles,)
 
 
+def forward_launch(x: torch.Tensor, mu: torch.Tensor, k: int, c: float, cfg: RouteConfig):
+    """What every forward routing kernel (the production one and the variants) needs before its launch:
+    the checked contiguous inputs, the outputs (gate, idx, dist) [T, k], and the launch constants
+    (c_hi, c_lo, BLOCK_E, number of token tiles, the common meta-parameters) — None for T = 0."""
+    _check(x, mu, k)
+    x, mu = x.contiguous(), mu.contiguous()
+    T = x.shape[0]
+    outs = (_alloc((T, k), x.dtype, x.device), _alloc((T, k), torch.int64, x.device),
+            _alloc((T, k), x.dtype, x.device))
+    if T == 0:
+        return x, mu, outs, None
+    c_hi, c_lo = _split(c)
+    launch = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if cfg.maxnreg and x.is_cuda:
+        launch["maxnreg"] = cfg.maxnreg
+    common = dict(K=k, KP=_pow2(k), BLOCK_T=cfg.block_t, **launch)
+    return x, mu, outs, (c_hi, c_lo, max(16, _pow2(mu.shape[0])), _cdiv(T, cfg.block_t), common)
+
+
 def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float = 1.0,
                             config: RouteConfig | None = None
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -551,22 +570,12 @@ def hyperbolic_route_triton(x: torch.Tensor, mu: torch.Tensor, k: int, c: float 
     if cfg.kernel != "tiled":  # the variants' kernels are not on the production path
         raise ValueError(f"hyperbolic_route_triton runs the tiled kernel; the {cfg.kernel!r} variant is "
                          "bkdsl.kernels.hyperbolic_routing.variants.hyperbolic_route_variant")
-    _check(x, mu, k)
-    x, mu = x.contiguous(), mu.contiguous()
+    x, mu, (gate, idx, dist), fwd = forward_launch(x, mu, k, c, cfg)
+    if fwd is None:
+        return gate, idx, dist
     T, D = x.shape
     E = mu.shape[0]
-    gate = _alloc((T, k), x.dtype, x.device)
-    dist = _alloc((T, k), x.dtype, x.device)
-    idx = _alloc((T, k), torch.int64, x.device)
-    if T == 0:
-        return gate, idx, dist
-    c_hi, c_lo = _split(c)
-    kp, block_e = _pow2(k), max(16, _pow2(E))
-    n_tiles = _cdiv(T, cfg.block_t)
-    launch = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    if cfg.maxnreg and x.is_cuda:
-        launch["maxnreg"] = cfg.maxnreg
-    common = dict(K=k, KP=kp, BLOCK_T=cfg.block_t, **launch)
+    c_hi, c_lo, block_e, n_tiles, common = fwd
     _route_tiled_kernel[_forward_grid(cfg, n_tiles, x.device)](
         x, mu, gate, idx, dist, T, E, D, float(c), c_hi, c_lo, 2.0 / math.sqrt(c), BLOCK_E=block_e,
         PRECISION=_precision(cfg.precision), BLOCK_D=cfg.block_d, XSQ_ONCE=cfg.xsq_once,

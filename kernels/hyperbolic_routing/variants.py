@@ -26,10 +26,10 @@ import triton
 import triton.language as tl
 
 from bkdsl.kernels.hyperbolic_routing import kernel as production
-from bkdsl.kernels.hyperbolic_routing.kernel import (DEFAULT_CONFIG, RouteConfig, _cdiv, _centroid_norms,
-                                                     _centroid_table, _check, _curvature64, _finish_tile,
+from bkdsl.kernels.hyperbolic_routing.kernel import (DEFAULT_CONFIG, RouteConfig, _centroid_norms,
+                                                     _centroid_table, _curvature64, _finish_tile,
                                                      _forward_grid, _k_smallest, _measure, _pick, _pow2,
-                                                     _precision, _select_key, _select_tile, _split,
+                                                     _precision, _select_key, _select_tile,
                                                      hyperbolic_route_triton)
 
 __all__ = ["hyperbolic_route_variant", "MAX_ROW_DIM", "VARIANTS"]
@@ -122,22 +122,12 @@ def hyperbolic_route_variant(x: torch.Tensor, mu: torch.Tensor, k: int, c: float
     dp = max(16, _pow2(D))
     if cfg.kernel == "tiled" or (cfg.kernel == "rows" and dp > MAX_ROW_DIM):
         return production.hyperbolic_route_triton(x, mu, k, c, dataclasses.replace(cfg, kernel="tiled"))
-    _check(x, mu, k)
-    x, mu = x.contiguous(), mu.contiguous()
-    E = mu.shape[0]
-    # through the module, so that a test's poisoned allocator reaches the variants too
-    gate = production._alloc((T, k), x.dtype, x.device)
-    dist = production._alloc((T, k), x.dtype, x.device)
-    idx = production._alloc((T, k), torch.int64, x.device)
-    if T == 0:
+    # the production set-up (checks, outputs through its allocator, launch constants): one copy
+    x, mu, (gate, idx, dist), fwd = production.forward_launch(x, mu, k, c, cfg)
+    if fwd is None:
         return gate, idx, dist
-    c_hi, c_lo = _split(c)
-    kp, block_e = _pow2(k), max(16, _pow2(E))
-    n_tiles = _cdiv(T, cfg.block_t)
-    launch = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    if cfg.maxnreg and x.is_cuda:
-        launch["maxnreg"] = cfg.maxnreg
-    common = dict(K=k, KP=kp, BLOCK_T=cfg.block_t, **launch)
+    E = mu.shape[0]
+    c_hi, c_lo, block_e, n_tiles, common = fwd
     grid = _forward_grid(cfg, n_tiles, x.device)
     if cfg.kernel == "split":
         _route_select_kernel[grid](x, mu, idx, T, E, D, c_hi, c_lo, BLOCK_E=block_e, BLOCK_D=cfg.block_d,
