@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bkdsl.components.fields import FieldInfo
 from bkdsl.diagnostics import BkError, Span
 from bkdsl.lazy import lazy_module
+from bkdsl.physics import field_units
 from bkdsl.physics.params import NuclearDensitiesParams
 from bkdsl.registry import Component, component
 from bkdsl.semantics.units import quantity, unit_str, ureg
@@ -193,9 +194,6 @@ class WoodsSaxonSource(DataSource):
 
 
 # -- nuclear_densities(...): the physics engineer's generator, cached ------------------------------------
-DEFAULT_NUCLEAR_UNITS = {"rho": "fm^-3", "E": "MeV", "v": "MeV", "Q20": "fm^2", "Q30": "fm^3"}
-
-
 class NuclearParams(DataParams, NuclearDensitiesParams):
     """The generator's own validated schema (:mod:`bkdsl.physics.params`) plus the common data keys."""
 
@@ -214,21 +212,16 @@ class NuclearDensitiesSource(DataSource):
 
     @classmethod
     def declared_fields(cls, call: CallValue) -> dict[str, str]:
-        try:
-            from bkdsl.physics import field_units as phys  # torch-free: check reads units, not solvers
-
-            units = phys.UNITS or DEFAULT_NUCLEAR_UNITS
-            if call is not None and getattr(call, "kwargs", {}).get("solver") == "hf-bcs":
-                units = phys.HF_UNITS     # Kohn-Sham data: E_kin, E_int, E_pair, E_ex (eqs. 3.13-3.16)
-            # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label
-            # its numbers with the wrong unit (they are plain tensors, not quantities to convert)
-            out = {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
-            pot = (call.kwargs.get("potential") if call is not None and hasattr(call, "kwargs") else None)
-            if isinstance(pot, str) and pot.lower() in ("sho", "rnd"):
-                out.pop("v0", None)       # the random-HO amplitude: the sho / rnd families draw none
-            return out
-        except ImportError:
-            return dict(DEFAULT_NUCLEAR_UNITS)
+        units = field_units.UNITS  # torch-free: check reads the units, not the solvers
+        if call is not None and getattr(call, "kwargs", {}).get("solver") == "hf-bcs":
+            units = field_units.HF_UNITS     # Kohn-Sham data: E_kin, E_int, E_pair, E_ex (eqs. 3.13-3.16)
+        # the generator's own units (Q20 in b, Q30 in b^1.5, ...): declaring others here would label
+        # its numbers with the wrong unit (they are plain tensors, not quantities to convert)
+        out = {k: ("1" if v in ("dimensionless", "") else v) for k, v in units.items()}
+        pot = (call.kwargs.get("potential") if call is not None and hasattr(call, "kwargs") else None)
+        if isinstance(pot, str) and pot.lower() in ("sho", "rnd"):
+            out.pop("v0", None)       # the random-HO amplitude: the sho / rnd families draw none
+        return out
 
     def load(self, *, seed: int, base_dir: str | None = None):
         try:
